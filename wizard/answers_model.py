@@ -1,0 +1,146 @@
+"""The answers as typed data (see CONTRACT.md, "Answers file").
+
+``wizard.answers`` turns a YAML document into these, validating every key; the
+rest of the core reads only these dataclasses, never the raw dictionary.
+No field ever holds a secret: passphrases are asked for at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+Transport = Literal["ssh", "local"]
+
+
+@dataclass
+class Access:
+    """How the wizard reaches a machine's files and commands."""
+
+    transport: Transport = "ssh"
+    host: str | None = None  # defaults to the node's address
+    user: str | None = None
+    port: int | None = None  # None: ~/.ssh/config or 22
+    key_file: str | None = None
+    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+    proxy_jump: str | None = None
+    sudo: bool = False
+
+
+@dataclass
+class Node:
+    name: str
+    address: str
+    access: Access = field(default_factory=Access)
+    instance_id: str | None = None
+    install_dir: str = "/opt/atlassian/confluence"
+    confluence_port: int | None = None  # None: read from server.xml
+    synchrony_port: int | None = None  # None: read from bin/setenv.sh, else synchrony.port
+    restart_command: str | None = None  # None: detected
+
+
+@dataclass
+class Synchrony:
+    mode: Literal["direct", "internal-proxy"] = "direct"
+    port: int = 8091
+
+
+@dataclass
+class BaseUrl:
+    method: Literal["guided", "postgres"] = "guided"
+
+
+@dataclass
+class Tls:
+    certificate_file: str
+    key_file: str
+
+
+@dataclass
+class ApacheOptions:
+    access: Access
+    config_path: str | None = None  # None: the distribution's default (wizard.apache facts)
+    server_name: str | None = None  # None: the public URL's host
+    listen_port: int | None = None  # None: the public URL's port
+    tls: Tls | None = None
+    manager_allow: list[str] = field(default_factory=list)
+    configtest_command: str | None = None
+    reload_command: str | None = None
+
+
+@dataclass
+class AlbOptions:
+    region: str
+    vpc_id: str
+    subnet_ids: list[str]
+    name: str | None = None  # None: the setup's name
+    profile: str | None = None
+    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    certificate_arn: str | None = None
+    node_security_group_id: str | None = None
+    idle_timeout: int = 300
+
+
+@dataclass
+class Balancer:
+    kind: Literal["apache", "alb"]
+    apache: ApacheOptions | None = None
+    alb: AlbOptions | None = None
+
+
+@dataclass
+class PublicUrl:
+    """The address users type, split into what the steps need."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    context_path: str  # "" or "/wiki", never a trailing slash
+
+    @property
+    def is_https(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def default_port(self) -> bool:
+        return self.port == (443 if self.is_https else 80)
+
+    def join(self, path: str) -> str:
+        """The public URL of ``path`` (which starts with '/'), under the context path."""
+        netloc = self.host if self.default_port else f"{self.host}:{self.port}"
+        return f"{self.scheme}://{netloc}{self.context_path}{path}"
+
+    @classmethod
+    def parse(cls, url: str) -> PublicUrl:
+        """Split a URL that ``wizard.answers`` has already validated."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+        return cls(url=url, scheme=scheme, host=(parts.hostname or "").lower(), port=port,
+                   context_path=parts.path.rstrip("/"))
+
+
+@dataclass
+class Answers:
+    name: str
+    public_url: PublicUrl
+    nodes: list[Node]
+    balancer: Balancer
+    synchrony: Synchrony = field(default_factory=Synchrony)
+    restart: Literal["rolling", "manual"] = "rolling"
+    base_url: BaseUrl = field(default_factory=BaseUrl)
+    version: int = 1
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answers as an answers file would hold them (no secret is ever among them)."""
+        data = asdict(self)
+        data["public_url"] = self.public_url.url
+        return data

@@ -1,0 +1,298 @@
+"""The command line of CONTRACT.md.
+
+Argument parsing and dispatch only. The faces (Textual in ``screens``, the
+questionary prompts in ``wizard.prompts``) are imported lazily, so ``--help``
+and the headless verbs never load a UI library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from wizard import TOOL_NAME, __version__
+from wizard.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInputError,
+                           StateError, WizardError)
+
+EPILOG = """exit status: 0 done (apply/verify: every check passed); 1 a step failed (its change
+was undone or never made); 2 bad input (nothing changed); 3 a verification check
+failed; 130 interrupted (state saved, resumable)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wizard.steps import STEP_NAMES
+
+    state_help = ("the state file (default: ~/.local/state/confluence-lb-wizard/<setup>.state.json, "
+                  "or the only state file there)")
+    parser = argparse.ArgumentParser(
+        prog=TOOL_NAME,
+        description="Put Confluence Data Center and Synchrony behind Apache httpd or an AWS "
+                    "Application Load Balancer, one checked and undoable step at a time. "
+                    "Without a command it opens the full-screen wizard.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{TOOL_NAME} {__version__}")
+    parser.add_argument("--state", metavar="PATH", help=state_help)
+    parser.add_argument("--plain", action="store_true",
+                        help="the same flow as plain line prompts instead of the full-screen app")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=description, epilog=EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--version", action="version", version=f"{TOOL_NAME} {__version__}")
+        sub.add_argument("--state", metavar="PATH", help=state_help)
+        return sub
+
+    plan = command("plan", "print every change the steps would make; changes nothing",
+                   "Read everything, change nothing, and print every change the steps would make.")
+    plan.add_argument("--answers", metavar="FILE", required=True, help="the answers file (YAML or JSON)")
+    plan.add_argument("--only", nargs="+", metavar="STEP", choices=STEP_NAMES, help="plan only these steps")
+
+    apply = command("apply", "run the steps headless: plan, show, confirm, apply, verify",
+                    "Plan, show, confirm (or --yes), apply and verify each step, resuming at the "
+                    "first step not yet done.")
+    apply.add_argument("--answers", metavar="FILE", required=True, help="the answers file (YAML or JSON)")
+    apply.add_argument("--yes", action="store_true", help="apply without asking for confirmation")
+    apply.add_argument("--only", nargs="+", metavar="STEP", choices=STEP_NAMES,
+                       help=f"run only these steps ({', '.join(STEP_NAMES)})")
+
+    status = command("status", "the checklist: every step with its status and when",
+                     "Print every step with its status and when it last changed.")
+    status.add_argument("--json", action="store_true", help="print JSON (see CONTRACT.md)")
+
+    verify = command("verify", "run the final tests and health checks (read-only)",
+                     "Run every step's checks against the machines; changes nothing there. "
+                     "Results are recorded in the state file when there is one.")
+    verify.add_argument("--answers", metavar="FILE", help="the answers file (instead of --state)")
+    verify.add_argument("--json", action="store_true", help="print JSON (see CONTRACT.md)")
+
+    runbook = command("runbook", "export the runbook of what was done",
+                      "Write the runbook of this setup: every step, its changes, how to undo them "
+                      "by hand, and the check results.")
+    runbook.add_argument("--format", choices=("md", "html"), default="md", help="md (default) or html")
+    runbook.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+    rollback = command("rollback", "undo applied steps, newest first (or one step)",
+                       "Undo what the steps changed, newest first, or only STEP's changes.")
+    rollback.add_argument("step", nargs="?", choices=STEP_NAMES, metavar="STEP", help="only this step")
+    rollback.add_argument("--yes", action="store_true", help="roll back without asking for confirmation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = {
+        None: run_wizard, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
+        "verify": cmd_verify, "runbook": cmd_runbook, "rollback": cmd_rollback,
+    }[args.command]
+    try:
+        return handler(args)
+    except WizardError as exc:
+        print(f"{TOOL_NAME}: {exc.for_admin()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"\n{TOOL_NAME}: interrupted; the state is saved. Run the same command to resume.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# Helpers shared by the verbs.
+
+def command_line() -> str:
+    return " ".join([TOOL_NAME, *sys.argv[1:]])
+
+
+def load_answers(path: str):  # -> Answers
+    from wizard.answers import load_answers_file, validate
+
+    return validate(load_answers_file(path), source=path)
+
+
+def find_state_file(explicit: str | None) -> Path:
+    """``--state`` if given, else the only state file in the default folder."""
+    if explicit:
+        return Path(explicit).expanduser()
+    from wizard.state import default_state_path
+
+    folder = default_state_path("x").parent
+    found = sorted(folder.glob("*.state.json")) if folder.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StateError(f"No state file given and none in {folder}.",
+                         "Pass --state PATH, or start a setup with `apply --answers FILE`.")
+    raise StateError(f"Several setups have state in {folder}: "
+                     + ", ".join(p.name for p in found) + ".", "Choose one with --state PATH.")
+
+
+def state_for_answers(explicit: str | None, answers) -> Path:
+    from wizard.state import default_state_path
+
+    return Path(explicit).expanduser() if explicit else default_state_path(answers.name)
+
+
+def answers_from_state(store):  # -> (State, Answers)
+    from wizard.answers import validate
+
+    state = store.load()
+    return state, validate(state.answers, source=str(store.path))
+
+
+def open_runner(answers, state_path: Path, *, read_only: bool = False, events=None):
+    from wizard.report import EventPrinter
+    from wizard.runner import Runner
+    from wizard.state import StateStore
+
+    return Runner(answers, StateStore(state_path), events=events or EventPrinter(),
+                  command=command_line(), read_only=read_only)
+
+
+def confirm_on_terminal(question: str) -> bool:
+    print(f"{question} [y/N] ", end="", flush=True)
+    try:
+        reply = sys.stdin.readline()
+    except KeyboardInterrupt:
+        return False
+    return reply.strip().lower() in ("y", "yes")
+
+
+def require_terminal_or_yes(yes: bool, verb: str) -> None:
+    if not yes and not sys.stdin.isatty():
+        raise BadInputError(f"`{verb}` needs confirmation, and there is no terminal to ask on.",
+                            "Review the plan with `plan --answers FILE`, then run again with --yes.")
+
+
+# The verbs.
+
+def run_wizard(args: argparse.Namespace) -> int:
+    if args.plain:
+        from screens.plain import run_prompts  # questionary loads only here
+
+        return run_prompts(state=args.state)
+    from screens.app import run_app  # Textual loads only here
+
+    return run_app(state=args.state)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    answers = load_answers(args.answers)
+    runner = open_runner(answers, state_for_answers(args.state, answers), read_only=True)
+    with runner:
+        plans = runner.plan(args.only)
+    changes = sum(len(plan.changes) for plan in plans)
+    print(f"\n{changes} change(s) planned over {len(plans)} step(s); nothing was changed.")
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    answers = load_answers(args.answers)
+    require_terminal_or_yes(args.yes, "apply")
+
+    def confirm(plan) -> bool:
+        return args.yes or confirm_on_terminal(f"Apply the {plan.step} changes above?")
+
+    runner = open_runner(answers, state_for_answers(args.state, answers))
+    runner.open()
+    exit_status = EXIT_INTERRUPTED
+    try:
+        outcome = runner.apply(args.only, confirm=confirm)
+        exit_status = outcome.exit_status
+        print(f"\n{outcome.message}")
+        print(f"State: {runner.store.path}")
+    finally:
+        runner.close(exit_status)
+    return exit_status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from wizard.report import format_status
+    from wizard.state import StateStore
+    from wizard.steps import available
+
+    path = find_state_file(args.state)
+    state = StateStore(path).load()
+    names = available() + [name for name in state.steps if name not in available()]
+    if args.json:
+        steps = []
+        for name in names:
+            record = state.steps.get(name)
+            steps.append({"name": name, "status": record.status if record else "pending",
+                          "updated": record.updated if record else None,
+                          "summary": record.summary if record else ""})
+        print(json.dumps({"setup": state.setup, "state_file": str(path), "steps": steps}, indent=2))
+    else:
+        print(format_status(state, names, str(path)))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from wizard.report import format_checks
+    from wizard.state import StateStore
+
+    if args.answers:
+        answers = load_answers(args.answers)
+        path = state_for_answers(args.state, answers)
+    else:
+        path = find_state_file(args.state)
+        _, answers = answers_from_state(StateStore(path))
+    events = (lambda event: None) if args.json else None
+    runner = open_runner(answers, path, read_only=not path.exists(), events=events)
+    runner.open()
+    exit_status = EXIT_INTERRUPTED
+    try:
+        outcome = runner.verify()
+        exit_status = outcome.exit_status
+    finally:
+        runner.close(exit_status)
+    if args.json:
+        print(json.dumps({"passed": exit_status == EXIT_OK,
+                          "checks": [check.to_dict() for check in outcome.checks]}, indent=2))
+    else:
+        print(f"\n{format_checks(outcome.checks)}\n\n{outcome.message}")
+    return exit_status
+
+
+def cmd_runbook(args: argparse.Namespace) -> int:
+    from wizard.runbook import build_runbook, write_runbook
+    from wizard.state import StateStore
+
+    state = StateStore(find_state_file(args.state)).load()
+    text = build_runbook(state, args.format)
+    if args.output:
+        write_runbook(text, args.output)
+        print(f"Runbook written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from wizard.state import StateStore
+
+    path = find_state_file(args.state)
+    _, answers = answers_from_state(StateStore(path))
+    require_terminal_or_yes(args.yes, "rollback")
+
+    def confirm(step: str, actions) -> bool:
+        print(f"\nRolling back {step} will:")
+        for action in actions:
+            print(f"  - [{action.target}] {action.description}")
+        return args.yes or confirm_on_terminal(f"Undo these {len(actions)} change(s) of {step}?")
+
+    runner = open_runner(answers, path)
+    runner.open()
+    exit_status = EXIT_INTERRUPTED
+    try:
+        outcome = runner.rollback(args.step, confirm=confirm)
+        exit_status = outcome.exit_status
+        print(f"\n{outcome.message}")
+    finally:
+        runner.close(exit_status)
+    return exit_status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The state file: what every step did, how to undo it, and the check results.
+
+One JSON file per setup, schema-versioned, saved atomically (temp file, fsync,
+rename, fsync the folder) with mode 0600, so a run killed at any moment leaves
+either the previous state or the new one, never a torn file. A lock file beside
+it names its holder; the kernel releases the lock (``flock``) when the holder
+dies, so a crashed run never keeps it.
+
+The state never holds a secret: the answers carry none by design, and every
+diff is masked (``wizard.redact``) before it is recorded.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import getpass
+import json
+import os
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from wizard.errors import StateError, StateLockedError
+from wizard.redact import redact
+
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "planned", "applied", "verified", "failed", "rolled-back")
+DONE = ("applied", "verified")
+
+# Upgrades from an older schema: MIGRATIONS[n] turns a version-n document into
+# version n+1. Version 1 is the first released schema; later versions add their
+# step here so that old state files keep loading.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def default_state_path(setup_name: str) -> Path:
+    """Where a setup's state lives when ``--state`` is not given."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "confluence-lb-wizard" / f"{setup_name}.state.json"
+
+
+@dataclass
+class StepRecord:
+    """Everything the state knows about one step."""
+
+    name: str
+    status: str = "pending"
+    updated: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    summary: str = ""
+    plan: dict[str, Any] | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    undo: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    def set_status(self, status: str, summary: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown step status {status!r}")
+        self.status = status
+        self.updated = now_iso()
+        if summary is not None:
+            self.summary = summary
+        self.history.append({"at": self.updated, "status": status, "summary": self.summary})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "updated": self.updated,
+                "started": self.started, "finished": self.finished, "summary": self.summary,
+                "plan": self.plan, "changes": self.changes, "undo": self.undo,
+                "checks": self.checks, "error": self.error, "history": self.history}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
+        record = cls(name=data["name"])
+        for key in ("status", "updated", "started", "finished", "summary", "plan", "error"):
+            if key in data:
+                setattr(record, key, data[key])
+        for key in ("changes", "undo", "checks", "history"):
+            setattr(record, key, list(data.get(key) or []))
+        if record.status not in STATUSES:
+            raise StateError(f"The state file names an unknown status {record.status!r} for step {record.name}.")
+        return record
+
+
+@dataclass
+class State:
+    setup: str
+    answers: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    created: str = field(default_factory=now_iso)
+    serial: int = 0
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str = ""
+
+    def step(self, name: str) -> StepRecord:
+        """The record of a step, created pending on first use."""
+        if name not in self.steps:
+            self.steps[name] = StepRecord(name=name)
+        return self.steps[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "serial": self.serial,
+                "tool_version": self.tool_version, "setup": self.setup, "created": self.created,
+                "answers": self.answers, "runs": self.runs,
+                "steps": {name: record.to_dict() for name, record in self.steps.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> State:
+        data = migrate(data)
+        try:
+            return cls(setup=data["setup"], answers=data.get("answers") or {},
+                       steps={name: StepRecord.from_dict(rec)
+                              for name, rec in (data.get("steps") or {}).items()},
+                       runs=list(data.get("runs") or []), created=data.get("created") or now_iso(),
+                       serial=int(data.get("serial", 0)),
+                       schema_version=int(data["schema_version"]),
+                       tool_version=data.get("tool_version", ""))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"The state file is not one this tool wrote ({exc}).",
+                             "Point --state at the right file, or move this one away to start afresh.") from exc
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a state document up to ``SCHEMA_VERSION`` through ``MIGRATIONS``."""
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise StateError("The state file has no schema_version; it was not written by this tool.",
+                         "Point --state at the right file, or move this one away to start afresh.")
+    version = data["schema_version"]
+    if not isinstance(version, int) or version < 1:
+        raise StateError(f"The state file's schema_version {version!r} is not valid.")
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"The state file was written by a newer confluence-lb-wizard (schema {version}; "
+            f"this one reads up to {SCHEMA_VERSION}).",
+            "Upgrade confluence-lb-wizard, then run the command again.")
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise StateError(f"No migration from state schema {version} to {version + 1}.",
+                             "Upgrade confluence-lb-wizard, or start afresh with a new --state file.")
+        data = step(dict(data))
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+class StateStore:
+    """Loads, saves and locks one state file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_fd: int | None = None
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> State:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise StateError(f"There is no state file at {self.path}.",
+                             "Run `confluence-lb-wizard apply --answers FILE` first, or pass the right --state.") from exc
+        except OSError as exc:
+            raise StateError(f"Could not read the state file {self.path}: {exc.strerror}.",
+                             "Check the file's permissions (it is readable only by its owner).") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(f"The state file {self.path} is not valid JSON (line {exc.lineno}).",
+                             "It was not written by this tool, or was edited by hand; restore it or move it away.") from exc
+        return State.from_dict(data)
+
+    def load_or_new(self, setup: str) -> State:
+        return self.load() if self.exists() else State(setup=setup)
+
+    def save(self, state: State) -> None:
+        """Write the state atomically with mode 0600 and a serial one higher."""
+        state.serial += 1
+        state.schema_version = SCHEMA_VERSION
+        payload = json.dumps(redact_state(state.to_dict()), indent=2, sort_keys=False) + "\n"
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                                     dir=directory)
+        except OSError as exc:
+            state.serial -= 1
+            raise StateError(f"Could not write the state file in {directory}: {exc.strerror}.",
+                             "Choose a writable place with --state.") from exc
+        try:
+            os.fchmod(descriptor, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            try:
+                os.remove(temp_name)
+            except OSError:
+                pass
+            state.serial -= 1
+            raise StateError(f"Could not save the state file {self.path}: {exc.strerror}.",
+                             "Free disk space or fix permissions; the previous state file is intact.") from exc
+
+    # Locking.
+
+    def acquire(self, command: str = "") -> None:
+        """Take the lock or raise ``StateLockedError`` naming who holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise StateError(f"Could not lock {self.lock_path}: {exc.strerror}.") from exc
+            raise StateLockedError(
+                f"Another run is using this setup's state: {describe_holder(holder)}.",
+                "Wait for it to finish, or stop it; the lock frees itself when that process ends.") from exc
+        # The lock is ours; what the file says about an earlier holder is stale.
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(),
+                  "since": now_iso(), "command": command}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        os.fsync(fd)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is None:
+            return
+        fd, self._lock_fd = self._lock_fd, None
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> StateStore:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        return json.loads(raw.decode()) if raw else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "a process that did not say who it is"
+    parts = [f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"]
+    if holder.get("user"):
+        parts.append(f"user {holder['user']}")
+    if holder.get("since"):
+        parts.append(f"since {holder['since']}")
+    if holder.get("command"):
+        parts.append(f"running `{holder['command']}`")
+    return ", ".join(parts)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers; the pid still identifies the holder
+        return ""
+
+
+def redact_state(data: Any) -> Any:
+    """Mask anything that looks like a secret in every string of the state."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, list):
+        return [redact_state(item) for item in data]
+    if isinstance(data, dict):
+        return {key: redact_state(value) for key, value in data.items()}
+    return data

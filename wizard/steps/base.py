@@ -1,0 +1,129 @@
+"""The shape every step has: inspect -> plan -> apply -> verify, and undo.
+
+Modelled on certbot's installers (record the undo before acting) and pyinfra's
+operations (read facts, then plan; "nothing to do" is a normal answer with a
+reason). ``plan`` is pure so it can be tested from plain data.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, TypeVar
+
+from wizard.answers_model import Answers, Node
+from wizard.errors import Interrupted
+from wizard.events import EventSink, ProgressReported, ignore_events
+from wizard.hosts import HostPool
+from wizard.model import Check, Plan, UndoAction
+
+T = TypeVar("T")
+
+# Parallel fan-out over nodes: enough for a large cluster, small enough not to
+# trip sshd's MaxStartups on a shared bastion.
+MAX_PARALLEL_NODES = 8
+
+
+@dataclass
+class Context:
+    """What a step may use while it runs: the answers, the machines, a way to report."""
+
+    answers: Answers
+    hosts: HostPool
+    events: EventSink = ignore_events
+    cancel: threading.Event = field(default_factory=threading.Event)
+    #: Read-only view of earlier steps' records (e.g. verify reads connector's plan).
+    previous: dict[str, Any] = field(default_factory=dict)
+
+    def progress(self, step: str, target: str, message: str, fraction: float | None = None) -> None:
+        self.events(ProgressReported(step, target, message, fraction))
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("Cancelled by the admin; the state is saved.",
+                              "Run the same command again to resume.")
+
+    def for_each_node(self, work: Callable[[Node], T]) -> list[T]:
+        """Run ``work`` for every node in parallel; results in node order.
+
+        The first exception (in node order) is raised after every node has
+        finished, so no node is left half-way because another one failed.
+        """
+        nodes = self.answers.nodes
+        if len(nodes) == 1:
+            return [work(nodes[0])]
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_NODES, len(nodes)),
+                                thread_name_prefix="node") as pool:
+            futures = [pool.submit(work, node) for node in nodes]
+            outcomes: list[T] = []
+            first_error: BaseException | None = None
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except BaseException as exc:  # collected, then re-raised below
+                    first_error = first_error or exc
+            if first_error is not None:
+                raise first_error
+            return outcomes
+
+
+class Journal:
+    """What a step's apply writes to: the undo (saved before acting) and the changes made."""
+
+    def __init__(self, record_undo: Callable[[UndoAction], None],
+                 record_change: Callable[[dict[str, Any]], None]) -> None:
+        self._record_undo = record_undo
+        self._record_change = record_change
+        self._lock = threading.Lock()
+
+    def undo(self, action: UndoAction) -> None:
+        """Record how to take a change back. Call this BEFORE making the change:
+        it returns only once the state file holding it is on disk."""
+        with self._lock:
+            self._record_undo(action)
+
+    def changed(self, **change: Any) -> None:
+        """Record a change that was made (path, backup, resource id, ...)."""
+        with self._lock:
+            self._record_change(dict(change))
+
+
+class Step(ABC):
+    """One step of the setup. Subclasses set the class attributes and the methods."""
+
+    #: The contract's step name ("preflight", "connector", ...).
+    name: ClassVar[str]
+    #: What the checklist shows.
+    title: ClassVar[str]
+    #: One or two sentences for the admin: what this step does and why.
+    explanation: ClassVar[str]
+    #: A read-only step changes nothing; its failing checks fail the step.
+    read_only: ClassVar[bool] = False
+
+    def applies(self, answers: Answers) -> bool:
+        """Whether this step has work for these answers at all."""
+        return True
+
+    @abstractmethod
+    def inspect(self, ctx: Context) -> Any:
+        """Read what is there now. Read-only; raises WizardError when it cannot."""
+
+    @abstractmethod
+    def plan(self, answers: Answers, facts: Any) -> Plan:
+        """Pure: the changes to make, or a no-op plan with its reason."""
+
+    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
+        """Make the plan's changes, recording each undo first. Returns a summary."""
+        return plan.summary
+
+    @abstractmethod
+    def verify(self, ctx: Context) -> list[Check]:
+        """Read-only checks that the step's result is in place."""
+
+    def undo(self, ctx: Context, action: UndoAction) -> None:
+        """Perform one recorded undo action (the generic kinds live in ``wizard.undo``)."""
+        from wizard.undo import perform
+
+        perform(ctx, action)

@@ -1,0 +1,183 @@
+"""Preflight: before anything changes, is everything the later steps need there?
+
+It reaches every node and the balancer host, and looks for the files and
+commands the later steps will use. It changes nothing; a failed check fails the
+step, so the setup stops before it touches a single machine.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+from wizard.answers_model import Answers, Node
+from wizard.errors import WizardError
+from wizard.hosts import Host
+from wizard.model import BALANCER, WORKSTATION, Check, Plan
+from wizard.steps.base import Context, Step
+
+DEFAULT_APACHE_COMMANDS = ("apache2ctl", "apachectl", "httpd", "apache2")
+
+
+def server_xml_path(node: Node) -> str:
+    return posixpath.join(node.install_dir, "conf", "server.xml")
+
+
+def first_word(command: str) -> str:
+    """The program a shell command line runs, past ``sudo`` and ``VAR=value`` prefixes."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command.split()[0] if command.split() else ""
+    for word in words:
+        if word == "sudo" or word.startswith("-") or ("=" in word and not word.startswith("/")):
+            continue
+        return word
+    return ""
+
+
+class Preflight(Step):
+    name = "preflight"
+    title = "Preflight checks"
+    explanation = ("Reaches every node and the balancer and checks that the files and commands the "
+                   "later steps need are there. It changes nothing.")
+    read_only = True
+
+    def inspect(self, ctx: Context) -> list[Check]:
+        checks: list[Check] = []
+        for node_checks in ctx.for_each_node(lambda node: self._node_checks(ctx, node)):
+            checks += node_checks
+        checks += self._balancer_checks(ctx)
+        return checks
+
+    def plan(self, answers: Answers, facts: list[Check]) -> Plan:
+        failed = [check for check in facts if not check.passed]
+        summary = (f"{len(facts)} check(s) passed" if not failed
+                   else f"{len(failed)} of {len(facts)} check(s) failed")
+        return Plan(step=self.name, summary=summary, checks=list(facts),
+                    noop_reason="Preflight only reads; it changes nothing.")
+
+    def verify(self, ctx: Context) -> list[Check]:
+        return self.inspect(ctx)
+
+    # Nodes.
+
+    def _node_checks(self, ctx: Context, node: Node) -> list[Check]:
+        ctx.progress(self.name, node.name, "checking")
+        try:
+            host = ctx.hosts.node(node)
+            reached = host.run("echo clbw-ok", timeout=30.0)
+        except WizardError as exc:
+            return [Check("reachable", node.name, False, exc.message,
+                          exc.hint or "Check the node's access block in the answers file.")]
+        if "clbw-ok" not in reached.stdout:
+            return [Check("reachable", node.name, False,
+                          f"`echo` answered {reached.exit_status}: {reached.stderr.strip()[:200]}",
+                          "Log in to the node by hand with the same user and look at what the shell prints.")]
+        checks = [Check("reachable", node.name, True, f"reached {host.where}")]
+        checks += _file_checks(host, node)
+        checks.append(_restart_check(host, node, ctx.answers))
+        return checks
+
+    # Balancer.
+
+    def _balancer_checks(self, ctx: Context) -> list[Check]:
+        balancer = ctx.answers.balancer
+        if balancer.kind == "apache" and balancer.apache is not None:
+            return _apache_checks(ctx)
+        if balancer.kind == "alb" and balancer.alb is not None:
+            return [_aws_credentials_check(balancer.alb.profile)]
+        return []
+
+
+def _file_checks(host: Host, node: Node) -> list[Check]:
+    if not host.is_dir(node.install_dir):
+        return [Check("install directory", node.name, False, f"{node.install_dir} is not a directory",
+                      "Set nodes[].install_dir to the Confluence installation directory "
+                      "(the one holding conf/server.xml).")]
+    checks = [Check("install directory", node.name, True, node.install_dir)]
+    path = server_xml_path(node)
+    try:
+        data = host.read_bytes(path)
+    except WizardError as exc:
+        return checks + [Check("server.xml readable", node.name, False, exc.message, exc.hint or "")]
+    checks.append(Check("server.xml readable", node.name, True, f"{path} ({len(data)} bytes)"))
+    quoted = shlex.quote(path)
+    writable = host.run(f"test -w {quoted} && test -w {shlex.quote(posixpath.dirname(path))}")
+    checks.append(Check(
+        "server.xml writable", node.name, writable.ok,
+        f"{path} is writable" if writable.ok else f"{path} or its folder is not writable by {host.where}",
+        "" if writable.ok else
+        "Run the wizard as the user that owns the install, or set `sudo: true` in the node's access."))
+    return checks
+
+
+def _restart_check(host: Host, node: Node, answers: Answers) -> Check:
+    if answers.restart == "manual":
+        return Check("restart command", node.name, True, "restart: manual (the admin restarts the node)")
+    if node.restart_command:
+        program = first_word(node.restart_command)
+        found = host.which(program) if program and not program.startswith("/") else (
+            program if program and host.exists(program) else None)
+        return Check("restart command", node.name, found is not None,
+                     f"{program} found at {found}" if found else f"{program or node.restart_command!r} not found",
+                     "" if found else "Install it or correct nodes[].restart_command.")
+    script = posixpath.join(node.install_dir, "bin", "start-confluence.sh")
+    if host.exists(script):
+        return Check("restart command", node.name, True, f"will use {node.install_dir}/bin/stop- and start-confluence.sh")
+    unit = host.run("systemctl cat confluence.service >/dev/null 2>&1")
+    if unit.ok:
+        return Check("restart command", node.name, True, "will use the systemd unit confluence.service")
+    return Check("restart command", node.name, False,
+                 f"no restart_command, no {script}, no systemd unit confluence.service",
+                 "Set nodes[].restart_command to the command that restarts Confluence on this node, "
+                 "or use `restart: manual`.")
+
+
+def _apache_checks(ctx: Context) -> list[Check]:
+    apache = ctx.answers.balancer.apache
+    assert apache is not None
+    try:
+        host = ctx.hosts.balancer()
+        reached = host.run("echo clbw-ok", timeout=30.0)
+    except WizardError as exc:
+        return [Check("reachable", BALANCER, False, exc.message,
+                      exc.hint or "Check balancer.apache.access in the answers file.")]
+    if "clbw-ok" not in reached.stdout:
+        return [Check("reachable", BALANCER, False, reached.stderr.strip()[:200] or "no answer",
+                      "Log in to the Apache host by hand and look at what the shell prints.")]
+    checks = [Check("reachable", BALANCER, True, f"reached {host.where}")]
+    if apache.config_path:
+        folder = posixpath.dirname(apache.config_path)
+        is_dir = host.is_dir(folder)
+        checks.append(Check("Apache config folder", BALANCER, is_dir,
+                            f"{folder} {'exists' if is_dir else 'does not exist'}",
+                            "" if is_dir else "Install Apache httpd 2.4, or correct balancer.apache.config_path."))
+    for label, command in (("Apache config test command", apache.configtest_command),
+                           ("Apache reload command", apache.reload_command)):
+        candidates = (first_word(command),) if command else DEFAULT_APACHE_COMMANDS
+        found = next(((c, where) for c in candidates if (where := host.which(c))), None)
+        checks.append(Check(
+            label, BALANCER, found is not None,
+            f"{found[0]} at {found[1]}" if found else f"none of {', '.join(candidates)} found",
+            "" if found else "Install Apache httpd 2.4 (apt install apache2, or dnf install httpd)."))
+    return checks
+
+
+def _aws_credentials_check(profile: str | None) -> Check:
+    import boto3  # only ALB setups pay for boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        credentials = boto3.Session(profile_name=profile).get_credentials()
+    except BotoCoreError as exc:
+        return Check("AWS credentials", WORKSTATION, False, str(exc),
+                     "Configure the profile (aws configure --profile NAME, or aws sso login).")
+    if credentials is None:
+        return Check("AWS credentials", WORKSTATION, False, "no credentials found in the standard chain",
+                     "Set AWS_PROFILE, run `aws configure` or `aws sso login`, or use an instance role.")
+    return Check("AWS credentials", WORKSTATION, True,
+                 f"credentials from {getattr(credentials, 'method', 'the standard chain')}")
+
+
+STEP = Preflight()
