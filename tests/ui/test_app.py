@@ -1,0 +1,95 @@
+"""The Textual face driven with Pilot: open a setup, run a step in a worker, see the checklist."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+from textual.widgets import Input, Label, Static
+
+from screens.app import ErrorScreen, WelcomeScreen, create_app
+from wizard.state import StateStore
+
+
+def make_setup(tmp_path: Path) -> Path:
+    install = tmp_path / "node1"
+    (install / "conf").mkdir(parents=True)
+    (install / "bin").mkdir()
+    (install / "conf" / "server.xml").write_text("<Server/>")
+    (install / "bin" / "start-confluence.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "apache").mkdir()
+    answers = {"name": "ui-test", "public_url": "http://wiki.example.com",
+               "nodes": [{"name": "node1", "address": "127.0.0.1", "install_dir": str(install),
+                          "access": {"transport": "local"}}],
+               "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
+                                                         "config_path": str(tmp_path / "apache" / "lb.conf")}}}
+    path = tmp_path / "answers.yaml"
+    path.write_text(yaml.safe_dump(answers))
+    return path
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await pilot.pause(0.05)
+
+
+@pytest.fixture(autouse=True)
+def isolated_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+
+
+async def test_welcome_opens_an_answers_file_and_runs_preflight(tmp_path: Path) -> None:
+    answers = make_setup(tmp_path)
+    app = create_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert isinstance(app.screen, WelcomeScreen)
+        app.screen.query_one("#answers-path", Input).value = str(answers)
+        await pilot.click("#open")
+        await wait_for(pilot, lambda: app.runner is not None)
+        label = app.query_one("#label-preflight", Label)
+        assert "pending" in str(label.render())
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "verified" in str(app.query_one("#label-preflight", Label).render()))
+        detail = str(app.query_one("#step-detail", Static).render())
+        assert "PASS" in detail and "server.xml readable" in detail
+    state = StateStore(tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json").load()
+    assert state.steps["preflight"].status == "verified"
+
+
+async def test_a_bad_answers_file_shows_an_error_dialog_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\npublic_url: ftp://nope\n")
+    app = create_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.screen.query_one("#answers-path", Input).value = str(bad)
+        await pilot.click("#open")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen))
+        message = str(app.screen.query_one("#error-message", Static).render())
+        assert "public_url" in message and "nodes" in message
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen))
+
+
+async def test_resume_lands_on_the_saved_setup_and_exports_the_runbook(tmp_path: Path) -> None:
+    answers = make_setup(tmp_path)
+    first = create_app(answers_file=str(answers))
+    async with first.run_test(size=(100, 30)) as pilot:
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "verified" in str(first.query_one("#label-preflight", Label).render()))
+    second = create_app()
+    async with second.run_test(size=(100, 30)) as pilot:
+        assert isinstance(second.screen, WelcomeScreen)
+        await pilot.press("tab")  # the saved-setup list comes first
+        second.screen.query_one("#saved").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: second.runner is not None)
+        assert "verified" in str(second.query_one("#label-preflight", Label).render())
+        await pilot.press("e")
+        await pilot.pause()
+    exported = tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.runbook.md"
+    assert exported.exists() and "ui-test" in exported.read_text()
