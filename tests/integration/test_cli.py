@@ -55,7 +55,10 @@ def test_the_installed_command_is_the_package_not_the_source_tree() -> None:
     if os.environ.get("CI"):
         import wizard
         repo = Path(__file__).resolve().parents[2]
-        assert repo not in Path(wizard.__file__).resolve().parents, "CI must test the non-editable install"
+        installed = Path(wizard.__file__).resolve().parent
+        assert installed != repo / "wizard", "CI must test the non-editable install, not the source tree"
+        assert installed.parent.name == "site-packages"
+        assert (installed / "templates" / "runbook" / "runbook.md.j2").is_file()
 
 
 @pytest.mark.parametrize("verb", (None, *VERBS))
