@@ -241,6 +241,9 @@ class WizardApp(App[int]):
 
     def on_unmount(self) -> None:
         if self.runner is not None:
+            # A worker waiting for a confirmation (or polling a node) sees this and stops.
+            self.runner.ctx.cancel.set()
+            self.workers.cancel_group(self, "engine")
             self.runner.close(self.runner.exit_status)
 
     # The checklist.

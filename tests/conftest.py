@@ -62,3 +62,37 @@ def sshd_factory(ssh_testbed) -> Iterator[Callable]:
     yield start
     for server in started:
         ssh_testbed.stop_server(server)
+
+
+# --- Simulated Confluence nodes (tests/integration/fake_confluence.py) ------------------------
+
+
+def _load_fake_confluence():
+    """Loaded by path under one fixed name, like the sshd helpers (tests/ is not a package)."""
+    name = "clbw_tests_fake_confluence"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parent / "integration" / "fake_confluence.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def fake_confluence_factory() -> Iterator[Callable]:
+    """Start simulated Confluence nodes: ``start(trigger=PATH, restart_delay=0.3,
+    never_comes_back=False, down=False, ...)`` returns a running ``FakeConfluence``
+    (``.port``, ``.restarts``, ``.restart_log``, ``.stop()``); all stop when the test ends."""
+    module = _load_fake_confluence()
+    started = []
+
+    def start(trigger=None, **kwargs):
+        fake = module.FakeConfluence(trigger, **kwargs)
+        started.append(fake)
+        return fake.start()
+
+    yield start
+    for fake in started:
+        fake.stop()

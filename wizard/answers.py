@@ -66,7 +66,8 @@ ANSWERS_VERSION = 1
 # The keys of the contract, per section. Unknown keys are checked against these.
 # --------------------------------------------------------------------------
 
-TOP_KEYS = ("version", "name", "public_url", "synchrony", "restart", "nodes", "base_url", "balancer")
+TOP_KEYS = ("version", "name", "public_url", "synchrony", "restart", "restart_timeout", "nodes", "base_url",
+            "balancer")
 SYNCHRONY_KEYS = ("mode", "port")
 BASE_URL_KEYS = ("method",)
 NODE_KEYS = ("name", "address", "instance_id", "install_dir", "confluence_port", "synchrony_port",
@@ -970,6 +971,8 @@ def _check(raw: Any) -> tuple[list[Problem], Answers | None]:
             synchrony = Synchrony(mode=mode, port=port)
 
     restart = ck.field(raw, "", "restart", _choice("rolling", "manual"), default="rolling")
+    restart_timeout = ck.field(raw, "", "restart_timeout",
+                               lambda value: _int(value, 10, 7200, "a number of seconds"), default=900)
 
     base_url = None
     base_url_data = ck.section(raw, "", "base_url")
@@ -989,6 +992,7 @@ def _check(raw: Any) -> tuple[list[Problem], Answers | None]:
         return ck.problems, None
     answers = Answers(name=name, public_url=PublicUrl.parse(url), nodes=nodes,  # type: ignore[arg-type]
                       balancer=balancer, synchrony=synchrony, restart=restart,  # type: ignore[arg-type]
+                      restart_timeout=restart_timeout,
                       base_url=base_url, version=version)  # type: ignore[arg-type]
     return [], answers
 

@@ -130,6 +130,8 @@ class Answers:
     balancer: Balancer
     synchrony: Synchrony = field(default_factory=Synchrony)
     restart: Literal["rolling", "manual"] = "rolling"
+    #: How long one node may take to answer RUNNING again after its restart.
+    restart_timeout: int = 900
     base_url: BaseUrl = field(default_factory=BaseUrl)
     version: int = 1
 

@@ -159,6 +159,40 @@ def confirm_on_terminal(question: str) -> bool:
     return reply.strip().lower() in ("y", "yes")
 
 
+def install_terminal_prompts() -> None:
+    """On a terminal, ask for key passphrases and unknown host keys instead of failing.
+
+    Nodes are reached in parallel, so the questions are serialised with a lock.
+    Without a terminal nothing is installed: an encrypted key or an unknown host
+    key then fails with the fingerprint and how to trust it (exit 2).
+    """
+    if not sys.stdin.isatty():
+        return
+    import getpass
+    import threading
+
+    from wizard import ssh
+
+    lock = threading.Lock()
+
+    def ask_passphrase(prompt: str) -> str | None:
+        with lock:
+            try:
+                return getpass.getpass(f"{prompt}: ") or None
+            except (EOFError, KeyboardInterrupt):
+                return None
+
+    def on_unknown_host_key(error) -> bool:
+        with lock:
+            print(f"\n{error.message}", flush=True)
+            # True makes wizard.ssh add the key to that host's known_hosts file.
+            return confirm_on_terminal(f"Trust this {error.key_type} key ({error.fingerprint}) "
+                                       "and add it to known_hosts?")
+
+    ssh.ask_passphrase = ask_passphrase
+    ssh.on_unknown_host_key = on_unknown_host_key
+
+
 def require_terminal_or_yes(yes: bool, verb: str) -> None:
     if not yes and not sys.stdin.isatty():
         raise BadInputError(f"`{verb}` needs confirmation, and there is no terminal to ask on.",
@@ -179,6 +213,7 @@ def run_wizard(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     answers = load_answers(args.answers)
+    install_terminal_prompts()
     runner = open_runner(answers, state_for_answers(args.state, answers), read_only=True)
     with runner:
         plans = runner.plan(args.only)
@@ -194,6 +229,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     def confirm(plan) -> bool:
         return args.yes or confirm_on_terminal(f"Apply the {plan.step} changes above?")
 
+    install_terminal_prompts()
     runner = open_runner(answers, state_for_answers(args.state, answers))
     runner.open()
     exit_status = EXIT_INTERRUPTED
@@ -239,6 +275,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         path = find_state_file(args.state)
         _, answers = answers_from_state(StateStore(path))
     events = (lambda event: None) if args.json else None
+    install_terminal_prompts()
     runner = open_runner(answers, path, read_only=not path.exists(), events=events)
     runner.open()
     exit_status = EXIT_INTERRUPTED
@@ -282,6 +319,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             print(f"  - [{action.target}] {action.description}")
         return args.yes or confirm_on_terminal(f"Undo these {len(actions)} change(s) of {step}?")
 
+    install_terminal_prompts()
     runner = open_runner(answers, path)
     runner.open()
     exit_status = EXIT_INTERRUPTED

@@ -146,6 +146,7 @@ class Runner:
 
     def _apply(self, names: list[str] | None, confirm: Confirm) -> Outcome:
         assert self.state is not None
+        checks: list[Check] = []
         for step in resolve(names):
             if not step.applies(self.answers):
                 continue
@@ -154,9 +155,11 @@ class Runner:
                 self.events(StepSkipped(step.name, f"already {record.status} at {record.updated}"))
                 continue
             outcome = self.run_step(step, confirm=confirm)
+            checks += outcome.checks
             if outcome.exit_status != EXIT_OK:
+                outcome.checks = checks
                 return outcome
-        return Outcome(EXIT_OK, "Every step is done and its checks passed.")
+        return Outcome(EXIT_OK, "Every step is done and its checks passed.", checks)
 
     def run_step(self, step: Step, *, confirm: Confirm = _yes) -> Outcome:
         """One step, start to finish, with the state saved at every turn."""
@@ -298,7 +301,9 @@ class Runner:
             record.checks = []
             self.save()
             self.events(StepRolledBack(step.name, tuple(undone)))
-        return Outcome(EXIT_OK, f"Rolled back: {', '.join(s.name for s in touched)}.")
+        notes = [s.rollback_note for s in touched if s.rollback_note and self.state.steps[s.name].undo]
+        return Outcome(EXIT_OK, f"Rolled back: {', '.join(s.name for s in touched)}."
+                       + "".join(f"\n  -> {note}" for note in notes))
 
     @staticmethod
     def _rollbackable(record: StepRecord | None) -> bool:

@@ -28,26 +28,34 @@ def run(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None
     return done
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
+
+
 @pytest.fixture
-def setup(tmp_path: Path) -> dict:
+def setup(tmp_path: Path, fake_confluence_factory) -> dict:
+    """Two local nodes: real install folders and a simulated Confluence answering /status."""
+    nodes = []
     for index, name in enumerate(("node1", "node2"), start=1):
         install = tmp_path / name
         (install / "conf").mkdir(parents=True)
         (install / "bin").mkdir()
-        (install / "conf" / "server.xml").write_text('<Server port="8000"><Service name="Tomcat-Standalone">'
-                                                      '<Connector port="8090"/></Service></Server>')
-        (install / "bin" / "start-confluence.sh").write_text("#!/bin/sh\n")
+        fake = fake_confluence_factory(trigger=install / "restart-requested", restart_delay=0.2)
+        stock = (FIXTURES / "confluence-7-stock.xml").read_text()
+        (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{fake.port}"'))
+        nodes.append({"name": name, "address": "127.0.0.1", "install_dir": str(install),
+                      "restart_command": f"touch {install / 'restart-requested'}",
+                      "confluence_port": fake.port, "access": {"transport": "local"}})
     (tmp_path / "apache").mkdir()
     answers = {
-        "version": 1, "name": "cli-test", "public_url": "http://wiki.example.com",
-        "nodes": [{"name": f"node{i}", "address": f"127.0.0.{i}", "install_dir": str(tmp_path / f"node{i}"),
-                   "access": {"transport": "local"}} for i in (1, 2)],
+        "version": 1, "name": "cli-test", "public_url": "http://wiki.example.com", "nodes": nodes,
         "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
                                                   "config_path": str(tmp_path / "apache" / "lb.conf")}},
     }
     path = tmp_path / "answers.yaml"
     path.write_text(yaml.safe_dump(answers))
-    return {"tmp": tmp_path, "answers": path, "state": tmp_path / "s" / "cli-test.state.json", "raw": answers}
+    originals = {name: (tmp_path / name / "conf" / "server.xml").read_bytes() for name in ("node1", "node2")}
+    return {"tmp": tmp_path, "answers": path, "state": tmp_path / "s" / "cli-test.state.json", "raw": answers,
+            "originals": originals}
 
 
 def test_the_installed_command_is_the_package_not_the_source_tree() -> None:
@@ -82,19 +90,23 @@ def test_apply_status_runbook_rollback_end_to_end(setup: dict) -> None:
     applied = run("apply", "--answers", str(setup["answers"]), "--state", str(state), "--yes", cwd=tmp)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "PASS  node2" in applied.stdout and "Every step is done" in applied.stdout
+    assert '+' in applied.stdout and 'proxyName="wiki.example.com"' in applied.stdout  # the diff was shown
     assert oct(state.stat().st_mode & 0o777) == "0o600"
+    assert b'proxyName="wiki.example.com"' in (tmp / "node1" / "conf" / "server.xml").read_bytes()
 
     status = run("status", "--state", str(state), "--json", cwd=tmp)
     data = json.loads(status.stdout)
     assert data["setup"] == "cli-test" and data["state_file"] == str(state)
-    assert data["steps"][0]["name"] == "preflight" and data["steps"][0]["status"] == "verified"
-    assert data["steps"][0]["updated"]
+    assert [(s["name"], s["status"]) for s in data["steps"]] == [
+        ("preflight", "verified"), ("connector", "verified"), ("restart", "verified")]
+    assert all(s["updated"] for s in data["steps"])
 
     text = run("status", "--state", str(state), cwd=tmp).stdout
     assert "preflight" in text and "verified" in text
 
     markdown = run("runbook", "--state", str(state), cwd=tmp)
     assert markdown.returncode == 0 and "cli-test" in markdown.stdout and "preflight" in markdown.stdout
+    assert "server.xml" in markdown.stdout and "cp -p" in markdown.stdout  # the change and its manual undo
     html_file = tmp / "runbook.html"
     exported = run("runbook", "--state", str(state), "--format", "html", "-o", str(html_file), cwd=tmp)
     assert exported.returncode == 0 and html_file.read_text().lstrip().lower().startswith("<!doctype html")
@@ -108,14 +120,17 @@ def test_apply_status_runbook_rollback_end_to_end(setup: dict) -> None:
     assert again.returncode == 0 and "skipped, already verified" in again.stdout
 
     rolled = run("rollback", "--state", str(state), "--yes", cwd=tmp)
-    assert rolled.returncode == 0 and "Rolled back: preflight" in rolled.stdout
+    assert rolled.returncode == 0 and "Rolled back: restart, connector, preflight" in rolled.stdout
+    assert "restart the nodes" in rolled.stdout.lower()
     after = json.loads(run("status", "--state", str(state), "--json", cwd=tmp).stdout)
-    assert after["steps"][0]["status"] == "rolled-back"
+    assert {s["status"] for s in after["steps"]} == {"rolled-back"}
+    for node in ("node1", "node2"):
+        assert (tmp / node / "conf" / "server.xml").read_bytes() == setup["originals"][node]
 
 
 def test_state_defaults_to_the_setup_name_under_xdg_state_home(setup: dict) -> None:
     tmp = setup["tmp"]
-    assert run("apply", "--answers", str(setup["answers"]), "--yes", cwd=tmp).returncode == 0
+    assert run("apply", "--answers", str(setup["answers"]), "--only", "preflight", "--yes", cwd=tmp).returncode == 0
     expected = tmp / "xdg-state" / "confluence-lb-wizard" / "cli-test.state.json"
     assert expected.exists()
     status = json.loads(run("status", "--json", cwd=tmp).stdout)  # the only state file is found
@@ -126,7 +141,10 @@ def test_plan_prints_and_changes_nothing(setup: dict) -> None:
     planned = run("plan", "--answers", str(setup["answers"]), "--state", str(setup["state"]), cwd=setup["tmp"])
     assert planned.returncode == 0
     assert "Plan for preflight" in planned.stdout and "nothing was changed" in planned.stdout
+    assert "Plan for connector" in planned.stdout and 'proxyName="wiki.example.com"' in planned.stdout
     assert not setup["state"].exists()
+    for node in ("node1", "node2"):
+        assert (setup["tmp"] / node / "conf" / "server.xml").read_bytes() == setup["originals"][node]
 
 
 def test_bad_answers_exit_2_naming_every_problem_and_change_nothing(setup: dict) -> None:
@@ -177,9 +195,9 @@ def test_failed_preflight_exits_1_and_the_state_says_why(setup: dict) -> None:
 
 
 def test_verify_with_answers_and_no_state_writes_nothing(setup: dict) -> None:
-    (setup["tmp"] / "node1" / "conf" / "server.xml").unlink()
     done = run("verify", "--answers", str(setup["answers"]), "--state", str(setup["state"]), cwd=setup["tmp"])
-    assert done.returncode == 3 and "FAIL" in done.stdout
+    assert done.returncode == 3  # the Connectors were never edited
+    assert "FAIL  node1  Connector proxy settings" in done.stdout
     assert not setup["state"].exists()
 
 

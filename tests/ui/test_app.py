@@ -9,19 +9,25 @@ import pytest
 import yaml
 from textual.widgets import Input, Label, Static
 
-from screens.app import ErrorScreen, WelcomeScreen, create_app
+from screens.app import ConfirmPlanScreen, ErrorScreen, WelcomeScreen, create_app
 from wizard.state import StateStore
 
 
-def make_setup(tmp_path: Path) -> Path:
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
+
+
+def make_setup(tmp_path: Path, fake_confluence_factory) -> Path:
+    """One local node: a real install folder and a simulated Confluence answering /status."""
     install = tmp_path / "node1"
     (install / "conf").mkdir(parents=True)
     (install / "bin").mkdir()
-    (install / "conf" / "server.xml").write_text("<Server/>")
-    (install / "bin" / "start-confluence.sh").write_text("#!/bin/sh\n")
+    fake = fake_confluence_factory(trigger=install / "restart-requested", restart_delay=0.2)
+    stock = (FIXTURES / "confluence-8-stock.xml").read_text()
+    (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{fake.port}"'))
     (tmp_path / "apache").mkdir()
     answers = {"name": "ui-test", "public_url": "http://wiki.example.com",
                "nodes": [{"name": "node1", "address": "127.0.0.1", "install_dir": str(install),
+                          "confluence_port": fake.port, "restart_command": f"touch {install}/restart-requested",
                           "access": {"transport": "local"}}],
                "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
                                                          "config_path": str(tmp_path / "apache" / "lb.conf")}}}
@@ -43,8 +49,8 @@ def isolated_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
 
 
-async def test_welcome_opens_an_answers_file_and_runs_preflight(tmp_path: Path) -> None:
-    answers = make_setup(tmp_path)
+async def test_welcome_opens_an_answers_file_and_runs_every_step(tmp_path: Path, fake_confluence_factory) -> None:
+    answers = make_setup(tmp_path, fake_confluence_factory)
     app = create_app()
     async with app.run_test(size=(100, 30)) as pilot:
         assert isinstance(app.screen, WelcomeScreen)
@@ -54,11 +60,32 @@ async def test_welcome_opens_an_answers_file_and_runs_preflight(tmp_path: Path) 
         label = app.query_one("#label-preflight", Label)
         assert "pending" in str(label.render())
         await pilot.press("a")
-        await wait_for(pilot, lambda: "verified" in str(app.query_one("#label-preflight", Label).render()))
+        # The connector's change is shown in a dialog before it is made.
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
+        assert "verified" in str(app.query_one("#label-preflight", Label).render())
+        assert app.screen.plan.step == "connector" and 'proxyName="wiki.example.com"' in app.screen.plan.changes[0].diff
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen) and app.screen.plan.step == "restart")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "verified" in str(app.query_one("#label-restart", Label).render()))
         detail = str(app.query_one("#step-detail", Static).render())
-        assert "PASS" in detail and "server.xml readable" in detail
+        assert "PASS" in detail and "node RUNNING" in detail
     state = StateStore(tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json").load()
-    assert state.steps["preflight"].status == "verified"
+    assert [state.steps[n].status for n in ("preflight", "connector", "restart")] == ["verified"] * 3
+    assert b'proxyName="wiki.example.com"' in (tmp_path / "node1" / "conf" / "server.xml").read_bytes()
+
+
+async def test_declining_the_plan_changes_nothing(tmp_path: Path, fake_confluence_factory) -> None:
+    answers = make_setup(tmp_path, fake_confluence_factory)
+    before = (tmp_path / "node1" / "conf" / "server.xml").read_bytes()
+    app = create_app(answers_file=str(answers))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not app.busy)
+        assert "planned" in str(app.query_one("#label-connector", Label).render())
+    assert (tmp_path / "node1" / "conf" / "server.xml").read_bytes() == before
 
 
 async def test_a_bad_answers_file_shows_an_error_dialog_not_a_traceback(tmp_path: Path) -> None:
@@ -75,12 +102,15 @@ async def test_a_bad_answers_file_shows_an_error_dialog_not_a_traceback(tmp_path
         await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen))
 
 
-async def test_resume_lands_on_the_saved_setup_and_exports_the_runbook(tmp_path: Path) -> None:
-    answers = make_setup(tmp_path)
+async def test_resume_lands_on_the_saved_setup_and_exports_the_runbook(tmp_path: Path, fake_confluence_factory) -> None:
+    answers = make_setup(tmp_path, fake_confluence_factory)
     first = create_app(answers_file=str(answers))
     async with first.run_test(size=(100, 30)) as pilot:
         await pilot.press("a")
-        await wait_for(pilot, lambda: "verified" in str(first.query_one("#label-preflight", Label).render()))
+        await wait_for(pilot, lambda: isinstance(first.screen, ConfirmPlanScreen))
+        await pilot.press("n")  # quit in the middle: preflight done, connector only planned
+        await wait_for(pilot, lambda: not first.busy)
+        assert "verified" in str(first.query_one("#label-preflight", Label).render())
     second = create_app()
     async with second.run_test(size=(100, 30)) as pilot:
         assert isinstance(second.screen, WelcomeScreen)
@@ -89,6 +119,8 @@ async def test_resume_lands_on_the_saved_setup_and_exports_the_runbook(tmp_path:
         await pilot.press("enter")
         await wait_for(pilot, lambda: second.runner is not None)
         assert "verified" in str(second.query_one("#label-preflight", Label).render())
+        assert "planned" in str(second.query_one("#label-connector", Label).render())
+        assert "Tomcat Connector" in str(second.query_one("#step-detail", Static).render())  # lands on it
         await pilot.press("e")
         await pilot.pause()
     exported = tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.runbook.md"

@@ -1060,3 +1060,12 @@ def test_nodes_may_share_an_address_with_distinct_confluence_ports() -> None:
     assert "nodes[1].address" not in keys_of(raw)
     raw["nodes"][1]["confluence_port"] = 8090
     assert "its own confluence_port" in problem_for(raw, "nodes[1].address").message
+
+
+def test_restart_timeout_defaults_and_is_bounded() -> None:
+    assert validate(apache_raw()).restart_timeout == 900
+    raw = apache_raw()
+    raw["restart_timeout"] = 5
+    assert "from 10 to 7200" in problem_for(raw, "restart_timeout").message
+    raw["restart_timeout"] = 120
+    assert validate(raw).restart_timeout == 120

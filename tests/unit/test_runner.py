@@ -84,7 +84,8 @@ class MarkStep(Step):
 @pytest.fixture
 def step(monkeypatch: pytest.MonkeyPatch) -> MarkStep:
     instance = MarkStep()
-    monkeypatch.setitem(registry._MODULES, "connector", instance)
+    # The engine under test runs exactly two steps: the real preflight and this one.
+    monkeypatch.setattr(registry, "_MODULES", {"preflight": "wizard.steps.preflight", "connector": instance})
     return instance
 
 

@@ -22,6 +22,8 @@ STEP_NAMES = ("preflight", "base-url", "connector", "restart", "balancer", "veri
 # offered anywhere (and `--only` says so) rather than stubbed.
 _MODULES: dict[str, "str | Step"] = {
     "preflight": "wizard.steps.preflight",
+    "connector": "wizard.steps.connector",
+    "restart": "wizard.steps.restart",
 }
 
 

@@ -101,6 +101,8 @@ class Step(ABC):
     explanation: ClassVar[str]
     #: A read-only step changes nothing; its failing checks fail the step.
     read_only: ClassVar[bool] = False
+    #: What the admin must still do after this step's changes are rolled back, if anything.
+    rollback_note: ClassVar[str] = ""
 
     def applies(self, answers: Answers) -> bool:
         """Whether this step has work for these answers at all."""

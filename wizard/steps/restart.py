@@ -1,0 +1,202 @@
+"""Restart: make the Connector change take effect, one node at a time.
+
+Rolling: each node is restarted with its restart command and waited for until
+``/status`` answers RUNNING before the next one starts, so the cluster keeps
+serving (seed 004: start nodes one at a time). The roll stops at the first node
+that does not come back. Manual: the admin restarts the nodes; the wizard
+says exactly what to run and then waits for each to answer RUNNING.
+A restart cannot be undone; the state records which nodes were restarted.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from wizard.answers_model import Answers, Node
+from wizard.errors import StepFailedError, WizardError
+from wizard.hosts import Host
+from wizard.model import Change, Check, Plan
+from wizard.nodes import NodeFacts, read_node_facts
+from wizard.probes import confluence_state, http_get
+from wizard.steps.base import Context, Journal, Step
+
+POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class RestartFacts:
+    commands: dict[str, str]  # node -> the command that restarts it
+    command_sources: dict[str, str]
+    status_urls: dict[str, str]
+    #: When each node was last restarted by this step, and when the connector step last
+    #: wrote (or restored) a server.xml: a node restarted since then needs no restart.
+    restarted_at: dict[str, str]
+    last_connector_change: str | None
+
+    def needs_restart(self, node: str) -> bool:
+        restarted = self.restarted_at.get(node)
+        if restarted is None:
+            return True
+        return self.last_connector_change is not None and restarted < self.last_connector_change
+
+
+def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
+    """The node's restart command and where it came from; WizardError when there is none."""
+    if node.restart_command:
+        return node.restart_command, "the answers (nodes[].restart_command)"
+    if host.run("systemctl cat confluence.service >/dev/null 2>&1", timeout=20).ok:
+        return "systemctl restart confluence", "the systemd unit confluence.service"
+    if host.run("test -x /etc/init.d/confluence", timeout=20).ok:
+        return "/etc/init.d/confluence restart", "the init script /etc/init.d/confluence"
+    bin_dir = posixpath.join(node.install_dir, "bin")
+    stop, start = posixpath.join(bin_dir, "stop-confluence.sh"), posixpath.join(bin_dir, "start-confluence.sh")
+    if host.exists(stop) and host.exists(start):
+        return f"{shlex.quote(stop)}; {shlex.quote(start)}", f"the install's scripts in {bin_dir}"
+    raise WizardError(f"{node.name}: no way to restart Confluence was found (no systemd unit or init script "
+                      f"named confluence, no {stop}).",
+                      f"Set nodes[].restart_command for {node.name}, or use `restart: manual`.")
+
+
+def last_file_change(record: Any) -> str | None:
+    """When a step last wrote a file or undid one (both need a restart to take effect)."""
+    if record is None:
+        return None
+    times = [c.get("at") for c in record.changes if c.get("kind") == "file" and c.get("at")]
+    undone = [u.get("undone") for u in record.undo if u.get("undone")]
+    return max(times + undone, default=None)
+
+
+def restart_times(record: Any) -> dict[str, str]:
+    """Each node's latest restart by this step (a roll that stopped half-way counts for its nodes)."""
+    latest: dict[str, str] = {}
+    for change in record.changes if record is not None else []:
+        if change.get("kind") == "restart" and change.get("at"):
+            latest[change["target"]] = max(change["at"], latest.get(change["target"], ""))
+    return latest
+
+
+class RestartStep(Step):
+    name = "restart"
+    title = "Restart the nodes one at a time"
+    explanation = ("A server.xml change takes effect only after Confluence restarts. Nodes restart one "
+                   "at a time, each waited for until /status answers RUNNING, so users keep working.")
+
+    def inspect(self, ctx: Context) -> RestartFacts:
+        def read(node: Node) -> tuple[str, str, str, NodeFacts]:
+            host = ctx.hosts.node(node)
+            facts = read_node_facts(host, node, ctx.answers)
+            if ctx.answers.restart == "manual":
+                command, source = _manual_hint(host, node)
+            else:
+                command, source = detect_restart_command(host, node)
+            return command, source, facts.status_url(node.address), facts
+
+        results = ctx.for_each_node(read)
+        names = [node.name for node in ctx.answers.nodes]
+        return RestartFacts(
+            commands={n: r[0] for n, r in zip(names, results)},
+            command_sources={n: r[1] for n, r in zip(names, results)},
+            status_urls={n: r[2] for n, r in zip(names, results)},
+            restarted_at=restart_times(ctx.previous.get("restart")),
+            last_connector_change=last_file_change(ctx.previous.get("connector")))
+
+    def plan(self, answers: Answers, facts: RestartFacts) -> Plan:
+        pending = [node for node in answers.nodes if facts.needs_restart(node.name)]
+        if not pending:
+            return Plan(self.name, "every node was restarted after the last Connector change",
+                        noop_reason="Every node was restarted after the last Connector change ("
+                                    + ", ".join(f"{n}: {t}" for n, t in sorted(facts.restarted_at.items()))
+                                    + "); nothing new needs a restart.")
+        manual = answers.restart == "manual"
+        changes = [Change(target=node.name, kind="manual" if manual else "command",
+                          summary=(f"you restart it ({facts.commands[node.name]}), then the wizard waits for "
+                                   f"{facts.status_urls[node.name]} to answer RUNNING") if manual else
+                                  (f"run `{facts.commands[node.name]}` ({facts.command_sources[node.name]}), "
+                                   f"then wait for {facts.status_urls[node.name]} to answer RUNNING"),
+                          details={"command": facts.commands[node.name], "status_url": facts.status_urls[node.name],
+                                   "order": index + 1})
+                   for index, node in enumerate(pending)]
+        how = "you restart each node" if manual else "restart each node"
+        skipped = [n.name for n in answers.nodes if n not in pending]
+        note = f" ({', '.join(skipped)} already restarted since the last Connector change)" if skipped else ""
+        return Plan(self.name, f"{how}, one at a time, in this order: "
+                    + ", ".join(n.name for n in pending) + note, changes)
+
+    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
+        restarted: list[str] = []
+        total = len(plan.changes)
+        for index, change in enumerate(plan.changes):
+            node = ctx.answers.node(change.target)
+            ctx.check_cancelled()
+            if change.kind == "command":
+                ctx.progress(self.name, node.name, f"restarting ({index + 1}/{total})", index / total)
+                host = ctx.hosts.node(node)
+                host.run_checked(change.details["command"], timeout=float(ctx.answers.restart_timeout),
+                                 what=f"Restarting Confluence on {node.name}",
+                                 hint=_stopped_hint(restarted, node))
+            else:
+                ctx.progress(self.name, node.name, f"waiting for you to restart it: {change.details['command']}",
+                             index / total)
+            self._wait_running(ctx, node, change.details["status_url"], restarted)
+            # Recorded once RUNNING, so a roll stopped by a node that did not come back
+            # restarts that node again next time, and not the ones before it.
+            journal.changed(target=node.name, kind="restart", summary=f"restarted with {change.details['command']}",
+                            command=change.details["command"])
+            restarted.append(node.name)
+            ctx.progress(self.name, node.name, "RUNNING", (index + 1) / total)
+        return f"restarted {', '.join(restarted)}, one at a time; each answered RUNNING"
+
+    def _wait_running(self, ctx: Context, node: Node, url: str, restarted: list[str]) -> None:
+        deadline = time.monotonic() + ctx.answers.restart_timeout
+        last = ""
+        while True:
+            ctx.check_cancelled()
+            answer = http_get(url, timeout=5.0)
+            state = confluence_state(answer)
+            if state == "RUNNING":
+                return
+            last = f"state {state}" if state else answer.seen
+            if time.monotonic() >= deadline:
+                raise StepFailedError(
+                    f"{node.name} did not answer RUNNING within {ctx.answers.restart_timeout} s after its "
+                    f"restart (last seen: {last}). The roll stopped here; "
+                    + (f"already restarted: {', '.join(restarted)}." if restarted else "no other node was restarted."),
+                    f"Look at {node.name}'s atlassian-confluence.log (in the Confluence home's logs folder); "
+                    "when it answers RUNNING, run the step again to restart the remaining nodes.")
+            ctx.progress(self.name, node.name, f"waiting for RUNNING ({last})")
+            time.sleep(POLL_SECONDS)
+
+    def verify(self, ctx: Context) -> list[Check]:
+        def check(node: Node) -> Check:
+            try:
+                facts = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
+            except WizardError as exc:
+                return Check("node RUNNING", node.name, False, exc.message, exc.hint or "")
+            answer = http_get(facts.status_url(node.address), timeout=5.0)
+            state = confluence_state(answer)
+            return Check("node RUNNING", node.name, state == "RUNNING",
+                         f"/status state {state}" if state else answer.seen,
+                         "" if state == "RUNNING" else
+                         f"Start Confluence on {node.name} and check its atlassian-confluence.log.")
+
+        return ctx.for_each_node(check)
+
+
+def _manual_hint(host: Host, node: Node) -> tuple[str, str]:
+    try:
+        return detect_restart_command(host, node)
+    except WizardError:
+        return "restart Confluence on this node your usual way", "the admin"
+
+
+def _stopped_hint(restarted: list[str], node: Node) -> str:
+    done = f"Already restarted: {', '.join(restarted)}. " if restarted else ""
+    return (f"{done}Run the restart command by hand on {node.name} to see why it fails, or set "
+            "nodes[].restart_command; then run the step again.")
+
+
+STEP = RestartStep()
