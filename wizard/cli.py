@@ -230,17 +230,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return args.yes or confirm_on_terminal(f"Apply the {plan.step} changes above?")
 
     install_terminal_prompts()
-    runner = open_runner(answers, state_for_answers(args.state, answers))
-    runner.open()
-    exit_status = EXIT_INTERRUPTED
-    try:
+    with open_runner(answers, state_for_answers(args.state, answers)) as runner:
         outcome = runner.apply(args.only, confirm=confirm)
-        exit_status = outcome.exit_status
         print(f"\n{outcome.message}")
         print(f"State: {runner.store.path}")
-    finally:
-        runner.close(exit_status)
-    return exit_status
+    return outcome.exit_status
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -276,20 +270,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _, answers = answers_from_state(StateStore(path))
     events = (lambda event: None) if args.json else None
     install_terminal_prompts()
-    runner = open_runner(answers, path, read_only=not path.exists(), events=events)
-    runner.open()
-    exit_status = EXIT_INTERRUPTED
-    try:
+    with open_runner(answers, path, read_only=not path.exists(), events=events) as runner:
         outcome = runner.verify()
-        exit_status = outcome.exit_status
-    finally:
-        runner.close(exit_status)
     if args.json:
-        print(json.dumps({"passed": exit_status == EXIT_OK,
+        print(json.dumps({"passed": outcome.exit_status == EXIT_OK,
                           "checks": [check.to_dict() for check in outcome.checks]}, indent=2))
     else:
         print(f"\n{format_checks(outcome.checks)}\n\n{outcome.message}")
-    return exit_status
+    return outcome.exit_status
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
@@ -320,16 +308,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return args.yes or confirm_on_terminal(f"Undo these {len(actions)} change(s) of {step}?")
 
     install_terminal_prompts()
-    runner = open_runner(answers, path)
-    runner.open()
-    exit_status = EXIT_INTERRUPTED
-    try:
+    with open_runner(answers, path) as runner:
         outcome = runner.rollback(args.step, confirm=confirm)
-        exit_status = outcome.exit_status
         print(f"\n{outcome.message}")
-    finally:
-        runner.close(exit_status)
-    return exit_status
+    return outcome.exit_status
 
 
 if __name__ == "__main__":  # pragma: no cover

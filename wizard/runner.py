@@ -108,7 +108,13 @@ class Runner:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.close(self.exit_status if exc is None else getattr(exc, "exit_code", EXIT_STEP_FAILED))
+        if exc is None:
+            status = self.exit_status
+        elif isinstance(exc, KeyboardInterrupt):
+            status = EXIT_INTERRUPTED
+        else:
+            status = getattr(exc, "exit_code", EXIT_STEP_FAILED)
+        self.close(status)
 
     def save(self) -> None:
         assert self.state is not None
