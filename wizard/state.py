@@ -19,17 +19,24 @@ import json
 import os
 import socket
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 
 from wizard.errors import StateError, StateLockedError
-from wizard.redact import redact
+from wizard.redact import MASK, is_secret_name, redact
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "planned", "applied", "verified", "failed", "rolled-back")
 DONE = ("applied", "verified")
+
+# Temp files a killed save left behind are removed by a later save once they are
+# this old; a younger one may belong to a save still running.
+STALE_TEMP_SECONDS = 60.0
+_TEMP_SUFFIX = ".tmp"
 
 # Upgrades from an older schema: MIGRATIONS[n] turns a version-n document into
 # version n+1. Version 1 is the first released schema; later versions add their
@@ -38,7 +45,7 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def default_state_path(setup_name: str) -> Path:
@@ -123,14 +130,17 @@ class State:
     def from_dict(cls, data: dict[str, Any]) -> State:
         data = migrate(data)
         try:
-            return cls(setup=data["setup"], answers=data.get("answers") or {},
-                       steps={name: StepRecord.from_dict(rec)
-                              for name, rec in (data.get("steps") or {}).items()},
+            answers = data.get("answers") or {}
+            steps = data.get("steps") or {}
+            if not isinstance(answers, dict) or not isinstance(steps, dict):
+                raise TypeError("answers and steps must be mappings")
+            return cls(setup=data["setup"], answers=answers,
+                       steps={name: StepRecord.from_dict(rec) for name, rec in steps.items()},
                        runs=list(data.get("runs") or []), created=data.get("created") or now_iso(),
                        serial=int(data.get("serial", 0)),
                        schema_version=int(data["schema_version"]),
                        tool_version=data.get("tool_version", ""))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"The state file is not one this tool wrote ({exc}).",
                              "Point --state at the right file, or move this one away to start afresh.") from exc
 
@@ -141,7 +151,7 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         raise StateError("The state file has no schema_version; it was not written by this tool.",
                          "Point --state at the right file, or move this one away to start afresh.")
     version = data["schema_version"]
-    if not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise StateError(f"The state file's schema_version {version!r} is not valid.")
     if version > SCHEMA_VERSION:
         raise StateError(
@@ -154,6 +164,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
             raise StateError(f"No migration from state schema {version} to {version + 1}.",
                              "Upgrade confluence-lb-wizard, or start afresh with a new --state file.")
         data = step(dict(data))
+        if not isinstance(data, dict):
+            raise StateError(f"The migration from state schema {version} to {version + 1} returned no document.")
         version += 1
         data["schema_version"] = version
     return data
@@ -168,11 +180,13 @@ class StateStore:
         self._lock_fd: int | None = None
 
     def exists(self) -> bool:
+        """Whether the state file is there (a resumable setup)."""
         return self.path.exists()
 
     def load(self) -> State:
+        """Read, check and migrate the state file; ``StateError`` says what is wrong with it."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError as exc:
             raise StateError(f"There is no state file at {self.path}.",
                              "Run `confluence-lb-wizard apply --answers FILE` first, or pass the right --state.") from exc
@@ -180,56 +194,108 @@ class StateStore:
             raise StateError(f"Could not read the state file {self.path}: {exc.strerror}.",
                              "Check the file's permissions (it is readable only by its owner).") from exc
         try:
-            data = json.loads(text)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise StateError(f"The state file {self.path} is not UTF-8 text.",
+                             "It was not written by this tool; restore it or move it away.") from exc
         except json.JSONDecodeError as exc:
             raise StateError(f"The state file {self.path} is not valid JSON (line {exc.lineno}).",
                              "It was not written by this tool, or was edited by hand; restore it or move it away.") from exc
         return State.from_dict(data)
 
     def load_or_new(self, setup: str) -> State:
+        """The saved state, or a fresh one for ``setup`` when there is none yet."""
         return self.load() if self.exists() else State(setup=setup)
 
     def save(self, state: State) -> None:
-        """Write the state atomically with mode 0600 and a serial one higher."""
-        state.serial += 1
-        state.schema_version = SCHEMA_VERSION
-        payload = json.dumps(redact_state(state.to_dict()), indent=2, sort_keys=False) + "\n"
+        """Write the state atomically with mode 0600 and a serial one higher.
+
+        The new text goes to a temp file beside the state (created 0600 whatever
+        the umask), is fsynced, renamed over the state and the folder fsynced: a
+        run killed at any moment leaves the old file or the new one, whole. The
+        in-memory serial moves only once the new file is in place.
+        """
+        document = redact_state(state.to_dict())
+        document["serial"] = state.serial + 1
+        document["schema_version"] = SCHEMA_VERSION
+        payload = (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8")
         directory = self.path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            descriptor, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+            descriptor, temp_name = tempfile.mkstemp(prefix=self._temp_prefix, suffix=_TEMP_SUFFIX,
                                                      dir=directory)
         except OSError as exc:
-            state.serial -= 1
             raise StateError(f"Could not write the state file in {directory}: {exc.strerror}.",
                              "Choose a writable place with --state.") from exc
         try:
-            os.fchmod(descriptor, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, self.path)
-            dir_fd = os.open(directory, os.O_RDONLY)
             try:
-                os.fsync(dir_fd)
+                os.fchmod(descriptor, 0o600)
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(descriptor, view):]
+                os.fsync(descriptor)
             finally:
-                os.close(dir_fd)
-        except OSError as exc:
+                os.close(descriptor)
+            os.replace(temp_name, self.path)
+        except BaseException as exc:
+            # Failed or interrupted (Ctrl-C) before the rename: the previous state
+            # file is intact, and the temp file must not linger.
             try:
                 os.remove(temp_name)
             except OSError:
                 pass
-            state.serial -= 1
-            raise StateError(f"Could not save the state file {self.path}: {exc.strerror}.",
-                             "Free disk space or fix permissions; the previous state file is intact.") from exc
+            if isinstance(exc, OSError):
+                raise StateError(f"Could not save the state file {self.path}: {exc.strerror}.",
+                                 "Free disk space or fix permissions; the previous state file is intact.") from exc
+            raise
+        state.serial = document["serial"]
+        state.schema_version = SCHEMA_VERSION
+        _fsync_directory(directory)
+        self._remove_stale_temps(directory)
+
+    @property
+    def _temp_prefix(self) -> str:
+        return f".{self.path.name}."
+
+    def _remove_stale_temps(self, directory: Path) -> None:
+        """Remove this state file's temp files left by a save that was killed."""
+        prefix, cutoff = self._temp_prefix, time.time() - STALE_TEMP_SECONDS
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(_TEMP_SUFFIX)):
+                continue
+            # mkstemp's random part has no dot; a dot means another file's temp
+            # (wiki.state.json.bak's temps also start with ".wiki.state.json.").
+            if "." in name[len(prefix):-len(_TEMP_SUFFIX)]:
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.remove(entry.path)
+            except OSError:
+                pass  # tidying only; a temp file is never read
 
     # Locking.
 
     def acquire(self, command: str = "") -> None:
-        """Take the lock or raise ``StateLockedError`` naming who holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock or raise ``StateLockedError`` naming who holds it.
+
+        The lock is an ``flock`` on a file beside the state: the kernel drops it
+        when the holder exits or is killed, so a stale holder never keeps it. The
+        file's text (pid, host, user, time, command) only explains who holds it.
+        Taking a lock this store already holds does nothing.
+        """
+        if self._lock_fd is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError(f"Could not open the lock file {self.lock_path}: {exc.strerror}.",
+                             "Choose a writable place with --state.") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -243,12 +309,27 @@ class StateStore:
         # The lock is ours; what the file says about an earlier holder is stale.
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(),
                   "since": now_iso(), "command": command}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        os.fsync(fd)
+        text = json.dumps(holder).encode()
+        try:
+            # Write, then cut: a contender reading meanwhile sees the new record
+            # (perhaps followed by the old one's tail, which _read_holder ignores),
+            # never an empty file.
+            os.pwrite(fd, text, 0)
+            os.ftruncate(fd, len(text))
+        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise StateError(f"Could not write the lock file {self.lock_path}: {exc.strerror}.",
+                             "Free disk space or fix permissions.") from exc
         self._lock_fd = fd
 
+    @property
+    def locked(self) -> bool:
+        """Whether this store holds the lock."""
+        return self._lock_fd is not None
+
     def release(self) -> None:
+        """Give the lock up (nothing happens when this store does not hold it)."""
         if self._lock_fd is None:
             return
         fd, self._lock_fd = self._lock_fd, None
@@ -258,7 +339,7 @@ class StateStore:
         finally:
             os.close(fd)
 
-    def __enter__(self) -> StateStore:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
@@ -266,16 +347,35 @@ class StateStore:
         self.release()
 
 
-def _read_holder(fd: int) -> dict[str, Any]:
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable; some filesystems cannot sync a folder, which is no error."""
     try:
-        raw = os.pread(fd, 4096, 0)
-        return json.loads(raw.decode()) if raw else {}
+        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+            return
+        raise StateError(f"The state file {directory} was saved, but its folder could not be "
+                         f"flushed to disk: {exc.strerror}.",
+                         "Check the disk; the file may revert to the previous state after a power loss.") from exc
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    """The holder record at the start of the lock file (trailing bytes ignored)."""
+    try:
+        raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        holder, _ = json.JSONDecoder().raw_decode(raw.lstrip())
     except (OSError, ValueError):
         return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def describe_holder(holder: dict[str, Any]) -> str:
-    if not holder:
+    """Who holds a lock, for a message: pid and host, then user, since when and what it runs."""
+    if not holder or not isinstance(holder, dict):
         return "a process that did not say who it is"
     parts = [f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"]
     if holder.get("user"):
@@ -290,16 +390,27 @@ def describe_holder(holder: dict[str, Any]) -> str:
 def _user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no login name in some containers; the pid still identifies the holder
+    except (KeyError, OSError):  # no login name in some containers; the pid still identifies the holder
         return ""
 
 
 def redact_state(data: Any) -> Any:
-    """Mask anything that looks like a secret in every string of the state."""
+    """Mask anything that looks like a secret in every string of the state.
+
+    Strings go through ``redact``; a value stored under a secret's name
+    (``{"password": ...}``) is masked whole, whatever it looks like.
+    """
     if isinstance(data, str):
         return redact(data)
-    if isinstance(data, list):
+    if isinstance(data, (list, tuple)):
         return [redact_state(item) for item in data]
     if isinstance(data, dict):
-        return {key: redact_state(value) for key, value in data.items()}
+        return {key: _redact_value(key, value) for key, value in data.items()}
     return data
+
+
+def _redact_value(key: Any, value: Any) -> Any:
+    if (isinstance(key, str) and is_secret_name(key) and value not in ("", None)
+            and isinstance(value, (str, int, float)) and not isinstance(value, bool)):
+        return MASK
+    return redact_state(value)
