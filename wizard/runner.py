@@ -20,7 +20,7 @@ from wizard.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, 
 from wizard.events import (ChecksCompleted, EventSink, PlanReady, StepApplied, StepFailed,
                            StepRolledBack, StepSkipped, StepStarted, ignore_events)
 from wizard.hosts import HostFactory, HostPool, default_host_factory
-from wizard.model import Check, Plan, UndoAction
+from wizard.model import WORKSTATION, Check, Plan, UndoAction
 from wizard.state import State, StateStore, StepRecord, now_iso
 from wizard.steps import resolve
 from wizard.steps.base import Context, Journal, Step
@@ -326,14 +326,26 @@ class Runner:
     def _verify(self, names: list[str] | None) -> Outcome:
         assert self.state is not None
         every: list[Check] = []
+        # With a setup under way, a step not applied yet is a failed check of its own
+        # (its checks would only repeat that it is missing); with no state at all every
+        # step is checked against the machines as they are.
+        started = any(record.status != "pending" for record in self.state.steps.values())
         for step in resolve(names):
             if not step.applies(self.answers):
+                continue
+            existing = self.state.steps.get(step.name)
+            if started and not names and not (existing and existing.done):
+                status = existing.status if existing else "pending"
+                missing = Check(step.title, WORKSTATION, False, f"not applied yet (status: {status})",
+                                f"Run `confluence-lb-wizard apply` to complete the setup ({step.name}).")
+                self.events(ChecksCompleted(step.name, (missing,)))
+                every.append(missing)
                 continue
             self.events(StepStarted(step.name, step.title))
             try:
                 checks = step.verify(self.ctx)
             except WizardError as exc:
-                checks = [Check(f"{step.title} checks", "workstation", False, exc.message,
+                checks = [Check(f"{step.title} checks", WORKSTATION, False, exc.message,
                                 exc.hint or "")]
             record = self.state.step(step.name)
             record.checks = [c.to_dict() for c in checks]

@@ -45,7 +45,9 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+    """Now, in UTC, to the microsecond: the restart step orders a restart against a
+    Connector change by these strings, and both can happen within one second."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def default_state_path(setup_name: str) -> Path:

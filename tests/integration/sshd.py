@@ -280,6 +280,10 @@ class SshTestbed:
                 "PrintMotd no",
                 "LogLevel VERBOSE",
                 "Subsystem sftp internal-sftp",
+                # Debian's bash sources ~/.bashrc for commands sshd starts unless SHLVL says
+                # it is nested; root's .bashrc here runs `pyenv init` (0.4 s a command, and a
+                # 60 s wait on a stale rehash lock). The wizard behaves the same either way.
+                "SetEnv SHLVL=1",
                 extra_config,
                 "",
             ]))

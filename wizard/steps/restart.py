@@ -25,6 +25,8 @@ from wizard.probes import confluence_state, http_get
 from wizard.steps.base import Context, Journal, Step
 
 POLL_SECONDS = 2.0
+#: Watching for a manual restart polls faster: a quick restart must not slip between two looks.
+MANUAL_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,9 @@ class RestartFacts:
         restarted = self.restarted_at.get(node)
         if restarted is None:
             return True
-        return self.last_connector_change is not None and restarted < self.last_connector_change
+        # Times are to the microsecond; on a tie the order is unknown, so restart again
+        # rather than take a server.xml change as in effect when it may not be.
+        return self.last_connector_change is not None and restarted <= self.last_connector_change
 
 
 def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
@@ -141,6 +145,9 @@ class RestartStep(Step):
             else:
                 ctx.progress(self.name, node.name, f"waiting for you to restart it: {change.details['command']}",
                              index / total)
+                # A node that was never restarted answers RUNNING at once; only a node seen
+                # leaving RUNNING and coming back has really been restarted by the admin.
+                self._wait_down(ctx, node, change.details["status_url"], restarted)
             self._wait_running(ctx, node, change.details["status_url"], restarted)
             # Recorded once RUNNING, so a roll stopped by a node that did not come back
             # restarts that node again next time, and not the ones before it.
@@ -149,6 +156,18 @@ class RestartStep(Step):
             restarted.append(node.name)
             ctx.progress(self.name, node.name, "RUNNING", (index + 1) / total)
         return f"restarted {', '.join(restarted)}, one at a time; each answered RUNNING"
+
+    def _wait_down(self, ctx: Context, node: Node, url: str, restarted: list[str]) -> None:
+        deadline = time.monotonic() + ctx.answers.restart_timeout
+        while confluence_state(http_get(url, timeout=5.0)) == "RUNNING":
+            ctx.check_cancelled()
+            if time.monotonic() >= deadline:
+                raise StepFailedError(
+                    f"{node.name} kept answering RUNNING for {ctx.answers.restart_timeout} s: it was not "
+                    "restarted, so its Connector change is not in effect yet. "
+                    + (f"Restarted so far: {', '.join(restarted)}." if restarted else "No node was restarted."),
+                    f"Restart Confluence on {node.name}, then run the step again.")
+            time.sleep(MANUAL_POLL_SECONDS)
 
     def _wait_running(self, ctx: Context, node: Node, url: str, restarted: list[str]) -> None:
         deadline = time.monotonic() + ctx.answers.restart_timeout
