@@ -96,3 +96,110 @@ def fake_confluence_factory() -> Iterator[Callable]:
     yield start
     for fake in started:
         fake.stop()
+
+
+# --- moto's AWS server (tests/integration/moto_server.py) ----------------------------------
+
+
+def _load_moto_helpers():
+    """Loaded by path under one fixed name, like the other helpers (tests/ is not a package)."""
+    name = "clbw_tests_moto_server"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parent / "integration" / "moto_server.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def moto_helpers():
+    """The tests/integration/moto_server.py module (MotoServer, AwsLab, build_lab, REGION...)."""
+    return _load_moto_helpers()
+
+
+@pytest.fixture(scope="session")
+def moto_server(moto_helpers) -> Iterator:
+    """One moto server on 127.0.0.1 for the whole session."""
+    server = moto_helpers.MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server, moto_helpers, monkeypatch, tmp_path) -> str:
+    """An empty moto account for this test: test credentials, AWS_ENDPOINT_URL pointing at moto,
+    no profile or config file of the machine's own. Returns the endpoint URL."""
+    moto_server.reset()
+    for name in moto_helpers.UNSET:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in moto_helpers.ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    return moto_server.url
+
+
+@pytest.fixture
+def aws_lab(aws_env, moto_helpers):
+    """A VPC with two subnets in two zones, the nodes' security group, two running instances and an
+    issued certificate for wiki.example.com, in moto (``AwsLab``)."""
+    return moto_helpers.build_lab()
+
+
+# --- Real Apache httpd and simulated nodes (tests/integration/apache.py, fake_node.py) ----------
+
+
+def _load_test_helper(name: str, filename: str):
+    """Load tests/integration/<filename> by path under one fixed name (tests/ is not a package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "integration" / filename)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def apache_helpers():
+    """The tests/integration/apache.py module (ApacheServer, ensure_apache, APACHE2...)."""
+    return _load_test_helper("clbw_tests_apache", "apache.py")
+
+
+@pytest.fixture
+def apache_factory(apache_helpers) -> Iterator[Callable]:
+    """Create self-contained Apache servers: ``create(start=True, extra_main="")`` returns an
+    ``ApacheServer`` (``.port``, ``.extra_port``, ``.config_path``, ``.configtest_command``,
+    ``.reload_command``...); every one is stopped and removed when the test ends."""
+    created = []
+
+    def create(start: bool = True, **kwargs):
+        server = apache_helpers.ApacheServer.create(**kwargs)
+        created.append(server)
+        return server.start() if start else server
+
+    yield create
+    for server in created:
+        server.remove()
+
+
+@pytest.fixture
+def fake_node_factory() -> Iterator[Callable]:
+    """Start simulated nodes (Confluence + Synchrony with WebSocket echoes, tests/integration/
+    fake_node.py): ``start(name, context_path="")`` returns a running ``FakeNode``
+    (``.confluence_port``, ``.synchrony_port``, ``.hits``); all stop when the test ends."""
+    module = _load_test_helper("clbw_tests_fake_node", "fake_node.py")
+    started = []
+
+    def start(name: str, **kwargs):
+        node = module.FakeNode(name, **kwargs)
+        started.append(node)
+        return node.start()
+
+    yield start
+    for node in started:
+        node.stop()

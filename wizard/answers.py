@@ -74,7 +74,7 @@ NODE_KEYS = ("name", "address", "instance_id", "install_dir", "confluence_port",
              "restart_command", "access")
 ACCESS_KEYS = ("transport", "host", "user", "port", "key_file", "known_hosts", "proxy_jump", "sudo")
 BALANCER_KEYS = ("kind", "apache", "alb")
-APACHE_KEYS = ("access", "config_path", "server_name", "listen_port", "tls", "manager_allow",
+APACHE_KEYS = ("access", "config_path", "server_name", "listen_port", "http_port", "tls", "manager_allow",
                "configtest_command", "reload_command")
 TLS_KEYS = ("certificate_file", "key_file")
 ALB_KEYS = ("name", "region", "profile", "vpc_id", "subnet_ids", "scheme", "certificate_arn",
@@ -809,6 +809,7 @@ def _check_apache(ck: _Checker, data: Mapping[str, Any], prefix: str) -> ApacheO
         "config_path": ck.field(data, prefix, "config_path", _config_path),
         "server_name": ck.field(data, prefix, "server_name", _hostname),
         "listen_port": ck.field(data, prefix, "listen_port", _port),
+        "http_port": ck.field(data, prefix, "http_port", _port),
         "manager_allow": _check_manager_allow(ck, data, prefix),
         "configtest_command": ck.field(data, prefix, "configtest_command", _command),
         "reload_command": ck.field(data, prefix, "reload_command", _command),

@@ -63,6 +63,9 @@ class ApacheOptions:
     config_path: str | None = None  # None: the distribution's default (wizard.apache facts)
     server_name: str | None = None  # None: the public URL's host
     listen_port: int | None = None  # None: the public URL's port
+    #: With TLS, the plain-HTTP port whose vhost redirects to HTTPS. None: every port this
+    #: Apache already serves plain HTTP on (80 on a stock install), or 80.
+    http_port: int | None = None
     tls: Tls | None = None
     manager_allow: list[str] = field(default_factory=list)
     configtest_command: str | None = None

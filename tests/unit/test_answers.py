@@ -1069,3 +1069,12 @@ def test_restart_timeout_defaults_and_is_bounded() -> None:
     assert "from 10 to 7200" in problem_for(raw, "restart_timeout").message
     raw["restart_timeout"] = 120
     assert validate(raw).restart_timeout == 120
+
+
+def test_apache_http_port_is_an_optional_port() -> None:
+    raw = apache_raw()
+    assert validate(raw).balancer.apache.http_port is None
+    raw["balancer"]["apache"]["http_port"] = 8080
+    assert validate(raw).balancer.apache.http_port == 8080
+    raw["balancer"]["apache"]["http_port"] = 0
+    assert "port number" in problem_for(raw, "balancer.apache.http_port").message

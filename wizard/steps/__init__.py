@@ -24,6 +24,7 @@ _MODULES: dict[str, "str | Step"] = {
     "preflight": "wizard.steps.preflight",
     "connector": "wizard.steps.connector",
     "restart": "wizard.steps.restart",
+    "balancer": "wizard.steps.balancer",
 }
 
 

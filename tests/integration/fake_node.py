@@ -1,0 +1,175 @@
+"""A simulated Confluence Data Center node for the balancer tests: Confluence and Synchrony, with WebSockets.
+
+Stdlib only. One ``FakeNode`` runs two ``ThreadingHTTPServer``s on 127.0.0.1 (free
+ports), each in a daemon thread:
+
+* Confluence, on ``confluence_port``: ``GET <ctx>/status`` answers ``{"state":"RUNNING"}``;
+  ``<ctx>/synchrony-proxy/heartbeat`` answers ``OK`` and
+  ``<ctx>/synchrony-proxy/v1/bayeux-sync1`` is a WebSocket echo (Confluence's internal
+  Synchrony proxy); any other path answers JSON describing the request.
+* Synchrony, on ``synchrony_port``: ``GET /synchrony/heartbeat`` answers ``OK``;
+  ``/synchrony/v1/bayeux-sync1`` is a WebSocket echo; any other path answers JSON.
+
+Every answer says which node gave it: an ``X-Node`` header, and the node's name in the
+body (the JSON's ``node``, ``OK`` bodies excepted; WebSocket replies are
+``"<node>: <message>"``). The JSON also carries what the balancer sent (``host``,
+``x_forwarded_proto``, ``path``, ``query``), so tests can check what Apache forwards.
+HTTP/1.1 keep-alive is supported, as Apache reuses its backend connections.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    node: FakeNode
+    service: str  # "confluence" | "synchrony"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        node = self.server.node
+        path, _, query = self.path.partition("?")
+        node.count(self.server.service, path)
+        routes = node.routes(self.server.service)
+        kind = routes.get(path)
+        if kind == "status":
+            self._send(200, json.dumps({"state": node.state}).encode(), "application/json;charset=UTF-8")
+        elif kind == "heartbeat":
+            self._send(200, b"OK", "text/plain")
+        elif kind == "websocket" and self.headers.get("Upgrade", "").lower() == "websocket":
+            self._websocket()
+        else:
+            body = {"node": node.name, "service": self.server.service, "path": path, "query": query,
+                    "host": self.headers.get("Host"),
+                    "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
+                    "cookie": self.headers.get("Cookie")}
+            self._send(200, json.dumps(body).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("X-Node", self.server.node.name)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    # A minimal RFC 6455 server: the handshake, then text frames echoed with the node's name.
+
+    def _websocket(self) -> None:
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("X-Node", self.server.node.name)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        self.server.node.count(self.server.service, "websocket")
+        while True:
+            frame = self._read_frame()
+            if frame is None:
+                return
+            opcode, payload = frame
+            if opcode == 0x8:  # close: answer it and stop
+                self._write_frame(0x8, payload[:2])
+                return
+            if opcode == 0x9:  # ping
+                self._write_frame(0xA, payload)
+            elif opcode in (0x1, 0x2):
+                text = payload.decode("utf-8", "replace")
+                self._write_frame(0x1, f"{self.server.node.name}: {text}".encode())
+
+    def _read_frame(self) -> tuple[int, bytes] | None:
+        head = self.rfile.read(2)
+        if len(head) < 2:
+            return None
+        opcode, length = head[0] & 0x0F, head[1] & 0x7F
+        masked = bool(head[1] & 0x80)
+        if length == 126:
+            length = struct.unpack("!H", self.rfile.read(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self.rfile.read(8))[0]
+        mask = self.rfile.read(4) if masked else b"\0\0\0\0"
+        data = self.rfile.read(length)
+        return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    def _write_frame(self, opcode: int, payload: bytes) -> None:
+        length = len(payload)
+        if length < 126:
+            head = struct.pack("!BB", 0x80 | opcode, length)
+        elif length < 65536:
+            head = struct.pack("!BBH", 0x80 | opcode, 126, length)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+        self.wfile.write(head + payload)
+        self.wfile.flush()
+
+
+class FakeNode:
+    """One simulated node (Confluence + Synchrony). ``start()`` it, ``stop()`` it."""
+
+    def __init__(self, name: str, *, context_path: str = "", state: str = "RUNNING") -> None:
+        self.name = name
+        self.context_path = context_path.rstrip("/")
+        self.state = state
+        self.confluence_port = 0
+        self.synchrony_port = 0
+        self.hits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._servers: list[_Server] = []
+        self._threads: list[threading.Thread] = []
+
+    def routes(self, service: str) -> dict[str, str]:
+        if service == "synchrony":
+            return {"/synchrony/heartbeat": "heartbeat", "/synchrony/v1/bayeux-sync1": "websocket"}
+        ctx = self.context_path
+        return {f"{ctx}/status": "status", f"{ctx}/synchrony-proxy/heartbeat": "heartbeat",
+                f"{ctx}/synchrony-proxy/v1/bayeux-sync1": "websocket"}
+
+    def count(self, service: str, path: str) -> None:
+        with self._lock:
+            key = f"{service} {path}"
+            self.hits[key] = self.hits.get(key, 0) + 1
+
+    def start(self) -> FakeNode:
+        for service in ("confluence", "synchrony"):
+            server = _Server(("127.0.0.1", 0), _Handler)
+            server.node, server.service = self, service
+            setattr(self, f"{service}_port", server.server_address[1])
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                      name=f"fake-{self.name}-{service}", daemon=True)
+            thread.start()
+            self._servers.append(server)
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    def __repr__(self) -> str:
+        return f"FakeNode({self.name} confluence={self.confluence_port} synchrony={self.synchrony_port})"
