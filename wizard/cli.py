@@ -7,15 +7,20 @@ and the headless verbs never load a UI library.
 
 from __future__ import annotations
 
+# `--help` must cost little more than the interpreter itself (tests/bench/bench_help.py):
+# only argparse and the step names load before the arguments are parsed; everything a
+# verb needs (json, pathlib, the error family, the engine) is imported inside it, and
+# even `typing` stays out (type checkers honour a plain TYPE_CHECKING constant).
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Callable, Sequence
 
 from wizard import TOOL_NAME, __version__
-from wizard.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInputError,
-                           StateError, WizardError)
+from wizard.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
 
 EPILOG = """exit status: 0 done (apply/verify: every check passed); 1 a step failed (its change
 was undone or never made); 2 bad input (nothing changed); 3 a verification check
@@ -79,14 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
                        "Undo what the steps changed, newest first, or only STEP's changes.")
     rollback.add_argument("step", nargs="?", choices=STEP_NAMES, metavar="STEP", help="only this step")
     rollback.add_argument("--yes", action="store_true", help="roll back without asking for confirmation")
+
+    lab = command("lab", "start the built-in lab (a simulated cluster on this machine) and open the wizard on it",
+                  "Start simulated Confluence nodes on this machine's loopback, behind the real Apache httpd "
+                  "(or an AWS ALB simulated by moto), write answers for them, and open the wizard on it. "
+                  "Everything the lab starts stops when the wizard exits.")
+    lab.add_argument("--nodes", type=int, default=2, metavar="N", help="how many nodes (default 2)")
+    lab.add_argument("--balancer", choices=("apache", "alb"), default="apache",
+                     help="apache: the real Apache httpd of this machine (default); alb: AWS simulated by moto")
+    lab.add_argument("--plain", action="store_true", help="plain line prompts instead of the full-screen app")
+    lab.add_argument("--keep", action="store_true",
+                     help="keep the lab's folder (answers, state, Apache logs) after it stops")
+    lab.add_argument("--headless", action="store_true",
+                     help="no wizard: apply every step with --yes, print the result, stop (for CI and demos)")
+    lab.add_argument("--only", nargs="+", metavar="STEP", choices=STEP_NAMES,
+                     help="with --headless: apply only these steps")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from wizard.errors import WizardError
+
     handler: Callable[[argparse.Namespace], int] = {
         None: run_wizard, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
-        "verify": cmd_verify, "runbook": cmd_runbook, "rollback": cmd_rollback,
+        "verify": cmd_verify, "runbook": cmd_runbook, "rollback": cmd_rollback, "lab": cmd_lab,
     }[args.command]
     try:
         return handler(args)
@@ -113,6 +135,10 @@ def load_answers(path: str):  # -> Answers
 
 def find_state_file(explicit: str | None) -> Path:
     """``--state`` if given, else the only state file in the default folder."""
+    from pathlib import Path
+
+    from wizard.errors import StateError
+
     if explicit:
         return Path(explicit).expanduser()
     from wizard.state import default_state_path
@@ -129,6 +155,8 @@ def find_state_file(explicit: str | None) -> Path:
 
 
 def state_for_answers(explicit: str | None, answers) -> Path:
+    from pathlib import Path
+
     from wizard.state import default_state_path
 
     return Path(explicit).expanduser() if explicit else default_state_path(answers.name)
@@ -194,6 +222,8 @@ def install_terminal_prompts() -> None:
 
 
 def require_terminal_or_yes(yes: bool, verb: str) -> None:
+    from wizard.errors import BadInputError
+
     if not yes and not sys.stdin.isatty():
         raise BadInputError(f"`{verb}` needs confirmation, and there is no terminal to ask on.",
                             "Review the plan with `plan --answers FILE`, then run again with --yes.")
@@ -238,6 +268,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
     from wizard.report import format_status
     from wizard.state import StateStore
     from wizard.steps import available
@@ -259,6 +291,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
     from wizard.report import format_checks
     from wizard.state import StateStore
 
@@ -312,6 +346,58 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         outcome = runner.rollback(args.step, confirm=confirm)
         print(f"\n{outcome.message}")
     return outcome.exit_status
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """Start the lab, open a face on it (or apply headless), and stop the lab whatever happens."""
+    from wizard.lab import Lab, run_headless, stop_on_signals
+
+    if args.state:
+        raise BadInputError("`lab` keeps its state in the lab's own folder; --state does not apply to it.",
+                            "Run `confluence-lb-wizard lab` without --state (add --keep to keep the folder).")
+    if args.only and not args.headless:
+        raise BadInputError("--only goes with --headless: the wizard itself offers every step.",
+                            "Run `confluence-lb-wizard lab --headless --only STEP ...`, or drop --only.")
+    if not args.headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise BadInputError("`confluence-lb-wizard lab` opens the wizard on the lab, which needs a terminal, "
+                            "and there is none here.",
+                            "Run `confluence-lb-wizard lab --headless` to start the lab, apply every step with "
+                            "--yes, print the result and stop.")
+    lab = Lab(nodes=args.nodes, balancer=args.balancer, keep=args.keep)
+    try:
+        with stop_on_signals():
+            lab.start()
+            print(lab.describe(), flush=True)
+            if args.headless:
+                return run_headless(lab, args.only)
+            if args.plain:
+                from screens.plain import run_prompts  # questionary loads only here
+
+                lab.prepare_state()
+                return run_prompts(state=str(lab.state_path))
+            from screens.app import create_app  # Textual loads only here
+
+            app = create_app(state=lab.state_path, answers_file=str(lab.answers_path))
+
+            def quit_app() -> None:
+                # A signal handler runs between two steps of the app's event loop: hand the
+                # exit to the loop rather than raise in the middle of it.
+                import asyncio
+
+                try:
+                    asyncio.get_running_loop().call_soon_threadsafe(app.exit, EXIT_INTERRUPTED)
+                except RuntimeError:
+                    raise KeyboardInterrupt from None
+
+            with stop_on_signals(quit_app):
+                app.run()
+            return app.return_code or EXIT_OK
+    except KeyboardInterrupt:
+        print(f"\n{TOOL_NAME}: interrupted; stopping the lab.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        lab.stop()
+        print(lab.farewell(), file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

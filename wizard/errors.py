@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Exit statuses of the public contract (CONTRACT.md).
-EXIT_OK = 0
-EXIT_STEP_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_CHECK_FAILED = 3
-EXIT_INTERRUPTED = 130
+from wizard.exit_codes import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED,  # noqa: F401
+                               EXIT_OK, EXIT_STEP_FAILED)
 
 
 class WizardError(Exception):

@@ -7,10 +7,8 @@ registry which steps exist, so a step added here appears everywhere.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
 
-from wizard.errors import UnknownStepError
-
+TYPE_CHECKING = False  # not typing's: the command line imports this module for --help
 if TYPE_CHECKING:
     from wizard.steps.base import Step
 
@@ -36,6 +34,8 @@ def available() -> list[str]:
 def get(name: str) -> Step:
     """The step called ``name``; UnknownStepError naming the valid ones otherwise."""
     if name not in _MODULES:
+        from wizard.errors import UnknownStepError  # only on the error path: keeps --help light
+
         if name in STEP_NAMES:
             raise UnknownStepError(f"The step {name!r} is not available in this version.",
                                    f"Steps available: {', '.join(available())}.")
