@@ -247,7 +247,9 @@ class Runner:
                 exc.exit_code if exc.exit_code in (EXIT_BAD_INPUT, EXIT_INTERRUPTED) else EXIT_STEP_FAILED)
         else:
             message, hint, exit_status = "Interrupted by the admin.", None, EXIT_INTERRUPTED
-        undone, undo_errors = self._undo_pending(step, record)
+        # Only what this attempt (or an unfinished earlier one) did: a balancer that a
+        # previous run built and verified stays up when a later re-apply fails.
+        undone, undo_errors = self._undo_pending(step, record, since=_last_settled(record))
         if undo_errors:
             hint = ("Some changes could not be undone automatically: "
                     + "; ".join(undo_errors) + (f" {hint}" if hint else ""))
@@ -259,12 +261,14 @@ class Runner:
         self.events(StepFailed(step.name, message, hint, tuple(undone)))
         return Outcome(exit_status, f"{step.title} failed: {message}" + (f"\n  -> {hint}" if hint else ""))
 
-    def _undo_pending(self, step: Step, record: StepRecord) -> tuple[list[str], list[str]]:
-        """Perform the step's not-yet-undone actions, newest first, saving after each."""
+    def _undo_pending(self, step: Step, record: StepRecord, *,
+                      since: str | None = None) -> tuple[list[str], list[str]]:
+        """Perform the step's not-yet-undone actions (recorded after ``since``, if given),
+        newest first, saving after each."""
         undone: list[str] = []
         errors: list[str] = []
         for entry in reversed(record.undo):
-            if entry.get("undone"):
+            if entry.get("undone") or (since is not None and (entry.get("recorded") or "") <= since):
                 continue
             action = UndoAction.from_dict(entry)
             try:
@@ -359,6 +363,12 @@ class Runner:
         if failed:
             return Outcome(EXIT_CHECK_FAILED, f"{len(failed)} of {len(every)} check(s) failed.", every)
         return Outcome(EXIT_OK, f"All {len(every)} check(s) passed.", every)
+
+
+def _last_settled(record: StepRecord) -> str | None:
+    """When the step last finished (applied or verified), or None if it never did."""
+    times = [event["at"] for event in record.history if event.get("status") in ("applied", "verified")]
+    return max(times, default=None)
 
 
 def _user() -> str:

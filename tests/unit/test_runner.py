@@ -341,3 +341,24 @@ def test_nodes_fan_out_in_parallel(cluster) -> None:
     ctx = Context(answers=cluster["answers"], hosts=HostPool(cluster["answers"]))
     assert ctx.for_each_node(work) == ["node1", "node2"]
     assert len(threads) == 2
+
+
+def test_a_failed_reapply_keeps_what_an_earlier_successful_run_made(cluster, step) -> None:
+    with runner_for(cluster) as runner:
+        assert runner.apply().exit_status == EXIT_OK
+    # Someone strips the mark from node2 only; a re-apply plans node2 and fails there.
+    (cluster["tmp"] / "node2" / "conf" / "marker.txt").write_bytes(cluster["originals"]["node2"])
+    step.fail_on = "node2"
+    with runner_for(cluster) as runner:
+        outcome = runner.apply(["connector"])
+    assert outcome.exit_status == EXIT_STEP_FAILED
+    # node1's change from the first, successful run is not undone by the failed re-apply.
+    assert marker(cluster, "node1") == cluster["originals"]["node1"] + MARK
+    record = StateStore(cluster["state"]).load().steps["connector"]
+    assert record.status == "failed" and record.error["undone"] == []
+    assert not any(entry["undone"] for entry in record.undo)
+    # A rollback still takes everything back.
+    step.fail_on = None
+    with runner_for(cluster) as runner:
+        assert runner.rollback("connector").exit_status == EXIT_OK
+    assert marker(cluster, "node1") == cluster["originals"]["node1"]

@@ -1,0 +1,144 @@
+"""Balancer, kind alb: the AWS Application Load Balancer of seeds 000 and 001, through boto3.
+
+inspect reads the nodes' ports and what AWS holds (``wizard.alb.read``); plan
+compares it with what the seeds and the Quick Start ask for
+(``wizard.alb.desired``, ``wizard.alb.plan``); apply re-reads, makes sure
+nothing moved since the plan, then creates only what is missing and fixes
+what differs, recording each undo before its call (``wizard.alb.apply``), and
+waits for the balancer and its targets; verify checks every setting and the
+targets' health; undo deletes or restores only what this setup made
+(``wizard.alb.undo``).
+"""
+
+from __future__ import annotations
+
+from wizard.alb import undo as alb_undo
+from wizard.alb.apply import Executor, Report
+from wizard.alb.checks import balancer_checks
+from wizard.alb.desired import Desired, build_desired
+from wizard.alb.facts import AlbFacts, NodePorts
+from wizard.alb.health import wait_active, wait_healthy
+from wizard.alb.plan import noop_reason, plan_changes
+from wizard.alb.read import read_facts
+from wizard.answers_model import AlbOptions, Answers, Node
+from wizard.aws import Aws, AwsError, connect
+from wizard.errors import ChangedSincePlanError, WizardError
+from wizard.model import BALANCER, Check, Plan, UndoAction
+from wizard.nodes import read_node_facts
+from wizard.steps.base import Context, Journal, Step
+
+
+def options(answers: Answers) -> AlbOptions:
+    alb = answers.balancer.alb
+    if alb is None:
+        raise WizardError("The answers have no balancer.alb section.", "Add balancer.alb to the answers file.")
+    return alb
+
+
+class AlbBalancerStep(Step):
+    name = "balancer"
+    title = "AWS Application Load Balancer"
+    explanation = ("Builds the Application Load Balancer of Atlassian's guide and Quick Start: a security group "
+                   "for it, the nodes' group opened to it, sticky Confluence and Synchrony target groups with "
+                   "every node, HTTPS with your certificate, HTTP redirecting to HTTPS, the /synchrony/* rule, "
+                   "and a 300 s idle timeout. Everything is tagged with this setup's name.")
+    rollback_note = ("The load balancer and everything the wizard made for it are deleted; if DNS already "
+                     "points at it, point it elsewhere.")
+
+    def session(self, answers: Answers) -> Aws:
+        alb = options(answers)
+        return connect(alb.region, alb.profile)
+
+    def inspect(self, ctx: Context) -> AlbFacts:
+        return self._read(ctx, self.session(ctx.answers))
+
+    def _read(self, ctx: Context, aws: Aws) -> AlbFacts:
+        nodes = tuple(ctx.for_each_node(lambda node: _node_ports(ctx, node)))
+        ctx.progress(self.name, BALANCER, f"reading AWS in {aws.region}")
+        return read_facts(aws, ctx.answers, nodes)
+
+    def plan(self, answers: Answers, facts: AlbFacts) -> Plan:
+        desired = build_desired(answers, facts)
+        changes = plan_changes(desired, facts)
+        note = _unmanaged_nodes_note(desired)
+        if not changes:
+            return Plan(self.name, f"the load balancer {desired.names.load_balancer} is in place",
+                        noop_reason=noop_reason(desired, facts) + note)
+        counted = {verb: sum(1 for c in changes if c.details["action"] in actions)
+                   for verb, actions in (("create", ("create",)), ("modify", ("modify",)),
+                                         ("add", ("authorize", "register")))}
+        counts = ", ".join(f"{count} to {verb}" for verb, count in counted.items() if count)
+        summary = (f"load balancer {desired.names.load_balancer} in {desired.region}: {counts} "
+                   f"(account {facts.env.account}, as {facts.env.caller_arn}){note}")
+        return Plan(self.name, summary, changes)
+
+    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
+        aws = self.session(ctx.answers)
+        facts = self._read(ctx, aws)
+        fresh = self.plan(ctx.answers, facts)
+        if [c.summary for c in fresh.changes] != [c.summary for c in plan.changes]:
+            raise ChangedSincePlanError(
+                "What AWS holds changed since the plan was shown, so nothing was changed.",
+                "Run the same command again to see the plan for what is there now.")
+        desired = build_desired(ctx.answers, facts)
+
+        def report(message: str, fraction: float | None = None) -> None:
+            ctx.progress(self.name, BALANCER, message, fraction)
+
+        executor = Executor(aws, desired, facts, journal, report, ctx.check_cancelled)
+        executor.run(fresh.changes)
+        return f"{len(fresh.changes)} change(s) made; " + self._wait(aws, desired, executor, report, ctx)
+
+    def _wait(self, aws: Aws, desired: Desired, executor: Executor, report: Report, ctx: Context) -> str:
+        """Until the balancer is active and its targets healthy; a timeout is reported, not fatal:
+        the balancer is right, and verify shows each target's state and likely cause."""
+        if executor.load_balancer is None:
+            return "no load balancer to wait for"
+        active = wait_active(aws, executor.load_balancer, desired.names.load_balancer, report, ctx.check_cancelled)
+        if not active.done:
+            return active.message
+        groups = [(spec, executor.target_groups[spec.key]) for spec in desired.target_groups]
+        healthy = wait_healthy(aws, groups, report, ctx.check_cancelled)
+        return f"{active.message}; {healthy.message}"
+
+    def verify(self, ctx: Context) -> list[Check]:
+        try:
+            facts = self.inspect(ctx)
+            desired = build_desired(ctx.answers, facts)
+        except WizardError as exc:
+            return [Check("AWS load balancer", BALANCER, False, exc.message, exc.hint or "")]
+        return balancer_checks(desired, facts)
+
+    def undo(self, ctx: Context, action: UndoAction) -> None:
+        if action.kind not in alb_undo.KINDS:
+            super().undo(ctx, action)
+            return
+        alb = ctx.answers.balancer.alb
+        aws = connect(str(action.data["region"]), alb.profile if alb else None)
+
+        def report(message: str) -> None:
+            ctx.progress(self.name, BALANCER, message)
+
+        try:
+            alb_undo.perform(aws, action, report)
+        except AwsError as exc:
+            raise AwsError(exc.message, (exc.hint or "") + f" By hand: {action.manual}",
+                           code=exc.code, action=exc.action) from exc
+
+
+def _node_ports(ctx: Context, node: Node) -> NodePorts:
+    facts = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
+    return NodePorts(node=node.name, address=node.address, instance_id=node.instance_id,
+                     confluence_port=facts.confluence_port, synchrony_port=facts.synchrony_port,
+                     context_path=facts.context_path)
+
+
+def _unmanaged_nodes_note(desired: Desired) -> str:
+    if desired.node_security_group:
+        return ""
+    ports = sorted({t.port for spec in desired.target_groups for t in spec.targets})
+    return (f". The nodes' security group is not managed (no balancer.alb.node_security_group_id): it must let "
+            f"the balancer's group {desired.names.security_group} reach TCP {', '.join(map(str, ports))}")
+
+
+STEP = AlbBalancerStep()
