@@ -43,6 +43,7 @@ from wizard.answers_model import (
     ApacheOptions,
     Balancer,
     BaseUrl,
+    Database,
     Node,
     PublicUrl,
     Synchrony,
@@ -69,7 +70,8 @@ ANSWERS_VERSION = 1
 TOP_KEYS = ("version", "name", "public_url", "synchrony", "restart", "restart_timeout", "nodes", "base_url",
             "balancer")
 SYNCHRONY_KEYS = ("mode", "port")
-BASE_URL_KEYS = ("method",)
+BASE_URL_KEYS = ("method", "database")
+DATABASE_KEYS = ("host", "port", "name", "user", "psql")
 NODE_KEYS = ("name", "address", "instance_id", "install_dir", "confluence_port", "synchrony_port",
              "restart_command", "access")
 ACCESS_KEYS = ("transport", "host", "user", "port", "key_file", "known_hosts", "proxy_jump", "sudo")
@@ -84,6 +86,7 @@ ALB_KEYS = ("name", "region", "profile", "vpc_id", "subnet_ids", "scheme", "cert
 # (``nodes[0].user`` instead of ``nodes[0].access.user``) gets pointed there.
 _CHILD_SECTIONS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
     TOP_KEYS: {"synchrony": SYNCHRONY_KEYS, "base_url": BASE_URL_KEYS, "balancer": BALANCER_KEYS},
+    BASE_URL_KEYS: {"database": DATABASE_KEYS},
     NODE_KEYS: {"access": ACCESS_KEYS},
     BALANCER_KEYS: {"apache": APACHE_KEYS, "alb": ALB_KEYS},
     APACHE_KEYS: {"access": ACCESS_KEYS, "tls": TLS_KEYS},
@@ -636,8 +639,11 @@ def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
-def _secret_message(key: str) -> str:
+def _secret_message(key: str, path: str = "") -> str:
     base = "secrets are never read from the answers file"
+    if path.startswith("base_url.database."):
+        return (f"{base}: psql, run on the node, takes the database password from ~/.pgpass (or PGPASSWORD) "
+                "of the user it runs as there; remove this key")
     if _AWS_SECRET_KEY.search(key):
         return (f"{base}: AWS credentials come from the standard AWS credential chain (environment "
                 "variables, ~/.aws with balancer.alb.profile, or an instance role); remove this key")
@@ -651,7 +657,7 @@ def _find_secrets(value: Any, prefix: str, ck: _Checker) -> None:
         for key, item in value.items():
             key_path = _join(prefix, str(key))
             if isinstance(key, str) and _is_secret_key(key):
-                ck.add(key_path, _secret_message(key))  # the value is never echoed
+                ck.add(key_path, _secret_message(key, key_path))  # the value is never echoed
                 continue
             _find_secrets(item, key_path, ck)
     elif isinstance(value, list):
@@ -884,6 +890,49 @@ def _check_alb(ck: _Checker, data: Mapping[str, Any], prefix: str,
     return AlbOptions(name=name, region=region, **values)
 
 
+def _db_host(value: Any) -> str:
+    """A PostgreSQL host as psql takes it: a host name, an IP address, or a socket folder."""
+    text = _text(value, "a host name, IP address or socket folder")
+    if text.startswith("/"):
+        return _absolute_path(text, "a socket folder")
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        raise _Bad(f"must be the host only: write {host!r} here and put {port} in base_url.database.port")
+    return _address(text)
+
+
+def _check_database(ck: _Checker, data: Mapping[str, Any] | None, method: str | None) -> Database | None:
+    prefix = "base_url.database"
+    if data is None:
+        return None
+    if method == "guided":
+        ck.add(prefix, "is only for method postgres (the database route); with guided the admin sets the base "
+                       "URL in Confluence: remove it, or set base_url.method to postgres")
+        return None
+    mark = ck.mark()
+    ck.unknown(data, prefix, DATABASE_KEYS)
+    values = {
+        "host": ck.field(data, prefix, "host", _db_host, default="localhost"),
+        "port": ck.field(data, prefix, "port", _port, default=5432),
+        "name": ck.field(data, prefix, "name", lambda v: _word(v, "a database name"), default="confluence"),
+        "user": ck.field(data, prefix, "user", lambda v: _word(v, "a database user name"), default="confluence"),
+        "psql": ck.field(data, prefix, "psql", _command, default="psql"),
+    }
+    if not ck.clean_since(mark):
+        return None
+    return Database(**values)
+
+
+def _check_base_url(ck: _Checker, data: Mapping[str, Any]) -> BaseUrl | None:
+    mark = ck.mark()
+    ck.unknown(data, "base_url", BASE_URL_KEYS)
+    method = ck.field(data, "base_url", "method", _choice("guided", "postgres"), default="guided")
+    database = _check_database(ck, ck.section(data, "base_url", "database"), method)
+    if not ck.clean_since(mark):
+        return None
+    return BaseUrl(method=method, database=database)
+
+
 def _check_balancer(ck: _Checker, data: Mapping[str, Any], setup_name: str | None,
                     public_url: str | None) -> Balancer | None:
     balancer = ck.section(data, "", "balancer",
@@ -980,11 +1029,7 @@ def _check(raw: Any) -> tuple[list[Problem], Answers | None]:
     if base_url_data is None:
         base_url = BaseUrl() if raw.get("base_url") is None else None
     else:
-        mark = ck.mark()
-        ck.unknown(base_url_data, "base_url", BASE_URL_KEYS)
-        method = ck.field(base_url_data, "base_url", "method", _choice("guided", "postgres"), default="guided")
-        if ck.clean_since(mark):
-            base_url = BaseUrl(method=method)
+        base_url = _check_base_url(ck, base_url_data)
 
     nodes = _check_nodes(ck, raw)
     balancer = _check_balancer(ck, raw, name, url)

@@ -47,8 +47,28 @@ class Synchrony:
 
 
 @dataclass
+class Database:
+    """Where ``psql``, run over SSH on the first node, finds Confluence's PostgreSQL database
+    (the base-url step's ``postgres`` method). No password here: psql takes it from
+    ``~/.pgpass`` (or ``PGPASSWORD``) of the user it runs as on that node."""
+
+    host: str = "localhost"  # as the node sees it; a folder (starting with /) means a Unix socket
+    port: int = 5432
+    name: str = "confluence"
+    user: str = "confluence"
+    psql: str = "psql"  # the client's command on the node
+
+
+@dataclass
 class BaseUrl:
     method: Literal["guided", "postgres"] = "guided"
+    #: Only for ``postgres``; None there means the defaults of ``Database``.
+    database: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        """The database to use (the defaults when the answers give none)."""
+        return self.database or Database()
 
 
 @dataclass

@@ -350,6 +350,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_lab(args: argparse.Namespace) -> int:
     """Start the lab, open a face on it (or apply headless), and stop the lab whatever happens."""
+    from wizard.errors import BadInputError
     from wizard.lab import Lab, run_headless, stop_on_signals
 
     if args.state:
@@ -385,7 +386,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
                 import asyncio
 
                 try:
-                    asyncio.get_running_loop().call_soon_threadsafe(app.exit, EXIT_INTERRUPTED)
+                    asyncio.get_running_loop().call_soon_threadsafe(
+                        lambda: app.exit(return_code=EXIT_INTERRUPTED))
                 except RuntimeError:
                     raise KeyboardInterrupt from None
 

@@ -234,7 +234,7 @@ class Runner:
             record.set_status("failed", record.error["message"])
             self.save()
             self.events(StepFailed(step.name, record.error["message"], record.error["hint"]))
-            return Outcome(EXIT_STEP_FAILED, f"{step.title}: {record.error['message']}", checks)
+            return Outcome(step.failed_checks_exit, f"{step.title}: {record.error['message']}", checks)
         record.summary = f"applied, but {len(failed)} check(s) failed: {names}"
         self.save()
         return Outcome(EXIT_CHECK_FAILED, f"{step.title}: {record.summary}", checks)
@@ -338,7 +338,8 @@ class Runner:
             if not step.applies(self.answers):
                 continue
             existing = self.state.steps.get(step.name)
-            if started and not names and not (existing and existing.done):
+            # A read-only step (preflight, the final tests) has nothing to apply: it is checked.
+            if started and not names and not step.read_only and not (existing and existing.done):
                 status = existing.status if existing else "pending"
                 missing = Check(step.title, WORKSTATION, False, f"not applied yet (status: {status})",
                                 f"Run `confluence-lb-wizard apply` to complete the setup ({step.name}).")

@@ -20,9 +20,11 @@ STEP_NAMES = ("preflight", "base-url", "connector", "restart", "balancer", "veri
 # offered anywhere (and `--only` says so) rather than stubbed.
 _MODULES: dict[str, "str | Step"] = {
     "preflight": "wizard.steps.preflight",
+    "base-url": "wizard.steps.base_url",
     "connector": "wizard.steps.connector",
     "restart": "wizard.steps.restart",
     "balancer": "wizard.steps.balancer",
+    "verify": "wizard.steps.verify",
 }
 
 

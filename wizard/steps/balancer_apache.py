@@ -15,15 +15,11 @@ place and plans nothing.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import posixpath
 import re
 import secrets
 import shlex
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,11 +29,13 @@ from wizard.answers_model import Answers, Node, Tls
 from wizard.apache import (HEADER_LINE, MINIMUM_VERSION, UPGRADE_PARAMETER_VERSION, ApacheConfigError,
                            ApacheError, ApacheFacts, Layout, config_test_lines, detect_layout, module_id,
                            parse_includes, read_apache_facts, resolve_config_path)
+from wizard.checks import apache_probe_address as _probe_address
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
 from wizard.files import replace_file
 from wizard.hosts import Host
 from wizard.model import BALANCER, Change, Check, Plan, UndoAction
 from wizard.nodes import read_node_facts
+from wizard.probes import websocket_upgrade
 from wizard.render import render
 from wizard.steps.base import Context, Journal, Step
 from wizard.steps.connector import unified_diff
@@ -745,53 +743,6 @@ def _route(answer: Answer) -> str | None:
 
 def _heartbeat_ok(answer: Answer) -> bool:
     return answer.status == 200 and answer.body.strip().lower() == "ok"
-
-
-def _probe_address(ctx: Context) -> str:
-    """Where the workstation reaches Apache: this machine for a local balancer, else the SSH host
-    (its HostName when the answers name an ~/.ssh/config alias)."""
-    options = ctx.answers.balancer.apache
-    assert options is not None
-    if options.access.transport == "local":
-        return "127.0.0.1"
-    host = ctx.hosts.balancer()
-    target = getattr(host, "target", None)  # wizard.ssh.SSHHost resolves ~/.ssh/config
-    return getattr(target, "hostname", None) or options.access.host or "127.0.0.1"
-
-
-def websocket_upgrade(address: str, port: int, path: str, host_header: str, *, tls: bool,
-                      timeout: float = 5.0) -> tuple[int, str]:
-    """Ask for a WebSocket upgrade and return (HTTP status, what was seen); 0 when there was no answer.
-
-    A raw request, because what matters is Apache's answer to the upgrade (101), not a
-    conversation with Synchrony.
-    """
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-    where = f"{'wss' if tls else 'ws'}://{_url_host(address)}:{port}{path}"
-    try:
-        with socket.create_connection((address, port), timeout=timeout) as raw:
-            sock: socket.socket = raw
-            if tls:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE  # the route is checked here, not the certificate
-                sock = context.wrap_socket(raw, server_hostname=host_header)
-            sock.sendall(request)
-            head = b""
-            while b"\r\n" not in head and len(head) < 4096:
-                chunk = sock.recv(1024)
-                if not chunk:
-                    break
-                head += chunk
-    except (OSError, ssl.SSLError) as exc:
-        return 0, f"{where}: no answer ({exc})"
-    line = head.split(b"\r\n", 1)[0].decode("latin-1").strip()
-    match = re.match(r"HTTP/\d(?:\.\d)?\s+(\d{3})", line)
-    if not match:
-        return 0, f"{where}: no HTTP answer ({line[:80]!r})"
-    return int(match[1]), f"{where}: {line}"
 
 
 STEP = ApacheBalancerStep()

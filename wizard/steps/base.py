@@ -36,6 +36,10 @@ class Context:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Read-only view of earlier steps' records (e.g. verify reads connector's plan).
     previous: dict[str, Any] = field(default_factory=dict)
+    #: Someone is watching and can act while a step waits (the Textual face sets it). Headless
+    #: runs leave it False: a step that needs the admin to do something reports it and fails
+    #: instead of waiting for ever.
+    interactive: bool = False
 
     def progress(self, step: str, target: str, message: str, fraction: float | None = None) -> None:
         self.events(ProgressReported(step, target, message, fraction))
@@ -103,6 +107,10 @@ class Step(ABC):
     read_only: ClassVar[bool] = False
     #: What the admin must still do after this step's changes are rolled back, if anything.
     rollback_note: ClassVar[str] = ""
+    #: The exit status when a read-only step's checks fail: preflight stops a run before
+    #: anything changes (1, a step failed); the final tests report a setup that does not
+    #: work (3, a verification check failed).
+    failed_checks_exit: ClassVar[int] = 1
 
     def applies(self, answers: Answers) -> bool:
         """Whether this step has work for these answers at all."""

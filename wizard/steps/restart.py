@@ -65,13 +65,18 @@ def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
                       f"Set nodes[].restart_command for {node.name}, or use `restart: manual`.")
 
 
-def last_file_change(record: Any) -> str | None:
-    """When a step last wrote a file or undid one (both need a restart to take effect)."""
+def last_change(record: Any, kind: str = "file") -> str | None:
+    """When a step last made a change of ``kind`` or undid one: server.xml edits and the
+    base URL written into the database both take effect only when Confluence restarts."""
     if record is None:
         return None
-    times = [c.get("at") for c in record.changes if c.get("kind") == "file" and c.get("at")]
+    times = [c.get("at") for c in record.changes if c.get("kind") == kind and c.get("at")]
     undone = [u.get("undone") for u in record.undo if u.get("undone")]
     return max(times + undone, default=None)
+
+
+def last_file_change(record: Any) -> str | None:
+    return last_change(record, "file")
 
 
 def restart_times(record: Any) -> dict[str, str]:
@@ -106,7 +111,9 @@ class RestartStep(Step):
             command_sources={n: r[1] for n, r in zip(names, results)},
             status_urls={n: r[2] for n, r in zip(names, results)},
             restarted_at=restart_times(ctx.previous.get("restart")),
-            last_connector_change=last_file_change(ctx.previous.get("connector")))
+            last_connector_change=max(
+                (t for t in (last_file_change(ctx.previous.get("connector")),
+                             last_change(ctx.previous.get("base-url"), "database")) if t), default=None))
 
     def plan(self, answers: Answers, facts: RestartFacts) -> Plan:
         pending = [node for node in answers.nodes if facts.needs_restart(node.name)]
