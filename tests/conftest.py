@@ -9,15 +9,11 @@ from pathlib import Path
 
 import pytest
 
-# --- Real OpenSSH servers (tests/integration/sshd.py) ---------------------------------------
 
-
-def _load_sshd_helpers():
-    """tests/ is not a package, so the helper is loaded by path under one fixed name."""
-    name = "clbw_tests_sshd"
+def _load_test_helper(name: str, filename: str):
+    """Load tests/integration/<filename> by path under one fixed name (tests/ is not a package)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parent / "integration" / "sshd.py")
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "integration" / filename)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -25,10 +21,13 @@ def _load_sshd_helpers():
     return sys.modules[name]
 
 
+# --- Real OpenSSH servers (tests/integration/sshd.py) ---------------------------------------
+
+
 @pytest.fixture(scope="session")
 def ssh_helpers():
     """The tests/integration/sshd.py module (Sshd, SshTestbed, make_key, fingerprint...)."""
-    return _load_sshd_helpers()
+    return _load_test_helper("clbw_tests_sshd", "sshd.py")
 
 
 @pytest.fixture(scope="session")
@@ -67,25 +66,12 @@ def sshd_factory(ssh_testbed) -> Iterator[Callable]:
 # --- Simulated Confluence nodes (tests/integration/fake_confluence.py) ------------------------
 
 
-def _load_fake_confluence():
-    """Loaded by path under one fixed name, like the sshd helpers (tests/ is not a package)."""
-    name = "clbw_tests_fake_confluence"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parent / "integration" / "fake_confluence.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture
 def fake_confluence_factory() -> Iterator[Callable]:
     """Start simulated Confluence nodes: ``start(trigger=PATH, restart_delay=0.3,
     never_comes_back=False, down=False, ...)`` returns a running ``FakeConfluence``
     (``.port``, ``.restarts``, ``.restart_log``, ``.stop()``); all stop when the test ends."""
-    module = _load_fake_confluence()
+    module = _load_test_helper("clbw_tests_fake_confluence", "fake_confluence.py")
     started = []
 
     def start(trigger=None, **kwargs):
@@ -101,23 +87,10 @@ def fake_confluence_factory() -> Iterator[Callable]:
 # --- moto's AWS server (tests/integration/moto_server.py) ----------------------------------
 
 
-def _load_moto_helpers():
-    """Loaded by path under one fixed name, like the other helpers (tests/ is not a package)."""
-    name = "clbw_tests_moto_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parent / "integration" / "moto_server.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="session")
 def moto_helpers():
     """The tests/integration/moto_server.py module (MotoServer, AwsLab, build_lab, REGION...)."""
-    return _load_moto_helpers()
+    return _load_test_helper("clbw_tests_moto_server", "moto_server.py")
 
 
 @pytest.fixture(scope="session")
@@ -151,17 +124,6 @@ def aws_lab(aws_env, moto_helpers):
 
 
 # --- Real Apache httpd and simulated nodes (tests/integration/apache.py, fake_node.py) ----------
-
-
-def _load_test_helper(name: str, filename: str):
-    """Load tests/integration/<filename> by path under one fixed name (tests/ is not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "integration" / filename)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")
