@@ -1,386 +1,414 @@
-"""The Textual wizard: a checklist always in view, the selected step's details,
-and the engine running in a thread worker.
+"""The Textual wizard: the app factory and the routing between screens.
 
-Built through ``create_app`` so tests and the lab can start it. The worker
-never touches a widget: it posts ``EngineEvent`` messages, and the handlers
-here own the widgets (Textual's worker guide; DESIGN.md, style 2).
+Built through ``create_app`` so tests, the lab and the command line start it
+the same way. The app is the controller: it opens a setup (a ``Runner`` that
+holds the state's lock), runs engine jobs in a thread worker
+(``screens.engine``), and hands what the engine reports to the screens. A
+worker never touches a widget: it posts messages (``screens.messages``) and the
+handlers pass them on to the screens, which own their widgets (Textual's worker
+guide; DESIGN.md, style 2).
+
+Only what the first screen needs is imported up front (the welcome screen
+appears about as fast as a bare Textual app); every other screen, the engine
+and the answers' checks load when they are first used.
 """
 
 from __future__ import annotations
 
-import threading
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import (Button, Footer, Header, Input, Label, ListItem, ListView, OptionList,
-                             RichLog, Static)
-from textual.widgets.option_list import Option
 
-from wizard.answers_model import Answers
-from wizard.errors import EXIT_OK, WizardError
-from wizard.events import Event, StepFailed
-from wizard.model import Plan
-from wizard.report import EventPrinter, STATUS_MARKS, format_checks, format_plan
-from wizard.runbook import build_runbook, write_runbook
-from wizard.runner import Outcome, Runner
-from wizard.state import StateStore, default_state_path
-from wizard.steps import all_steps
+from wizard.errors import EXIT_INTERRUPTED, EXIT_OK, WizardError
 
-from screens.session import SavedSetup, answers_from_file, answers_from_state, saved_setups
+from screens.bridge import SshQuestions, ThreadBridge
+from screens.engine import EngineMixin
+from screens.error import ErrorScreen, as_admin_error
+from screens.messages import LabFailed, LabStarted
+from screens.welcome import Choice, WelcomeScreen
 
+if TYPE_CHECKING:
+    from wizard.answers_model import Answers
 
-class EngineEvent(Message):
-    """Something the engine reported from the worker thread."""
+    from screens.draft import Draft
+    from screens.session import Session
+    from screens.setup import SetupScreen
+    from screens.status import Row
 
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
+COMMAND = "confluence-lb-wizard (Textual)"
 
 
-class RunFinished(Message):
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__()
-        self.outcome = outcome
+def wizard_commands() -> Any:
+    """The command palette's provider, loaded when the palette first opens."""
+    from screens.commands import WizardCommands
+
+    return WizardCommands
 
 
-class ErrorRaised(Message):
-    def __init__(self, error: WizardError) -> None:
-        super().__init__()
-        self.error = error
-
-
-class ErrorScreen(ModalScreen[None]):
-    """An error for the admin: what happened and the next thing to try. Never a traceback."""
-
-    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
-
-    def __init__(self, error: WizardError) -> None:
-        super().__init__()
-        self.error = error
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="error"):
-            yield Label("Something needs your attention", id="dialog-title")
-            yield Static(self.error.message, id="error-message")
-            if self.error.hint:
-                yield Static(f"Next: {self.error.hint}", id="error-hint")
-            yield Button("OK", variant="primary", id="ok")
-
-    @on(Button.Pressed, "#ok")
-    def close(self) -> None:
-        self.dismiss(None)
-
-
-class ConfirmPlanScreen(ModalScreen[bool]):
-    """Every change of a step, shown before it is made."""
-
-    BINDINGS = [Binding("y", "answer(True)", "Apply"), Binding("n,escape", "answer(False)", "Cancel")]
-
-    def __init__(self, plan: Plan) -> None:
-        super().__init__()
-        self.plan = plan
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Label(f"Apply these changes? ({self.plan.step})", id="dialog-title")
-            with VerticalScroll(id="plan-text"):
-                yield Static(format_plan(self.plan), markup=False)
-            with Horizontal(id="dialog-buttons"):
-                yield Button("Apply (y)", variant="warning", id="apply")
-                yield Button("Cancel (n)", id="cancel")
-
-    def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
-
-    @on(Button.Pressed)
-    def pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "apply")
-
-
-class WelcomeScreen(Screen[tuple[Answers, Path] | None]):
-    """Start a setup from an answers file, or resume a saved one."""
-
-    BINDINGS = [Binding("escape", "app.quit", "Quit")]
-
-    def __init__(self, setups: list[SavedSetup]) -> None:
-        super().__init__()
-        self.setups = setups
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="welcome"):
-            yield Static("Put Confluence Data Center and Synchrony behind a load balancer, one checked, "
-                         "undoable step at a time. Every change is shown before it is made.",
-                         id="welcome-text")
-            if self.setups:
-                yield Label("Resume a saved setup")
-                yield OptionList(*[Option(f"{s.setup}  ({s.done}/{s.total} steps done, {s.updated or 'not started'})",
-                                          id=str(index)) for index, s in enumerate(self.setups)],
-                                 id="saved")
-            yield Label("Start from an answers file (see README: 'The answers file')")
-            yield Input(placeholder="path/to/answers.yaml", id="answers-path")
-            yield Button("Open", variant="primary", id="open")
-            yield Static("", id="welcome-error")
-        yield Footer()
-
-    @on(OptionList.OptionSelected, "#saved")
-    def resume(self, event: OptionList.OptionSelected) -> None:
-        chosen = self.setups[int(event.option.id or 0)]
-        try:
-            _, answers = answers_from_state(chosen.path)
-        except WizardError as error:
-            self.app.push_screen(ErrorScreen(error))
-            return
-        self.dismiss((answers, chosen.path))
-
-    @on(Input.Submitted, "#answers-path")
-    @on(Button.Pressed, "#open")
-    def open_answers(self) -> None:
-        path = self.query_one("#answers-path", Input).value.strip()
-        if not path:
-            self.query_one("#welcome-error", Static).update("Type the path of an answers file first.")
-            return
-        try:
-            answers = answers_from_file(path)
-        except WizardError as error:
-            self.app.push_screen(ErrorScreen(error))
-            return
-        self.dismiss((answers, default_state_path(answers.name)))
-
-
-class WizardApp(App[int]):
-    """The checklist on the left, the selected step on the right, a live log below."""
+class WizardApp(EngineMixin, App[int]):
+    """The checklist, the steps and their plans, the engine in a worker, every answer asked in a dialog."""
 
     TITLE = "confluence-lb-wizard"
-    CSS = """
-    #checklist { width: 34; border: round $accent; }
-    #main { padding: 0 1; }
-    #step-detail { height: auto; max-height: 60%; border: round $panel; padding: 0 1; }
-    #log { border: round $panel; }
-    #welcome { padding: 1 2; }
-    #welcome > Label { margin-top: 1; text-style: bold; }
-    #saved { height: auto; max-height: 10; }
-    #welcome-error { color: $error; }
-    ModalScreen { align: center middle; }
-    #dialog { width: 90%; max-width: 110; height: auto; max-height: 90%; border: thick $accent;
-              background: $surface; padding: 1 2; }
-    #dialog.error { border: thick $error; }
-    #dialog-title { text-style: bold; margin-bottom: 1; }
-    #plan-text { height: auto; max-height: 30; }
-    #dialog-buttons { height: auto; margin-top: 1; }
-    #error-hint { margin-top: 1; color: $warning; }
-    """
-    BINDINGS = [
-        Binding("a", "apply", "Apply next step"),
-        Binding("v", "verify", "Verify"),
-        Binding("e", "export", "Export runbook"),
-        Binding("c", "cancel", "Cancel work"),
-        Binding("d", "toggle_dark", "Light/dark"),
-        Binding("q", "quit", "Quit"),
-    ]
+    CSS_PATH = "wizard.tcss"
+    COMMANDS = App.COMMANDS | {wizard_commands}
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, show=False)]
 
-    def __init__(self, *, state_path: Path | None = None, answers: Answers | None = None) -> None:
+    def __init__(self, *, state_path: Path | None = None, answers_file: Path | None = None,
+                 answers: Answers | None = None, lab: Any = None) -> None:
         super().__init__()
         self.initial_state_path = state_path
+        self.initial_answers_file = answers_file
         self.initial_answers = answers
-        self.runner: Runner | None = None
-        self.cancel_flag = threading.Event()
+        self.session: Session | None = None
+        #: An engine job is running in the worker.
         self.busy = False
+        #: The lab the wizard works on, if any (``owns_lab``: started here, stopped on exit).
+        self.lab = lab
+        self.owns_lab = False
+        self.exported: list[Path] = []
+        self.quit_when_idle = False
+        self.summary_shown = False
+        self.bridge = ThreadBridge(self, cancelled=self._cancelled)
+        self.ssh_questions = SshQuestions(self.bridge)
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal():
-            yield ListView(*[ListItem(Label(step.title, id=f"label-{step.name}"), id=f"item-{step.name}")
-                             for step in all_steps()], id="checklist")
-            with Vertical(id="main"):
-                yield Static("Open a setup to begin.", id="step-detail", markup=False)
-                yield RichLog(id="log", wrap=True, markup=False)
-        yield Footer()
+    # Starting and stopping.
 
     def on_mount(self) -> None:
-        if self.initial_answers is not None and self.initial_state_path is not None:
-            self.open_setup(self.initial_answers, self.initial_state_path)
-        elif self.initial_state_path is not None:
-            try:
-                _, answers = answers_from_state(self.initial_state_path)
-            except WizardError as error:
-                self.push_screen(ErrorScreen(error), lambda _: self.show_welcome())
-                return
-            self.open_setup(answers, self.initial_state_path)
+        from wizard.state import default_state_path
+
+        if self.initial_answers is not None:
+            state = self.initial_state_path or default_state_path(self.initial_answers.name)
+            self.open_setup(self.initial_answers, state)
+        elif self.initial_answers_file is not None:
+            self.open_answers_file(self.initial_answers_file, self.initial_state_path)
+        elif self.initial_state_path is not None and self.initial_state_path.exists():
+            self.open_state(self.initial_state_path)
         else:
             self.show_welcome()
 
+    def ensure_ssh_questions(self) -> None:
+        """SSH asks through the modals from here on. Installed when the first work that may reach
+        a machine starts (not at start-up: wizard.ssh costs the first screen some 30 ms)."""
+        if not self.ssh_questions.installed:
+            self.ssh_questions.install()
+
+    def on_unmount(self) -> None:
+        self.ssh_questions.restore()
+        self.close_session()
+        if self.lab is not None and self.owns_lab:
+            self.lab.stop()
+
+    def close_session(self) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        # A worker still waiting (for a confirmation, a node) sees this and stops.
+        session.runner.ctx.cancel.set()
+        try:
+            session.runner.close(EXIT_INTERRUPTED if self.busy else session.runner.exit_status)
+        except WizardError as error:
+            self.notify(error.for_admin(), severity="error")
+
+    def _cancelled(self) -> bool:
+        """Whether the run a question belongs to was cancelled (reading a node in the
+        inventory is not a run: its questions wait for their answer)."""
+        return self.session is not None and self.session.runner.ctx.cancel.is_set()
+
+    # Where the admin is.
+
     def show_welcome(self) -> None:
-        def chosen(result: tuple[Answers, Path] | None) -> None:
-            if result is not None:
-                self.open_setup(*result)
+        self.pop_to_base()
+        self.push_screen(WelcomeScreen())
 
-        self.push_screen(WelcomeScreen(saved_setups()), chosen)
+    def pop_to_base(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
 
-    def open_setup(self, answers: Answers, state_path: Path) -> None:
-        runner = Runner(answers, StateStore(state_path), events=self.forward_event,
-                        command="confluence-lb-wizard (Textual)")
+    def fail(self, error: BaseException, *, title: str = "Something needs your attention",
+             then_welcome: bool = False) -> None:
+        """An error dialog with the next thing to try; never a traceback."""
+        callback = (lambda _: self.show_welcome()) if then_welcome else None
+        self.push_screen(ErrorScreen(as_admin_error(error), title=title), callback)
+
+    def setup_title(self) -> str:
+        """What the title bar says on every page of a setup."""
+        if self.session is None:
+            return ""
+        return f"{self.session.answers.name} · {self.session.answers.public_url.url}"
+
+    def checklist_rows(self) -> list[Row]:
+        from screens.session import pending_rows
+
+        return self.session.rows() if self.session is not None else pending_rows()
+
+    def setup_screen(self) -> SetupScreen | None:
+        from screens.setup import SetupScreen
+
+        return next((s for s in self.screen_stack if isinstance(s, SetupScreen)), None)
+
+    def refresh_pages(self) -> None:
+        """Every page in the stack shows the session as it is now (checklist, step, summary)."""
+        from screens.page import Page
+
+        for screen in self.screen_stack:
+            if isinstance(screen, Page):
+                screen.refresh_page()
+
+    # Opening a setup.
+
+    def start_from_welcome(self, choice: Choice) -> None:
+        from screens.draft import Draft, draft_path
+        from screens.fields import NEW_SETUP
+        from screens.inventory import InventoryScreen
+
+        if choice.kind == "new":
+            self.push_screen(InventoryScreen(Draft(NEW_SETUP, draft_path())))
+        elif choice.kind == "draft" and choice.path is not None:
+            try:
+                self.push_screen(InventoryScreen(Draft.load(choice.path)))
+            except WizardError as error:
+                self.fail(error)
+        elif choice.kind == "resume" and choice.path is not None:
+            self.open_state(choice.path)
+        elif choice.kind == "lab":
+            self.notify("Starting the lab: simulated nodes on this machine…", title="Lab")
+            self.start_lab(choice.balancer)
+
+    def open_answers_file(self, path: Path, state_path: Path | None = None) -> None:
+        """A complete answers file opens the steps; a partial one opens the inventory to finish it."""
+        from wizard.answers import find_problems, load_answers_file, merge, validate
+        from wizard.state import default_state_path
+
+        try:
+            raw = load_answers_file(path)
+        except WizardError as error:
+            self.fail(error, then_welcome=not isinstance(self.screen, WelcomeScreen))
+            return
+        problems = find_problems(raw)
+        if problems:
+            from screens.draft import Draft, draft_path
+            from screens.fields import NEW_SETUP
+            from screens.inventory import InventoryScreen
+
+            if not isinstance(self.screen, WelcomeScreen):
+                self.show_welcome()
+            # What the file gives becomes the defaults; the contract's defaults show for the rest.
+            draft = Draft(merge(NEW_SETUP, raw), draft_path())
+            draft.save()
+            self.push_screen(InventoryScreen(draft))
+            self.notify(f"{path} has {len(problems)} answer(s) to give or correct; they are marked.",
+                        title="Partial answers", severity="warning", timeout=8)
+            return
+        answers = validate(raw, source=str(path))
+        self.open_setup(answers, state_path or default_state_path(answers.name), answers_path=path)
+
+    def open_state(self, path: Path) -> None:
+        from screens.session import answers_from_state
+
+        try:
+            _, answers = answers_from_state(path)
+        except WizardError as error:
+            self.fail(error, then_welcome=not isinstance(self.screen, WelcomeScreen))
+            return
+        self.open_setup(answers, path)
+
+    def open_setup(self, answers: Answers, state_path: Path, *, answers_path: Path | None = None) -> None:
+        """Take the state's lock and show the steps, on the first one not done."""
+        from wizard.runner import Runner
+        from wizard.state import StateStore
+
+        from screens.session import Session, mark_interactive
+        from screens.setup import SetupScreen
+
+        self.close_session()
+        runner = Runner(answers, StateStore(state_path), events=self.post_engine_event, command=COMMAND)
         try:
             runner.open()
         except WizardError as error:
-            self.push_screen(ErrorScreen(error))
+            self.fail(error, then_welcome=not isinstance(self.screen, WelcomeScreen))
             return
-        self.runner = runner
-        self.sub_title = f"{answers.name}  ·  {answers.public_url.url}"
-        self.refresh_checklist()
-        first = self.first_step_not_done()
-        self.query_one("#log", RichLog).write(
-            f"Opened {answers.name} (state {state_path}). Press a to run the next step"
-            + (f" ({first})." if first else "; every step is done."))
-        self.show_step(first or all_steps()[-1].name)
+        mark_interactive(runner)
+        self.session = session = Session(runner, answers_path)
+        self.summary_shown = session.first_not_done() is None
+        self.exported = []
+        self.pop_to_base()
+        screen = SetupScreen()
+        self.push_screen(screen)
+        first = session.first_not_done()
+        screen.log_line(f"Opened {answers.name}; the state is saved in {state_path} after every change.")
+        screen.log_line(f"Press enter to run {first} (its plan is shown before anything changes)." if first
+                        else "Every step is done: v verifies again, e exports the runbook.")
 
-    def on_unmount(self) -> None:
-        if self.runner is not None:
-            # A worker waiting for a confirmation (or polling a node) sees this and stops.
-            self.runner.ctx.cancel.set()
-            self.workers.cancel_group(self, "engine")
-            self.runner.close(self.runner.exit_status)
+    def finish_draft(self, draft: Draft) -> None:
+        """The inventory is complete: save the answers beside the state and open the steps."""
+        from wizard.answers import answers_to_yaml, validate
+        from wizard.state import default_state_path
 
-    # The checklist.
+        from screens.draft import answers_path_for, write_private
 
-    def first_step_not_done(self) -> str | None:
-        assert self.runner is not None and self.runner.state is not None
-        for step in all_steps():
-            record = self.runner.state.steps.get(step.name)
-            if not (record and record.done):
-                return step.name
-        return None
-
-    def refresh_checklist(self) -> None:
-        if self.runner is None or self.runner.state is None:
+        try:
+            answers = validate(draft.final(), source="the inventory")
+        except WizardError as error:
+            self.fail(error)
             return
-        for step in all_steps():
-            record = self.runner.state.steps.get(step.name)
-            status = record.status if record else "pending"
-            when = (record.updated or "")[11:16] if record else ""
-            self.query_one(f"#label-{step.name}", Label).update(
-                f"{STATUS_MARKS[status]} {step.title}\n    {status} {when}")
-
-    def show_step(self, name: str) -> None:
-        step = next(s for s in all_steps() if s.name == name)
-        lines = [step.title, "", step.explanation, ""]
-        if self.runner is not None and self.runner.state is not None:
-            record = self.runner.state.steps.get(name)
-            if record:
-                lines.append(f"Status: {record.status}  {record.updated or ''}")
-                if record.summary:
-                    lines.append(record.summary)
-                if record.error:
-                    lines += ["", f"Error: {record.error.get('message')}", f"Next: {record.error.get('hint') or ''}"]
-                if record.checks:
-                    from wizard.model import Check
-                    lines += ["", format_checks([Check.from_dict(c) for c in record.checks])]
-        self.query_one("#step-detail", Static).update("\n".join(lines))
-
-    @on(ListView.Highlighted, "#checklist")
-    def step_highlighted(self, event: ListView.Highlighted) -> None:
-        if event.item is not None and event.item.id:
-            self.show_step(event.item.id.removeprefix("item-"))
-
-    # Engine events arrive here from the worker thread.
-
-    def forward_event(self, event: Event) -> None:
-        self.post_message(EngineEvent(event))  # post_message is thread-safe
-
-    def on_engine_event(self, message: EngineEvent) -> None:
-        text = EventPrinter().describe(message.event)
-        if text:
-            self.query_one("#log", RichLog).write(text.strip("\n"))
-        self.refresh_checklist()
-        step = getattr(message.event, "step", None)
-        if step:
-            self.show_step(step)
-        if isinstance(message.event, StepFailed) and message.event.hint:
-            self.notify(message.event.hint, title=f"{step} failed", severity="error", timeout=10)
-
-    def on_run_finished(self, message: RunFinished) -> None:
-        self.busy = False
-        self.refresh_checklist()
-        outcome = message.outcome
-        self.query_one("#log", RichLog).write(outcome.message)
-        self.notify(outcome.message, severity="information" if outcome.exit_status == EXIT_OK else "warning")
-
-    def on_error_raised(self, message: ErrorRaised) -> None:
-        self.busy = False
-        self.push_screen(ErrorScreen(message.error))
-
-    # Actions.
-
-    def action_apply(self) -> None:
-        if self.runner is None or self.busy:
+        if draft.editing and self.session is not None:
+            state_path = self.session.state_path
+        else:
+            state_path = self.initial_state_path or default_state_path(answers.name)
+        answers_path = answers_path_for(state_path, answers.name)
+        try:
+            write_private(answers_path, answers_to_yaml(answers))
+        except OSError as error:
+            self.fail(WizardError(f"Could not save the answers in {answers_path}: {error.strerror or error}.",
+                                  "Check that the folder exists and that you may write to it."))
             return
-        self.busy = True
-        self.cancel_flag.clear()
-        self.run_engine("apply")
+        if not draft.editing:
+            draft.discard()
+        self.open_setup(answers, state_path, answers_path=answers_path)
+        self.notify(f"Answers saved in {answers_path} (usable with `apply --answers`).", title="Answers")
 
-    def action_verify(self) -> None:
-        if self.runner is None or self.busy:
+    def action_edit_answers(self) -> None:
+        """The inventory on the setup's answers; saving them reopens the setup with the new ones."""
+        import yaml
+
+        from wizard.answers import answers_to_yaml
+
+        from screens.draft import Draft
+        from screens.inventory import InventoryScreen
+
+        if self.session is None or self.busy:
+            self.notify("Wait for the work in progress to end (or cancel it with c).", severity="warning")
             return
-        self.busy = True
-        self.run_engine("verify")
+        raw = yaml.safe_load(answers_to_yaml(self.session.answers))
+        self.push_screen(InventoryScreen(Draft(raw, None, editing=self.session.answers.name)))
 
-    def action_cancel(self) -> None:
-        if self.runner is not None and self.busy:
-            self.runner.ctx.cancel.set()
-            self.notify("Cancelling after the current operation…")
+    # The lab.
+
+    @work(thread=True, exclusive=True, group="lab", exit_on_error=False)
+    def start_lab(self, balancer: str) -> None:
+        try:
+            from wizard.lab import Lab
+
+            lab = Lab(nodes=2, balancer=balancer).start()
+        except Exception as exc:  # Lab.start stops whatever it started before raising
+            self.post_message(LabFailed(as_admin_error(exc)))
+            return
+        self.post_message(LabStarted(lab))
+
+    def on_lab_started(self, message: LabStarted) -> None:
+        if self.lab is not None and self.owns_lab:
+            self.lab.stop()
+        self.lab, self.owns_lab = message.lab, True
+        self.open_answers_file(Path(message.lab.answers_path), Path(message.lab.state_path))
+
+    def on_lab_failed(self, message: LabFailed) -> None:
+        self.fail(message.error, title="The lab could not start")
+
+    def action_lab_base_url(self) -> None:
+        """Play the admin of the guided base-url step: save the public URL in the lab's Confluence."""
+        if self.lab is None or self.session is None:
+            return
+        self.lab_base_url_worker(self.session.answers.public_url.url)
+
+    @work(thread=True, group="lab", exit_on_error=False)
+    def lab_base_url_worker(self, url: str) -> None:
+        try:
+            value = self.lab.set_base_url_as_admin(url)
+        except Exception as exc:  # shown as words in a dialog, whatever it is
+            self.call_from_thread(self.fail, exc)
+            return
+        self.call_from_thread(self.notify, f"The lab's base URL is now {value}.", title="Lab")
+
+    # Actions every screen may offer.
+
+    async def action_quit(self) -> None:
+        """Quit; while a step runs, stop it safely first (a second q quits at once)."""
+        if self.busy and not self.quit_when_idle:
+            self.quit_when_idle = True
+            self.action_cancel()
+            self.notify("Quitting once the step has stopped safely; press q again to quit at once.")
+            return
+        self.exit(EXIT_INTERRUPTED if self.busy else EXIT_OK)
 
     def action_export(self) -> None:
-        if self.runner is None or self.runner.state is None:
+        """The runbook in Markdown and HTML, beside the state file."""
+        from wizard.runbook import build_runbook, write_runbook
+
+        if self.session is None:
             return
-        base = self.runner.store.path.with_suffix("")
+        session = self.session
+        base = session.state_path.parent / f"{session.answers.name}.runbook"
+        written = []
         try:
             for fmt in ("md", "html"):
-                write_runbook(build_runbook(self.runner.state, fmt), f"{base}.runbook.{fmt}")
+                written.append(write_runbook(build_runbook(session.state, fmt), f"{base}.{fmt}"))
         except WizardError as error:
-            self.push_screen(ErrorScreen(error))
+            self.fail(error)
             return
-        self.notify(f"Runbook written to {base}.runbook.md and .html", title="Runbook")
+        self.exported = written
+        self.notify("Runbook written to " + " and ".join(str(p) for p in written), title="Runbook", timeout=8)
+        self.refresh_pages()
 
-    @work(thread=True, exclusive=True, group="engine")
-    def run_engine(self, what: str) -> None:
-        assert self.runner is not None
-        self.runner.ctx.cancel.clear()
-        try:
-            outcome = self.runner.apply(confirm=self.confirm_from_thread) if what == "apply" else self.runner.verify()
-        except WizardError as error:
-            self.post_message(ErrorRaised(error))
+    def action_summary(self) -> None:
+        from screens.summary import SummaryScreen
+
+        if self.session is not None and not any(isinstance(s, SummaryScreen) for s in self.screen_stack):
+            self.push_screen(SummaryScreen())
+
+    # No traceback for the admin, even for a bug in the face itself.
+
+    def _fatal_error(self) -> None:
+        """Textual would print a traceback on exit; the admin gets a sentence and where the details are."""
+        import traceback
+
+        from rich.text import Text
+
+        details = "".join(traceback.format_exception(*sys.exc_info())) if sys.exc_info()[0] else repr(self._exception)
+        where = write_crash_report(details)
+        if self._exit:
+            # The admin already quit: a screen torn down half-built is no news for them.
+            self._close_messages_no_wait()
             return
-        self.post_message(RunFinished(outcome))
-
-    def confirm_from_thread(self, plan: Plan) -> bool:
-        """Ask the admin from the worker thread; wait without blocking the UI."""
-        answered = threading.Event()
-        answer = {"ok": False}
-
-        def record(result: bool | None) -> None:
-            answer["ok"] = bool(result)
-            answered.set()
-
-        self.call_from_thread(self.push_screen, ConfirmPlanScreen(plan), record)
-        while not answered.wait(0.1):
-            if self.runner is not None and self.runner.ctx.cancel.is_set():
-                return False
-        return answer["ok"]
+        self.bell()
+        self._exit_renderables.append(Text(
+            f"confluence-lb-wizard stopped on an unexpected problem: {self._exception!r}.\n"
+            "The state is saved after every change: start the wizard again and it resumes.\n"
+            + (f"Details for a bug report: {where}" if where else "")))
+        self._close_messages_no_wait()
 
 
-def create_app(*, state: str | Path | None = None, answers_file: str | None = None) -> WizardApp:
-    """The app, ready to run (tests and the lab build it here too)."""
-    answers = answers_from_file(answers_file) if answers_file else None
-    state_path = Path(state).expanduser() if state else (default_state_path(answers.name) if answers else None)
-    return WizardApp(state_path=state_path, answers=answers)
+def write_crash_report(details: str) -> Path | None:
+    """Where a bug's details go (never on the admin's screen)."""
+    from wizard.state import default_state_path
+
+    from screens.draft import write_private
+
+    path = default_state_path("x").parent / "crash-report.txt"
+    try:
+        write_private(path, details)
+    except OSError:
+        return None
+    return path
+
+
+def create_app(*, state: str | Path | None = None, answers_file: str | Path | None = None,
+               lab: Any = None) -> WizardApp:
+    """The app, ready to run (tests, the lab and the command line build it here).
+
+    ``answers_file``: open these answers (a partial file opens the inventory to finish
+    it); ``state``: the state file (default: the setup's own under $XDG_STATE_HOME);
+    ``lab``: the running ``wizard.lab.Lab`` the answers describe, for its palette command.
+    """
+    return WizardApp(state_path=Path(state).expanduser() if state else None,
+                     answers_file=Path(answers_file).expanduser() if answers_file else None, lab=lab)
 
 
 def run_app(state: str | None = None) -> int:
+    """Run the full-screen wizard; the exit status for the command line."""
     app = create_app(state=state)
     app.run()
     return app.return_code or 0

@@ -1,14 +1,23 @@
-"""Finding and opening a setup, shared by the Textual app and the prompts."""
+"""Finding, opening and describing a setup, shared by the Textual app and the prompts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from wizard.answers import load_answers_file, validate
-from wizard.answers_model import Answers
-from wizard.state import State, StateStore, default_state_path
-from wizard.steps import available
+from wizard.steps import all_steps, available
+
+from screens.words import ANSWERS
+
+if TYPE_CHECKING:
+    from wizard.answers_model import Answers
+    from wizard.state import State, StepRecord
+    from wizard.runner import Runner
+    from wizard.steps.base import Step
+
+    from screens.status import Row, StepProgress
+
 
 
 @dataclass
@@ -22,6 +31,8 @@ class SavedSetup:
 
 def saved_setups(folder: Path | None = None) -> list[SavedSetup]:
     """The setups with a state file in the default folder, with their progress."""
+    from wizard.state import StateStore, default_state_path
+
     folder = folder or default_state_path("x").parent
     found = []
     for path in sorted(folder.glob("*.state.json")) if folder.is_dir() else []:
@@ -36,10 +47,129 @@ def saved_setups(folder: Path | None = None) -> list[SavedSetup]:
     return found
 
 
-def answers_from_file(path: str) -> Answers:
-    return validate(load_answers_file(path), source=path)
+def answers_from_file(path: str | Path) -> Answers:
+    from wizard.answers import load_answers_file, validate
+
+    return validate(load_answers_file(path), source=str(path))
 
 
 def answers_from_state(path: Path) -> tuple[State, Answers]:
+    from wizard.answers import validate
+    from wizard.state import StateStore
+
     state = StateStore(path).load()
     return state, validate(state.answers, source=str(path))
+
+
+def mark_interactive(runner: Runner) -> None:
+    """Tell the steps a person is there: the guided base-url step then waits for the admin
+    to change the base URL instead of failing at once."""
+    if hasattr(runner.ctx, "interactive"):
+        runner.ctx.interactive = True
+
+
+def pending_rows() -> list[Row]:
+    """The checklist of a setup whose answers are still being written."""
+    from screens.status import Row
+
+    return [Row(ANSWERS, "Answers", "incomplete")] + [Row(step.name, step.title, "pending") for step in all_steps()]
+
+
+@dataclass
+class Session:
+    """One open setup: its runner (which holds the state's lock), its files, and its progress."""
+
+    runner: Runner
+    answers_path: Path | None = None
+    #: Per step, the progress reported during this session (for the step view's bars).
+    progress: dict[str, StepProgress] = field(default_factory=dict)
+    #: The step the engine is working on now, if any.
+    running: str | None = None
+
+    @property
+    def answers(self) -> Answers:
+        return self.runner.answers
+
+    @property
+    def state(self) -> State:
+        assert self.runner.state is not None, "the session's runner is open"
+        return self.runner.state
+
+    @property
+    def state_path(self) -> Path:
+        return self.runner.store.path
+
+    def steps(self) -> list[Step]:
+        """The steps of this setup, in order (a step with no work for these answers is left out)."""
+        return [step for step in all_steps() if step.applies(self.answers)]
+
+    def step(self, name: str) -> Step:
+        return next(step for step in all_steps() if step.name == name)
+
+    def record(self, name: str) -> StepRecord | None:
+        return self.state.steps.get(name)
+
+    def status(self, name: str) -> str:
+        record = self.record(name)
+        return record.status if record else "pending"
+
+    def first_not_done(self) -> str | None:
+        for step in self.steps():
+            record = self.record(step.name)
+            if not (record and record.done):
+                return step.name
+        return None
+
+    def not_done_before(self, name: str) -> list[str]:
+        """The steps before ``name`` that are not done yet (running it now skips the usual order)."""
+        earlier = []
+        for step in self.steps():
+            if step.name == name:
+                break
+            record = self.record(step.name)
+            if not (record and record.done):
+                earlier.append(step.name)
+        return earlier
+
+    def rows(self) -> list[Row]:
+        from screens.status import Row
+
+        rows = [Row(ANSWERS, "Answers", "complete")]
+        for step in self.steps():
+            record = self.record(step.name)
+            status = "running" if step.name == self.running else (record.status if record else "pending")
+            rows.append(Row(step.name, step.title, status, record.updated if record else None))
+        return rows
+
+    def rollbackable(self) -> list[str]:
+        """The steps with something a rollback would touch, newest step first."""
+        names = []
+        for step in reversed(self.steps()):
+            record = self.record(step.name)
+            if record is not None and record.status not in ("pending", "rolled-back"):
+                names.append(step.name)
+        return names
+
+    def answers_summary(self) -> list[tuple[str, Any]]:
+        """The answers as label/value pairs, for the Answers row of the checklist."""
+        answers = self.answers
+        balancer = answers.balancer
+        pairs: list[tuple[str, Any]] = [("Setup", answers.name), ("Public URL", answers.public_url.url),
+                                        ("Synchrony", f"{answers.synchrony.mode}, port {answers.synchrony.port}"),
+                                        ("Restart", answers.restart), ("Base URL", answers.base_url.method)]
+        for node in answers.nodes:
+            reach = "this machine" if node.access.transport == "local" else (
+                f"ssh {node.access.user + '@' if node.access.user else ''}{node.access.host or node.address}")
+            pairs.append((f"Node {node.name}", f"{node.address}, {node.install_dir}, reached on {reach}"))
+        if balancer.kind == "apache" and balancer.apache is not None:
+            apache = balancer.apache
+            where = "this machine" if apache.access.transport == "local" else f"ssh {apache.access.host}"
+            pairs.append(("Balancer", f"Apache httpd on {where}, {apache.config_path or 'default vhost path'}"))
+        elif balancer.alb is not None:
+            alb = balancer.alb
+            pairs.append(("Balancer", f"AWS ALB {alb.name or answers.name} in {alb.region}, {alb.vpc_id}, "
+                                      f"subnets {', '.join(alb.subnet_ids)}"))
+        pairs.append(("State file", str(self.state_path)))
+        if self.answers_path is not None:
+            pairs.append(("Answers file", str(self.answers_path)))
+        return pairs

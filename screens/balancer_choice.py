@@ -1,0 +1,63 @@
+"""The balancer choice: Apache httpd or an AWS Application Load Balancer, each explained briefly."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from screens.draft import Draft, set_key
+from screens.fields import EXPLANATIONS
+from screens.page import DraftPage
+
+
+class BalancerChoiceScreen(DraftPage):
+    """enter picks the highlighted balancer and opens its form; escape goes back to the nodes."""
+
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    def compose_page(self) -> ComposeResult:
+        with VerticalScroll(id="balancer-choice"):
+            yield Static("Which load balancer will sit in front of the nodes?", classes="intro", markup=False)
+            yield OptionList(*[Option(self.prompt(kind), id=kind) for kind in EXPLANATIONS], id="kinds")
+
+    @staticmethod
+    def prompt(kind: str) -> Text:
+        title, explanation = EXPLANATIONS[kind]
+        return Text.assemble((title, "bold"), "\n", (explanation, ""), "\n")
+
+    def on_mount(self) -> None:
+        kinds = self.query_one("#kinds", OptionList)
+        kinds.focus()
+        current = (self.draft.raw.get("balancer") or {}).get("kind")
+        kinds.highlighted = list(EXPLANATIONS).index(current) if current in EXPLANATIONS else 0
+
+    @on(OptionList.OptionSelected, "#kinds")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        kind = event.option.id or "apache"
+        set_key(self.draft.raw, "balancer.kind", kind)
+        self.save_draft()
+        if kind == "apache":
+            from screens.apache_form import ApacheFormScreen
+
+            self.app.push_screen(ApacheFormScreen(self.draft))
+        else:
+            from screens.alb_form import AlbFormScreen
+
+            self.app.push_screen(AlbFormScreen(self.draft))
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+
+def balancer_section(draft: Draft, kind: str) -> dict:
+    """The draft's options for one balancer kind (made empty when absent)."""
+    balancer = draft.raw.setdefault("balancer", {})
+    section = balancer.get(kind)
+    if not isinstance(section, dict):
+        section = balancer[kind] = {}
+    return section

@@ -1,0 +1,54 @@
+"""Before a rollback: the undo actions it will perform, newest first, and how to do each by hand."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from wizard.model import UndoAction
+from wizard.redact import redact
+
+
+def undo_text(actions: list[UndoAction]) -> Text:
+    text = Text()
+    for action in actions:
+        text.append(f"[{action.target}] ", style="bold magenta")
+        text.append(redact(action.description) + "\n")
+        if action.manual:
+            text.append(f"    by hand: {redact(action.manual)}\n", style="dim")
+    return text
+
+
+class ConfirmRollbackScreen(ModalScreen[bool]):
+    """y undoes the listed changes; n (or escape) leaves everything as it is."""
+
+    AUTO_FOCUS = "#keep"
+
+    BINDINGS = [Binding("y", "answer(True)", "Roll back"), Binding("n,escape", "answer(False)", "Keep")]
+
+    def __init__(self, step: str, actions: list[UndoAction]) -> None:
+        super().__init__()
+        self.step = step
+        self.actions = actions
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="rollback"):
+            yield Label(f"Roll back {self.step}? These {len(self.actions)} change(s) will be undone:",
+                        id="dialog-title")
+            with VerticalScroll(id="plan-text"):
+                yield Static(undo_text(self.actions), id="undo-list")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Roll back (y)", variant="error", id="rollback")
+                yield Button("Keep (n)", id="keep")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "rollback")

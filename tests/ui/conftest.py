@@ -1,0 +1,25 @@
+"""UI test fixtures: every test keeps its state files in its own folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$XDG_STATE_HOME in the test's folder: saved setups, drafts and labs land there."""
+    home = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def restore_ssh_hooks():
+    """The app installs wizard.ssh's hooks and restores them; a failing test must not leak them."""
+    from wizard import ssh
+
+    saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
+    yield
+    ssh.ask_passphrase, ssh.on_unknown_host_key = saved
