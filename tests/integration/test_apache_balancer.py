@@ -101,7 +101,9 @@ class Lab:
 
     def websocket(self, path: str = "/synchrony/v1/bayeux-sync1", message: str = "hello") -> str:
         extra = {"ssl": insecure()} if self.tls else {}
-        with connect(self.ws_base + path, open_timeout=5, **extra) as socket:
+        # Generous: right after a graceful reload on a loaded 2-core machine a TLS handshake
+        # to a fresh Apache child can take seconds; the assertion is the echo, not the speed.
+        with connect(self.ws_base + path, open_timeout=20, **extra) as socket:
             socket.send(message)
             return str(socket.recv(timeout=5))
 
