@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -65,18 +66,18 @@ class AlbFormScreen(DraftPage):
             yield Select(self.known(section.get("vpc_id")), id="vpc", prompt="Read the lists from AWS (ctrl+r)", compact=True)
             yield Static("", id="vpc-problem", classes="problem", markup=False)
             yield Label("Subnets: two or more, in different availability zones", classes="section")
-            yield SelectionList[str](*[(s, s, True) for s in section.get("subnet_ids") or []], id="subnets")
+            yield SelectionList[str](*[(Text(s), s, True) for s in section.get("subnet_ids") or []], id="subnets")
             yield Static("", id="subnets-problem", classes="problem", markup=False)
             yield Label("The nodes' instances (without one, a node is registered by its address)",
                         classes="section")
             for index, node in enumerate(self.draft.nodes):
                 with Horizontal(classes="instance-row"):
-                    yield Label(str(node.get("name", index + 1)), classes="instance-node")
+                    yield Label(str(node.get("name", index + 1)), classes="instance-node", markup=False)
                     yield Select(self.known(node.get("instance_id")), id=f"instance-{index}",
                                  prompt=f"by address {node.get('address', '')}", compact=True)
             yield Static("", id="instances-problem", classes="problem", markup=False)
             yield Label("Certificate for HTTPS (ACM, issued)", classes="section")
-            yield Select(self.known(section.get("certificate_arn")) + [("none: plain HTTP", NO_CERTIFICATE)],
+            yield Select(self.known(section.get("certificate_arn")) + [(Text("none: plain HTTP"), NO_CERTIFICATE)],
                          id="certificate", prompt="Read the lists from AWS (ctrl+r)", compact=True)
             yield Static("", id="certificate-problem", classes="problem", markup=False)
             yield Label("The nodes' security group (opened to the balancer on the node ports)", classes="section")
@@ -89,8 +90,8 @@ class AlbFormScreen(DraftPage):
                 yield Button("Back (esc)", id="back")
 
     @staticmethod
-    def known(value: str | None) -> list[tuple[str, str]]:
-        return [(f"{value}  (from the answers)", value)] if value else []
+    def known(value: str | None) -> list[tuple[Text, str]]:
+        return [(Text(f"{value}  (from the answers)"), value)] if value else []
 
     def on_mount(self) -> None:
         self._filling = True
@@ -144,22 +145,23 @@ class AlbFormScreen(DraftPage):
             f"{len(lists.instances)} instance(s), {len(lists.certificates)} certificate(s).")
         self._filling = True
         vpc = self.query_one("#vpc", Select)
-        vpc.set_options([(item.label, item.id) for item in lists.vpcs])
+        # Labels as Text: a Name tag read from AWS is shown as written, never read as markup.
+        vpc.set_options([(Text(item.label), item.id) for item in lists.vpcs])
         current = self.section.get("vpc_id")
         if current in {item.id for item in lists.vpcs}:
             vpc.value = current
         elif len(lists.vpcs) == 1:
             vpc.value = lists.vpcs[0].id
         self._set_options("#certificate", list(lists.certificates), self.section.get("certificate_arn"),
-                          extra=[("none: plain HTTP", NO_CERTIFICATE)])
+                          extra=[(Text("none: plain HTTP"), NO_CERTIFICATE)])
         self.fill_vpc_lists()
         self.call_after_refresh(self._done_filling)
         self.sync_from_widgets()
 
     def _set_options(self, selector: str, items: list[Item], current: str | None,
-                     extra: list[tuple[str, str]] | None = None) -> None:
+                     extra: list[tuple[Text, str]] | None = None) -> None:
         select = self.query_one(selector, Select)
-        select.set_options([(item.label, item.id) for item in items] + (extra or []))
+        select.set_options([(Text(item.label), item.id) for item in items] + (extra or []))
         if current and current in {item.id for item in items}:
             select.value = current
 
@@ -173,7 +175,8 @@ class AlbFormScreen(DraftPage):
         chosen = set(self.section.get("subnet_ids") or [])
         subnets = self.query_one("#subnets", SelectionList)
         subnets.clear_options()
-        subnets.add_options([(item.label, item.id, item.id in chosen) for item in lists.in_vpc(lists.subnets, vpc_id)])
+        subnets.add_options([(Text(item.label), item.id, item.id in chosen)
+                             for item in lists.in_vpc(lists.subnets, vpc_id)])
         instances = lists.in_vpc(lists.instances, vpc_id)
         for index, node in enumerate(self.draft.nodes):
             current = node.get("instance_id") or next(

@@ -23,21 +23,19 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from wizard.errors import EXIT_INTERRUPTED, EXIT_OK, WizardError
-
 from screens.bridge import SshQuestions, ThreadBridge
-from screens.engine import EngineMixin
+from screens.engine import EngineApp
 from screens.error import ErrorScreen, as_admin_error
 from screens.messages import LabFailed, LabStarted
 from screens.welcome import Choice, WelcomeScreen
+from wizard.errors import EXIT_INTERRUPTED, EXIT_OK, WizardError
 
 if TYPE_CHECKING:
-    from wizard.answers_model import Answers
-
     from screens.draft import Draft
     from screens.session import Session
     from screens.setup import SetupScreen
     from screens.status import Row
+    from wizard.answers_model import Answers
 
 COMMAND = "confluence-lb-wizard (Textual)"
 
@@ -49,7 +47,7 @@ def wizard_commands() -> Any:
     return WizardCommands
 
 
-class WizardApp(EngineMixin, App[int]):
+class WizardApp(EngineApp):
     """The checklist, the steps and their plans, the engine in a worker, every answer asked in a dialog."""
 
     TITLE = "confluence-lb-wizard"
@@ -218,11 +216,10 @@ class WizardApp(EngineMixin, App[int]):
 
     def open_setup(self, answers: Answers, state_path: Path, *, answers_path: Path | None = None) -> None:
         """Take the state's lock and show the steps, on the first one not done."""
-        from wizard.runner import Runner
-        from wizard.state import StateStore
-
         from screens.session import Session, mark_interactive
         from screens.setup import SetupScreen
+        from wizard.runner import Runner
+        from wizard.state import StateStore
 
         self.close_session()
         runner = Runner(answers, StateStore(state_path), events=self.post_engine_event, command=COMMAND)
@@ -245,10 +242,9 @@ class WizardApp(EngineMixin, App[int]):
 
     def finish_draft(self, draft: Draft) -> None:
         """The inventory is complete: save the answers beside the state and open the steps."""
+        from screens.draft import answers_path_for, write_private
         from wizard.answers import answers_to_yaml, validate
         from wizard.state import default_state_path
-
-        from screens.draft import answers_path_for, write_private
 
         try:
             answers = validate(draft.final(), source="the inventory")
@@ -275,10 +271,9 @@ class WizardApp(EngineMixin, App[int]):
         """The inventory on the setup's answers; saving them reopens the setup with the new ones."""
         import yaml
 
-        from wizard.answers import answers_to_yaml
-
         from screens.draft import Draft
         from screens.inventory import InventoryScreen
+        from wizard.answers import answers_to_yaml
 
         if self.session is None or self.busy:
             self.notify("Wait for the work in progress to end (or cancel it with c).", severity="warning")
@@ -323,6 +318,12 @@ class WizardApp(EngineMixin, App[int]):
             return
         self.call_from_thread(self.notify, f"The lab's base URL is now {value}.", title="Lab")
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is plain text: paths and host names may hold brackets that markup
+        would swallow (or fail on)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     # Actions every screen may offer.
 
     async def action_quit(self) -> None:
@@ -332,7 +333,8 @@ class WizardApp(EngineMixin, App[int]):
             self.action_cancel()
             self.notify("Quitting once the step has stopped safely; press q again to quit at once.")
             return
-        self.exit(EXIT_INTERRUPTED if self.busy else EXIT_OK)
+        code = EXIT_INTERRUPTED if self.busy else EXIT_OK
+        self.exit(code, return_code=code)
 
     def action_export(self) -> None:
         """The runbook in Markdown and HTML, beside the state file."""
@@ -383,9 +385,8 @@ class WizardApp(EngineMixin, App[int]):
 
 def write_crash_report(details: str) -> Path | None:
     """Where a bug's details go (never on the admin's screen)."""
-    from wizard.state import default_state_path
-
     from screens.draft import write_private
+    from wizard.state import default_state_path
 
     path = default_state_path("x").parent / "crash-report.txt"
     try:
@@ -407,8 +408,18 @@ def create_app(*, state: str | Path | None = None, answers_file: str | Path | No
                      answers_file=Path(answers_file).expanduser() if answers_file else None, lab=lab)
 
 
+NO_TERMINAL = ("confluence-lb-wizard opens a full-screen wizard, which needs a terminal, and there is none here.\n"
+               "  -> Without one, run `confluence-lb-wizard apply --answers FILE --yes` "
+               "(review the changes first with `plan --answers FILE`).")
+
+
 def run_app(state: str | None = None) -> int:
     """Run the full-screen wizard; the exit status for the command line."""
+    from wizard.errors import EXIT_BAD_INPUT
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(NO_TERMINAL, file=sys.stderr)
+        return EXIT_BAD_INPUT
     app = create_app(state=state)
     app.run()
     return app.return_code or 0

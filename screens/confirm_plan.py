@@ -33,7 +33,7 @@ class ConfirmPlanScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         targets = sorted({change.target for change in self.plan.changes})
         with Vertical(id="dialog", classes="plan"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(self.title_text, id="dialog-title", markup=False)
             yield Static(f"{len(self.plan.changes)} change(s) on {', '.join(targets) or 'nothing'}. "
                          "Nothing is changed until you press y.", id="plan-note", markup=False)
             with ScrollableContainer(id="plan-text"):

@@ -38,7 +38,7 @@ class ConfirmRollbackScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="rollback"):
-            yield Label(f"Roll back {self.step}? These {len(self.actions)} change(s) will be undone:",
+            yield Label(f"Roll back {self.step}? These {len(self.actions)} change(s) will be undone:", markup=False,
                         id="dialog-title")
             with VerticalScroll(id="plan-text"):
                 yield Static(undo_text(self.actions), id="undo-list")

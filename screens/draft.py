@@ -9,6 +9,7 @@ and ``find_problems`` flags any key that smells like one.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import tempfile
@@ -65,7 +66,7 @@ def set_key(data: dict[str, Any], key: str, value: Any) -> None:
     """Set a dotted key, making the mappings on the way; None removes the key."""
     parts = split_key(key)
     current: Any = data
-    for part, following in zip(parts, parts[1:]):
+    for part, following in itertools.pairwise(parts):
         if isinstance(part, int):
             current = current[part]
             continue
@@ -119,7 +120,9 @@ class Draft:
 
     def problems(self) -> list[Problem]:
         """Every problem of the answers as they will be saved (see ``final``)."""
-        from wizard.answers import find_problems  # loaded with the first form, not with the app
+        from wizard.answers import (
+            find_problems,  # loaded with the first form, not with the app
+        )
 
         return find_problems(self.final())
 

@@ -1,6 +1,6 @@
 """The engine in a thread worker, and what the app does with what it reports.
 
-A mixin of the app: ``start_job`` runs ``Runner.apply``, ``verify`` or
+The engine half of the app (``WizardApp`` builds on it): ``start_job`` runs ``Runner.apply``, ``verify`` or
 ``rollback`` in a thread worker; the runner's events come back as
 ``EngineReported`` messages, its end as ``RunFinished`` (or ``RunFailed``).
 The handlers keep the session's model (progress, the step at work) and hand
@@ -13,31 +13,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual import work
-
-from wizard.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, WizardError
+from textual.app import App
 
 from screens.error import ErrorScreen, as_admin_error
 from screens.messages import EngineReported, RunFailed, RunFinished
+from wizard.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STEP_FAILED,
+    WizardError,
+)
 
 if TYPE_CHECKING:
-    from textual.app import App
-
-    from wizard.events import StepFailed
-    from wizard.model import Plan, UndoAction
-
     from screens.bridge import ThreadBridge
     from screens.session import Session
+    from wizard.events import StepFailed
+    from wizard.model import Plan, UndoAction
 
 #: Seconds between two redraws of the checklist and the step while the engine reports.
 REDRAW_EVERY = 0.05
 
-# Type checkers see the app's methods on the mixin; at run time it is a plain class.
-_AppBase = App[int] if TYPE_CHECKING else object
 
-
-class EngineMixin(_AppBase):
-    """Engine jobs for ``WizardApp``, which also provides ``setup_screen``, ``refresh_pages``, ``fail``,
-    ``ensure_ssh_questions`` and ``action_summary``."""
+class EngineApp(App[int]):
+    """Engine jobs; ``WizardApp`` adds the screens' routing and provides ``setup_screen``,
+    ``refresh_pages``, ``fail``, ``ensure_ssh_questions`` and ``action_summary``."""
 
     session: Session | None
     bridge: ThreadBridge
@@ -108,10 +108,15 @@ class EngineMixin(_AppBase):
     # What the engine reports.
 
     def on_engine_reported(self, message: EngineReported) -> None:
-        from wizard.events import (ChecksCompleted, ProgressReported, StepApplied, StepFailed, StepRolledBack,
-                                   StepStarted)
-
         from screens.status import StepProgress
+        from wizard.events import (
+            ChecksCompleted,
+            ProgressReported,
+            StepApplied,
+            StepFailed,
+            StepRolledBack,
+            StepStarted,
+        )
 
         session = self.session
         if session is None:
@@ -177,7 +182,7 @@ class EngineMixin(_AppBase):
             screen.log_line(text)
         self.refresh_pages()
         if self.quit_when_idle:
-            self.exit(EXIT_INTERRUPTED)
+            self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED)
             return
         if session is None:
             return
@@ -206,7 +211,7 @@ class EngineMixin(_AppBase):
             self.session.running = None
         self.refresh_pages()
         if self.quit_when_idle:
-            self.exit(EXIT_INTERRUPTED)
+            self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED)
             return
         self.fail(message.error)
 

@@ -37,7 +37,7 @@ class ErrorScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="error"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(self.title_text, id="dialog-title", markup=False)
             with VerticalScroll(id="dialog-body"):
                 yield Static(self.error.message, id="error-message", markup=False)
                 if self.error.hint:

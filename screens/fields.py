@@ -66,7 +66,19 @@ SETUP_FIELDS = [
               (("direct: to each node", "direct"), ("internal-proxy", "internal-proxy"))),
     FieldSpec("base_url.method", "Base URL change", "choice",
               (("guided: you change it", "guided"), ("postgres: database", "postgres"))),
+    # The database route only (psql runs on the first node; its password comes from ~/.pgpass there).
+    FieldSpec("base_url.database.host", "Database host", placeholder="localhost (as the first node sees it)",
+              group="postgres"),
+    FieldSpec("base_url.database.port", "Database port", "int", placeholder="5432", group="postgres"),
+    FieldSpec("base_url.database.name", "Database name", placeholder="confluence", group="postgres"),
+    FieldSpec("base_url.database.user", "Database user", placeholder="confluence", group="postgres",
+              help="psql reads the password from ~/.pgpass of the user it runs as; none is stored here."),
+    FieldSpec("base_url.database.psql", "psql command", placeholder="psql", group="postgres"),
 ]
+
+#: Which answer shows a group of fields, and the value that shows it.
+GROUP_SWITCHES = {"ssh": ("access.transport", ("ssh", None)),
+                  "postgres": ("base_url.method", ("postgres",))}
 
 #: A new setup starts with the contract's defaults shown, not blanks.
 NEW_SETUP = {"version": 1, "restart": "rolling", "synchrony": {"mode": "direct"},
@@ -132,12 +144,12 @@ NO_CERTIFICATE = "-"
 
 EXPLANATIONS = {
     "apache": ("Apache httpd",
-               "On a machine you run (reached over SSH, or this one). The wizard writes one virtual host: a "
+               ("On a machine you run (reached over SSH, or this one). The wizard writes one virtual host: a "
                "sticky Confluence balancer, the Synchrony route with WebSockets, /balancer-manager closed; it "
-               "tests the configuration before a graceful reload and keeps a backup to roll back to."),
+               "tests the configuration before a graceful reload and keeps a backup to roll back to.")),
     "alb": ("AWS Application Load Balancer",
-            "In your AWS account (the standard credentials: profile, SSO or role). The wizard creates and "
+            ("In your AWS account (the standard credentials: profile, SSO or role). The wizard creates and "
             "tags a security group, two target groups with stickiness and health checks, the load balancer, "
             "its listeners and the /synchrony rule; you pick the VPC, subnets, instances and certificate "
-            "from lists read from AWS."),
+            "from lists read from AWS.")),
 }

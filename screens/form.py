@@ -73,7 +73,7 @@ class FormView(Vertical):
             # noticeably faster); a group is shown or hidden through the class on all three.
             with Horizontal(classes=f"field-row{group}", id=f"{widget_id}-field"):
                 # Compact widgets: one line per answer keeps a form usable at 80x24.
-                yield Label(spec.label if spec.kind != "bool" else "")
+                yield Label(spec.label if spec.kind != "bool" else "", markup=False)
                 if spec.kind == "bool":
                     yield Checkbox(spec.label, value=bool(value), id=widget_id, compact=True)
                 elif spec.kind == "choice":
@@ -150,9 +150,9 @@ class FormView(Vertical):
             key = key[len(self.prefix) + 1:] if key.startswith(self.prefix + ".") else key[len(self.prefix):]
         best = None
         for spec in self.specs:
-            if key == spec.key or key.startswith((spec.key + ".", spec.key + "[")):
-                if best is None or len(spec.key) > len(best.key):
-                    best = spec
+            covers = key == spec.key or key.startswith((spec.key + ".", spec.key + "["))
+            if covers and (best is None or len(spec.key) > len(best.key)):
+                best = spec
         return best
 
     def show_problems(self, problems: list[Problem], *, reveal_missing: bool = False) -> list[Problem]:

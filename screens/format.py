@@ -70,7 +70,8 @@ def checks_table(checks: list[Check] | tuple[Check, ...], *, only_failed: bool =
         seen = Text(redact(check.seen))
         if not check.passed and check.fix:
             seen.append("\n→ " + redact(check.fix), style="yellow")
-        table.add_row(verdict, check.target, check.name, seen)
+        # Text cells: what a check saw is shown as it is, never read as markup.
+        table.add_row(verdict, Text(check.target), Text(check.name), seen)
     return table
 
 

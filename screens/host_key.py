@@ -28,11 +28,11 @@ class HostKeyScreen(ModalScreen[bool]):
         where = error.host if error.port == 22 else f"{error.host}:{error.port}"
         with Vertical(id="dialog", classes="hostkey"):
             if error.changed:
-                yield Label(f"The host key of {where} has CHANGED", id="dialog-title")
+                yield Label(f"The host key of {where} has CHANGED", id="dialog-title", markup=False)
                 yield Static("This may be an attack, or the machine was reinstalled. The wizard does not "
                              "replace a known key; nothing was sent to the host.", markup=False)
             else:
-                yield Label(f"Unknown host key for {where}", id="dialog-title")
+                yield Label(f"Unknown host key for {where}", id="dialog-title", markup=False)
                 yield Static("The wizard has never seen this machine's key. Compare the fingerprint with the "
                              "one the machine shows (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on it) before "
                              "accepting.", markup=False)

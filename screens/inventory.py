@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -72,6 +73,7 @@ class InventoryScreen(DraftPage):
         table.add_columns("Name", "Address", "Reached by", "Read from the node")
         if self.draft.editing:
             self.query_one("#setup--name").disabled = True  # the name names the state file
+        self.query_one("#setup", FormView).show_group("postgres", self.postgres())
         self.fill_table()
         self.check()
         for index in range(len(self.draft.nodes)):
@@ -91,8 +93,9 @@ class InventoryScreen(DraftPage):
                 f"{access.get('host') or node.get('address', '')}")
             ok, summary = self.readings.get(str(node.get("name")), (None, "not read yet"))
             shown = one_line(summary) if ok else ("✘ " + summary.splitlines()[0] if ok is False else summary)
-            table.add_row(str(node.get("name", "")), str(node.get("address", "")), reached, shown[:60],
-                          key=str(index))
+            # Text cells: what was typed or read is shown as it is, never read as markup.
+            table.add_row(*(Text(cell) for cell in (str(node.get("name", "")), str(node.get("address", "")),
+                                                    reached, shown[:60])), key=str(index))
 
     def check(self) -> None:
         problems = self.draft.problems()
@@ -106,8 +109,15 @@ class InventoryScreen(DraftPage):
             lines.append(f"⚠ {problem}")
         self.query_one("#nodes-problems", Static).update("\n".join(lines))
 
+    def postgres(self) -> bool:
+        return (self.draft.raw.get("base_url") or {}).get("method") == "postgres"
+
     @on(FormView.Changed, "#setup")
     def setup_changed(self, event: FormView.Changed) -> None:
+        if event.key == "base_url.method":
+            # The database's answers belong to the database route only (guided refuses them).
+            method = event.form.raw_value(event.form.spec("base_url.method"))
+            event.form.show_group("postgres", method == "postgres")
         self.draft.raw = event.form.merge_into(self.draft.raw)
         self.check()
         self.draft_changed()

@@ -43,7 +43,7 @@ class NodeFormScreen(ModalScreen["tuple[dict[str, Any], tuple[bool, str] | None]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="form-dialog"):
-            yield Label(f"Node {self.node.get('name') or self.index + 1}", id="dialog-title")
+            yield Label(f"Node {self.node.get('name') or self.index + 1}", id="dialog-title", markup=False)
             with VerticalScroll(id="node-fields"):
                 yield FormView(NODE_FIELDS, prefix=self.prefix, values=self.node, id="node")
                 yield Label("What was read from the node")

@@ -15,18 +15,29 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from wizard.answers import answers_to_yaml, find_problems, load_answers_file, merge, validate
-from wizard.answers_model import Answers
-from wizard.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, HostKeyError, WizardError
-from wizard.model import Plan, UndoAction
-from wizard.report import EventPrinter, format_checks, format_status
-from wizard.runner import Outcome, Runner
-from wizard.state import StateStore, default_state_path
-
 from screens.draft import Draft, answers_path_for, draft_path, write_private
 from screens.fields import NEW_SETUP
 from screens.plain_answers import Asker, ask_new, complete
 from screens.session import Session, answers_from_state, mark_interactive, saved_setups
+from wizard.answers import (
+    answers_to_yaml,
+    find_problems,
+    load_answers_file,
+    merge,
+    validate,
+)
+from wizard.answers_model import Answers
+from wizard.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    HostKeyError,
+    WizardError,
+)
+from wizard.model import Plan, UndoAction
+from wizard.report import EventPrinter, format_checks, format_status
+from wizard.runner import Outcome, Runner
+from wizard.state import StateStore, default_state_path
 
 COMMAND = "confluence-lb-wizard --plain"
 NO_TERMINAL = ("confluence-lb-wizard --plain needs a terminal to ask its questions, and there is none here.\n"
@@ -34,7 +45,7 @@ NO_TERMINAL = ("confluence-lb-wizard --plain needs a terminal to ask its questio
                "(review the changes first with `plan --answers FILE`).")
 
 
-def run_prompts(state: str | None = None, *, input: Any = None, output: Any = None) -> int:  # noqa: A002
+def run_prompts(state: str | None = None, *, input: Any = None, output: Any = None) -> int:
     """The whole flow; the exit status of the command (0 done or quit, 130 interrupted, 2 bad input)."""
     if input is None and not sys.stdin.isatty():
         print(NO_TERMINAL, file=sys.stderr)

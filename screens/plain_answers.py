@@ -19,6 +19,7 @@ from screens.fields import (
     ALB_FIELDS,
     APACHE_FIELDS,
     EXPLANATIONS,
+    GROUP_SWITCHES,
     NO_CERTIFICATE,
     NODE_FIELDS,
     SETUP_FIELDS,
@@ -102,11 +103,19 @@ def ask_field(asker: Asker, draft: Draft, prefix: str, spec: FieldSpec) -> None:
     draft.save()
 
 
+def shown(draft: Draft, prefix: str, spec: FieldSpec) -> bool:
+    """Whether a field is asked at all: SSH answers only for SSH, the database only for its route."""
+    if spec.group not in GROUP_SWITCHES:
+        return True
+    key, values = GROUP_SWITCHES[spec.group]
+    switch = key if spec.group == "postgres" else _key(prefix, FieldSpec(key, ""))
+    return get_key(draft.raw, switch) in values
+
+
 def ask_fields(asker: Asker, draft: Draft, prefix: str, specs: list[FieldSpec]) -> None:
     for spec in specs:
-        if spec.group == "ssh" and get_key(draft.raw, _key(prefix, FieldSpec("access.transport", ""))) == "local":
-            continue  # a local machine needs no SSH answers
-        ask_field(asker, draft, prefix, spec)
+        if shown(draft, prefix, spec):
+            ask_field(asker, draft, prefix, spec)
 
 
 def ask_node(asker: Asker, draft: Draft, index: int) -> None:

@@ -30,9 +30,17 @@ class ProgressPanel(Vertical):
         yield ProgressBar(total=100, show_eta=False, id="progress-bar")
         yield Static("", id="progress-targets")
 
+    _drawn: object = None
+
     def show(self, progress: StepProgress | None) -> None:
         self.set_class(progress is not None and bool(progress.messages or progress.finished), "shown")
         if progress is None:
             return
+        # Redrawn only when something moved (the engine's news come in bursts).
+        key = (progress.step, tuple(progress.messages.items()), progress.fraction, progress.last_target,
+               progress.finished, progress.failed)
+        if key == self._drawn:
+            return
+        self._drawn = key
         self.query_one("#progress-bar", ProgressBar).update(progress=round(progress.fraction * 100))
         self.query_one("#progress-targets", Static).update(progress.table())

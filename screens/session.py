@@ -6,17 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from screens.words import ANSWERS
 from wizard.steps import all_steps, available
 
-from screens.words import ANSWERS
-
 if TYPE_CHECKING:
-    from wizard.answers_model import Answers
-    from wizard.state import State, StepRecord
-    from wizard.runner import Runner
-    from wizard.steps.base import Step
-
     from screens.status import Row, StepProgress
+    from wizard.answers_model import Answers
+    from wizard.runner import Runner
+    from wizard.state import State, StepRecord
+    from wizard.steps.base import Step
 
 
 
@@ -167,8 +165,8 @@ class Session:
             pairs.append(("Balancer", f"Apache httpd on {where}, {apache.config_path or 'default vhost path'}"))
         elif balancer.alb is not None:
             alb = balancer.alb
-            pairs.append(("Balancer", f"AWS ALB {alb.name or answers.name} in {alb.region}, {alb.vpc_id}, "
-                                      f"subnets {', '.join(alb.subnet_ids)}"))
+            pairs.append(("Balancer", (f"AWS ALB {alb.name or answers.name} in {alb.region}, {alb.vpc_id}, "
+                                       f"subnets {', '.join(alb.subnet_ids)}")))
         pairs.append(("State file", str(self.state_path)))
         if self.answers_path is not None:
             pairs.append(("Answers file", str(self.answers_path)))

@@ -36,9 +36,10 @@ class SetupScreen(Page):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, *, select: str | None = None) -> None:
+    AUTO_FOCUS = "#checklist"
+
+    def __init__(self) -> None:
         super().__init__()
-        self.initial = select
         # The plans' diffs are shown in the dialog before anything is applied; the log keeps a line.
         self._printer = EventPrinter(show_plans=False)
         # Lines logged before the log widget exists (the app opens a setup, then this screen mounts).
@@ -48,15 +49,12 @@ class SetupScreen(Page):
         yield StepView(id="step-view")
         yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
 
-    AUTO_FOCUS = "#checklist"
-
     def on_mount(self) -> None:
-        checklist = self.query_one(Checklist)
+        # Resume lands on the first step not done; with every step done, on the last one.
         session = self.wizard.session
-        target = self.initial or (session.first_not_done() if session else None) or ANSWERS
-        if session and not session.first_not_done() and not self.initial:
-            target = session.steps()[-1].name if session.steps() else ANSWERS
-        checklist.select(target)
+        steps = session.steps() if session else []
+        target = (session.first_not_done() if session else None) or (steps[-1].name if steps else ANSWERS)
+        self.query_one(Checklist).select(target)
         self.show(target)
         # Written once the log has its width, so the lines wrap to it.
         self.call_after_refresh(self._flush_backlog)

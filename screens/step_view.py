@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -10,9 +13,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from screens.format import checks_table, checks_verdict
-from screens.words import local_time, short_title
 from screens.progress import ProgressPanel
 from screens.session import Session
+from screens.words import local_time, short_title
 from wizard.model import Check, Plan
 from wizard.redact import redact
 from wizard.steps.base import Step
@@ -27,7 +30,7 @@ def answers_renderable(session: Session) -> RenderableType:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for label, value in session.answers_summary():
-        table.add_row(label, Text(str(value)))
+        table.add_row(Text(label), Text(str(value)))
     return Group(Text("What the steps work from. Press enter (or i) to change the answers.", style="italic"),
                  table)
 
@@ -80,22 +83,39 @@ class StepView(VerticalScroll):
         yield Static("", id="step-checks")
         yield Static(KEYS_HINT, id="step-hint", markup=False)
 
+    def on_mount(self) -> None:
+        # What each part shows now, by a cheap key: a part whose key did not change is not redrawn,
+        # so the engine's bursts of news cost the UI little.
+        self._shown: dict[str, object] = {}
+
+    def _set(self, part: str, key: object, content: Callable[[], Any]) -> None:
+        if self._shown.get(part, ...) == key:
+            return
+        self._shown[part] = key
+        self.query_one(f"#{part}", Static).update(content())
+
     def show_answers(self, session: Session) -> None:
-        self.query_one("#step-title", Static).update("Answers")
-        self.query_one("#step-explanation", Static).update(
-            "The cluster, the public URL and the balancer, as given in the inventory or the answers file.")
-        self.query_one("#step-body", Static).update(answers_renderable(session))
+        self._set("step-title", "answers", lambda: "Answers")
+        self._set("step-explanation", "answers", lambda: "The cluster, the public URL and the balancer, as "
+                  "given in the inventory or the answers file.")
+        self._set("step-body", ("answers", session.answers_summary()), lambda: answers_renderable(session))
         self.query_one(ProgressPanel).show(None)
-        self.query_one("#step-checks", Static).update("")
-        self.query_one("#step-hint", Static).update("enter or i change the answers · a run every step not done")
+        self._set("step-checks", None, lambda: "")
+        self._set("step-hint", "answers", lambda: "enter or i change the answers · a run every step not done")
 
     def show_step(self, session: Session, step: Step) -> None:
         record = session.record(step.name)
-        self.query_one("#step-title", Static).update(step.title)
-        self.query_one("#step-explanation", Static).update(step.explanation)
-        self.query_one("#step-body", Static).update(record_renderable(session, step))
+        self._set("step-title", step.name, lambda: step.title)
+        self._set("step-explanation", step.name, lambda: step.explanation)
+        self._set("step-body", (step.name, record.updated if record else None, session.running,
+                                tuple(session.not_done_before(step.name))),
+                  lambda: record_renderable(session, step))
         self.query_one(ProgressPanel).show(session.progress.get(step.name))
+        checks_key = (step.name, record.updated if record else None, len(record.checks) if record else 0)
+        self._set("step-checks", checks_key, lambda: self._checks(record))
+        self._set("step-hint", "step", lambda: KEYS_HINT)
+
+    @staticmethod
+    def _checks(record: Any) -> RenderableType:
         checks = [Check.from_dict(c) for c in record.checks] if record and record.checks else []
-        self.query_one("#step-checks", Static).update(
-            Group(checks_verdict(checks), checks_table(checks)) if checks else "")
-        self.query_one("#step-hint", Static).update(KEYS_HINT)
+        return Group(checks_verdict(checks), checks_table(checks)) if checks else ""

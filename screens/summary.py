@@ -12,8 +12,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 
 from screens.format import checks_verdict
-from screens.words import STATUS_ICONS, local_time, short_title
 from screens.page import Page
+from screens.words import STATUS_ICONS, local_time, short_title
 from wizard.model import Check
 from wizard.redact import redact
 

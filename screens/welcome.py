@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -67,7 +68,7 @@ class WelcomeScreen(Screen[None]):
         yield TitleBar()
         with Vertical(id="welcome"):
             yield Static(INTRO, id="welcome-text", markup=False)
-            yield Label("What would you like to do?")
+            yield Label("What would you like to do? (↑ ↓ to choose, enter to go)")
             yield OptionList(*[Option(prompt, id=key) for key, prompt, _ in FIXED], id="start")
         yield Footer(compact=True)
 
@@ -103,8 +104,8 @@ class WelcomeScreen(Screen[None]):
             when = local_datetime(setup.updated)
             key = f"resume-{index}"
             self.choices[key] = Choice("resume", setup.path)
-            found.append(Option(f"Resume {setup.setup}: {setup.done} of {setup.total} steps done"
-                                + (f", last change {when}" if when else ", not started"), id=key))
+            found.append(Option(Text(f"Resume {setup.setup}: {setup.done} of {setup.total} steps done"
+                                     + (f", last change {when}" if when else ", not started")), id=key))
         if found:
             start.clear_options()
             start.add_options([found[0]] if draft is not None else [])

@@ -378,7 +378,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
                 return run_prompts(state=str(lab.state_path))
             from screens.app import create_app  # Textual loads only here
 
-            app = create_app(state=lab.state_path, answers_file=str(lab.answers_path))
+            app = create_app(state=lab.state_path, answers_file=str(lab.answers_path), lab=lab)
 
             def quit_app() -> None:
                 # A signal handler runs between two steps of the app's event loop: hand the

@@ -18,7 +18,7 @@ from screens.setup import SetupScreen
 from screens.welcome import WelcomeScreen
 
 
-async def type_into(pilot, app, selector: str, text: str, *, keys: bool = False) -> None:
+async def type_into(pilot, app, selector: str, text: str, *, keys: bool = False, wait: bool = True) -> None:
     """Answer a field: key by key with ``keys`` (as an admin types), else in one go (Pilot
     takes some 80 ms a key, and the checks run on every change either way)."""
     widget = app.screen.query_one(selector, Input)
@@ -28,7 +28,8 @@ async def type_into(pilot, app, selector: str, text: str, *, keys: bool = False)
         await pilot.press(*text)
     else:
         widget.value = text
-    await pilot.pause()
+    if wait:
+        await pilot.pause()
 
 
 def problem(app, widget_id: str) -> str:
@@ -38,12 +39,11 @@ def problem(app, widget_id: str) -> str:
 async def add_node(pilot, app, name: str, install: Path, *, port: int) -> None:
     await pilot.press("ctrl+o")
     await wait_for(pilot, lambda: isinstance(app.screen, NodeFormScreen))
-    await type_into(pilot, app, "#node--name", name)
-    await type_into(pilot, app, "#node--address", "127.0.0.1")
-    await type_into(pilot, app, "#node--install-dir", str(install))
+    await type_into(pilot, app, "#node--name", name, wait=False)
+    await type_into(pilot, app, "#node--address", "127.0.0.1", wait=False)
+    await type_into(pilot, app, "#node--install-dir", str(install), wait=False)
     app.screen.query_one("#node--access-transport").value = "local"
     await type_into(pilot, app, "#node--confluence-port", str(port))
-    await pilot.pause()
 
 
 async def test_a_new_setup_is_built_in_the_forms_and_saved_beside_the_state(

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from uihelpers import install_node, make_setup
 
 from screens.plain import run_prompts
-from uihelpers import install_node, make_setup
 from wizard.errors import EXIT_BAD_INPUT, EXIT_OK
 from wizard.state import StateStore
 

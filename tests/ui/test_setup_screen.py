@@ -222,3 +222,48 @@ async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path,
         assert "the disk fell off" in message and "Traceback" not in screen_text(app)
         await pilot.press("enter")
         assert not app.busy
+
+
+async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
+        tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
+    from screens.apache_form import ApacheFormScreen
+    from screens.balancer_choice import BalancerChoiceScreen
+    from screens.inventory import InventoryScreen
+    from textual.widgets import Input
+
+    answers = make_setup(tmp_path, fake_confluence_factory)
+    app = create_app(answers_file=answers)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        assert app.screen.query_one("#setup--name", Input).disabled  # it names the state file
+        app.screen.query_one("#setup--public-url", Input).value = "http://wiki2.example.com"
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, BalancerChoiceScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApacheFormScreen))
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen)
+                       and app.session.answers.public_url.url == "http://wiki2.example.com")
+    state = StateStore(isolated_state_home / "confluence-lb-wizard" / "ui-test.state.json").load()
+    assert state.answers["public_url"] == "http://wiki2.example.com"
+    assert (isolated_state_home / "confluence-lb-wizard" / "ui-test.answers.yaml").exists()
+
+
+async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path, fake_confluence_factory) -> None:
+    answers = make_setup(tmp_path, fake_confluence_factory)
+    app = create_app(answers_file=answers)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        app.session.answers.restart = "manual"
+        await select(pilot, app, "restart")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "waiting for you" in str(app.session.progress.get("restart")))
+        await pilot.press("q")  # the step is cancelled at its next safe point, then the app quits
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 130
+    record = StateStore(tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json").load().steps["restart"]
+    assert record.status == "failed" and record.error["interrupted"]

@@ -92,11 +92,6 @@ def test_inventory(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
     assert snap_compare(create_app(answers_file=partial()), terminal_size=SIZE, run_before=read)
 
 
-def test_balancer_choice(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
-    no_reading(monkeypatch)
-    assert snap_compare(create_app(answers_file=partial()), terminal_size=SIZE, press=["ctrl+n"])
-
-
 def test_apache_form(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
     no_reading(monkeypatch)
     assert snap_compare(create_app(answers_file=partial(kind="apache")), terminal_size=SIZE,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 def tmux(socket: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=10)
+    return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=10, check=False)
 
 
 def pane(socket: str) -> str:

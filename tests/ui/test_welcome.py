@@ -87,3 +87,14 @@ async def test_resume_lists_each_saved_setup_with_its_progress(tmp_path: Path, f
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
         assert app.screen.selected == "preflight"
+
+
+def test_without_a_terminal_the_full_screen_wizard_points_to_apply(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "confluence-lb-wizard"
+    done = subprocess.run([str(command)], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": str(tmp_path)}, check=False)
+    assert done.returncode == 2
+    assert "apply --answers FILE" in done.stderr and "Traceback" not in done.stderr
