@@ -173,6 +173,10 @@ class WizardApp(EngineApp):
         elif choice.kind == "resume" and choice.path is not None:
             self.open_state(choice.path)
         elif choice.kind == "lab":
+            if self.lab is not None and self.lab.running and self.lab.balancer == choice.balancer:
+                # The lab this wizard was opened on: back to it (a second one cannot share its folder).
+                self.open_answers_file(Path(self.lab.answers_path), Path(self.lab.state_path))
+                return
             self.notify("Starting the lab: simulated nodes on this machine…", title="Lab")
             self.start_lab(choice.balancer)
 
@@ -237,6 +241,11 @@ class WizardApp(EngineApp):
         self.push_screen(screen)
         first = session.first_not_done()
         screen.log_line(f"Opened {answers.name}; the state is saved in {state_path} after every change.")
+        if self.lab is not None and Path(self.lab.state_path) == state_path:
+            if self.lab.resumed:
+                screen.log_line("The lab came back as you left it: the same nodes, ports, files and progress.")
+            elif self.lab.resume_note:
+                screen.log_line(f"The last lab could not come back ({self.lab.resume_note}); this one is new.")
         screen.log_line(f"Press enter to run {first} (its plan is shown before anything changes)." if first
                         else "Every step is done: v verifies again, e exports the runbook.")
 
@@ -286,9 +295,10 @@ class WizardApp(EngineApp):
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False)
     def start_lab(self, balancer: str) -> None:
         try:
-            from wizard.lab import Lab
+            from wizard.lab import Lab, default_lab_root
 
-            lab = Lab(nodes=2, balancer=balancer).start()
+            # The lab of `confluence-lb-wizard lab`: it comes back where the admin left it.
+            lab = Lab(default_lab_root(balancer), balancer=balancer, resume=True).start()
         except Exception as exc:  # Lab.start stops whatever it started before raising
             self.post_message(LabFailed(as_admin_error(exc)))
             return

@@ -88,13 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     lab = command("lab", "start the built-in lab (a simulated cluster on this machine) and open the wizard on it",
                   "Start simulated Confluence nodes on this machine's loopback, behind the real Apache httpd "
                   "(or an AWS ALB simulated by moto), write answers for them, and open the wizard on it. "
-                  "Everything the lab starts stops when the wizard exits.")
-    lab.add_argument("--nodes", type=int, default=2, metavar="N", help="how many nodes (default 2)")
+                  "Everything the lab starts stops when the wizard exits; its folder stays, and running "
+                  "`lab` again comes back to it where you left off (an Apache lab; an ALB lab starts afresh).")
+    lab.add_argument("--nodes", type=int, default=None, metavar="N",
+                     help="how many nodes (default: as many as the lab you come back to, or 2)")
     lab.add_argument("--balancer", choices=("apache", "alb"), default="apache",
                      help="apache: the real Apache httpd of this machine (default); alb: AWS simulated by moto")
     lab.add_argument("--plain", action="store_true", help="plain line prompts instead of the full-screen app")
-    lab.add_argument("--keep", action="store_true",
-                     help="keep the lab's folder (answers, state, Apache logs) after it stops")
+    lab.add_argument("--fresh", action="store_true",
+                     help="start over with a new lab instead of coming back to the last one (its state file "
+                          "is kept beside as lab.state.json.old)")
     lab.add_argument("--headless", action="store_true",
                      help="no wizard: apply every step with --yes, print the result, stop (for CI and demos)")
     lab.add_argument("--only", nargs="+", metavar="STEP", choices=STEP_NAMES,
@@ -351,11 +354,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     """Start the lab, open a face on it (or apply headless), and stop the lab whatever happens."""
     from wizard.errors import BadInputError
-    from wizard.lab import Lab, run_headless, stop_on_signals
+    from wizard.lab import Lab, default_lab_root, run_headless, stop_on_signals
 
     if args.state:
         raise BadInputError("`lab` keeps its state in the lab's own folder; --state does not apply to it.",
-                            "Run `confluence-lb-wizard lab` without --state (add --keep to keep the folder).")
+                            "Run `confluence-lb-wizard lab` without --state; it comes back to its own state.")
     if args.only and not args.headless:
         raise BadInputError("--only goes with --headless: the wizard itself offers every step.",
                             "Run `confluence-lb-wizard lab --headless --only STEP ...`, or drop --only.")
@@ -364,7 +367,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
                             "and there is none here.",
                             "Run `confluence-lb-wizard lab --headless` to start the lab, apply every step with "
                             "--yes, print the result and stop.")
-    lab = Lab(nodes=args.nodes, balancer=args.balancer, keep=args.keep)
+    lab = Lab(default_lab_root(args.balancer), nodes=args.nodes, balancer=args.balancer, resume=not args.fresh)
     try:
         with stop_on_signals():
             lab.start()

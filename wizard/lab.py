@@ -24,9 +24,14 @@ What runs (all on 127.0.0.1, all stopped by ``stop()``, nothing left behind):
   traffic flows through the simulated balancer, so checks that send requests
   through it cannot pass.
 
-Each ``start()`` begins a fresh cluster in ``root``: the install files are written
-anew, the Apache sites folder is emptied, and a state file left by an earlier lab in
-the same folder is moved aside (``lab.state.json.old``), since its nodes are gone.
+A lab started with ``resume=True`` comes back as the last lab in ``root`` left it
+(``wizard.lab_folder``): the same ports, install files, Apache site, base URL and
+state file, so the wizard resumes where the admin quit. ``confluence-lb-wizard lab``
+does that in its folder per balancer (``default_lab_root``). Otherwise, or when the
+last lab cannot come back (``resume_note`` says why), ``start()`` begins a fresh
+cluster in ``root``: the install files are written anew, the Apache sites folder is
+emptied, and a state file left by an earlier lab is moved aside
+(``lab.state.json.old``), since its nodes are gone.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from wizard.errors import BadInputError, WizardError
 from wizard.lab_apache import LabApache, find_apache
 from wizard.lab_aws import LabAws
 from wizard.lab_files import server_xml
+from wizard.lab_folder import FolderLock, LabRecord, NodePorts, load_record, save_record, why_not_resumable
 from wizard.lab_node import THREAD_PREFIX, Connector, LabDatabase, LabNode
 
 #: The setup's name in the lab's answers (and so its state file's name).
@@ -71,6 +77,12 @@ def default_lab_parent() -> Path:
     return Path(base) / "confluence-lb-wizard" / "lab"
 
 
+def default_lab_root(balancer: str) -> Path:
+    """The folder ``confluence-lb-wizard lab`` keeps its lab in, one per balancer, so that
+    running the command again resumes it."""
+    return default_lab_parent() / balancer
+
+
 def _new_root() -> Path:
     """A fresh folder for one lab, beside the wizard's state (or in the temp folder when that is not writable)."""
     parent = default_lab_parent()
@@ -86,25 +98,36 @@ class Lab:
 
     ``root`` None: a new folder under ``$XDG_STATE_HOME/confluence-lb-wizard/lab`` (or
     the temp folder), removed by ``stop()`` unless ``keep``. A given ``root`` is never
-    removed. Nothing runs until ``start()`` (or ``with``).
+    removed. ``resume``: come back as the last lab in ``root`` left it, when it can
+    (the module's docstring). ``nodes`` None: the resumed lab's count, or 2. Nothing
+    runs until ``start()`` (or ``with``).
     """
 
-    def __init__(self, root: Path | None = None, *, nodes: int = 2, balancer: str = "apache",
-                 keep: bool = False) -> None:
+    def __init__(self, root: Path | None = None, *, nodes: int | None = None, balancer: str = "apache",
+                 keep: bool = False, resume: bool = False) -> None:
         if balancer not in BALANCERS:
             raise BadInputError(f"The lab's balancer must be apache or alb, not {balancer!r}.",
                                 "Use --balancer apache (a real Apache httpd) or --balancer alb "
                                 "(AWS simulated by moto).")
-        if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_NODES:
+        if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int)
+                                  or not 1 <= nodes <= MAX_NODES):
             raise BadInputError(f"The lab runs 1 to {MAX_NODES} nodes, not {nodes!r}.",
                                 "Use --nodes 2 (the default) or another small number.")
         self.balancer = balancer
-        self.node_count = nodes
+        #: The node count asked for (None: the resumed lab's, or 2).
+        self.asked_nodes = nodes
+        self.resume = resume
+        #: After ``start()``: whether the last lab in the folder came back.
+        self.resumed = False
+        #: After ``start()`` with ``resume``: why the last lab in the folder could not come back, or "".
+        self.resume_note = ""
         self._owns_root = root is None
         self.root = Path(root).expanduser().resolve() if root is not None else _new_root()
         #: Keep the lab's folder (answers, state, logs) after ``stop()``; a given root is always kept.
         self.keep = keep or not self._owns_root
-        self.database = LabDatabase()
+        self.database = LabDatabase(on_change=self._save_record)
+        self._folder_lock = FolderLock(self.root)
+        self._recording = False
         self.nodes: list[LabNode] = []
         self.apache: LabApache | None = None
         self.aws: LabAws | None = None
@@ -173,27 +196,73 @@ class Lab:
 
     def _start(self) -> None:
         binary = find_apache() if self.balancer == "apache" else None  # fail before starting anything
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._set_old_state_aside()
-        for index in range(1, self.node_count + 1):
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._folder_lock.acquire()
+        record = self._record_to_resume()
+        self.resumed = record is not None
+        if record is None:
+            self._set_old_state_aside()
+        count = len(record.nodes) if record is not None else self.asked_nodes or 2
+        for index in range(1, count + 1):
             name = f"node{index}"
-            node = LabNode(name, self.root / "nodes" / name, self.database, thread_prefix=self.thread_prefix)
+            ports = record.nodes[index - 1] if record is not None else NodePorts(name, 0, 0)
+            node = LabNode(name, self.root / "nodes" / name, self.database, thread_prefix=self.thread_prefix,
+                           confluence_port=ports.confluence_port, synchrony_port=ports.synchrony_port)
             self.nodes.append(node)
-            node.start()
-            self._installed[name] = Connector(**_connector_arguments(node.running_connector))
-        # A freshly installed Confluence knows only its own address.
-        self.database.base_url = self.nodes[0].url
+            node.start(reinstall=record is None)
+            # What the node was installed with (the connector-not-restarted fault puts it back).
+            self._installed[name] = Connector()
+        if record is not None:
+            self.database.server_id = record.server_id
+            self.database.base_url = record.base_url
+        else:
+            # A freshly installed Confluence knows only its own address.
+            self.database.base_url = self.nodes[0].url
         if binary is not None:
-            apache = LabApache(self.root / "apache", binary=binary, thread_prefix=self.thread_prefix)
+            apache = LabApache(self.root / "apache", binary=binary, thread_prefix=self.thread_prefix,
+                               port=record.apache_port if record is not None else None)
             self.apache = apache
-            if apache.sites_dir.is_dir():
+            if record is None and apache.sites_dir.is_dir():
                 for old in apache.sites_dir.glob("*.conf"):
                     old.unlink()
             apache.start()
         else:
             self.aws = LabAws(self.root, thread_prefix=self.thread_prefix)
             self.aws.start([n.name for n in self.nodes], ALB_DOMAIN, SETUP_NAME)
+        self._recording = True
+        self._save_record()
         self.write_answers()
+
+    def _record_to_resume(self) -> LabRecord | None:
+        """The last lab's record when it can come back; otherwise None, with ``resume_note`` saying why."""
+        if not self.resume:
+            return None
+        try:
+            record = load_record(self.root)
+        except ValueError as exc:
+            self.resume_note = f"its record {exc}"
+            return None
+        if record is None:
+            return None  # a new folder: nothing to come back to, nothing to explain
+        install_files = [self.root / "nodes" / n.name / "conf" / "server.xml" for n in record.nodes]
+        if self.balancer == "apache":
+            install_files.append(self.root / "apache" / "main.conf")
+        reason = why_not_resumable(record, balancer=self.balancer, nodes=self.asked_nodes,
+                                   install_files=install_files)
+        self.resume_note = reason or ""
+        return None if reason else record
+
+    def _save_record(self) -> None:
+        """Write what this lab must remember to come back (its ports, the base URL) to ``lab.json``."""
+        with self._lock:
+            if not self._recording or self._stopped:
+                return  # not before the lab has all its ports, nor after it stopped
+            record = LabRecord(balancer=self.balancer, base_url=self.database.base_url,
+                               server_id=self.database.server_id,
+                               apache_port=self.apache.port if self.apache is not None else None,
+                               nodes=tuple(NodePorts(n.name, n.confluence_port, n.synchrony_port)
+                                           for n in self.nodes))
+            save_record(self.root, record)
 
     def _set_old_state_aside(self) -> None:
         # Its steps were done on nodes that are gone; resuming from it would skip work.
@@ -219,6 +288,7 @@ class Lab:
                 finally:
                     if self.aws is not None:
                         self.aws.stop()
+                    self._folder_lock.release()
                     if not self.keep:
                         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -292,21 +362,25 @@ class Lab:
 
     def describe(self) -> str:
         """Where the lab is and how to use it, for the terminal."""
-        lines = [f"The confluence-lb-wizard lab is running: {len(self.nodes)} simulated Confluence node(s) on "
+        summary = self.resume_summary()
+        lines = [summary + "\n"] if summary else []
+        lines += [f"The confluence-lb-wizard lab is running: {len(self.nodes)} simulated Confluence node(s) on "
                  "this machine, "
                  + (f"behind the real Apache httpd ({self.apache.binary}) on 127.0.0.1:{self.apache.port}."
                     if self.apache else "behind an AWS Application Load Balancer simulated by moto."),
                  "",
                  f"  lab folder   {self.root}"
-                 + ("" if self.keep else "  (removed when the lab stops; --keep keeps it)"),
+                 + ("" if self.keep else "  (removed when the lab stops)"),
                  f"  answers      {self.answers_path}",
                  f"  state        {self.state_path}",
                  f"  public URL   {self.public_url}"]
         for node in self.nodes:
             lines.append(f"  {node.name:<12} Confluence {node.url}  Synchrony {node.synchrony_url}  "
                          f"install {node.install_dir}")
-        lines += [f"  base URL     {self.base_url}  (as a fresh install has it; change it in General "
-                  f"Configuration: {self.nodes[0].url}/admin/editgeneralconfig.action)",
+        where = f"General Configuration: {self.nodes[0].url}/admin/editgeneralconfig.action"
+        how = (f"as a fresh install has it; change it in {where}" if self.base_url == self.nodes[0].url
+               else f"set in {where}")
+        lines += [f"  base URL     {self.base_url}  ({how})",
                   "  restart      touch <install>/restart-requested  (what the restart step runs)"]
         if self.apache is not None:
             lines += [f"  Apache       {self.apache.main_conf}; the wizard writes {self.apache.config_path}",
@@ -321,11 +395,26 @@ class Lab:
         lines.append("Everything the lab started stops when the wizard exits.")
         return "\n".join(lines)
 
+    def resume_summary(self) -> str:
+        """Whether the last lab in the folder came back, and if not why (after ``start()``); "" for a new folder."""
+        if not self.resumed and not self.resume_note:
+            return ""
+        if self.resumed:
+            return (f"Resumed the lab in {self.root} as it was left: the same nodes and ports, their files, "
+                    "the base URL and the wizard's progress. (`confluence-lb-wizard lab --fresh` starts over.)")
+        aside = " (its state file is kept as lab.state.json.old)" if self.state_path.with_name(
+            self.state_path.name + ".old").exists() else ""
+        return (f"The last lab in {self.root} cannot come back as it was: {self.resume_note}. "
+                f"A fresh lab starts instead{aside}.")
+
     def farewell(self) -> str:
         """What remains after ``stop()``: nothing running, and the folder if kept."""
         if self.keep and self.root.exists():
-            return (f"The lab has stopped. Its files are kept in {self.root}; for example:\n"
-                    f"  confluence-lb-wizard runbook --state {self.state_path}")
+            # An ALB lab cannot come back: moto's AWS went with it.
+            comeback = ("Run `confluence-lb-wizard lab` again to come back to it where you left off, or add "
+                        "--fresh to start over.\n") if self.resume and self.balancer == "apache" else ""
+            return (f"The lab has stopped; nothing of it is left running. Its files are kept in {self.root}.\n"
+                    + comeback + f"The runbook of what was done: confluence-lb-wizard runbook --state {self.state_path}")
         return "The lab has stopped; nothing of it is left running."
 
     # Playing the admin (headless runs and demos).

@@ -32,6 +32,7 @@ import socket
 import socketserver
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -62,11 +63,14 @@ class LabDatabase:
     form (or the lab) sets it.
     """
 
-    def __init__(self, base_url: str = "") -> None:
+    def __init__(self, base_url: str = "", *, server_id: str = "",
+                 on_change: Callable[[], None] | None = None) -> None:
         self._base_url = base_url
         self._lock = threading.Lock()
         #: The server id every node's manifest reports (one cluster, one id).
-        self.server_id = "-".join(secrets.token_hex(2).upper() for _ in range(4))
+        self.server_id = server_id or "-".join(secrets.token_hex(2).upper() for _ in range(4))
+        #: Called after every change of the base URL (the lab records it, so a resumed lab keeps it).
+        self.on_change = on_change
 
     @property
     def base_url(self) -> str:
@@ -78,6 +82,8 @@ class LabDatabase:
         with self._lock:
             # Confluence stores the base URL without a trailing slash.
             self._base_url = value.rstrip("/")
+        if self.on_change is not None:
+            self.on_change()
 
 
 # --------------------------------------------------------------------------- servers
@@ -510,15 +516,21 @@ class LabNode:
 
     # Life cycle.
 
-    def start(self) -> LabNode:
-        """Servers on their ports, stock install files for those ports, the Connector read from
-        server.xml, and the restart watcher. A fresh install each time: files an earlier lab left
-        in the folder name ports that are gone."""
+    def start(self, *, reinstall: bool = True) -> LabNode:
+        """Servers on their ports, the install files, the Connector read from server.xml, and the
+        restart watcher.
+
+        ``reinstall`` (a new lab): stock install files for the ports, since files an earlier lab
+        left in the folder name ports that are gone. Otherwise (a resumed lab, on the ports it
+        had) the files are kept as the wizard left them, and the node boots with them, as a
+        real node does after its machine restarts.
+        """
         self._stopping.clear()
         self.install_dir.mkdir(parents=True, exist_ok=True)
         self.start_confluence()
         self.start_synchrony()
-        self.install()
+        if reinstall or not self.server_xml_path.is_file():
+            self.install()
         self.trigger_path.unlink(missing_ok=True)
         self.set_running_connector(self.load_connector())
         watcher = threading.Thread(target=self._watch, name=f"{self.thread_prefix}-{self.name}-restart-watcher",

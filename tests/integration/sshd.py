@@ -37,7 +37,7 @@ SUDOERS_DROPIN = "/etc/sudoers.d/clbw-tests"
 IS_ROOT = os.geteuid() == 0
 
 
-def _apt_install(package: str) -> None:
+def apt_install(package: str) -> None:
     if not (IS_ROOT and (os.environ.get("CI") or shutil.which("apt-get"))):
         pytest.fail(f"{package} is not installed and cannot be installed here (not root, or no "
                     f"apt-get): install it (apt-get install -y {package}) and run the tests again.")
@@ -55,7 +55,7 @@ def _apt_install(package: str) -> None:
 def ensure_sshd() -> str:
     """The sshd binary, installing openssh-server when it is missing and we may."""
     if not os.path.exists(SSHD):
-        _apt_install("openssh-server")
+        apt_install("openssh-server")
     if not os.path.exists(SSHD):
         pytest.fail(f"{SSHD} is still missing after installing openssh-server.")
     if IS_ROOT:
@@ -66,7 +66,7 @@ def ensure_sshd() -> str:
 def ensure_sudo() -> str:
     found = shutil.which("sudo")
     if found is None:
-        _apt_install("sudo")
+        apt_install("sudo")
         found = shutil.which("sudo")
     if found is None:
         pytest.fail("sudo is still missing after installing it.")

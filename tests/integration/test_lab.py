@@ -179,9 +179,9 @@ def test_a_kept_lab_keeps_its_files_and_a_stopped_lab_does_not_start_again(tmp_p
 @pytest.mark.parametrize("ending", ("killed", "forgot-stop"))
 def test_apache_ends_with_the_labs_process_even_without_stop(tmp_path: Path, ending: str) -> None:
     """SIGKILL leaves no finally to run (the parent-death signal ends Apache); a script that
-    forgets stop() exits through atexit."""
+    forgets stop() exits through atexit. Either way the lab comes back on its ports."""
     script = ("import sys, time\nfrom pathlib import Path\nfrom wizard.lab import Lab\n"
-              "lab = Lab(Path(sys.argv[1]), nodes=1).start()\n"
+              "lab = Lab(Path(sys.argv[1]), nodes=1, resume=True).start()\n"
               "print(lab.apache.pid, lab.apache.port, flush=True)\n"
               + ("time.sleep(60)\n" if ending == "killed" else ""))
     child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "lab")], stdout=subprocess.PIPE,
@@ -194,6 +194,85 @@ def test_apache_ends_with_the_labs_process_even_without_stop(tmp_path: Path, end
     assert eventually(lambda: not alive(pid), timeout=10), "Apache outlived the lab's process"
     assert eventually(lambda: processes_naming(str(tmp_path / "lab" / "apache" / "main.conf")) == [], timeout=10)
     assert refused(port)
+    with Lab(tmp_path / "lab", resume=True) as again:
+        assert again.resumed, again.resume_summary()
+        assert again.apache is not None and again.apache.port == port and len(again.nodes) == 1
+
+
+# --- coming back -------------------------------------------------------------------------------------
+
+
+def test_a_resumed_lab_comes_back_as_it_was_left(tmp_path: Path) -> None:
+    """Ports, install files as the wizard edited them, Apache's site, the base URL and the state."""
+    root = tmp_path / "lab"
+    with Lab(root, resume=True) as first:
+        assert not first.resumed and first.resume_summary() == ""  # a new folder: nothing to come back to
+        ports = [(n.confluence_port, n.synchrony_port) for n in first.nodes]
+        apache_port, server_id = first.apache.port, first.database.server_id
+        first.set_base_url_as_admin()
+        node1 = first.nodes[0]
+        edit_connector(node1.server_xml_path, node1.confluence_port, "localhost", apache_port, "http")
+        edited = node1.server_xml_path.read_bytes()
+        site = first.apache.config_path
+        site.write_text("# the wizard's site would be here\n")
+        state = first.prepare_state().read_bytes()
+    with Lab(root, resume=True) as again:
+        assert again.resumed and "Resumed the lab" in again.resume_summary()
+        assert "Resumed the lab" in again.describe()
+        assert [(n.confluence_port, n.synchrony_port) for n in again.nodes] == ports
+        assert again.apache.port == apache_port and again.database.server_id == server_id
+        assert again.base_url == f"http://localhost:{apache_port}"
+        assert again.nodes[0].server_xml_path.read_bytes() == edited
+        # The node booted with the file as it is, as a real node does after its machine restarts.
+        assert again.nodes[0].running_connector["proxyPort"] == apache_port
+        assert again.nodes[1].running_connector["proxyPort"] is None
+        assert site.read_text() == "# the wizard's site would be here\n"
+        assert again.state_path.read_bytes() == state
+        answers = validate(load_answers_file(again.answers_path))
+        assert [(n.confluence_port, n.synchrony_port) for n in answers.nodes] == ports
+    assert "come back to it where you left off" in again.farewell()
+
+
+@pytest.mark.parametrize("change", ("port-taken", "other-node-count", "record-damaged", "not-asked"))
+def test_a_lab_that_cannot_come_back_says_why_and_starts_afresh(tmp_path: Path, change: str) -> None:
+    root = tmp_path / "lab"
+    with Lab(root, resume=True, nodes=1) as first:
+        port = first.nodes[0].confluence_port
+        first.prepare_state()
+    blocker = socket.socket()
+    try:
+        if change == "port-taken":
+            blocker.bind(("127.0.0.1", port))
+            blocker.listen()
+        elif change == "record-damaged":
+            (root / "lab.json").write_text("{not json")
+        lab = Lab(root, resume=change != "not-asked", nodes=2 if change == "other-node-count" else None)
+        with lab:
+            assert not lab.resumed
+            expected = {"port-taken": f"port {port} (node1's Confluence) is taken by another program",
+                        "other-node-count": "it had 1 node(s) and 2 were asked for",
+                        "record-damaged": "is not JSON", "not-asked": None}[change]
+            if expected is None:
+                assert lab.resume_summary() == ""
+            else:
+                assert expected in lab.resume_summary() and "A fresh lab starts instead" in lab.resume_summary()
+                assert "lab.state.json.old" in lab.resume_summary()
+            assert (root / "lab.state.json.old").exists() and not lab.state_path.exists()
+            assert lab.base_url == lab.nodes[0].url  # a fresh install's base URL
+            if change == "port-taken":
+                assert lab.nodes[0].confluence_port != port
+    finally:
+        blocker.close()
+
+
+def test_one_lab_per_folder(tmp_path: Path) -> None:
+    with Lab(tmp_path / "lab", resume=True, nodes=1) as first:
+        second = Lab(tmp_path / "lab", resume=True, nodes=1)
+        with pytest.raises(WizardError, match="already running") as caught:
+            second.start()
+        assert f"pid {os.getpid()}" in str(caught.value) and "quit its wizard first" in (caught.value.hint or "")
+        assert lab_threads(second) == [] and not second.running
+        assert first.running and not refused(first.apache.port)
 
 
 def test_without_apache_the_lab_says_how_to_install_it_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
@@ -443,13 +522,13 @@ def run_command(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Compl
 
 
 def test_lab_headless_applies_every_step_and_stops_everything(tmp_path: Path) -> None:
-    done = run_command("lab", "--headless", "--keep", cwd=tmp_path)
+    done = run_command("lab", "--headless", cwd=tmp_path)
     assert done.returncode == EXIT_OK, done.stdout[-3000:] + done.stderr
     assert "Every step is done and its checks passed." in done.stdout
     root = Path(re.search(r"lab folder\s+(\S+)", done.stdout)[1])
     port = int(re.search(r"public URL\s+http://localhost:(\d+)", done.stdout)[1])
-    assert root.parent == tmp_path / "xdg" / "confluence-lb-wizard" / "lab"
-    assert "files are kept" in done.stderr
+    assert root == tmp_path / "xdg" / "confluence-lb-wizard" / "lab" / "apache"
+    assert "files are kept" in done.stderr and "come back to it where you left off" in done.stderr
     # Nothing left: Apache's pid is dead, no process names the lab's main.conf, the ports refuse.
     pid = int((root / "apache" / "run" / "httpd.pid").read_text()) if (root / "apache" / "run" / "httpd.pid").exists() \
         else None
@@ -460,6 +539,13 @@ def test_lab_headless_applies_every_step_and_stops_everything(tmp_path: Path) ->
         assert refused(node["confluence_port"]) and refused(node["synchrony_port"])
     state = StateStore(root / "lab.state.json").load()
     assert {name: state.steps[name].status for name in available()} == {name: "verified" for name in available()}
+
+    # Again: the same lab comes back with every step done; the final checks pass on it.
+    again = run_command("lab", "--headless", cwd=tmp_path)
+    assert again.returncode == EXIT_OK, again.stdout[-3000:] + again.stderr
+    assert "Resumed the lab" in again.stdout and f"public URL   http://localhost:{port}" in again.stdout
+    assert StateStore(root / "lab.state.json").load().serial > state.serial
+    assert refused(port)
 
 
 def test_lab_without_a_terminal_says_so_and_starts_nothing(tmp_path: Path) -> None:
@@ -473,9 +559,7 @@ def test_lab_without_a_terminal_says_so_and_starts_nothing(tmp_path: Path) -> No
 
 
 def test_the_alb_lab_simulates_aws_with_moto_and_restores_the_environment(tmp_path: Path, monkeypatch) -> None:
-    if importlib.util.find_spec("moto") is None:
-        pytest.skip("moto is not installed (pip install 'moto[server]')")
-    import boto3
+    import boto3  # with moto, from the [test] extra: missing, the test fails loudly
 
     from wizard.alb import timing
 
