@@ -27,6 +27,7 @@ from screens.bridge import SshQuestions, ThreadBridge
 from screens.engine import EngineApp
 from screens.error import ErrorScreen, as_admin_error
 from screens.messages import LabFailed, LabStarted
+from screens.pauses import freeze_startup_objects, release_full_collections
 from screens.welcome import Choice, WelcomeScreen
 from wizard.errors import EXIT_INTERRUPTED, EXIT_OK, WizardError
 
@@ -87,6 +88,8 @@ class WizardApp(EngineApp):
             self.open_state(self.initial_state_path)
         else:
             self.show_welcome()
+        # What exists once the first screen is drawn lives as long as the app (screens.pauses).
+        self.call_after_refresh(freeze_startup_objects)
 
     def ensure_ssh_questions(self) -> None:
         """SSH asks through the modals from here on. Installed when the first work that may reach
@@ -97,6 +100,7 @@ class WizardApp(EngineApp):
     def on_unmount(self) -> None:
         self.ssh_questions.restore()
         self.close_session()
+        release_full_collections()  # quit during a job: Python collects as usual again
         if self.lab is not None and self.owns_lab:
             self.lab.stop()
 

@@ -1,15 +1,20 @@
-"""Every change of a step, shown before it is made: the plan with coloured per-target diffs."""
+"""Every change of a step, shown before it is made: the plan with coloured per-target diffs.
+
+The dialog is built where the engine asks (its worker thread), so the plan's lines are
+rendered there, off the event loop (``screens.plan_view``).
+"""
 
 from __future__ import annotations
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from screens.format import plan_renderable
+from screens.plan_view import PROSE_WIDTH, PlanView, fit_in_dialog, render_strips
 from wizard.model import Plan
 
 
@@ -29,6 +34,9 @@ class ConfirmPlanScreen(ModalScreen[bool]):
         super().__init__()
         self.plan = plan
         self.title_text = title or f"Apply these changes? ({plan.step})"
+        # As wide as the widest diff line: long lines scroll sideways instead of wrapping.
+        widest = max((len(line) + 2 for change in plan.changes for line in change.diff.splitlines()), default=0)
+        self.plan_lines = render_strips(plan_renderable(plan), max(PROSE_WIDTH, widest))
 
     def compose(self) -> ComposeResult:
         targets = sorted({change.target for change in self.plan.changes})
@@ -36,21 +44,19 @@ class ConfirmPlanScreen(ModalScreen[bool]):
             yield Label(self.title_text, id="dialog-title", markup=False)
             yield Static(f"{len(self.plan.changes)} change(s) on {', '.join(targets) or 'nothing'}. "
                          "Nothing is changed until you press y.", id="plan-note", markup=False)
-            with ScrollableContainer(id="plan-text"):
-                body = Static(plan_renderable(self.plan), id="plan-body")
-                # As wide as the widest diff line: long lines scroll sideways instead of wrapping.
-                body.styles.min_width = max((len(line) + 2 for change in self.plan.changes
-                                             for line in change.diff.splitlines()), default=0)
-                yield body
+            yield PlanView(self.plan_lines, id="plan-body")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Apply (y)", variant="warning", id="apply")
                 yield Button("Don't apply (n)", id="cancel")
+
+    def on_resize(self, event: events.Resize) -> None:
+        fit_in_dialog(self.query_one("#plan-body", PlanView), event.size.height)
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
 
     def action_scroll(self, columns: int, lines: int) -> None:
-        self.query_one("#plan-text", ScrollableContainer).scroll_relative(x=columns, y=lines, animate=False)
+        self.query_one("#plan-body", PlanView).scroll_relative(x=columns, y=lines, animate=False)
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:

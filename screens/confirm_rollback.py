@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.plan_view import fit_in_dialog
 from wizard.model import UndoAction
 from wizard.redact import redact
 
@@ -45,6 +46,9 @@ class ConfirmRollbackScreen(ModalScreen[bool]):
             with Horizontal(id="dialog-buttons"):
                 yield Button("Roll back (y)", variant="error", id="rollback")
                 yield Button("Keep (n)", id="keep")
+
+    def on_resize(self, event: events.Resize) -> None:
+        fit_in_dialog(self.query_one("#plan-text", VerticalScroll), event.size.height)
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)

@@ -17,6 +17,7 @@ from textual.app import App
 
 from screens.error import ErrorScreen, as_admin_error
 from screens.messages import EngineReported, RunFailed, RunFinished
+from screens.pauses import hold_full_collections, release_full_collections
 from wizard.errors import (
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
@@ -65,8 +66,7 @@ class EngineApp(App[int]):
         if self.busy:
             self.notify("A step is already running; cancel it with c, or wait.", severity="warning")
             return
-        self.busy = True
-        self.refresh_bindings()
+        self.set_busy(True)
         self.ensure_ssh_questions()
         self.engine_worker(kind, tuple(names))
 
@@ -166,9 +166,19 @@ class EngineApp(App[int]):
         title = session.step(event.step).title if session else event.step
         self.push_screen(ErrorScreen(WizardError(message, event.hint), title=f"{title}: failed"))
 
-    def on_run_finished(self, message: RunFinished) -> None:
-        self.busy = False
+    def set_busy(self, busy: bool) -> None:
+        """A job starts or ends: the footer offers what fits, and full garbage collections wait
+        for the end of the job (``screens.pauses``)."""
+        self.busy = busy
         self.refresh_bindings()
+        if busy:
+            hold_full_collections()
+        else:
+            # After the screen has drawn the job's end: the held-back collection pauses nothing seen.
+            self.call_after_refresh(release_full_collections)
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        self.set_busy(False)
         outcome = message.outcome
         session = self.session
         screen = self.setup_screen()
@@ -205,8 +215,7 @@ class EngineApp(App[int]):
                 self.action_summary()
 
     def on_run_failed(self, message: RunFailed) -> None:
-        self.busy = False
-        self.refresh_bindings()
+        self.set_busy(False)
         if self.session is not None:
             self.session.running = None
         self.refresh_pages()

@@ -11,6 +11,7 @@ from uihelpers import choose_on_welcome, label, screen_text, text_of, wait_for
 
 from screens.app import create_app
 from screens.confirm_plan import ConfirmPlanScreen
+from screens.plan_view import PlanView
 from screens.setup import SetupScreen
 from screens.summary import SummaryScreen
 from screens.welcome import WelcomeScreen
@@ -35,7 +36,7 @@ async def confirm(pilot, app, step: str) -> None:
     """The step's plan is shown before anything changes; the newcomer reads it and says yes."""
     await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen) and app.screen.plan.step == step
                    and bool(app.screen.query("#plan-body")), timeout=20)
-    assert text_of(app.screen.query_one("#plan-body", Static)).strip()
+    assert app.screen.query_one("#plan-body", PlanView).text.strip()
     await pilot.press("y")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rich.text import Text
 from textual.widgets import Static
 from uihelpers import label, make_setup, screen_text, text_of, wait_for
 
@@ -14,6 +13,7 @@ from screens.app import WizardApp, create_app
 from screens.confirm_plan import ConfirmPlanScreen
 from screens.confirm_rollback import ConfirmRollbackScreen
 from screens.error import ErrorScreen
+from screens.plan_view import PlanView
 from screens.setup import SetupScreen
 from screens.summary import SummaryScreen
 from screens.verify_results import VerifyResultsScreen
@@ -42,10 +42,11 @@ async def test_a_step_runs_after_its_plan_is_shown_and_the_checklist_follows(
         plan = app.screen.plan
         assert plan.step == "connector" and 'proxyName="wiki.example.com"' in plan.changes[0].diff
         # The diff is shown with its added lines coloured.
-        body = app.screen.query_one("#plan-body", Static)
-        assert "[node1]" in text_of(body) and '+' in text_of(body) and "proxyName" in text_of(body)
-        assert any(span.style == "green" for part in body.content.renderables if isinstance(part, Text)
-                   for span in part.spans)
+        body = app.screen.query_one("#plan-body", PlanView)
+        assert "[node1]" in body.text and "\n+" in body.text and "proxyName" in body.text
+        added = [strip for strip in body.strips if strip.text.startswith("+ ")]
+        assert added and all(segment.style is not None and segment.style.color.name == "green"
+                             for strip in added for segment in strip if segment.text.strip())
         await pilot.press("y")
         await wait_for(pilot, lambda: "verified" in label(app, "connector") and not app.busy)
     assert b'proxyName="wiki.example.com"' in (tmp_path / "node1" / "conf" / "server.xml").read_bytes()
@@ -226,10 +227,11 @@ async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path,
 
 async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
         tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
+    from textual.widgets import Input
+
     from screens.apache_form import ApacheFormScreen
     from screens.balancer_choice import BalancerChoiceScreen
     from screens.inventory import InventoryScreen
-    from textual.widgets import Input
 
     answers = make_setup(tmp_path, fake_confluence_factory)
     app = create_app(answers_file=answers)

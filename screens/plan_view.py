@@ -1,0 +1,68 @@
+"""Long coloured text (a plan's diffs), rendered once and then drawn only where it is seen.
+
+A plan can hold hundreds of diff lines (a whole Apache vhost for each change). Drawn as
+one ``Static``, Textual renders every line on the event loop to measure its height each
+time the dialog is laid out, which stalled the UI for a tenth of a second while a step
+ran. ``render_strips`` renders the lines once, wherever the dialog is built (the engine's
+worker thread builds it), and ``PlanView`` draws only the visible lines of each frame,
+the way Textual's own ``RichLog`` does.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, RenderableType
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widget import Widget
+
+#: Prose (summaries) wraps at this width; diff lines never wrap (the view scrolls sideways).
+PROSE_WIDTH = 76
+#: Rows a dialog needs around its scrolling part: its border and padding, the title and a note
+#: (two lines at 80 columns), and the buttons below; the scroller keeps the rest, its border included.
+DIALOG_CHROME_ROWS = 13
+
+
+def fit_in_dialog(scroller: Widget, screen_height: int) -> None:
+    """Let ``scroller`` grow only as far as keeps the dialog's buttons on a ``screen_height``-row
+    screen (the dialog takes 90% of it): a long plan scrolls instead of pushing them off."""
+    scroller.styles.max_height = max(3, int(screen_height * 0.9) - DIALOG_CHROME_ROWS)
+
+
+def render_strips(renderable: RenderableType, width: int) -> list[Strip]:
+    """``renderable`` as lines of styled segments, ``width`` cells wide at most (no padding)."""
+    console = Console(width=width, file=io.StringIO(), color_system="truecolor", force_terminal=True,
+                      legacy_windows=False, emoji=False, highlight=False)
+    lines = console.render_lines(renderable, console.options.update_width(width), pad=False)
+    return [Strip(line) for line in lines]
+
+
+class PlanView(ScrollView, can_focus=True):
+    """Pre-rendered lines in a scrollable view; the arrows scroll it both ways."""
+
+    DEFAULT_CSS = """
+    PlanView { height: auto; }
+    """
+
+    def __init__(self, strips: list[Strip], *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.strips = strips
+        # Known before the first layout (which asks a ScrollView its height), without watchers.
+        self.set_reactive(ScrollView.virtual_size,
+                          Size(max((strip.cell_length for strip in strips), default=0), len(strips)))
+
+    @property
+    def text(self) -> str:
+        """Everything the view holds as plain text, scrolled out of view or not."""
+        return "\n".join(strip.text.rstrip() for strip in self.strips)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        index = scroll_y + y
+        if index >= len(self.strips):
+            return Strip.blank(width, self.rich_style)
+        return self.strips[index].crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_style(
+            self.rich_style)

@@ -1,0 +1,38 @@
+"""The plan dialog with a long plan: the buttons stay on screen and the plan scrolls, at 80x24 too."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App
+from textual.widgets import Button
+
+from screens.confirm_plan import ConfirmPlanScreen
+from screens.plan_view import PlanView
+from wizard.model import Change, Plan
+
+LONG_DIFF = "--- a/site.conf\n+++ b/site.conf\n@@ -0,0 +1,200 @@\n" + "".join(
+    f"+    ProxyPass /path{n} balancer://confluence/path{n} " + "x" * 120 + "\n" for n in range(200))
+
+
+class Host(App[bool]):
+    CSS_PATH = "../../screens/wizard.tcss"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 50)])
+async def test_a_long_plan_scrolls_and_keeps_its_buttons_on_screen(size: tuple[int, int]) -> None:
+    plan = Plan("balancer", "write the vhost", [Change("apache", "file", "write site.conf", LONG_DIFF)])
+    app = Host()
+    answers: list[bool] = []
+    async with app.run_test(size=size) as pilot:
+        app.push_screen(ConfirmPlanScreen(plan), answers.append)
+        await pilot.pause()
+        view = app.screen.query_one(PlanView)
+        assert view.virtual_size.height > view.size.height > 0, "the plan scrolls down"
+        assert view.virtual_size.width > view.size.width, "long lines scroll sideways instead of wrapping"
+        for button in app.screen.query(Button):
+            assert 0 <= button.region.y and button.region.bottom <= size[1], (button.id, button.region)
+        await pilot.press("j", "j", "l")
+        assert view.scroll_offset.y == 2 and view.scroll_offset.x == 4
+        assert "ProxyPass /path2 " in view.text
+        await pilot.press("y")
+    assert answers == [True]
