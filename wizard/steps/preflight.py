@@ -36,6 +36,15 @@ def first_word(command: str) -> str:
     return ""
 
 
+def find_program(host: Host, program: str) -> str | None:
+    """Where ``program`` (a name looked up in PATH, or a full path) is on ``host``; None if nowhere."""
+    if not program:
+        return None
+    if program.startswith("/"):
+        return program if host.exists(program) else None
+    return host.which(program)
+
+
 class Preflight(Step):
     name = "preflight"
     title = "Preflight checks"
@@ -77,6 +86,8 @@ class Preflight(Step):
         checks = [Check("reachable", node.name, True, f"reached {host.where}")]
         checks += _file_checks(host, node)
         checks.append(_restart_check(host, node, ctx.answers))
+        if ctx.answers.base_url.method == "postgres" and node is ctx.answers.nodes[0]:
+            checks.append(_psql_check(host, node, ctx.answers))
         return checks
 
     # Balancer.
@@ -117,8 +128,7 @@ def _restart_check(host: Host, node: Node, answers: Answers) -> Check:
         return Check("restart command", node.name, True, "restart: manual (the admin restarts the node)")
     if node.restart_command:
         program = first_word(node.restart_command)
-        found = host.which(program) if program and not program.startswith("/") else (
-            program if program and host.exists(program) else None)
+        found = find_program(host, program)
         return Check("restart command", node.name, found is not None,
                      f"{program} found at {found}" if found else f"{program or node.restart_command!r} not found",
                      "" if found else "Install it or correct nodes[].restart_command.")
@@ -132,6 +142,23 @@ def _restart_check(host: Host, node: Node, answers: Answers) -> Check:
                  f"no restart_command, no {script}, no systemd unit confluence.service",
                  "Set nodes[].restart_command to the command that restarts Confluence on this node, "
                  "or use `restart: manual`.")
+
+
+def _psql_check(host: Host, node: Node, answers: Answers) -> Check:
+    """The base-url step's postgres method runs psql on the first node: is it there?
+
+    Only the client is looked for: reaching the database needs its password (from the
+    node's ~/.pgpass) and, for the update, Confluence stopped, which the step itself checks.
+    """
+    command = answers.base_url.db.psql
+    program = first_word(command)
+    found = find_program(host, program)
+    return Check("psql (base URL in the database)", node.name, found is not None,
+                 f"{program} found at {found}" if found else f"{program or command!r} not found on {node.name}",
+                 "" if found else
+                 f"Install the PostgreSQL client on {node.name} (apt-get install postgresql-client, or dnf "
+                 "install postgresql), set base_url.database.psql to its full path, or use "
+                 "base_url.method: guided.")
 
 
 def _apache_checks(ctx: Context) -> list[Check]:
