@@ -13,8 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from screens.format import plan_renderable
-from screens.plan_view import PROSE_WIDTH, PlanView, fit_in_dialog, render_strips
+from screens.format import plan_parts
+from screens.plan_view import PlanView, fit_in_dialog, prose_width, render_parts
 from wizard.model import Plan
 
 
@@ -30,13 +30,14 @@ class ConfirmPlanScreen(ModalScreen[bool]):
                 Binding("l,right", "scroll(4, 0)", "Scroll", show=False),
                 Binding("h,left", "scroll(-4, 0)", "Scroll", show=False)]
 
-    def __init__(self, plan: Plan, *, title: str = "") -> None:
+    def __init__(self, plan: Plan, *, title: str = "", screen_width: int = 100) -> None:
         super().__init__()
         self.plan = plan
         self.title_text = title or f"Apply these changes? ({plan.step})"
-        # As wide as the widest diff line: long lines scroll sideways instead of wrapping.
-        widest = max((len(line) + 2 for change in plan.changes for line in change.diff.splitlines()), default=0)
-        self.plan_lines = render_strips(plan_renderable(plan), max(PROSE_WIDTH, widest))
+        self._parts = plan_parts(plan)
+        # Wrapped for the screen as it is now; a resize to another width wraps the prose again.
+        self._width = prose_width(screen_width)
+        self.plan_lines = render_parts(self._parts, self._width)
 
     def compose(self) -> ComposeResult:
         targets = sorted({change.target for change in self.plan.changes})
@@ -50,7 +51,12 @@ class ConfirmPlanScreen(ModalScreen[bool]):
                 yield Button("Don't apply (n)", id="cancel")
 
     def on_resize(self, event: events.Resize) -> None:
-        fit_in_dialog(self.query_one("#plan-body", PlanView), event.size.height)
+        view = self.query_one("#plan-body", PlanView)
+        fit_in_dialog(view, event.size.height)
+        width = prose_width(event.size.width)
+        if width != self._width:
+            self._width = width
+            view.update(render_parts(self._parts, width))
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)

@@ -94,7 +94,8 @@ class EngineApp(App[int]):
         """From the worker: show the plan and wait for y or n."""
         from screens.confirm_plan import ConfirmPlanScreen
 
-        return bool(self.bridge.ask(ConfirmPlanScreen(plan), False))
+        # Built here, in the worker: the plan's lines are rendered off the event loop.
+        return bool(self.bridge.ask(ConfirmPlanScreen(plan, screen_width=self.size.width), False))
 
     def confirm_rollback(self, step: str, actions: list[UndoAction]) -> bool:
         from screens.confirm_rollback import ConfirmRollbackScreen

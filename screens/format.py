@@ -7,7 +7,7 @@ it appears (and the same as the headless `report` module says it).
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -38,9 +38,10 @@ def diff_text(diff: str) -> Text:
     return text
 
 
-def plan_renderable(plan: Plan) -> RenderableType:
-    """Every change of a plan grouped by target, each with its coloured diff."""
-    parts: list[RenderableType] = [Text(plan.summary, style="bold")]
+def plan_parts(plan: Plan) -> list[Text]:
+    """Every change of a plan grouped by target, each with its coloured diff, as parts in
+    order: prose (wraps) and diffs (``no_wrap``)."""
+    parts: list[Text] = [Text(plan.summary, style="bold")]
     if plan.is_noop:
         parts.append(Text(f"Nothing to change: {plan.noop_reason or plan.summary}", style="italic"))
     for change in plan.changes:
@@ -51,7 +52,7 @@ def plan_renderable(plan: Plan) -> RenderableType:
             shown = {k: v for k, v in change.details.items() if isinstance(v, (str, int, float, bool))}
             for key, value in shown.items():
                 parts.append(Text(f"    {key}: {redact(str(value))}", style="dim"))
-    return Group(*parts)
+    return parts
 
 
 def checks_table(checks: list[Check] | tuple[Check, ...], *, only_failed: bool = False) -> RenderableType:

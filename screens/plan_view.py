@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import io
 
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
+from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-#: Prose (summaries) wraps at this width; diff lines never wrap (the view scrolls sideways).
-PROSE_WIDTH = 76
+#: The dialog's share of the screen and its widest (``#dialog`` in wizard.tcss), and the columns
+#: between its edge and the text: its border and padding, the view's border and scroll bar.
+DIALOG_WIDTH_SHARE, DIALOG_MAX_WIDTH, DIALOG_CHROME_COLUMNS = 0.9, 110, 10
 #: Rows a dialog needs around its scrolling part: its border and padding, the title and a note
 #: (two lines at 80 columns), and the buttons below; the scroller keeps the rest, its border included.
 DIALOG_CHROME_ROWS = 13
@@ -29,6 +32,22 @@ def fit_in_dialog(scroller: Widget, screen_height: int) -> None:
     """Let ``scroller`` grow only as far as keeps the dialog's buttons on a ``screen_height``-row
     screen (the dialog takes 90% of it): a long plan scrolls instead of pushing them off."""
     scroller.styles.max_height = max(3, int(screen_height * 0.9) - DIALOG_CHROME_ROWS)
+
+
+def prose_width(screen_width: int) -> int:
+    """How wide prose may run in a dialog's view on a ``screen_width``-column screen."""
+    dialog = min(int(screen_width * DIALOG_WIDTH_SHARE), DIALOG_MAX_WIDTH)
+    return max(30, dialog - DIALOG_CHROME_COLUMNS)
+
+
+def render_parts(parts: list[Text], width: int) -> list[Strip]:
+    """Prose wrapped at ``width``; a ``no_wrap`` part (a diff) as wide as its widest line, so
+    the view scrolls sideways rather than break a line of a file in two."""
+    strips: list[Strip] = []
+    for part in parts:
+        widest = max((cell_len(line) for line in part.plain.splitlines()), default=0) if part.no_wrap else 0
+        strips += render_strips(part, max(width, widest + 1))
+    return strips
 
 
 def render_strips(renderable: RenderableType, width: int) -> list[Strip]:
@@ -52,6 +71,12 @@ class PlanView(ScrollView, can_focus=True):
         # Known before the first layout (which asks a ScrollView its height), without watchers.
         self.set_reactive(ScrollView.virtual_size,
                           Size(max((strip.cell_length for strip in strips), default=0), len(strips)))
+
+    def update(self, strips: list[Strip]) -> None:
+        """Show other lines (the same plan, wrapped for a new width)."""
+        self.strips = strips
+        self.virtual_size = Size(max((strip.cell_length for strip in strips), default=0), len(strips))
+        self.refresh()
 
     @property
     def text(self) -> str:

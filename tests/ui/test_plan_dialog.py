@@ -20,7 +20,9 @@ class Host(App[bool]):
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 50)])
 async def test_a_long_plan_scrolls_and_keeps_its_buttons_on_screen(size: tuple[int, int]) -> None:
-    plan = Plan("balancer", "write the vhost", [Change("apache", "file", "write site.conf", LONG_DIFF)])
+    summary = "configure Apache for wiki.example.com over 8 node(s): " + ", ".join(
+        f"node{n} 10.0.0.{n}:8090 (Synchrony 8091)" for n in range(1, 9))
+    plan = Plan("balancer", summary, [Change("apache", "file", "write site.conf", LONG_DIFF)])
     app = Host()
     answers: list[bool] = []
     async with app.run_test(size=size) as pilot:
@@ -29,6 +31,10 @@ async def test_a_long_plan_scrolls_and_keeps_its_buttons_on_screen(size: tuple[i
         view = app.screen.query_one(PlanView)
         assert view.virtual_size.height > view.size.height > 0, "the plan scrolls down"
         assert view.virtual_size.width > view.size.width, "long lines scroll sideways instead of wrapping"
+        # Prose wraps to the view, at any width: only the diff's lines need scrolling sideways.
+        prose = [strip for strip in view.strips if "ProxyPass" not in strip.text]
+        assert len(prose) > 3 and all(len(strip.text.rstrip()) <= view.scrollable_content_region.width
+                                      for strip in prose), [strip.text for strip in prose]
         for button in app.screen.query(Button):
             assert 0 <= button.region.y and button.region.bottom <= size[1], (button.id, button.region)
         await pilot.press("j", "j", "l")
