@@ -17,19 +17,19 @@ lab's process die without ``stop()`` (SIGKILL), the kernel's parent-death signal
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shlex
 import shutil
-import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from wizard.errors import WizardError
-from wizard.lab_node import THREAD_PREFIX, free_port
+from wizard.lab_node import THREAD_PREFIX
+from wizard.processes import cmdline, end_tree, free_port, port_answers, read_pid
 
 #: Where distributions keep the server binary (sbin is often not on a user's PATH).
 _SEARCH_PATH = "/usr/sbin:/usr/local/sbin:/sbin:/usr/local/apache2/bin"
@@ -42,6 +42,13 @@ INSTALL_HINT = ("Install Apache httpd 2.4: `sudo apt-get install apache2` (Debia
                 "`sudo dnf install httpd` (RHEL, Fedora, Rocky); then start the lab again. "
                 "Or try the ALB lab, which needs no Apache: `confluence-lb-wizard lab --balancer alb`.")
 START_SECONDS = 15.0
+#: The self-contained layout below an Apache root (the lab's, and the tests' servers').
+MAIN_CONF = "main.conf"
+SITES_DIR = "sites"
+RUN_DIR = "run"
+LOGS_DIR = "logs"
+PID_FILE = f"{RUN_DIR}/httpd.pid"
+ERROR_LOG = f"{LOGS_DIR}/error.log"
 
 
 def find_apache() -> str:
@@ -72,11 +79,11 @@ class LabApache:
 
     @property
     def main_conf(self) -> Path:
-        return self.root / "main.conf"
+        return self.root / MAIN_CONF
 
     @property
     def sites_dir(self) -> Path:
-        return self.root / "sites"
+        return self.root / SITES_DIR
 
     @property
     def config_path(self) -> Path:
@@ -85,11 +92,11 @@ class LabApache:
 
     @property
     def pid_file(self) -> Path:
-        return self.root / "run" / "httpd.pid"
+        return self.root / PID_FILE
 
     @property
     def error_log(self) -> Path:
-        return self.root / "logs" / "error.log"
+        return self.root / ERROR_LOG
 
     @property
     def configtest_command(self) -> str:
@@ -111,69 +118,10 @@ class LabApache:
 
     def write_main_conf(self) -> None:
         """The self-contained main file; the tree is made readable for the workers' user."""
-        for folder in ("sites", "run", "logs"):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
-        modules = self._module_dir()
-        compiled_in = self._compiled_in()
-        lines = [
-            "# The lab's own Apache httpd, started by `confluence-lb-wizard lab` and stopped with it.",
-            "# Self-contained: it reads only this file and the *.conf files of sites/, where the",
-            "# wizard's balancer step writes its virtual host.",
-            f'ServerRoot "{self.root}"',
-            "ServerName localhost",
-            f'PidFile "{self.pid_file}"',
-            f'DefaultRuntimeDir "{self.root / "run"}"',
-            f'ErrorLog "{self.error_log}"',
-            "LogLevel warn",
-            f"Listen 127.0.0.1:{self.port}",
-        ]
-        if not any(name in compiled_in for name in ("event.c", "worker.c", "prefork.c")):
-            mpm = next((m for m in ("event", "worker", "prefork") if (modules / f"mod_mpm_{m}.so").exists()), None)
-            if mpm is None:
-                raise WizardError(f"This Apache ({self.binary}) has no MPM module in {modules}.", INSTALL_HINT)
-            lines.append(f'LoadModule mpm_{mpm}_module "{modules / f"mod_mpm_{mpm}.so"}"')
-        # Debian compiles unixd in; RHEL builds load it (and authz_core) as modules.
-        for module in ("unixd", "authz_core"):
-            if f"mod_{module}.c" not in compiled_in and (modules / f"mod_{module}.so").exists():
-                lines += [f"<IfModule !{module}_module>",
-                          f'    LoadModule {module}_module "{modules / f"mod_{module}.so"}"', "</IfModule>"]
-        # Small: a lab serves one admin; a graceful reload must not wait long for old workers.
-        lines += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 25", "MaxRequestWorkers 50",
-                  "MinSpareThreads 5", "MaxSpareThreads 25", "GracefulShutdownTimeout 3"]
-        user = self._worker_user()
-        if user:
-            lines += [f"User {user}", f"Group {_primary_group(user)}"]
-        lines.append(f'IncludeOptional "{self.sites_dir}/*.conf"')
-        self.main_conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        for path in (self.root, *(self.root / f for f in ("sites", "run", "logs"))):
-            path.chmod(0o755)
-
-    def _module_dir(self) -> Path:
-        for folder in _MODULE_DIRS:
-            if Path(folder).is_dir():
-                return Path(folder)
-        raise WizardError(f"Apache's modules folder was not found (looked in {', '.join(_MODULE_DIRS)}).",
-                          INSTALL_HINT)
-
-    def _compiled_in(self) -> str:
-        try:
-            done = subprocess.run([self.binary, "-l"], capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise WizardError(f"Could not run {self.binary} -l: {exc}.", INSTALL_HINT) from exc
-        return done.stdout
-
-    @staticmethod
-    def _worker_user() -> str | None:
-        """As root, Apache hands requests to an unprivileged user; as anyone else it stays that user."""
-        if os.geteuid() != 0:
-            return None
-        for user in _WORKER_USERS:
-            try:
-                pwd.getpwnam(user)
-            except KeyError:
-                continue
-            return user
-        return None
+        write_main_conf(self.root, binary=self.binary, ports=[self.port], comment=[
+            "The lab's own Apache httpd, started by `confluence-lb-wizard lab` and stopped with it.",
+            "Self-contained: it reads only this file and the *.conf files of sites/, where the",
+            "wizard's balancer step writes its virtual host."])
 
     # Life cycle.
 
@@ -195,7 +143,7 @@ class LabApache:
         raise AssertionError("unreachable")
 
     def _start_once(self) -> str | None:
-        log = self.root / "logs" / "foreground.log"
+        log = self.root / LOGS_DIR / "foreground.log"
         started = threading.Event()
         failed: list[OSError] = []
 
@@ -230,7 +178,7 @@ class LabApache:
                 said = _tail(log) + _tail(self.error_log)
                 self._forget_process()
                 return said.strip() or f"apache exited with status {self.process.returncode}"
-            if _port_answers(self.port):
+            if port_answers(self.port):
                 return None
             time.sleep(0.05)
         self.stop()
@@ -262,27 +210,93 @@ class LabApache:
     def stop(self) -> None:
         """Stop Apache and every process it forked; wait until they are gone. Idempotent."""
         pids = set(self._pids)
-        daemon = _pid_from(self.pid_file)
-        if daemon is not None and str(self.main_conf) in _cmdline(daemon):
+        daemon = read_pid(self.pid_file)
+        if daemon is not None and str(self.main_conf) in cmdline(daemon):
             pids.add(daemon)  # a server a `-k graceful` started after a crash, outside our session
-        doomed = pids | {child for pid in pids for child in _descendants(pid)}
-        for pid in pids:
-            _signal_group_or_process(pid, signal.SIGTERM)
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                _signal_group_or_process(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(pid) for pid in doomed):
-            time.sleep(0.05)
-        for pid in doomed:
-            if _alive(pid):
-                _signal(pid, signal.SIGKILL)
+        end_tree(pids, process=self.process)
         self._forget_process()
         self._pids.clear()
         self.process = None
+
+
+def write_main_conf(root: Path, *, binary: str, ports: Sequence[int], extra: Sequence[str] = (),
+                    comment: Sequence[str] = ()) -> Path:
+    """Write ``<root>/main.conf``, the main file of a self-contained Apache (``binary -f main.conf``), and return it.
+
+    One writer for the lab's Apache and the tests' servers, so both run Apache the same
+    way: ServerRoot, PidFile, ErrorLog under ``root``, ``Listen 127.0.0.1:<port>`` for each
+    of ``ports``, only the MPM (and what this build does not compile in) loaded, small
+    worker limits, an unprivileged ``User`` when started as root, then the ``extra``
+    directives and ``IncludeOptional <root>/sites/*.conf``, where the wizard writes its
+    vhost. ``comment`` lines head the file. The folders are made and left readable
+    (0755) for the workers' user. WizardError when this Apache has no MPM module.
+    """
+    for folder in (SITES_DIR, RUN_DIR, LOGS_DIR):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    modules = _module_dir()
+    compiled_in = _compiled_in(binary)
+    lines = [f"# {line}" for line in comment]
+    lines += [
+        f'ServerRoot "{root}"',
+        "ServerName localhost",
+        f'PidFile "{root / PID_FILE}"',
+        f'DefaultRuntimeDir "{root / RUN_DIR}"',
+        f'ErrorLog "{root / ERROR_LOG}"',
+        "LogLevel warn",
+        *(f"Listen 127.0.0.1:{port}" for port in ports),
+    ]
+    if not any(name in compiled_in for name in ("event.c", "worker.c", "prefork.c")):
+        mpm = next((m for m in ("event", "worker", "prefork") if (modules / f"mod_mpm_{m}.so").exists()), None)
+        if mpm is None:
+            raise WizardError(f"This Apache ({binary}) has no MPM module in {modules}.", INSTALL_HINT)
+        lines.append(f'LoadModule mpm_{mpm}_module "{modules / f"mod_mpm_{mpm}.so"}"')
+    # Debian compiles unixd in; RHEL builds load it (and authz_core) as modules.
+    for module in ("unixd", "authz_core"):
+        if f"mod_{module}.c" not in compiled_in and (modules / f"mod_{module}.so").exists():
+            lines += [f"<IfModule !{module}_module>",
+                      f'    LoadModule {module}_module "{modules / f"mod_{module}.so"}"', "</IfModule>"]
+    # Small: a lab serves one admin; a graceful reload must not wait long for old workers.
+    lines += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 25", "MaxRequestWorkers 50",
+              "MinSpareThreads 5", "MaxSpareThreads 25", "GracefulShutdownTimeout 3"]
+    user = _worker_user()
+    if user:
+        lines += [f"User {user}", f"Group {_primary_group(user)}"]
+    lines += [*extra, f'IncludeOptional "{root / SITES_DIR}/*.conf"']
+    main_conf = root / MAIN_CONF
+    main_conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for path in (root, *(root / folder for folder in (SITES_DIR, RUN_DIR, LOGS_DIR))):
+        path.chmod(0o755)
+    return main_conf
+
+
+def _module_dir() -> Path:
+    for folder in _MODULE_DIRS:
+        if Path(folder).is_dir():
+            return Path(folder)
+    raise WizardError(f"Apache's modules folder was not found (looked in {', '.join(_MODULE_DIRS)}).",
+                      INSTALL_HINT)
+
+
+def _compiled_in(binary: str) -> str:
+    """What ``binary -l`` lists: the modules built into this Apache (loading one again is an error)."""
+    try:
+        done = subprocess.run([binary, "-l"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WizardError(f"Could not run {binary} -l: {exc}.", INSTALL_HINT) from exc
+    return done.stdout
+
+
+def _worker_user() -> str | None:
+    """As root, Apache hands requests to an unprivileged user; as anyone else it stays that user."""
+    if os.geteuid() != 0:
+        return None
+    for user in _WORKER_USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return user
+    return None
 
 
 def _parent_death_prefix() -> list[str]:
@@ -301,16 +315,6 @@ def _primary_group(user: str) -> str:
         return user
 
 
-def _port_answers(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -324,69 +328,3 @@ def _count_in(path: Path, needle: str) -> int:
         return path.read_text(errors="replace").count(needle)
     except OSError:
         return 0
-
-
-def _pid_from(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (from /proc; empty where there is no /proc)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text(errors="replace")
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not count)."""
-    if Path("/proc").is_dir():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
-            return stat.rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone, or not ours
-        os.kill(pid, sig)
-
-
-def _signal_group_or_process(pid: int, sig: signal.Signals) -> None:
-    """The process group Apache leads (it and its workers), or the process alone."""
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        _signal(pid, sig)

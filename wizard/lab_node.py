@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
 from wizard.errors import WizardError
@@ -184,64 +184,84 @@ class _Handler(BaseHTTPRequestHandler):
     def path_only(self) -> str:
         return self.path.split("?", 1)[0].split("#", 1)[0]
 
-    # A minimal RFC 6455 server: the handshake, then text frames echoed with the node's name.
-
     def websocket_echo(self) -> None:
         if self.headers.get("Upgrade", "").lower() != "websocket":
             # What Synchrony's Jetty answers a plain GET on its WebSocket path.
             self.send(400, 'Can "Upgrade" only to "WebSocket".')
             return
-        key = self.headers.get("Sec-WebSocket-Key", "")
-        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
-        self.send_response(101, "Switching Protocols")
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.send_header("X-Node", self.node.name)
-        self.end_headers()
-        self.wfile.flush()
-        self.close_connection = True
+        accept_websocket(self, self.node.name)
         self.connection.settimeout(None)  # an editor's WebSocket may idle; stop() closes it
-        while True:
-            frame = self._read_frame()
-            if frame is None:
-                return
-            opcode, payload = frame
-            if opcode == 0x8:  # close: answer it and stop
-                self._write_frame(0x8, payload[:2])
-                return
-            if opcode == 0x9:  # ping
-                self._write_frame(0xA, payload)
-            elif opcode in (0x1, 0x2):
-                text = payload.decode("utf-8", "replace")
-                self._write_frame(0x1, f"{self.node.name}: {text}".encode())
+        echo_websocket(self, self.node.name)
 
-    def _read_frame(self) -> tuple[int, bytes] | None:
-        head = self.rfile.read(2)
-        if len(head) < 2:
-            return None
-        opcode, length = head[0] & 0x0F, head[1] & 0x7F
-        masked = bool(head[1] & 0x80)
-        if length == 126:
-            length = struct.unpack("!H", self.rfile.read(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", self.rfile.read(8))[0]
-        mask = self.rfile.read(4) if masked else b"\0\0\0\0"
-        data = self.rfile.read(length)
-        if len(data) < length:
-            return None
-        return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
-    def _write_frame(self, opcode: int, payload: bytes) -> None:
-        length = len(payload)
-        if length < 126:
-            head = struct.pack("!BB", 0x80 | opcode, length)
-        elif length < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 126, length)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
-        self.wfile.write(head + payload)
-        self.wfile.flush()
+# A minimal RFC 6455 server (the lab's nodes and the tests' simulated ones): the handshake,
+# then text frames echoed with the node's name.
+
+
+def accept_websocket(handler: BaseHTTPRequestHandler, node_name: str) -> None:
+    """Answer a WebSocket upgrade request with ``101 Switching Protocols`` (and ``X-Node``).
+
+    The connection is the WebSocket's from here: the handler will not read another request on it.
+    """
+    key = handler.headers.get("Sec-WebSocket-Key", "")
+    accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+    handler.send_response(101, "Switching Protocols")
+    handler.send_header("Upgrade", "websocket")
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Sec-WebSocket-Accept", accept)
+    handler.send_header("X-Node", node_name)
+    handler.end_headers()
+    handler.wfile.flush()
+    handler.close_connection = True
+
+
+def echo_websocket(handler: BaseHTTPRequestHandler, node_name: str) -> None:
+    """Echo every text or binary frame as the text ``"<node_name>: <message>"``, answer pings,
+    until the client closes (or hangs up): a test can tell which node holds the WebSocket."""
+    while True:
+        frame = read_frame(handler.rfile)
+        if frame is None:
+            return
+        opcode, payload = frame
+        if opcode == 0x8:  # close: answer it and stop
+            write_frame(handler.wfile, 0x8, payload[:2])
+            return
+        if opcode == 0x9:  # ping
+            write_frame(handler.wfile, 0xA, payload)
+        elif opcode in (0x1, 0x2):
+            text = payload.decode("utf-8", "replace")
+            write_frame(handler.wfile, 0x1, f"{node_name}: {text}".encode())
+
+
+def read_frame(rfile: BinaryIO) -> tuple[int, bytes] | None:
+    """One frame from the client: (opcode, unmasked payload); None when the connection ended mid-frame."""
+    head = rfile.read(2)
+    if len(head) < 2:
+        return None
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    masked = bool(head[1] & 0x80)
+    if length == 126:
+        length = struct.unpack("!H", rfile.read(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", rfile.read(8))[0]
+    mask = rfile.read(4) if masked else b"\0\0\0\0"
+    data = rfile.read(length)
+    if len(data) < length:
+        return None
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def write_frame(wfile: BinaryIO, opcode: int, payload: bytes) -> None:
+    """One unfragmented, unmasked frame (a server never masks), flushed at once."""
+    length = len(payload)
+    if length < 126:
+        head = struct.pack("!BB", 0x80 | opcode, length)
+    elif length < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, length)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+    wfile.write(head + payload)
+    wfile.flush()
 
 
 class SynchronyHandler(_Handler):
@@ -651,9 +671,3 @@ def _split_host(host_header: str, default_port: int) -> tuple[str, int]:
         host, _, port_text = text.partition(":")
     return host, int(port_text) if port_text.isdigit() else default_port
 
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (for a server that binds it itself later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -1,12 +1,12 @@
 """Real Apache httpd 2.4 servers on 127.0.0.1 for the balancer tests, self-contained.
 
 ``ApacheServer.create()`` makes a server root in /tmp (0755: as root the workers run as
-www-data) with a MAIN.conf of its own (TESTBED.md: ``apache2 -f MAIN.conf -DFOREGROUND``;
-Debian compiles in unixd and log_config). MAIN.conf listens on two free ports of
-127.0.0.1 (``port`` for the vhost, ``extra_port`` for the HTTP->HTTPS redirect), loads
-only the MPM, and includes ``<root>/sites/*.conf``, where the wizard writes its vhost
-(``config_path``) with the LoadModule lines it needs. The wizard reaches it as an admin's
-own build: ``configtest_command``/``reload_command`` carry ``-f MAIN.conf``.
+www-data) with a MAIN.conf of its own (TESTBED.md: ``apache2 -f MAIN.conf -DFOREGROUND``),
+written by the lab's writer (``wizard.lab_apache.write_main_conf``). MAIN.conf listens on
+two free ports of 127.0.0.1 (``port`` for the vhost, ``extra_port`` for the HTTP->HTTPS
+redirect), loads only the MPM, and includes ``<root>/sites/*.conf``, where the wizard
+writes its vhost (``config_path``) with the LoadModule lines it needs. The wizard reaches
+it as an admin's own build: ``configtest_command``/``reload_command`` carry ``-f MAIN.conf``.
 
 ``start()`` returns once the port answers; ``stop()`` ends the server and every process
 it forked (also one a ``-k graceful`` started after a crash), then removes the root.
@@ -16,10 +16,7 @@ When apache2 is missing it is installed with apt as root; otherwise the test fai
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -29,8 +26,17 @@ from pathlib import Path
 
 import pytest
 
+from wizard.lab_apache import (
+    ERROR_LOG,
+    MAIN_CONF,
+    PID_FILE,
+    RUN_DIR,
+    SITES_DIR,
+    write_main_conf,
+)
+from wizard.processes import alive, end_tree, free_port, port_answers, read_pid
+
 APACHE2 = "/usr/sbin/apache2"
-MODULES = "/usr/lib/apache2/modules"
 IS_ROOT = os.geteuid() == 0
 
 
@@ -49,39 +55,6 @@ def ensure_apache() -> str:
     return APACHE2
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 @dataclass
 class ApacheServer:
     """One self-contained Apache: its root, its two ports and (once started) its process."""
@@ -94,46 +67,25 @@ class ApacheServer:
 
     @classmethod
     def create(cls, *, extra_main: str = "") -> ApacheServer:
+        """A server root in /tmp with the lab's main file (wizard.lab_apache), listening on two free
+        ports; ``extra_main`` is added to the main file before the sites are included."""
         ensure_apache()
         root = Path(tempfile.mkdtemp(prefix="clbw-apache-"))
-        root.chmod(0o755)
-        for folder in ("sites", "run", "logs", "tls"):
-            (root / folder).mkdir(mode=0o755)
+        (root / "tls").mkdir(mode=0o755)
         server = cls(root=root, port=free_port(), extra_port=free_port())
-        user = ""
-        if IS_ROOT:
-            try:
-                pwd.getpwnam("www-data")
-                user = "User www-data\nGroup www-data\n"
-            except KeyError:
-                pass
-        server.main_conf.write_text(
-            f'ServerRoot "{root}"\n'
-            "ServerName localhost\n"
-            f'PidFile "{root}/run/httpd.pid"\n'
-            f'DefaultRuntimeDir "{root}/run"\n'
-            f"Mutex file:{root}/run default\n"
-            f'ErrorLog "{root}/logs/error.log"\n'
-            "LogLevel warn\n"
-            f"Listen 127.0.0.1:{server.port}\n"
-            f"Listen 127.0.0.1:{server.extra_port}\n"
-            f"LoadModule mpm_event_module {MODULES}/mod_mpm_event.so\n"
-            "StartServers 1\nServerLimit 2\nThreadsPerChild 25\nMaxRequestWorkers 50\nMinSpareThreads 5\nMaxSpareThreads 25\n"
-            "GracefulShutdownTimeout 3\n"
-            f"{user}"
-            f"{extra_main}\n"
-            f'IncludeOptional "{root}/sites/*.conf"\n')
+        write_main_conf(root, binary=APACHE2, ports=[server.port, server.extra_port],
+                        extra=[f"Mutex file:{root / RUN_DIR} default", extra_main])
         return server
 
     # Paths and commands.
 
     @property
     def main_conf(self) -> Path:
-        return self.root / "main.conf"
+        return self.root / MAIN_CONF
 
     @property
     def sites(self) -> Path:
-        return self.root / "sites"
+        return self.root / SITES_DIR
 
     @property
     def config_path(self) -> Path:
@@ -141,7 +93,7 @@ class ApacheServer:
 
     @property
     def pid_file(self) -> Path:
-        return self.root / "run" / "httpd.pid"
+        return self.root / PID_FILE
 
     @property
     def configtest_command(self) -> str:
@@ -153,7 +105,7 @@ class ApacheServer:
 
     def error_log(self) -> str:
         try:
-            return (self.root / "logs" / "error.log").read_text(errors="replace")
+            return (self.root / ERROR_LOG).read_text(errors="replace")
         except OSError:
             return ""
 
@@ -190,45 +142,18 @@ class ApacheServer:
         pytest.fail(f"apache2 did not answer on 127.0.0.1:{self.port} within {within} s:\n{self.error_log()}")
 
     def answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return port_answers(self.port)
 
     def running_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) else None
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and alive(pid) else None
 
     def stop(self) -> None:
         """Stop the server and everything it forked; idempotent."""
         pids = set(self.pids_seen)
         if (daemon := self.running_pid()) is not None:
             pids.add(daemon)  # a server a `-k graceful` started after a crash
-        doomed = {child for pid in pids for child in _descendants(pid)} | pids
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(pid) for pid in doomed):
-            time.sleep(0.05)
-        for pid in doomed:
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        end_tree(pids, process=self.process)
         self.process = None
 
     def remove(self) -> None:

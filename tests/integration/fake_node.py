@@ -1,7 +1,8 @@
 """A simulated Confluence Data Center node for the balancer tests: Confluence and Synchrony, with WebSockets.
 
-Stdlib only. One ``FakeNode`` runs two ``ThreadingHTTPServer``s on 127.0.0.1 (free
-ports), each in a daemon thread:
+Stdlib only, plus the lab's WebSocket handshake and frames (``wizard.lab_node``). One
+``FakeNode`` runs two ``ThreadingHTTPServer``s on 127.0.0.1 (free ports), each in a
+daemon thread:
 
 * Confluence, on ``confluence_port``: ``GET <ctx>/status`` answers ``{"state":"RUNNING"}``;
   ``<ctx>/synchrony-proxy/heartbeat`` answers ``OK`` and
@@ -19,14 +20,11 @@ HTTP/1.1 keep-alive is supported, as Apache reuses its backend connections.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from wizard.lab_node import accept_websocket, echo_websocket
 
 
 class _Server(ThreadingHTTPServer):
@@ -70,58 +68,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    # A minimal RFC 6455 server: the handshake, then text frames echoed with the node's name.
-
     def _websocket(self) -> None:
-        key = self.headers.get("Sec-WebSocket-Key", "")
-        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
-        self.send_response(101, "Switching Protocols")
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.send_header("X-Node", self.server.node.name)
-        self.end_headers()
-        self.wfile.flush()
-        self.close_connection = True
-        self.server.node.count(self.server.service, "websocket")
-        while True:
-            frame = self._read_frame()
-            if frame is None:
-                return
-            opcode, payload = frame
-            if opcode == 0x8:  # close: answer it and stop
-                self._write_frame(0x8, payload[:2])
-                return
-            if opcode == 0x9:  # ping
-                self._write_frame(0xA, payload)
-            elif opcode in (0x1, 0x2):
-                text = payload.decode("utf-8", "replace")
-                self._write_frame(0x1, f"{self.server.node.name}: {text}".encode())
-
-    def _read_frame(self) -> tuple[int, bytes] | None:
-        head = self.rfile.read(2)
-        if len(head) < 2:
-            return None
-        opcode, length = head[0] & 0x0F, head[1] & 0x7F
-        masked = bool(head[1] & 0x80)
-        if length == 126:
-            length = struct.unpack("!H", self.rfile.read(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", self.rfile.read(8))[0]
-        mask = self.rfile.read(4) if masked else b"\0\0\0\0"
-        data = self.rfile.read(length)
-        return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-    def _write_frame(self, opcode: int, payload: bytes) -> None:
-        length = len(payload)
-        if length < 126:
-            head = struct.pack("!BB", 0x80 | opcode, length)
-        elif length < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 126, length)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
-        self.wfile.write(head + payload)
-        self.wfile.flush()
+        node = self.server.node
+        accept_websocket(self, node.name)
+        node.count(self.server.service, "websocket")
+        echo_websocket(self, node.name)
 
 
 class FakeNode:

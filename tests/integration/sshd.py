@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from wizard.answers_model import Access
+from wizard.processes import descendants, free_port, kill_stragglers, signal_pids
 
 SSHD = "/usr/sbin/sshd"
 PLAIN_USER = "clbwtest"
@@ -89,12 +90,6 @@ def ensure_user(name: str) -> pwd.struct_passwd:
     return entry
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def make_key(path: Path, key_type: str = "ed25519", passphrase: str = "") -> Path:
     """A key pair made with ssh-keygen (paramiko cannot make ed25519 keys)."""
     argv = ["ssh-keygen", "-q", "-t", key_type, "-N", passphrase, "-C", path.name, "-f", str(path)]
@@ -109,33 +104,6 @@ def fingerprint(public_key_path: Path) -> str:
     out = subprocess.run(["ssh-keygen", "-lf", str(public_key_path)], check=True,
                          capture_output=True, text=True).stdout
     return out.split()[1]
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _kill(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 @dataclass
@@ -172,15 +140,14 @@ class Sshd:
         """SIGKILL the daemon and every session it forked (a crash, a power cut)."""
         if self.process is None:
             return
-        doomed = [self.process.pid, *_descendants(self.process.pid)]
-        _kill(doomed, signal.SIGKILL)
+        signal_pids([self.process.pid, *descendants(self.process.pid)], signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
         if self.process is None:
             return
         # sshd's session processes call setsid(), so they are found by parentage.
-        sessions = _descendants(self.process.pid)
+        sessions = descendants(self.process.pid)
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -188,11 +155,8 @@ class Sshd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        _kill(sessions, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in sessions):
-            time.sleep(0.05)
-        _kill(sessions, signal.SIGKILL)
+        signal_pids(sessions, signal.SIGTERM)
+        kill_stragglers(sessions, grace=5)
         self.process = None
 
 
