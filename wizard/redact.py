@@ -15,6 +15,7 @@ masked in linear time.
 
 from __future__ import annotations
 
+import functools
 import re
 
 MASK = "********"
@@ -114,8 +115,11 @@ def _masked_pem(match: re.Match[str]) -> str:
 _SECRET_NAME = re.compile(rf"[\w.-]*+{_ENDS_SECRET}", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_name(name: str) -> bool:
-    """Whether a key or attribute called ``name`` holds a secret (``password``, ``keystorePass``...)."""
+    """Whether a key or attribute called ``name`` holds a secret (``password``, ``keystorePass``...).
+
+    Cached: the state's few dozen key names are asked about on every save."""
     return _SECRET_NAME.fullmatch(name) is not None
 
 

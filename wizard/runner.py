@@ -21,6 +21,7 @@ from wizard.events import (ChecksCompleted, EventSink, PlanReady, StepApplied, S
                            StepRolledBack, StepSkipped, StepStarted, ignore_events)
 from wizard.hosts import HostFactory, HostPool, default_host_factory
 from wizard.model import WORKSTATION, Check, Plan, UndoAction
+from wizard.shared_save import SharedSave
 from wizard.state import State, StateStore, StepRecord, now_iso
 from wizard.steps import resolve
 from wizard.steps.base import Context, Journal, Step
@@ -62,6 +63,8 @@ class Runner:
         self._run: dict[str, Any] | None = None
         #: The exit status of the last apply/rollback/verify, recorded in the run on close.
         self.exit_status = EXIT_OK
+        # The nodes of a step save at the same time; they share writes (wizard.shared_save).
+        self._shared_save = SharedSave(self._write_state)
 
     # Session: lock, load, record the run; always closed by ``close``.
 
@@ -117,9 +120,14 @@ class Runner:
         self.close(status)
 
     def save(self) -> None:
+        """The state on disk, with everything recorded so far (safe from many threads at once)."""
         assert self.state is not None
         if not self.read_only:
-            self.store.save(self.state)
+            self._shared_save.save()
+
+    def _write_state(self) -> None:
+        assert self.state is not None
+        self.store.save(self.state)
 
     @property
     def ctx(self) -> Context:
