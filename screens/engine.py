@@ -142,6 +142,10 @@ class EngineApp(App[int]):
         if screen is not None:
             screen.log_event(event)
             screen.follow(getattr(event, "step", None))
+            if isinstance(event, (StepStarted, StepFailed, ChecksCompleted)):
+                screen.step_changed()
+            elif isinstance(event, ProgressReported):
+                screen.step_progressed()
         self.redraw_soon()
 
     def redraw_soon(self) -> None:

@@ -32,6 +32,8 @@ class SetupScreen(Page):
         # Shown in the step's hint and the palette: the footer must fit in 80 columns.
         Binding("i", "edit_answers", "Answers", show=False),
         Binding("c", "cancel", "Cancel"),
+        # Only in the lab, while the guided base-url step waits for the admin.
+        Binding("b", "lab_base_url", "Lab: set base URL"),
         Binding("d", "toggle_theme", "Theme", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -44,6 +46,7 @@ class SetupScreen(Page):
         self._printer = EventPrinter(show_plans=False)
         # Lines logged before the log widget exists (the app opens a setup, then this screen mounts).
         self._backlog: list[str] | None = []
+        self._lab_hint_given = False
 
     def compose_page(self) -> ComposeResult:
         yield StepView(id="step-view")
@@ -115,6 +118,18 @@ class SetupScreen(Page):
         if text:
             self.log_line(text.strip("\n"))
 
+    def step_changed(self) -> None:
+        """A step started or ended: the footer offers what fits now (the lab's base-URL key)."""
+        self.refresh_bindings()
+        self._lab_hint_given = False
+
+    def step_progressed(self) -> None:
+        """Under the base-url step's first words on what to do, how the lab can do it for you."""
+        if self.lab_waits_for_base_url and not self._lab_hint_given:
+            self._lab_hint_given = True
+            self.log_line("In the lab you can play the admin: press b, and the lab sets the base URL in its "
+                          "General Configuration (or open the page named above in a browser).")
+
     def follow(self, step: str | None) -> None:
         """The step the engine works on is the one in view (redrawn with the next refresh)."""
         checklist = self.checklist
@@ -133,9 +148,21 @@ class SetupScreen(Page):
         busy = self.wizard.busy
         if action == "cancel":
             return busy
+        if action == "lab_base_url":
+            return self.lab_waits_for_base_url
         if action in ("run_selected", "run_all", "verify", "rollback_selected", "edit_answers"):
             return not busy
         return True
+
+    @property
+    def lab_waits_for_base_url(self) -> bool:
+        """The lab can play the admin now: the guided base-url step runs on it."""
+        session = self.wizard.session
+        return (self.wizard.lab is not None and session is not None and session.running == "base-url"
+                and session.answers.base_url.method == "guided")
+
+    def action_lab_base_url(self) -> None:
+        self.wizard.action_lab_base_url()
 
     def action_run_selected(self) -> None:
         if self.selected == ANSWERS:
