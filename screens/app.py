@@ -77,7 +77,12 @@ class WizardApp(EngineApp):
     # Starting and stopping.
 
     def on_mount(self) -> None:
+        from screens.preferences import load_theme
         from wizard.state import default_state_path
+
+        theme = load_theme()
+        if theme in self.available_themes:
+            self.theme = theme
 
         if self.initial_answers is not None:
             state = self.initial_state_path or default_state_path(self.initial_answers.name)
@@ -90,6 +95,12 @@ class WizardApp(EngineApp):
             self.show_welcome()
         # What exists once the first screen is drawn lives as long as the app (screens.pauses).
         self.call_after_refresh(freeze_startup_objects)
+
+    def watch_theme(self, theme: str) -> None:
+        """Light or dark (d, or the palette): remembered for the next start."""
+        from screens.preferences import save_theme
+
+        save_theme(theme)
 
     def ensure_ssh_questions(self) -> None:
         """SSH asks through the modals from here on. Installed when the first work that may reach
