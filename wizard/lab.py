@@ -380,8 +380,12 @@ class Lab:
         where = f"General Configuration: {self.nodes[0].url}/admin/editgeneralconfig.action"
         how = (f"as a fresh install has it; change it in {where}" if self.base_url == self.nodes[0].url
                else f"set in {where}")
-        lines += [f"  base URL     {self.base_url}  ({how})",
-                  "  restart      touch <install>/restart-requested  (what the restart step runs)"]
+        lines += [f"  base URL     {self.base_url}  ({how})"]
+        if self.base_url != self.public_url.rstrip("/"):
+            # What the guided base-url step asks of the admin, without a browser (the lab needs no login).
+            lines.append(f"               or from a shell: curl -d baseUrl={self.public_url} "
+                         f"{self.nodes[0].url}/admin/editgeneralconfig.action")
+        lines.append("  restart      touch <install>/restart-requested  (what the restart step runs)")
         if self.apache is not None:
             lines += [f"  Apache       {self.apache.main_conf}; the wizard writes {self.apache.config_path}",
                       "",

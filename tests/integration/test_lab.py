@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -312,6 +313,17 @@ def test_the_answers_are_complete_and_valid(lab: Lab) -> None:
     assert apache.config_path == str(lab.apache.config_path) and apache.listen_port == lab.apache.port
     assert f"-f {lab.apache.main_conf}" in apache.configtest_command and "-t" in apache.configtest_command
     assert apache.reload_command.endswith(f"-f {lab.apache.main_conf} -k graceful")
+
+
+def test_the_description_says_how_to_set_the_base_url_from_a_shell(lab: Lab) -> None:
+    found = re.search(r"or from a shell: curl -d (baseUrl=\S+) (\S+)", lab.describe())
+    assert found, lab.describe()
+    form, url = found.groups()
+    # What that curl command sends: a form POST.
+    with urllib.request.urlopen(urllib.request.Request(url, data=form.encode(), method="POST"), timeout=10):
+        pass
+    assert lab.base_url == lab.public_url
+    assert "or from a shell" not in lab.describe()  # done: nothing left to say
 
 
 def test_the_nodes_answer_like_confluence_and_synchrony(lab: Lab) -> None:
