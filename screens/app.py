@@ -122,14 +122,17 @@ class WizardApp(EngineApp):
         # A worker still waiting (for a confirmation, a node) sees this and stops.
         session.runner.ctx.cancel.set()
         try:
-            session.runner.close(EXIT_INTERRUPTED if self.busy else session.runner.exit_status)
+            # While a step still works in its thread, it stops at its next safe point and undoes
+            # what it changed with the state lock still held; that thread closes the runner then.
+            session.close()
         except WizardError as error:
             self.notify(error.for_admin(), severity="error")
 
     def _cancelled(self) -> bool:
         """Whether the run a question belongs to was cancelled (reading a node in the
         inventory is not a run: its questions wait for their answer)."""
-        return self.session is not None and self.session.runner.ctx.cancel.is_set()
+        session = self.session  # read once: the UI thread may close it meanwhile
+        return self.busy and session is not None and session.runner.ctx.cancel.is_set()
 
     # Where the admin is.
 
@@ -359,7 +362,11 @@ class WizardApp(EngineApp):
             self.notify("Quitting once the step has stopped safely; press q again to quit at once.")
             return
         code = EXIT_INTERRUPTED if self.busy else EXIT_OK
-        self.exit(code, return_code=code)
+        running = self.session.running if self.session is not None and self.busy else None
+        # The step's thread still finishes its safe stop (and its undo) before the process ends.
+        self.exit(code, return_code=code, message=(
+            f"Stopping {running} safely: what it changed is being undone, and the state file says so. "
+            "Run the same command again to resume." if running else None))
 
     def action_export(self) -> None:
         """The runbook in Markdown and HTML, beside the state file."""

@@ -68,6 +68,7 @@ class EngineApp(App[int]):
             return
         self.set_busy(True)
         self.ensure_ssh_questions()
+        self.session.job_started()  # before the thread starts: a quit from now on leaves the closing to it
         self.engine_worker(kind, tuple(names))
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
@@ -76,6 +77,7 @@ class EngineApp(App[int]):
         assert session is not None
         runner = session.runner
         runner.ctx.cancel.clear()
+        exit_status = EXIT_INTERRUPTED
         try:
             if kind == "apply":
                 outcome = runner.apply(list(names) or None, confirm=self.confirm_plan)
@@ -83,9 +85,18 @@ class EngineApp(App[int]):
                 outcome = runner.verify()
             else:
                 outcome = runner.rollback(names[0], confirm=self.confirm_rollback)
+            exit_status = outcome.exit_status
         except Exception as exc:  # a bug or an error outside any step: words for the admin, no traceback
             self.post_message(RunFailed(kind, as_admin_error(exc)))
             return
+        finally:
+            try:
+                # If the app let the session go meanwhile (it quit), the lock, the run's record and
+                # the connections are closed here, now that the step has stopped safely.
+                if not session.job_finished(exit_status):
+                    runner.ctx.cancel.clear()  # the next questions (reading a node) are not this run's
+            except WizardError:
+                pass  # the app is gone: nowhere to show it; the state file keeps what was done
         self.post_message(RunFinished(kind, names, outcome))
 
     # Questions from the worker.

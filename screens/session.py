@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,34 @@ class Session:
     progress: dict[str, StepProgress] = field(default_factory=dict)
     #: The step the engine is working on now, if any.
     running: str | None = None
+    #: A job's thread works with the runner (set and cleared under ``job_lock``).
+    job_running: bool = False
+    #: The app let the session go while a job ran: the job's thread closes the runner when done.
+    close_when_done: bool = False
+    job_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def close(self) -> None:
+        """Close the runner (the lock, the run's record, the connections), or, while a job's
+        thread still works with it, leave that to the thread (``job_finished``)."""
+        with self.job_lock:
+            if self.job_running:
+                self.close_when_done = True
+                return
+        self.runner.close(self.runner.exit_status)
+
+    def job_started(self) -> None:
+        with self.job_lock:
+            self.job_running = True
+
+    def job_finished(self, exit_status: int) -> bool:
+        """From the job's thread when it ends; closes the runner if the app already let go
+        (True then)."""
+        with self.job_lock:
+            self.job_running = False
+            closing = self.close_when_done
+        if closing:
+            self.runner.close(exit_status)
+        return closing
 
     @property
     def answers(self) -> Answers:

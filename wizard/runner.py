@@ -73,12 +73,17 @@ class Runner:
         if not self.read_only:
             self.store.acquire(self.command)
         try:
-            state = self.store.load_or_new(self.answers.name)
-        except WizardError:
+            return self._open()
+        except BaseException:
+            # Whatever stopped the opening (a state file that cannot be read or written), the
+            # lock goes with it: a second try in the same process must not find it held.
             self.store.release()
+            self.state = self.hosts = self.context = self._run = None
             raise
+
+    def _open(self) -> State:
+        state = self.store.load_or_new(self.answers.name)
         if state.setup != self.answers.name:
-            self.store.release()
             raise StateError(
                 f"The state file {self.store.path} belongs to the setup {state.setup!r}, "
                 f"not {self.answers.name!r}.",
@@ -168,6 +173,9 @@ class Runner:
             if not names and record.done:
                 self.events(StepSkipped(step.name, f"already {record.status} at {record.updated}"))
                 continue
+            if self.ctx.cancel.is_set():
+                # Cancelled between two steps: the next one was not touched, so it is not failed.
+                return Outcome(EXIT_INTERRUPTED, f"Cancelled before {step.title}; nothing of it was done.", checks)
             outcome = self.run_step(step, confirm=confirm)
             checks += outcome.checks
             if outcome.exit_status != EXIT_OK:

@@ -3,6 +3,7 @@ rolling back, verifying, exporting, and errors as dialogs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,33 @@ async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path,
     assert app.return_code == 130
     record = StateStore(tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json").load().steps["restart"]
     assert record.status == "failed" and record.error["interrupted"]
+
+
+async def test_quitting_at_once_leaves_the_state_to_the_step_until_it_has_stopped(tmp_path: Path,
+                                                                                  fake_confluence_factory) -> None:
+    answers = make_setup(tmp_path, fake_confluence_factory)
+    state_path = tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json"
+    app = create_app(answers_file=answers)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        app.session.answers.restart = "manual"
+        runner = app.session.runner
+        await select(pilot, app, "restart")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "waiting for you" in str(app.session.progress.get("restart")))
+        await pilot.press("q", "q")  # the second q quits at once
+        await wait_for(pilot, lambda: app.return_code is not None)
+        # The step's thread still holds the lock (and the connections) while it stops.
+        assert runner.state is not None and runner.store._lock_fd is not None
+    deadline = time.monotonic() + 30
+    while runner.store._lock_fd is not None:  # the worker closes the runner once the step has stopped
+        assert time.monotonic() < deadline, "the step never stopped after the app quit"
+        time.sleep(0.1)
+    store = StateStore(state_path)
+    store.acquire("test")  # free now
+    store.release()
+    state = store.load()
+    assert state.steps["restart"].status == "failed" and state.steps["restart"].error["interrupted"]
+    assert state.runs[-1]["exit_status"] == 130 and state.runs[-1]["finished"]

@@ -362,3 +362,39 @@ def test_a_failed_reapply_keeps_what_an_earlier_successful_run_made(cluster, ste
     with runner_for(cluster) as runner:
         assert runner.rollback("connector").exit_status == EXIT_OK
     assert marker(cluster, "node1") == cluster["originals"]["node1"]
+
+
+def test_a_state_that_cannot_be_saved_while_opening_leaves_the_lock_free(cluster, step, monkeypatch) -> None:
+    original = StateStore.save
+    calls = []
+
+    def failing_once(self, state):
+        calls.append(1)
+        if len(calls) == 1:
+            raise StateError("Could not save the state file: No space left on device.", "Free disk space.")
+        return original(self, state)
+
+    monkeypatch.setattr(StateStore, "save", failing_once)
+    runner = runner_for(cluster)
+    with pytest.raises(StateError, match="No space left"):
+        runner.open()
+    # The same process tries again once the disk has room: the lock is not held by its first try.
+    with runner_for(cluster) as again:
+        assert again.apply(["preflight"]).exit_status == EXIT_OK
+
+
+def test_a_cancel_between_two_steps_leaves_the_next_step_untouched(cluster, step, monkeypatch) -> None:
+    preflight = registry.get("preflight")
+    original_plan = preflight.plan
+    with runner_for(cluster) as runner:
+        def plan_then_cancel(answers, facts):
+            # The admin cancels while preflight finishes (its checks have no cancel points).
+            runner.ctx.cancel.set()
+            return original_plan(answers, facts)
+
+        monkeypatch.setattr(preflight, "plan", plan_then_cancel)
+        outcome = runner.apply(None)
+    assert outcome.exit_status == EXIT_INTERRUPTED and "Cancelled before Mark the nodes" in outcome.message
+    state = StateStore(cluster["state"]).load()
+    assert state.steps["preflight"].status == "verified"
+    assert "connector" not in state.steps or state.steps["connector"].status == "pending"
