@@ -21,9 +21,11 @@ import yaml
 
 from wizard import aws as wizard_aws
 from wizard.alb import timing
+from wizard.alb import undo as alb_undo
 from wizard.answers import validate
 from wizard.aws import AwsError
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED
+from wizard.model import UndoAction
 from wizard.runner import Runner
 from wizard.state import StateStore
 
@@ -473,3 +475,78 @@ def test_the_installed_command_builds_and_rolls_back_the_balancer(setup: dict) -
     rolled = cli("rollback", "--state", state, "--yes", cwd=tmp)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert_nothing_left(setup)
+
+
+def switched(setup: dict, mode: str) -> dict:
+    """The same setup with other answers for synchrony.mode."""
+    raw = {**setup["raw"], "synchrony": {"mode": mode}}
+    return {**setup, "raw": raw, "answers": validate(raw)}
+
+
+def synchrony_rule(elbv2, arns: dict) -> dict:
+    listener = next(item for item in elbv2.describe_listeners(LoadBalancerArn=arns["balancer"])["Listeners"]
+                    if item["Port"] == 443)
+    return next(rule for rule in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+                if not rule["IsDefault"])
+
+
+def test_switching_to_internal_proxy_removes_the_synchrony_route_and_its_undo_puts_it_back(
+        setup: dict, calls: CallLog) -> None:
+    assert apply(setup).exit_status == EXIT_OK
+    _, elbv2 = clients()
+    before = assert_balancer_built(setup)
+    priority = synchrony_rule(elbv2, before)["Priority"]
+
+    internal = switched(setup, "internal-proxy")
+    with runner_for(internal) as runner:
+        plan = runner.plan(["balancer"])[0]
+    assert [(c.details["resource"], c.details["action"]) for c in plan.changes] == [
+        ("synchrony-rule", "delete"), ("synchrony-target-group", "delete"), ("node-ingress", "revoke")]
+    assert all("synchrony.mode is internal-proxy" in c.summary for c in plan.changes)
+    assert ": 3 to remove (account" in plan.summary, plan.summary
+    calls.operations.clear()
+    outcome = apply(internal)
+    assert outcome.exit_status == EXIT_OK, outcome.message
+    # Those three calls and nothing else; what stays is exactly the internal-proxy balancer.
+    assert calls.mutating == ["DeleteRule", "DeleteTargetGroup", "RevokeSecurityGroupIngress"]
+    after = assert_balancer_built(internal, synchrony=False)
+    assert (after["balancer"], after["confluence"], after["group"]) == \
+        (before["balancer"], before["confluence"], before["group"])
+
+    calls.operations.clear()
+    assert apply(internal).exit_status == EXIT_OK
+    assert "DescribeTargetGroups" in calls.operations and calls.mutating == []
+
+    # The undos that apply recorded, performed newest first as rollback does, put the route back.
+    record = json.loads(setup["state"].read_text())["steps"]["balancer"]
+    recorded = [UndoAction.from_dict(entry) for entry in record["undo"][-3:]]
+    assert [(u.kind, u.data["resource"]) for u in recorded] == [
+        ("aws-recreate", "rule"), ("aws-recreate", "target-group"), ("aws-recreate", "security-group-ingress")]
+    assert all(u.manual.startswith("aws ") for u in recorded)
+    session = wizard_aws.connect(REGION, None)
+    for action in reversed(recorded):
+        alb_undo.perform(session, action, lambda _: None)
+    restored = assert_balancer_built(setup)  # the rule forwards to the new Synchrony group, with both nodes
+    assert restored["synchrony"] != before["synchrony"]
+    assert synchrony_rule(elbv2, restored)["Priority"] == priority
+    with runner_for(setup) as runner:
+        assert runner.plan(["balancer"])[0].is_noop
+
+    # A full rollback then takes everything away, the recreated resources included.
+    assert rollback(setup).exit_status == EXIT_OK
+    assert_nothing_left(setup)
+
+
+def test_a_failed_switch_to_internal_proxy_puts_back_what_it_had_deleted(setup: dict) -> None:
+    assert apply(setup).exit_status == EXIT_OK
+    remove = wizard_aws.add_client_hook(refuse_call("RevokeSecurityGroupIngress"))
+    try:
+        outcome = apply(switched(setup, "internal-proxy"))
+    finally:
+        remove()
+    assert outcome.exit_status == EXIT_STEP_FAILED
+    assert "ec2:RevokeSecurityGroupIngress" in outcome.message
+    record = json.loads(setup["state"].read_text())["steps"]["balancer"]
+    assert any("Create the rule /synchrony/* on listener 443 of wiki-test again" in u
+               for u in record["error"]["undone"])
+    assert_balancer_built(setup)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from wizard.alb import diff
 from wizard.alb.desired import Desired, build_desired, redirect_config
 from wizard.alb.facts import (AlbFacts, CertificateFact, Environment, InstanceFact, ListenerFact,
                               LoadBalancerFact, NodePorts, Permission, RegisteredTarget, RuleFact,
@@ -73,7 +74,8 @@ def built_facts(desired: Desired, facts: AlbFacts) -> AlbFacts:
     group = SecurityGroupFact(sg, names.security_group, VPC, tags, tuple(
         Permission("tcp", rule.port, rule.port, cidrs=("0.0.0.0/0",)) for rule in desired.balancer_ingress))
     node_group = replace(facts.env.node_security_group, ingress=facts.env.node_security_group.ingress + tuple(
-        Permission("tcp", rule.port, rule.port, groups=(sg,)) for rule in desired.node_ingress))
+        Permission("tcp", rule.port, rule.port, groups=(sg,), descriptions=((sg, rule.description),))
+        for rule in desired.node_ingress))
     groups = {}
     for spec in desired.target_groups:
         groups[spec.key] = TargetGroupFact(
@@ -82,7 +84,8 @@ def built_facts(desired: Desired, facts: AlbFacts) -> AlbFacts:
             health_path=spec.health_path, health_port="traffic-port", interval=20, timeout=10, healthy_threshold=2,
             matcher="200", attributes={"stickiness.enabled": "true", "stickiness.type": "lb_cookie",
                                        "stickiness.lb_cookie.duration_seconds": "86400"},
-            tags=tags, targets=tuple(RegisteredTarget(t.id, t.port, "healthy") for t in spec.targets))
+            tags=tags, targets=tuple(RegisteredTarget(t.id, t.port, "healthy") for t in spec.targets),
+            load_balancers=("arn:lb",))
     listeners = []
     for spec in desired.listeners:
         rules: tuple[RuleFact, ...] = ()
@@ -365,3 +368,94 @@ def test_a_listener_added_by_hand_to_the_setups_balancer_is_left_alone() -> None
     assert raised.value.message.startswith("The listener on port 80 of the load balancer wiki was not made by "
                                            "the wizard")
     assert "rollback balancer" in raised.value.hint
+
+
+# --- From direct to internal-proxy: what direct routing made goes, and only that ----------------
+
+BALANCER_SG = "sg-0ba1a2ce0ba1a2ce0"
+INTERNAL = "synchrony.mode is internal-proxy"
+
+
+def with_rules(facts: AlbFacts, *rules: RuleFact) -> AlbFacts:
+    """The facts with the rules of the HTTPS listener replaced."""
+    https = replace(facts.load_balancer.listener(443), rules=rules)
+    listeners = (https, facts.load_balancer.listener(80))
+    return replace(facts, load_balancer=replace(facts.load_balancer, listeners=listeners))
+
+
+def test_switching_to_internal_proxy_deletes_the_rule_then_the_group_then_revokes_the_port() -> None:
+    facts = built(answers(mode="direct"))
+    changes = plan_for(answers(mode="internal-proxy"), facts)
+    assert [(c.details["resource"], c.details["action"], c.details["name"]) for c in changes] == [
+        ("synchrony-rule", "delete", "/synchrony/*"), ("synchrony-target-group", "delete", "wiki-synchrony"),
+        ("node-ingress", "revoke", NODES_SG)]
+    assert all(INTERNAL in c.summary for c in changes)
+    assert changes[0].summary.startswith("delete rule /synchrony/* on listener 443 of wiki (priority 10, forward "
+                                         "to wiki-synchrony): ")
+    assert changes[1].summary.startswith("delete target group wiki-synchrony (HTTP 8091, 2 target(s)): ")
+    assert changes[2].summary.startswith(f"stop letting the balancer's group {BALANCER_SG} reach Synchrony port "
+                                         f"8091 in the nodes' group {NODES_SG}: ")
+    # What the undo needs to make each one again, as it was.
+    rule = changes[0].payload.previous
+    assert (rule["port"], rule["priority"]) == (443, "10")
+    assert diff.forward_targets(rule["actions"]) == {facts.target_groups["synchrony"].arn}
+    assert rule["tags"]["confluence-lb-wizard:setup"] == "wiki"
+    group = changes[1].payload.previous
+    assert group["targets"] == [{"Id": INSTANCES[0], "Port": 8091}, {"Id": INSTANCES[1], "Port": 8091}]
+    assert group["health"]["HealthCheckPath"] == "/synchrony/heartbeat"
+    assert group["attributes"]["stickiness.type"] == "lb_cookie" and group["protocol"] == "HTTP"
+    assert changes[2].payload.spec.port == 8091 and changes[2].payload.previous == {"source_group": BALANCER_SG}
+    json.dumps([c.to_dict() for c in changes])
+    summary = STEP.plan(answers(mode="internal-proxy"), facts).summary
+    assert "(account 123456789012" in summary
+
+
+def test_once_the_synchrony_route_is_gone_internal_proxy_plans_nothing() -> None:
+    a = answers(mode="internal-proxy")
+    plan = STEP.plan(a, built(a))
+    assert plan.is_noop and "stays" not in plan.noop_reason
+
+
+@pytest.mark.parametrize("foreign", ["rule", "target group", "ingress"])
+def test_what_the_wizard_did_not_make_is_not_removed_on_the_way_to_internal_proxy(foreign: str) -> None:
+    facts = built(answers(mode="direct"))
+    if foreign == "rule":
+        rule = facts.load_balancer.listener(443).rules[0]
+        facts = with_rules(facts, replace(rule, tags={"Name": "by hand"}), *facts.load_balancer.listener(443).rules[1:])
+    elif foreign == "target group":
+        group = replace(facts.target_groups["synchrony"], tags={"confluence-lb-wizard:setup": "other",
+                                                                 "confluence-lb-wizard:managed": "true"})
+        facts = replace(facts, target_groups={**facts.target_groups, "synchrony": group})
+    else:
+        nodes = facts.env.node_security_group
+        ingress = tuple(replace(p, descriptions=((BALANCER_SG, "opened by the admin"),)) if p.from_port == 8091
+                        else p for p in nodes.ingress)
+        facts = replace(facts, env=replace(facts.env, node_security_group=replace(nodes, ingress=ingress)))
+    changes = plan_for(answers(mode="internal-proxy"), facts)
+    resources = [c.details["resource"] for c in changes]
+    left = {"rule": "synchrony-rule", "target group": "synchrony-target-group", "ingress": "node-ingress"}[foreign]
+    assert left not in resources
+    # The admin's rule still forwards to the group, so the group stays too.
+    assert len(resources) == (1 if foreign == "rule" else 2)
+
+
+def test_a_synchrony_group_something_else_still_uses_stays_and_the_plan_says_why() -> None:
+    a = answers(mode="internal-proxy")
+    facts = built(answers(mode="direct"))
+    tg = facts.target_groups["synchrony"]
+    admin = RuleFact("arn:admin", "5", ("/collab/*",), ({"Type": "forward", "TargetGroupArn": tg.arn},), (), {})
+    wizards = facts.load_balancer.listener(443).rules
+    changes = plan_for(a, with_rules(facts, admin, *wizards))
+    assert [(c.details["resource"], c.details["action"]) for c in changes] == [
+        ("synchrony-rule", "delete"), ("node-ingress", "revoke")]
+    # Once those are gone, the plan is a no-op that names the group and what holds it.
+    done = built(a)
+    done = replace(with_rules(done, admin), target_groups={**done.target_groups, "synchrony": tg})
+    plan = STEP.plan(a, done)
+    assert plan.is_noop
+    assert ("The target group wiki-synchrony is no longer needed (synchrony.mode is internal-proxy, so Synchrony "
+            "is reached through Confluence's own port) but stays: still used by the rule /collab/* on listener "
+            "443; delete it once nothing uses it.") in plan.noop_reason
+    elsewhere = replace(tg, load_balancers=("arn:lb", "arn:other-lb"))
+    changes = plan_for(a, replace(facts, target_groups={**facts.target_groups, "synchrony": elsewhere}))
+    assert "synchrony-target-group" not in [c.details["resource"] for c in changes]

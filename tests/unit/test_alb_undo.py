@@ -14,6 +14,8 @@ from botocore.stub import Stubber
 
 from wizard import aws as wizard_aws
 from wizard.alb import timing, undo
+from wizard.alb.desired import Desired
+from wizard.alb.names import Names
 from wizard.aws import Aws, AwsError
 from wizard.model import UndoAction
 
@@ -167,3 +169,122 @@ def test_conditions_are_restored_in_the_one_spelling_modify_rule_takes() -> None
                   "PathPatternConfig": {"Values": ["/synchrony/*"]}}]
     assert undo.clean_conditions(described) == [{"Field": "path-pattern",
                                                  "PathPatternConfig": {"Values": ["/synchrony/*"]}}]
+
+
+# --- Making again what the switch to internal-proxy deleted --------------------------------------
+
+LB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/wiki/1"
+LISTENER_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/wiki/1/443"
+OLD_SYNCHRONY = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/wiki-synchrony/old"
+NEW_SYNCHRONY = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/wiki-synchrony/new"
+HEALTH = {"HealthCheckProtocol": "HTTP", "HealthCheckPort": "traffic-port", "HealthCheckPath": "/synchrony/heartbeat",
+          "HealthCheckIntervalSeconds": 20, "HealthCheckTimeoutSeconds": 10, "HealthyThresholdCount": 2,
+          "Matcher": {"HttpCode": "200"}}
+TAGS = {"confluence-lb-wizard:setup": "wiki", "confluence-lb-wizard:managed": "true"}
+TAG_LIST = [{"Key": k, "Value": v} for k, v in TAGS.items()]
+
+
+def desired() -> Desired:
+    return Desired(names=Names("wiki", "wiki", "wiki-confluence", "wiki-synchrony", "wiki-alb"), region=REGION,
+                   vpc_id=VPC, scheme="internet-facing", subnets=(), idle_timeout=300, balancer_ingress=(),
+                   node_security_group=NODES, node_ingress=(), target_groups=(), listeners=(), rule=None,
+                   context_path="")
+
+
+def synchrony_group(arn: str) -> dict:
+    return {"TargetGroups": [{"TargetGroupArn": arn, "TargetGroupName": "wiki-synchrony", "Protocol": "HTTP",
+                              "Port": 8091, "VpcId": VPC, "TargetType": "instance"}]}
+
+
+def expect_group_read(elbv2: Stubber, arn: str, tags: list[dict[str, str]]) -> None:
+    elbv2.add_response("describe_target_groups", synchrony_group(arn))
+    elbv2.add_response("describe_target_group_attributes", {"Attributes": []})
+    elbv2.add_response("describe_tags", {"TagDescriptions": [{"ResourceArn": arn, "Tags": tags}]})
+    elbv2.add_response("describe_target_health", {"TargetHealthDescriptions": []})
+
+
+def expect_balancer_read(elbv2: Stubber) -> None:
+    """The setup's balancer with its HTTPS listener and no rule but the default one."""
+    elbv2.add_response("describe_load_balancers", {"LoadBalancers": [{"LoadBalancerArn": LB_ARN,
+                                                                      "LoadBalancerName": "wiki"}]})
+    elbv2.add_response("describe_load_balancer_attributes", {"Attributes": []})
+    elbv2.add_response("describe_listeners", {"Listeners": [{"ListenerArn": LISTENER_ARN, "Port": 443}]})
+    elbv2.add_response("describe_rules", {"Rules": [{"RuleArn": "arn:default", "IsDefault": True}]})
+    elbv2.add_response("describe_tags", {"TagDescriptions": [{"ResourceArn": LB_ARN, "Tags": TAG_LIST}]})
+
+
+def test_a_deleted_target_group_is_made_again_with_its_settings_tags_and_targets() -> None:
+    targets = [{"Id": "i-0123456789abcdef0", "Port": 8091}, {"Id": "i-0123456789abcdef1", "Port": 8091}]
+    recreate = undo.recreate_target_group(desired(), "wiki-synchrony", {
+        "protocol": "HTTP", "port": 8091, "vpc_id": VPC, "target_type": "instance", "health": HEALTH,
+        "attributes": {"stickiness.enabled": "true", "stickiness.type": "lb_cookie", "unset": ""},
+        "tags": TAGS, "targets": targets})
+    assert recreate.kind == undo.RECREATE and recreate.kind in undo.KINDS
+    assert recreate.manual.startswith(f"aws elbv2 create-target-group --region {REGION} --name wiki-synchrony "
+                                      "--protocol HTTP --port 8091")
+    assert "register-targets" in recreate.manual and "Id=i-0123456789abcdef1,Port=8091" in recreate.manual
+    aws, stubs = stubbed("elbv2")
+    elbv2 = stubs["elbv2"]
+    elbv2.add_client_error("describe_target_groups", service_error_code="TargetGroupNotFound", http_status_code=400)
+    elbv2.add_response("create_target_group", {"TargetGroups": [{"TargetGroupArn": NEW_SYNCHRONY}]}, {
+        "Name": "wiki-synchrony", "Protocol": "HTTP", "Port": 8091, "VpcId": VPC, "TargetType": "instance",
+        "HealthCheckEnabled": True, **HEALTH, "Tags": TAG_LIST})
+    elbv2.add_response("modify_target_group_attributes", {}, {"TargetGroupArn": NEW_SYNCHRONY, "Attributes": [
+        {"Key": "stickiness.enabled", "Value": "true"}, {"Key": "stickiness.type", "Value": "lb_cookie"}]})
+    elbv2.add_response("register_targets", {}, {"TargetGroupArn": NEW_SYNCHRONY, "Targets": targets})
+    undo.perform(aws, recreate, lambda _: None)
+    elbv2.assert_no_pending_responses()
+
+
+def test_a_deleted_rule_is_made_again_forwarding_to_the_group_as_it_is_now() -> None:
+    conditions = [{"Field": "path-pattern", "Values": ["/synchrony/*"],
+                   "PathPatternConfig": {"Values": ["/synchrony/*"]}}]
+    actions = [{"Type": "forward", "TargetGroupArn": OLD_SYNCHRONY,
+                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": OLD_SYNCHRONY, "Weight": 1}]}}]
+    recreate = undo.recreate_rule(desired(), {"port": 443, "path": "/synchrony/*", "priority": "10",
+                                              "conditions": conditions, "actions": actions, "tags": TAGS})
+    assert recreate.kind == undo.RECREATE and "--priority 10" in recreate.manual
+    assert "--names wiki-synchrony" in recreate.manual  # the group's ARN is looked up, not the old one
+    aws, stubs = stubbed("elbv2")
+    elbv2 = stubs["elbv2"]
+    expect_balancer_read(elbv2)
+    expect_group_read(elbv2, NEW_SYNCHRONY, TAG_LIST)
+    new_actions = [{"Type": "forward", "TargetGroupArn": NEW_SYNCHRONY,
+                    "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": NEW_SYNCHRONY, "Weight": 1}]}}]
+    elbv2.add_response("create_rule", {"Rules": [{"RuleArn": "arn:rule"}]}, {
+        "ListenerArn": LISTENER_ARN, "Priority": 10, "Actions": new_actions, "Tags": TAG_LIST,
+        "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/synchrony/*"]}}]})
+    undo.perform(aws, recreate, lambda _: None)
+    elbv2.assert_no_pending_responses()
+
+
+def test_a_rule_is_never_pointed_at_a_group_someone_else_now_names_wiki_synchrony() -> None:
+    aws, stubs = stubbed("elbv2")
+    elbv2 = stubs["elbv2"]
+    expect_balancer_read(elbv2)
+    expect_group_read(elbv2, NEW_SYNCHRONY, [{"Key": "Name", "Value": "wiki-synchrony"}])  # not the setup's
+    recreate = undo.recreate_rule(desired(), {
+        "port": 443, "path": "/synchrony/*", "priority": "10", "tags": TAGS,
+        "actions": [{"Type": "forward", "TargetGroupArn": OLD_SYNCHRONY}],
+        "conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/synchrony/*"]}}]})
+    with pytest.raises(AwsError, match="this setup did not make it"):
+        undo.perform(aws, recreate, lambda _: None)
+    elbv2.assert_no_pending_responses()  # described, nothing created
+
+
+def test_a_revoked_node_port_is_authorized_again_and_one_already_there_is_fine() -> None:
+    mine = "confluence-lb-wizard wiki: Synchrony from the balancer"
+    tags = [{"Key": "confluence-lb-wizard:setup", "Value": "wiki"}]
+    again = undo.authorize_ingress(desired(), NODES, 8091, mine, SG, tags)
+    assert again.kind == undo.RECREATE
+    assert again.manual.startswith(f"aws ec2 authorize-security-group-ingress --region {REGION} --group-id {NODES}")
+    expected = {"GroupId": NODES, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 8091, "ToPort": 8091,
+                                                     "UserIdGroupPairs": [{"GroupId": SG, "Description": mine}]}],
+                "TagSpecifications": [{"ResourceType": "security-group-rule", "Tags": tags}]}
+    aws, stubs = stubbed("ec2")
+    stubs["ec2"].add_response("authorize_security_group_ingress", {"Return": True}, expected)
+    stubs["ec2"].add_client_error("authorize_security_group_ingress", service_error_code="InvalidPermission.Duplicate",
+                                  http_status_code=400, expected_params=expected)
+    undo.perform(aws, again, lambda _: None)
+    undo.perform(aws, again, lambda _: None)
+    stubs["ec2"].assert_no_pending_responses()

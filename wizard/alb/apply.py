@@ -2,8 +2,10 @@
 
 A resource is created with its tags in the same call (nothing untagged ever
 exists, even for a moment), then set up (attributes, targets), and only then
-recorded with its ARN. If anything fails, the runner performs the recorded
-undos, which find the resources by name (see ``wizard.alb.undo``).
+recorded with its ARN. A resource is deleted (what direct Synchrony routing left
+once the mode is internal-proxy) only after an undo that makes it again as it
+was is recorded. If anything fails, the runner performs the recorded undos,
+which find the resources by name (see ``wizard.alb.undo``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Executor:
             return self._authorize_ingress
         if action.verb == "register":
             return self._register_targets
+        if action.verb == "revoke":
+            return self._revoke_ingress
         handlers: dict[tuple[str, str], Callable[[Action], None]] = {
             ("create", "security-group"): self._create_security_group,
             ("create", "target-group"): self._create_target_group,
@@ -65,6 +69,8 @@ class Executor:
             ("modify", "listener"): self._modify_listener,
             ("create", "rule"): self._create_rule,
             ("modify", "rule"): self._modify_rule,
+            ("delete", "target-group"): self._delete_target_group,
+            ("delete", "rule"): self._delete_rule,
         }
         return handlers[(action.verb, _FAMILY[action.resource])]
 
@@ -119,6 +125,22 @@ class Executor:
                 raise
         self._record(action, "authorized", group_id=group_id, port=rule.port)
 
+    def _revoke_ingress(self, action: Action) -> None:
+        rule, group_id, source = action.spec, action.name, action.previous["source_group"]
+        self.journal.undo(undo.authorize_ingress(
+            self.desired, group_id, rule.port, rule.description, source,
+            self.names.tags(action.resource, f"{self.names.load_balancer} {rule.purpose} {rule.port}")))
+        try:
+            # The description goes along: AWS ignores it when matching, moto needs it.
+            self.aws.call("ec2", "revoke_security_group_ingress", GroupId=group_id, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port,
+                 "UserIdGroupPairs": [{"GroupId": source, "Description": rule.description}]}])
+        except AwsError as exc:
+            # Removed by someone else since the plan: gone, which is what was wanted.
+            if exc.code != "InvalidPermission.NotFound":
+                raise
+        self._record(action, "revoked", group_id=group_id, port=rule.port, source_group=source)
+
     # --- Target groups ---------------------------------------------------------------
 
     def _create_target_group(self, action: Action) -> None:
@@ -149,6 +171,13 @@ class Executor:
             self.aws.call("elbv2", "modify_target_group_attributes", TargetGroupArn=arn,
                           Attributes=[{"Key": k, "Value": v} for k, v in spec.attributes.items()])
         self._record(action, "modified", arn=arn, differences=[d.describe() for d in action.differences])
+
+    def _delete_target_group(self, action: Action) -> None:
+        arn = self._require(action.arn, f"the target group {action.name}")
+        self.journal.undo(undo.recreate_target_group(self.desired, action.name, action.previous))
+        self.aws.call("elbv2", "delete_target_group", TargetGroupArn=arn)
+        self.target_groups = {key: value for key, value in self.target_groups.items() if value != arn}
+        self._record(action, "deleted", arn=arn)
 
     def _register_targets(self, action: Action) -> None:
         spec = action.spec
@@ -261,6 +290,12 @@ class Executor:
             load_balancer=self.names.load_balancer, port=spec.listener_port, path=spec.path))
         self.aws.call("elbv2", "modify_rule", RuleArn=arn, Conditions=spec.conditions(), Actions=actions)
         self._record(action, "modified", arn=arn, differences=[d.describe() for d in action.differences])
+
+    def _delete_rule(self, action: Action) -> None:
+        arn = self._require(action.arn, f"the rule {action.name}")
+        self.journal.undo(undo.recreate_rule(self.desired, action.previous))
+        self.aws.call("elbv2", "delete_rule", RuleArn=arn)
+        self._record(action, "deleted", arn=arn, port=action.previous["port"], priority=action.previous["priority"])
 
     @staticmethod
     def _require(value: str | None, what: str) -> str:

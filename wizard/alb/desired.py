@@ -207,13 +207,18 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
         node_ports.setdefault(node.confluence_port, "Confluence")
         if direct:
             node_ports.setdefault(node.synchrony_port, "Synchrony")
-    node_ingress = tuple(IngressSpec(port, purpose, f"{TOOL} {setup}: {purpose} from the balancer")
+    node_ingress = tuple(IngressSpec(port, purpose, node_ingress_description(setup, purpose))
                          for port, purpose in sorted(node_ports.items())) if alb.node_security_group_id else ()
     return Desired(names=names, region=alb.region, vpc_id=alb.vpc_id, scheme=alb.scheme,
                    subnets=tuple(sorted(alb.subnet_ids)), idle_timeout=alb.idle_timeout,
                    balancer_ingress=balancer_ingress, node_security_group=alb.node_security_group_id,
                    node_ingress=node_ingress, target_groups=tuple(groups), listeners=tuple(listeners),
                    rule=RuleSpec(listener_port=forward_port) if direct else None, context_path=context_path)
+
+
+def node_ingress_description(setup: str, purpose: str) -> str:
+    """The description the wizard gives the rules it adds to the nodes' group; it marks them as its own."""
+    return f"{TOOL} {setup}: {purpose} from the balancer"
 
 
 def _context_path(nodes: tuple[NodePorts, ...]) -> str:

@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.alb.desired import (ANYWHERE, CURRENT_SSL_POLICY_PREFIX, IDLE_TIMEOUT_KEY, Desired, IngressSpec,
-                                ListenerSpec, RuleSpec, TargetGroupSpec, TargetSpec, redirect_config)
-from wizard.alb.facts import (ListenerFact, LoadBalancerFact, RegisteredTarget, RuleFact,
+from wizard.alb.desired import (ANYWHERE, CURRENT_SSL_POLICY_PREFIX, IDLE_TIMEOUT_KEY, SYNCHRONY_PATH, Desired,
+                                IngressSpec, ListenerSpec, RuleSpec, TargetGroupSpec, TargetSpec,
+                                node_ingress_description, redirect_config)
+from wizard.alb.facts import (AlbFacts, ListenerFact, LoadBalancerFact, RegisteredTarget, RuleFact,
                               SecurityGroupFact, TargetGroupFact)
 from wizard.alb.names import Names, describe_ownership
 from wizard.aws import AwsError
@@ -172,7 +173,8 @@ def describe_actions(actions: Iterable[Mapping[str, Any]]) -> str:
     for action in actions:
         kind = action.get("Type")
         if kind == "forward":
-            parts.append("forward to " + ", ".join(sorted(_tg_name(a) for a in forward_targets([action]))))
+            parts.append("forward to " + ", ".join(sorted(target_group_name_of(a)
+                                                          for a in forward_targets([action]))))
         elif kind == "redirect":
             config = action.get("RedirectConfig", {})
             parts.append(f"redirect {config.get('StatusCode')} to {config.get('Protocol')}:{config.get('Port')} "
@@ -182,7 +184,8 @@ def describe_actions(actions: Iterable[Mapping[str, Any]]) -> str:
     return "; ".join(parts) or "(none)"
 
 
-def _tg_name(arn: str) -> str:
+def target_group_name_of(arn: str) -> str:
+    """The name inside a target group's ARN (``...:targetgroup/<name>/<id>``)."""
     parts = arn.split("/")
     return parts[1] if len(parts) > 2 else arn
 
@@ -234,3 +237,60 @@ def free_priority(listener: ListenerFact | None, start: int) -> int:
     while priority in taken:
         priority += 1
     return priority
+
+
+# --- What direct Synchrony routing left behind ----------------------------------------------
+
+@dataclass(frozen=True)
+class SynchronyLeftovers:
+    """What this setup made for direct Synchrony routing and no longer needs (internal-proxy).
+
+    Only resources carrying this setup's tags, and only the nodes' rules with the
+    wizard's own description, are listed: anything else is the admin's.
+    """
+
+    #: (listener port, rule) for each ``/synchrony/*`` rule the setup made.
+    rules: tuple[tuple[int, RuleFact], ...] = ()
+    target_group: TargetGroupFact | None = None
+    #: Why the Synchrony target group stays although the setup made it (something else uses it).
+    kept: str = ""
+    #: (port, balancer's group) of each Synchrony rule the wizard added to the nodes' group.
+    ingress: tuple[tuple[int, str], ...] = ()
+
+
+def synchrony_leftovers(desired: Desired, facts: AlbFacts) -> SynchronyLeftovers:
+    """The Synchrony rule, target group and node port that ``direct`` made and ``internal-proxy`` does not want."""
+    if desired.rule is not None:
+        return SynchronyLeftovers()
+    names = desired.names
+    balancer = facts.load_balancer
+    listeners = balancer.listeners if balancer and names.owns(balancer.tags) else ()
+    rules = tuple((listener.port, rule) for listener in listeners for rule in listener.rules
+                  if not rule.is_default and SYNCHRONY_PATH in rule.paths and names.owns(rule.tags))
+    group, kept = facts.target_groups.get("synchrony"), ""
+    if group is not None and not names.owns(group.tags):
+        group = None
+    if group is not None:
+        kept = _still_used(group, balancer, {rule.arn for _, rule in rules})
+        group = None if kept else group
+    ingress: tuple[tuple[int, str], ...] = ()
+    nodes, source = facts.env.node_security_group, facts.security_group
+    if desired.node_security_group and nodes is not None and source is not None:
+        mine = (source.id, node_ingress_description(names.setup, "Synchrony"))
+        needed = {rule.port for rule in desired.node_ingress}
+        ingress = tuple(sorted({(p.from_port, source.id) for p in nodes.ingress
+                                if p.protocol == "tcp" and p.from_port == p.to_port and mine in p.descriptions
+                                and p.from_port not in needed}))
+    return SynchronyLeftovers(rules=rules, target_group=group, kept=kept, ingress=ingress)
+
+
+def _still_used(group: TargetGroupFact, balancer: LoadBalancerFact | None, leaving: set[str]) -> str:
+    """Who else forwards to the group (so deleting it would fail, or break them), or ""."""
+    users = [arn for arn in group.load_balancers if balancer is None or arn != balancer.arn]
+    for listener in balancer.listeners if balancer else ():
+        if group.arn in forward_targets(listener.default_actions):
+            users.append(f"the default action of listener {listener.port}")
+        users += [f"the rule {', '.join(rule.paths) or rule.priority} on listener {listener.port}"
+                  for rule in listener.rules
+                  if not rule.is_default and rule.arn not in leaving and group.arn in forward_targets(rule.actions)]
+    return f"still used by {', '.join(users)}" if users else ""

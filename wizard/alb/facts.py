@@ -18,6 +18,8 @@ class Permission:
     to_port: int
     cidrs: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    #: (source, description) for each CIDR or group that carries a description.
+    descriptions: tuple[tuple[str, str], ...] = ()
 
     def allows(self, port: int, *, cidr: str | None = None, group: str | None = None) -> bool:
         """Whether this permission lets ``port`` in from ``cidr`` or from members of ``group``."""

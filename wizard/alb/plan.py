@@ -2,8 +2,11 @@
 
 Changes come in dependency order (security groups, target groups, the load
 balancer, listeners, the rule), which is also the order ``apply`` makes them in
-and, reversed, the order rollback takes them back in. Each change carries an
-``Action`` (in memory only) with what ``apply`` needs.
+and, reversed, the order rollback takes them back in. When Synchrony no longer
+goes direct, what this setup made for it comes last, also in dependency order:
+the ``/synchrony/*`` rule, its target group, then the Synchrony port in the
+nodes' group. Each change carries an ``Action`` (in memory only) with what
+``apply`` needs.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.alb import diff
-from wizard.alb.desired import RULE_PRIORITY, Desired, IngressSpec, RuleSpec, TargetGroupSpec, TargetSpec
-from wizard.alb.facts import AlbFacts, RegisteredTarget
+from wizard.alb.desired import (RULE_PRIORITY, SYNCHRONY_PATH, Desired, IngressSpec, RuleSpec, TargetGroupSpec,
+                                TargetSpec, node_ingress_description)
+from wizard.alb.facts import AlbFacts, RegisteredTarget, TargetGroupFact
 from wizard.alb.names import (ROLE_LOAD_BALANCER, ROLE_NODE_INGRESS, ROLE_SECURITY_GROUP,
-                              ROLE_SYNCHRONY_RULE)
+                              ROLE_SYNCHRONY_RULE, ROLE_SYNCHRONY_TG)
 from wizard.model import BALANCER, Change
 
 
@@ -24,7 +28,7 @@ class Action:
     """What ``apply`` does for one change."""
 
     resource: str  # a names.ROLE_* word
-    verb: str  # create | modify | authorize | register
+    verb: str  # create | modify | authorize | register | delete | revoke
     name: str
     spec: Any = None
     differences: tuple[diff.Difference, ...] = ()
@@ -33,9 +37,9 @@ class Action:
     deregister: tuple[RegisteredTarget, ...] = ()
     #: create rule: the priority it gets.
     priority: int | None = None
-    #: modify: what the resource was, for the undo.
+    #: modify, delete, revoke: what the resource was, for the undo.
     previous: dict[str, Any] = field(default_factory=dict)
-    #: modify, register: the existing resource's ARN.
+    #: modify, register, delete: the existing resource's ARN.
     arn: str | None = None
 
 
@@ -92,6 +96,7 @@ def plan_changes(desired: Desired, facts: AlbFacts) -> list[Change]:
                 port=spec.port, arn=current.arn, differences=[d.describe() for d in differences]))
     if desired.rule is not None:
         changes += _rule_changes(desired.rule, desired, facts, tg_arns.get("synchrony"))
+    changes += _synchrony_cleanup(desired, facts)
     return changes
 
 
@@ -118,12 +123,7 @@ def _target_group_changes(spec: TargetGroupSpec, facts: AlbFacts, desired: Desir
     changes = []
     differences = diff.target_group_differences(spec, current)
     if differences:
-        previous = {"health": {"HealthCheckProtocol": current.health_protocol,
-                               "HealthCheckPort": current.health_port, "HealthCheckPath": current.health_path,
-                               "HealthCheckIntervalSeconds": current.interval,
-                               "HealthCheckTimeoutSeconds": current.timeout,
-                               "HealthyThresholdCount": current.healthy_threshold,
-                               "Matcher": {"HttpCode": current.matcher}},
+        previous = {"health": _health(current),
                     "attributes": {key: current.attributes.get(key, "") for key in spec.attributes}}
         changes.append(_change(Action(spec.role, "modify", spec.name, spec, tuple(differences), previous=previous,
                                       arn=current.arn),
@@ -143,6 +143,14 @@ def _target_group_changes(spec: TargetGroupSpec, facts: AlbFacts, desired: Desir
                                register=[t.describe() for t in missing],
                                deregister=[f"{t.id}:{t.port}" for t in stale]))
     return changes
+
+
+def _health(group: TargetGroupFact) -> dict[str, Any]:
+    """A target group's health check as modify_target_group and create_target_group take it."""
+    return {"HealthCheckProtocol": group.health_protocol, "HealthCheckPort": group.health_port,
+            "HealthCheckPath": group.health_path, "HealthCheckIntervalSeconds": group.interval,
+            "HealthCheckTimeoutSeconds": group.timeout, "HealthyThresholdCount": group.healthy_threshold,
+            "Matcher": {"HttpCode": group.matcher}}
 
 
 def _load_balancer_changes(desired: Desired, facts: AlbFacts, balancer_group: str | None) -> list[Change]:
@@ -187,6 +195,52 @@ def _rule_changes(spec: RuleSpec, desired: Desired, facts: AlbFacts, synchrony_a
                     arn=current.arn, differences=[d.describe() for d in differences])]
 
 
+_INTERNAL_PROXY = "synchrony.mode is internal-proxy, so Synchrony is reached through Confluence's own port"
+
+
+def _synchrony_cleanup(desired: Desired, facts: AlbFacts) -> list[Change]:
+    """Take away, rule first, what this setup made for direct Synchrony routing once it is not wanted."""
+    names = desired.names
+    leftovers = diff.synchrony_leftovers(desired, facts)
+    changes = []
+    for port, rule in leftovers.rules:
+        previous = {"port": port, "path": SYNCHRONY_PATH, "priority": rule.priority,
+                    "conditions": list(rule.conditions), "actions": list(rule.actions), "tags": dict(rule.tags)}
+        changes.append(_change(
+            Action(ROLE_SYNCHRONY_RULE, "delete", SYNCHRONY_PATH, previous=previous, arn=rule.arn),
+            f"delete rule {SYNCHRONY_PATH} on listener {port} of {names.load_balancer} (priority {rule.priority}, "
+            f"{diff.describe_actions(rule.actions)}): {_INTERNAL_PROXY}, and this rule would keep sending "
+            f"{SYNCHRONY_PATH} to Synchrony's own port", port=port, path=SYNCHRONY_PATH, arn=rule.arn,
+            priority=rule.priority))
+    group = leftovers.target_group
+    if group is not None:
+        previous = {"protocol": group.protocol, "port": group.port, "vpc_id": group.vpc_id,
+                    "target_type": group.target_type, "health": _health(group),
+                    "attributes": dict(group.attributes), "tags": dict(group.tags),
+                    "targets": [_target_api(t) for t in group.targets if t.state != "draining"]}
+        changes.append(_change(
+            Action(ROLE_SYNCHRONY_TG, "delete", group.name, previous=previous, arn=group.arn),
+            f"delete target group {group.name} ({group.protocol} {group.port}, {len(previous['targets'])} "
+            f"target(s)): {_INTERNAL_PROXY}, and nothing routes to this group any more",
+            arn=group.arn, port=group.port, targets=[f"{t['Id']}:{t['Port']}" for t in previous["targets"]]))
+    nodes_group = desired.node_security_group or ""
+    for port, source in leftovers.ingress:
+        spec = IngressSpec(port, "Synchrony", node_ingress_description(names.setup, "Synchrony"))
+        changes.append(_change(
+            Action(ROLE_NODE_INGRESS, "revoke", nodes_group, spec, previous={"source_group": source}),
+            f"stop letting the balancer's group {source} reach Synchrony port {port} in the nodes' group "
+            f"{nodes_group}: {_INTERNAL_PROXY}, and the balancer no longer needs port {port}",
+            group_id=nodes_group, port=port, purpose="Synchrony", source_group=source))
+    return changes
+
+
+def _target_api(target: RegisteredTarget) -> dict[str, Any]:
+    found: dict[str, Any] = {"Id": target.id, "Port": target.port}
+    if target.availability_zone:
+        found["AvailabilityZone"] = target.availability_zone
+    return found
+
+
 def noop_reason(desired: Desired, facts: AlbFacts) -> str:
     """Why there is nothing to do, with what is there."""
     balancer = facts.load_balancer
@@ -194,5 +248,8 @@ def noop_reason(desired: Desired, facts: AlbFacts) -> str:
     listeners = ", ".join(f"{spec.protocol} {spec.port}" for spec in desired.listeners)
     rule = f", rule {desired.rule.path}" if desired.rule else ""
     where = f" ({balancer.dns_name})" if balancer and balancer.dns_name else ""
+    kept = diff.synchrony_leftovers(desired, facts).kept
+    kept = (f" The target group {desired.names.synchrony_target_group} is no longer needed ({_INTERNAL_PROXY}) "
+            f"but stays: {kept}; delete it once nothing uses it." if kept else "")
     return (f"The load balancer {desired.names.load_balancer}{where} already matches: target groups {groups}; "
-            f"listeners {listeners}{rule}; idle timeout {desired.idle_timeout} s; security groups in place.")
+            f"listeners {listeners}{rule}; idle timeout {desired.idle_timeout} s; security groups in place.{kept}")

@@ -120,7 +120,10 @@ def security_group_fact(group: dict[str, Any]) -> SecurityGroupFact:
         Permission(protocol=str(p.get("IpProtocol", "")), from_port=int(p.get("FromPort", -1)),
                    to_port=int(p.get("ToPort", -1)),
                    cidrs=tuple(r["CidrIp"] for r in p.get("IpRanges", [])),
-                   groups=tuple(g["GroupId"] for g in p.get("UserIdGroupPairs", []) if g.get("GroupId")))
+                   groups=tuple(g["GroupId"] for g in p.get("UserIdGroupPairs", []) if g.get("GroupId")),
+                   descriptions=tuple((str(s.get("CidrIp") or s.get("GroupId")), s["Description"])
+                                      for s in [*p.get("IpRanges", []), *p.get("UserIdGroupPairs", [])]
+                                      if s.get("Description") and (s.get("CidrIp") or s.get("GroupId"))))
         for p in group.get("IpPermissions", []))
     return SecurityGroupFact(id=group["GroupId"], name=group.get("GroupName", ""), vpc_id=group.get("VpcId", ""),
                              tags=tag_dict(group.get("Tags")), ingress=permissions)

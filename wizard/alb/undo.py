@@ -12,15 +12,21 @@ Rollback performs the undos newest first, which is the reverse of the
 dependency order ``apply`` creates in: the rule, the listeners, the balancer
 (waiting until it is deleted), then the target groups, the ingress rules and
 the balancer's security group (each retried while AWS still holds it).
+
+What ``apply`` deletes (what direct Synchrony routing left once the mode is
+internal-proxy) is recreated as it was: the target group with its settings and
+targets, the ``/synchrony/*`` rule forwarding to the group found again by name,
+the nodes' rule with the wizard's description; each only if it is not there.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wizard.alb import read, timing
+from wizard.alb import diff, read, timing
 from wizard.alb.desired import Desired, ListenerSpec, RuleSpec, TargetGroupSpec
 from wizard.alb.names import TAG_MANAGED, TAG_SETUP
 from wizard.aws import Aws, AwsError
@@ -30,7 +36,9 @@ DELETE = "aws-delete"
 REVOKE = "aws-revoke"
 RESTORE = "aws-restore"
 TARGETS = "aws-targets"
-KINDS = (DELETE, REVOKE, RESTORE, TARGETS)
+#: Make again what apply deleted (the undo of a delete or a revoke).
+RECREATE = "aws-recreate"
+KINDS = (DELETE, REVOKE, RESTORE, TARGETS, RECREATE)
 
 Report = Callable[[str], None]
 
@@ -145,6 +153,80 @@ def undo_targets(desired: Desired, spec: TargetGroupSpec, registered: list[dict[
         description=f"Take back the target changes in {spec.name}" + (f" (deregister {shown})" if shown else "") + ".",
         manual=" && ".join(manual),
         data=_base(desired, "targets", spec.name, registered=registered, deregistered=deregistered))
+
+
+def recreate_rule(desired: Desired, previous: Mapping[str, Any]) -> UndoAction:
+    """Put back a deleted rule: its conditions, actions (forwarding to its groups, found by name) and priority."""
+    balancer, region = desired.names.load_balancer, desired.region
+    port, path, priority = int(previous["port"]), previous["path"], int(previous["priority"])
+    conditions = clean_conditions(previous["conditions"])
+    tags = _tag_list(previous["tags"])
+    groups = sorted(diff.target_group_name_of(arn) for arn in diff.forward_targets(previous["actions"]))
+    actions = (f"Type=forward,TargetGroupArn={_tg_arn_cmd(region, groups[0])}" if len(groups) == 1
+               else _q(json.dumps(previous["actions"])))
+    return UndoAction(
+        kind=RECREATE, target=BALANCER,
+        description=f"Create the rule {path} on listener {port} of {balancer} again (priority {priority}, "
+                    f"forwarding to {', '.join(groups) or 'its previous actions'}), as it was before the wizard "
+                    "deleted it.",
+        manual=(f"aws elbv2 create-rule --region {region} --listener-arn {_listener_arn_cmd(region, balancer, port)} "
+                f"--priority {priority} --conditions {_q(json.dumps(conditions))} --actions {actions} "
+                f"--tags {_tags_cli(tags)}"),
+        data=_base(desired, "rule", path, load_balancer=balancer, port=port, path=path, priority=priority,
+                   conditions=conditions, actions=list(previous["actions"]), tags=tags))
+
+
+def recreate_target_group(desired: Desired, name: str, previous: Mapping[str, Any]) -> UndoAction:
+    """Put back a deleted target group with its protocol, port, health check, attributes, tags and targets."""
+    region, health = desired.region, previous["health"]
+    tags = _tag_list(previous["tags"])
+    arn = _tg_arn_cmd(region, name)
+    attributes = {k: v for k, v in previous["attributes"].items() if v != ""}
+    manual = [f"aws elbv2 create-target-group --region {region} --name {_q(name)} --protocol {previous['protocol']} "
+              f"--port {previous['port']} --vpc-id {previous['vpc_id']} --target-type {previous['target_type']} "
+              f"--health-check-protocol {health['HealthCheckProtocol']} --health-check-port "
+              f"{health['HealthCheckPort']} --health-check-path {_q(health['HealthCheckPath'])} "
+              f"--health-check-interval-seconds {health['HealthCheckIntervalSeconds']} "
+              f"--health-check-timeout-seconds {health['HealthCheckTimeoutSeconds']} "
+              f"--healthy-threshold-count {health['HealthyThresholdCount']} "
+              f"--matcher HttpCode={_q(health['Matcher']['HttpCode'])} --tags {_tags_cli(tags)}"]
+    if attributes:
+        manual.append(f"aws elbv2 modify-target-group-attributes --region {region} --target-group-arn {arn} "
+                      "--attributes " + " ".join(_q(f"Key={k},Value={v}") for k, v in sorted(attributes.items())))
+    if previous["targets"]:
+        manual.append(f"aws elbv2 register-targets --region {region} --target-group-arn {arn} --targets "
+                      + " ".join(_q(",".join(f"{k}={v}" for k, v in t.items())) for t in previous["targets"]))
+    return UndoAction(
+        kind=RECREATE, target=BALANCER,
+        description=f"Create the target group {name} again ({previous['protocol']} {previous['port']}, "
+                    f"{len(previous['targets'])} target(s)), as it was before the wizard deleted it.",
+        manual=" && ".join(manual),
+        data=_base(desired, "target-group", name, protocol=previous["protocol"], port=int(previous["port"]),
+                   vpc_id=previous["vpc_id"], target_type=previous["target_type"], health=dict(health),
+                   attributes=attributes, targets=list(previous["targets"]), tags=tags))
+
+
+def authorize_ingress(desired: Desired, group_id: str, port: int, description: str, source_group: str,
+                      tags: list[dict[str, str]]) -> UndoAction:
+    """Put back a rule the wizard revoked from the nodes' group (TCP ``port`` from ``source_group``)."""
+    permission = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                  "UserIdGroupPairs": [{"GroupId": source_group, "Description": description}]}
+    return UndoAction(
+        kind=RECREATE, target=BALANCER,
+        description=f"Let {source_group} reach TCP {port} in {group_id} again, as before the wizard removed it.",
+        manual=(f"aws ec2 authorize-security-group-ingress --region {desired.region} --group-id {group_id} "
+                f"--ip-permissions {_q(json.dumps([permission]))}"),
+        data=_base(desired, "security-group-ingress", group_id, group_id=group_id, port=port,
+                   source_group=source_group, rule_description=description, tags=tags))
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    # AWS's own tags (aws:...) cannot be set by anyone else.
+    return [{"Key": key, "Value": value} for key, value in tags.items() if not key.startswith("aws:")]
+
+
+def _tags_cli(tags: list[dict[str, str]]) -> str:
+    return " ".join(_q(f"Key={t['Key']},Value={t['Value']}") for t in tags)
 
 
 # --- Performing them ---------------------------------------------------------------------
@@ -390,6 +472,81 @@ def _undo_targets(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
         aws.call("elbv2", "register_targets", TargetGroupArn=group.arn, Targets=list(data["deregistered"]))
 
 
+def _owned_target_group(aws: Aws, data: Mapping[str, Any], name: str) -> Any:
+    """The target group ``name``, or None; AwsError when someone else's group now has the name."""
+    group = read.read_target_group(aws, name)
+    if group is not None and not _owned(group.tags, data):
+        raise AwsError(f"A target group named {name} exists, but this setup did not make it, so the wizard "
+                       "neither changes it nor points its rule at it.",
+                       "Rename or remove that target group, then run the rollback again.")
+    return group
+
+
+def _recreate_target_group(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
+    group = _owned_target_group(aws, data, data["name"])
+    if group is None:
+        report(f"creating target group {data['name']} again")
+        created = aws.call("elbv2", "create_target_group", Name=data["name"], Protocol=data["protocol"],
+                           Port=int(data["port"]), VpcId=data["vpc_id"], TargetType=data["target_type"],
+                           HealthCheckEnabled=True, **data["health"], Tags=list(data["tags"]))
+        arn = created["TargetGroups"][0]["TargetGroupArn"]
+    else:
+        arn = group.arn
+    # Again on a group that exists: a rollback stopped halfway goes on where it stopped.
+    if data["attributes"]:
+        aws.call("elbv2", "modify_target_group_attributes", TargetGroupArn=arn,
+                 Attributes=[{"Key": k, "Value": v} for k, v in data["attributes"].items()])
+    if data["targets"]:
+        aws.call("elbv2", "register_targets", TargetGroupArn=arn, Targets=list(data["targets"]))
+
+
+def _recreate_rule(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
+    balancer = _find_balancer(aws, data, "load_balancer")
+    listener = balancer.listener(int(data["port"])) if balancer else None
+    if listener is None:
+        report(f"listener {data['port']} of {data['load_balancer']} is gone; no rule {data['path']} to put back")
+        return
+    if any(not rule.is_default and data["path"] in rule.paths for rule in listener.rules):
+        return
+    arns = {}
+    for old in diff.forward_targets(data["actions"]):
+        name = diff.target_group_name_of(old)
+        group = _owned_target_group(aws, data, name)
+        if group is None:
+            raise AwsError(f"The rule {data['path']} forwarded to the target group {name}, which does not exist.",
+                           "Run the rollback again: it creates the target group before the rule.")
+        arns[old] = group.arn
+    report(f"creating rule {data['path']} on listener {data['port']} again (priority {data['priority']})")
+    aws.call("elbv2", "create_rule", ListenerArn=listener.arn, Priority=int(data["priority"]),
+             Conditions=list(data["conditions"]), Actions=_forwarding_to(data["actions"], arns),
+             Tags=list(data["tags"]))
+
+
+def _forwarding_to(actions: list[dict[str, Any]], arns: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The actions with each target group's old ARN replaced by the one it has now."""
+    rewritten = json.loads(json.dumps(actions))
+    for action in rewritten:
+        if action.get("TargetGroupArn"):
+            action["TargetGroupArn"] = arns[action["TargetGroupArn"]]
+        for group in (action.get("ForwardConfig") or {}).get("TargetGroups", []) or []:
+            group["TargetGroupArn"] = arns[group["TargetGroupArn"]]
+    return rewritten
+
+
+def _authorize(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
+    group_id, port, source = data["group_id"], int(data["port"]), data["source_group"]
+    report(f"letting {source} reach TCP {port} in {group_id} again")
+    try:
+        aws.call("ec2", "authorize_security_group_ingress", GroupId=group_id, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+             "UserIdGroupPairs": [{"GroupId": source, "Description": data["rule_description"]}]}],
+            TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": list(data["tags"])}])
+    except AwsError as exc:
+        # Already there (the revoke never happened, or someone put it back): as wanted.
+        if exc.code not in ("InvalidPermission.Duplicate", "InvalidGroup.NotFound"):
+            raise
+
+
 _HANDLERS: dict[tuple[str, str], Callable[[Aws, Mapping[str, Any], Report], None]] = {
     (DELETE, "security-group"): _delete_security_group,
     (DELETE, "target-group"): _delete_target_group,
@@ -402,4 +559,7 @@ _HANDLERS: dict[tuple[str, str], Callable[[Aws, Mapping[str, Any], Report], None
     (RESTORE, "listener"): _restore_listener,
     (RESTORE, "rule"): _restore_rule,
     (TARGETS, "targets"): _undo_targets,
+    (RECREATE, "target-group"): _recreate_target_group,
+    (RECREATE, "rule"): _recreate_rule,
+    (RECREATE, "security-group-ingress"): _authorize,
 }

@@ -66,7 +66,8 @@ class AlbBalancerStep(Step):
                         noop_reason=noop_reason(desired, facts) + note)
         counted = {verb: sum(1 for c in changes if c.details["action"] in actions)
                    for verb, actions in (("create", ("create",)), ("modify", ("modify",)),
-                                         ("add", ("authorize", "register")))}
+                                         ("add", ("authorize", "register")),
+                                         ("remove", ("delete", "revoke")))}
         counts = ", ".join(f"{count} to {verb}" for verb, count in counted.items() if count)
         summary = (f"load balancer {desired.names.load_balancer} in {desired.region}: {counts} "
                    f"(account {facts.env.account}, as {facts.env.caller_arn}){note}")
