@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.screen import ModalScreen
 
+from screens.dialog import Dialog
 from wizard.errors import HostKeyError
 
 if TYPE_CHECKING:
@@ -64,7 +65,11 @@ class ThreadBridge:
     def _close(self, screen: ModalScreen[Any]) -> None:
         """Take down a question nobody will answer any more (the run was cancelled)."""
         def close() -> None:
-            if screen.is_attached and screen in self.app.screen_stack:
+            # Only from the top: under another screen (the palette) it stays, and whatever the
+            # admin answers there later is not asked for any more.
+            if isinstance(screen, Dialog):
+                screen.answer(None)
+            elif screen.is_active:
                 screen.dismiss(None)
         try:
             self.app.call_from_thread(close)

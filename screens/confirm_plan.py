@@ -10,15 +10,15 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.dialog import Dialog
 from screens.format import plan_parts
 from screens.plan_view import PlanView, fit_in_dialog, prose_width, render_parts
 from wizard.model import Plan
 
 
-class ConfirmPlanScreen(ModalScreen[bool]):
+class ConfirmPlanScreen(Dialog[bool]):
     """The plan of one step; y applies it, n (or escape) changes nothing."""
 
     AUTO_FOCUS = "#cancel"
@@ -59,11 +59,11 @@ class ConfirmPlanScreen(ModalScreen[bool]):
             view.update(render_parts(self._parts, width))
 
     def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
+        self.answer(answer)
 
     def action_scroll(self, columns: int, lines: int) -> None:
         self.query_one("#plan-body", PlanView).scroll_relative(x=columns, y=lines, animate=False)
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "apply")
+        self.answer(event.button.id == "apply")

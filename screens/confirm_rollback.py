@@ -7,9 +7,9 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.dialog import Dialog
 from screens.plan_view import fit_in_dialog
 from wizard.model import UndoAction
 from wizard.redact import redact
@@ -25,7 +25,7 @@ def undo_text(actions: list[UndoAction]) -> Text:
     return text
 
 
-class ConfirmRollbackScreen(ModalScreen[bool]):
+class ConfirmRollbackScreen(Dialog[bool]):
     """y undoes the listed changes; n (or escape) leaves everything as it is."""
 
     AUTO_FOCUS = "#keep"
@@ -51,8 +51,8 @@ class ConfirmRollbackScreen(ModalScreen[bool]):
         fit_in_dialog(self.query_one("#plan-text", VerticalScroll), event.size.height)
 
     def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
+        self.answer(answer)
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "rollback")
+        self.answer(event.button.id == "rollback")

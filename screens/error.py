@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.dialog import Dialog
+from screens.plan_view import fit_in_dialog
 from wizard.errors import WizardError
 
 BUG_HINT = ("The state is saved after every change, so nothing is lost: quit, start the wizard again and "
@@ -23,7 +24,7 @@ def as_admin_error(exc: BaseException) -> WizardError:
     return WizardError(f"The wizard hit an unexpected problem: {type(exc).__name__}: {exc}", BUG_HINT)
 
 
-class ErrorScreen(ModalScreen[None]):
+class ErrorScreen(Dialog[None]):
     """An error for the admin: the message and the next thing to try."""
 
     AUTO_FOCUS = "#ok"
@@ -45,9 +46,13 @@ class ErrorScreen(ModalScreen[None]):
             with Horizontal(id="dialog-buttons"):
                 yield Button("OK (enter)", variant="primary", id="ok")
 
+    def on_resize(self, event: events.Resize) -> None:
+        # A long message (a failed step's undo list) scrolls; the button stays on screen.
+        fit_in_dialog(self.query_one("#dialog-body", VerticalScroll), event.size.height)
+
     def action_close(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
     @on(Button.Pressed, "#ok")
     def pressed(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

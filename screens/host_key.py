@@ -6,13 +6,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.dialog import Dialog
 from wizard.errors import HostKeyError
 
 
-class HostKeyScreen(ModalScreen[bool]):
+class HostKeyScreen(Dialog[bool]):
     """a accepts the key (it is added to known_hosts); r (or escape) refuses it and nothing is sent."""
 
     AUTO_FOCUS = "#refuse"
@@ -47,7 +47,7 @@ class HostKeyScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         # A changed key cannot be accepted here: wizard.ssh refuses to replace it anyway.
-        self.dismiss(answer and not self.error.changed)
+        self.answer(answer and not self.error.changed)
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:

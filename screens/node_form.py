@@ -8,9 +8,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.dialog import Dialog
 from screens.draft import Draft, under
 from screens.fields import NODE_FIELDS
 from screens.form import FormView
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from screens.app import WizardApp
 
 
-class NodeFormScreen(ModalScreen["tuple[dict[str, Any], tuple[bool, str] | None] | None"]):
+class NodeFormScreen(Dialog["tuple[dict[str, Any], tuple[bool, str] | None] | None"]):
     """ctrl+s keeps the node, ctrl+r reads its files now, escape leaves the inventory as it was."""
 
     AUTO_FOCUS = "#node--name"
@@ -85,11 +85,11 @@ class NodeFormScreen(ModalScreen["tuple[dict[str, Any], tuple[bool, str] | None]
         if self.check(reveal=True):
             self.notify("Fix the marked answers first.", severity="warning")
             return
-        self.dismiss((self.node_answers(), self.read))
+        self.answer((self.node_answers(), self.read))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
     @on(Button.Pressed, "#read")
     def action_read(self) -> None:

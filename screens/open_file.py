@@ -8,11 +8,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from screens.dialog import Dialog
 
-class OpenFileScreen(ModalScreen["Path | None"]):
+
+class OpenFileScreen(Dialog["Path | None"]):
     """enter opens the file typed; escape goes back to the welcome."""
 
     AUTO_FOCUS = "#answers-path"
@@ -36,8 +37,8 @@ class OpenFileScreen(ModalScreen["Path | None"]):
         if not text:
             self.query_one("#open-problem", Static).update("Type the path of an answers file first.")
             return
-        self.dismiss(Path(text).expanduser())
+        self.answer(Path(text).expanduser())
 
     @on(Button.Pressed, "#back")
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

@@ -6,11 +6,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from screens.dialog import Dialog
 
-class PassphraseScreen(ModalScreen["str | None"]):
+
+class PassphraseScreen(Dialog["str | None"]):
     """enter unlocks the key with what was typed; escape gives no passphrase (the key is skipped)."""
 
     AUTO_FOCUS = "#passphrase"
@@ -34,8 +35,8 @@ class PassphraseScreen(ModalScreen["str | None"]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#unlock")
     def unlock(self) -> None:
-        self.dismiss(self.query_one("#passphrase", Input).value or None)
+        self.answer(self.query_one("#passphrase", Input).value or None)
 
     @on(Button.Pressed, "#skip")
     def action_skip(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

@@ -7,7 +7,9 @@ from textual.app import App
 from textual.widgets import Button
 
 from screens.confirm_plan import ConfirmPlanScreen
+from screens.error import ErrorScreen
 from screens.plan_view import PlanView
+from wizard.errors import WizardError
 from wizard.model import Change, Plan
 
 LONG_DIFF = "--- a/site.conf\n+++ b/site.conf\n@@ -0,0 +1,200 @@\n" + "".join(
@@ -42,3 +44,25 @@ async def test_a_long_plan_scrolls_and_keeps_its_buttons_on_screen(size: tuple[i
         assert "ProxyPass /path2 " in view.text
         await pilot.press("y")
     assert answers == [True]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_a_long_error_keeps_its_button_and_its_next_step_within_reach(size: tuple[int, int]) -> None:
+    message = "The connector step failed on node3.\n\nUndone:\n" + "".join(
+        f"  - node{n}: put back /opt/atlassian/confluence/conf/server.xml from its backup\n" for n in range(1, 15))
+    app = Host()
+    closed: list[None] = []
+    async with app.run_test(size=size) as pilot:
+        app.push_screen(ErrorScreen(WizardError(message, "Fix the disk on node3, then run the step again.")),
+                        closed.append)
+        await pilot.pause()
+        button = app.screen.query_one("#ok", Button)
+        assert button.region.bottom <= size[1], button.region
+        body = app.screen.query_one("#dialog-body")
+        body.scroll_end(animate=False)
+        await pilot.pause()
+        hint = app.screen.query_one("#error-hint")
+        assert body.region.contains_region(hint.region), (body.region, hint.region)
+        await pilot.press("enter", "enter")  # a second press must not close the screen beneath
+        await pilot.pause()
+    assert closed == [None]
