@@ -177,11 +177,12 @@ class WizardApp(EngineApp):
     # Opening a setup.
 
     def start_from_welcome(self, choice: Choice) -> None:
-        from screens.draft import Draft, draft_path
+        from screens.draft import Draft, draft_path, set_earlier_draft_aside
         from screens.fields import NEW_SETUP
         from screens.inventory import InventoryScreen
 
         if choice.kind == "new":
+            self.note_earlier_draft(set_earlier_draft_aside())
             self.push_screen(InventoryScreen(Draft(NEW_SETUP, draft_path())))
         elif choice.kind == "draft" and choice.path is not None:
             try:
@@ -210,21 +211,30 @@ class WizardApp(EngineApp):
             return
         problems = find_problems(raw)
         if problems:
-            from screens.draft import Draft, draft_path
+            from screens.draft import Draft, draft_path, set_earlier_draft_aside
             from screens.fields import NEW_SETUP
             from screens.inventory import InventoryScreen
 
             if not isinstance(self.screen, WelcomeScreen):
                 self.show_welcome()
             # What the file gives becomes the defaults; the contract's defaults show for the rest.
+            self.note_earlier_draft(set_earlier_draft_aside())
             draft = Draft(merge(NEW_SETUP, raw), draft_path())
-            draft.save()
+            try:
+                draft.save()
+            except OSError as exc:
+                self.notify(f"Could not save the answers so far in {draft_path()}: {exc.strerror or exc}",
+                            severity="error", timeout=8)
             self.push_screen(InventoryScreen(draft))
             self.notify(f"{path} has {len(problems)} answer(s) to give or correct; they are marked.",
                         title="Partial answers", severity="warning", timeout=8)
             return
         answers = validate(raw, source=str(path))
         self.open_setup(answers, state_path or default_state_path(answers.name), answers_path=path)
+
+    def note_earlier_draft(self, kept: Path | None) -> None:
+        if kept is not None:
+            self.notify(f"Your earlier unfinished setup is kept in {kept}.", title="Draft", timeout=8)
 
     def open_state(self, path: Path) -> None:
         from screens.session import answers_from_state
@@ -283,6 +293,12 @@ class WizardApp(EngineApp):
         else:
             state_path = self.initial_state_path or default_state_path(answers.name)
         answers_path = answers_path_for(state_path, answers.name)
+        if not draft.editing and (state_path.exists() or answers_path.exists()):
+            # Its steps were done (or its answers given) for other machines: never take them over.
+            self.fail(WizardError(f"A setup named {answers.name!r} already exists "
+                                  f"({state_path if state_path.exists() else answers_path}).",
+                                  "Give this setup another name, or resume that one from the welcome screen."))
+            return
         try:
             write_private(answers_path, answers_to_yaml(answers))
         except OSError as error:

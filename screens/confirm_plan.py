@@ -14,7 +14,7 @@ from textual.widgets import Button, Label, Static
 
 from screens.dialog import Dialog
 from screens.format import plan_parts
-from screens.plan_view import PlanView, fit_in_dialog, prose_width, render_parts
+from screens.plan_view import PlanView, prose_width, render_parts
 from wizard.model import Plan
 
 
@@ -22,6 +22,7 @@ class ConfirmPlanScreen(Dialog[bool]):
     """The plan of one step; y applies it, n (or escape) changes nothing."""
 
     AUTO_FOCUS = "#cancel"
+    SCROLLER = "#plan-body"
 
     BINDINGS = [Binding("y", "answer(True)", "Apply"),
                 Binding("n,escape", "answer(False)", "Don't apply"),
@@ -51,12 +52,12 @@ class ConfirmPlanScreen(Dialog[bool]):
                 yield Button("Don't apply (n)", id="cancel")
 
     def on_resize(self, event: events.Resize) -> None:
-        view = self.query_one("#plan-body", PlanView)
-        fit_in_dialog(view, event.size.height)
+        # (Dialog.on_resize fits the view's height.) Prose is wrapped again for a new width.
         width = prose_width(event.size.width)
         if width != self._width:
             self._width = width
-            view.update(render_parts(self._parts, width))
+            for view in self.query("#plan-body").results(PlanView):
+                view.update(render_parts(self._parts, width))
 
     def action_answer(self, answer: bool) -> None:
         self.answer(answer)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
 from screens.dialog import Dialog
-from screens.plan_view import fit_in_dialog
 from wizard.model import UndoAction
 from wizard.redact import redact
 
@@ -29,6 +28,7 @@ class ConfirmRollbackScreen(Dialog[bool]):
     """y undoes the listed changes; n (or escape) leaves everything as it is."""
 
     AUTO_FOCUS = "#keep"
+    SCROLLER = "#plan-text"
 
     BINDINGS = [Binding("y", "answer(True)", "Roll back"), Binding("n,escape", "answer(False)", "Keep")]
 
@@ -46,9 +46,6 @@ class ConfirmRollbackScreen(Dialog[bool]):
             with Horizontal(id="dialog-buttons"):
                 yield Button("Roll back (y)", variant="error", id="rollback")
                 yield Button("Keep (n)", id="keep")
-
-    def on_resize(self, event: events.Resize) -> None:
-        fit_in_dialog(self.query_one("#plan-text", VerticalScroll), event.size.height)
 
     def action_answer(self, answer: bool) -> None:
         self.answer(answer)

@@ -28,6 +28,21 @@ def draft_path() -> Path:
     return default_state_path("x").parent / "new-setup.draft.yaml"
 
 
+def set_earlier_draft_aside() -> Path | None:
+    """Before a new draft takes the place of an unfinished one: keep the earlier one beside it
+    (``new-setup.draft.yaml.previous``), so starting anew never loses typed answers. Where it
+    went, or None when there was none (or it could not be moved: then it is overwritten)."""
+    current = draft_path()
+    if not current.exists():
+        return None
+    kept = current.with_name(current.name + ".previous")
+    try:
+        current.replace(kept)
+    except OSError:
+        return None
+    return kept
+
+
 def answers_path_for(state_path: Path, name: str) -> Path:
     """Where a setup built in the forms keeps its answers file: beside its state."""
     return state_path.parent / f"{name}.answers.yaml"

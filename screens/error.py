@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
 from screens.dialog import Dialog
-from screens.plan_view import fit_in_dialog
 from wizard.errors import WizardError
 
 BUG_HINT = ("The state is saved after every change, so nothing is lost: quit, start the wizard again and "
@@ -28,6 +27,8 @@ class ErrorScreen(Dialog[None]):
     """An error for the admin: the message and the next thing to try."""
 
     AUTO_FOCUS = "#ok"
+    # A long message (a failed step's undo list) scrolls; the button stays on screen.
+    SCROLLER = "#dialog-body"
 
     BINDINGS = [Binding("escape,enter", "close", "Close")]
 
@@ -45,10 +46,6 @@ class ErrorScreen(Dialog[None]):
                     yield Static(f"Next: {self.error.hint}", id="error-hint", markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button("OK (enter)", variant="primary", id="ok")
-
-    def on_resize(self, event: events.Resize) -> None:
-        # A long message (a failed step's undo list) scrolls; the button stays on screen.
-        fit_in_dialog(self.query_one("#dialog-body", VerticalScroll), event.size.height)
 
     def action_close(self) -> None:
         self.answer(None)

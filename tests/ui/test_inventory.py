@@ -148,3 +148,44 @@ async def test_going_on_with_answers_missing_marks_every_one(tmp_path: Path) -> 
         assert isinstance(app.screen, InventoryScreen)
         assert problem(app, "setup--name") and problem(app, "setup--public-url")
         assert "nodes" in text_of(app.screen.query_one("#nodes-problems", Static))
+
+
+async def test_starting_anew_keeps_the_earlier_unfinished_setup(isolated_state_home: Path) -> None:
+    from screens.draft import draft_path
+
+    draft_path().parent.mkdir(parents=True, exist_ok=True)
+    draft_path().write_text("name: half-done\n")
+    app = create_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await choose_on_welcome(pilot, app, "new")
+        await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        await type_into(pilot, app, "#setup--name", "another", keys=True)
+        await pilot.pause(0.5)
+    kept = draft_path().with_name(draft_path().name + ".previous")
+    assert kept.read_text() == "name: half-done\n"
+    assert "another" in draft_path().read_text()
+
+
+async def test_a_new_setup_never_takes_over_an_existing_one(tmp_path: Path, isolated_state_home: Path) -> None:
+    from screens.draft import Draft, draft_path
+    from screens.error import ErrorScreen
+    from wizard.state import State, StateStore, default_state_path
+
+    existing = default_state_path("wiki-prod")
+    StateStore(existing).save(State(setup="wiki-prod"))
+    before = existing.read_bytes()
+    install_node(tmp_path / "n1", 8090)
+    raw = {"name": "wiki-prod", "public_url": "http://wiki.example.com",
+           "nodes": [{"name": "node1", "address": "127.0.0.1", "install_dir": str(tmp_path / "n1"),
+                      "access": {"transport": "local"}}],
+           "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
+                                                     "config_path": str(tmp_path / "lb.conf")}}}
+    app = create_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen))
+        app.finish_draft(Draft(raw, draft_path()))
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen))
+        assert "already exists" in app.screen.error.message and "another name" in (app.screen.error.hint or "")
+        assert app.session is None
+    assert existing.read_bytes() == before
+    assert not existing.with_name("wiki-prod.answers.yaml").exists()
