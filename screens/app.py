@@ -68,6 +68,8 @@ class WizardApp(EngineApp):
         #: The lab the wizard works on, if any (``owns_lab``: started here, stopped on exit).
         self.lab = lab
         self.owns_lab = False
+        #: A lab is being started from the welcome screen (a second choice waits for it).
+        self.lab_starting = False
         self.exported: list[Path] = []
         self.quit_when_idle = False
         self.summary_shown = False
@@ -196,6 +198,10 @@ class WizardApp(EngineApp):
                 # The lab this wizard was opened on: back to it (a second one cannot share its folder).
                 self.open_answers_file(Path(self.lab.answers_path), Path(self.lab.state_path))
                 return
+            if self.lab_starting:
+                self.notify("The lab is starting; it opens in a moment.", title="Lab")
+                return
+            self.lab_starting = True
             self.notify("Starting the lab: simulated nodes on this machine…", title="Lab")
             self.start_lab(choice.balancer)
 
@@ -339,12 +345,23 @@ class WizardApp(EngineApp):
         self.post_message(LabStarted(lab))
 
     def on_lab_started(self, message: LabStarted) -> None:
-        if self.lab is not None and self.owns_lab:
-            self.lab.stop()
+        self.lab_starting = False
+        previous = self.lab if self.owns_lab else None
         self.lab, self.owns_lab = message.lab, True
+        if previous is not None:
+            self.stop_lab_in_background(previous)
+        if not isinstance(self.screen, WelcomeScreen):
+            # The admin went on meanwhile (a new setup, a dialog): not torn down for the lab.
+            self.notify("The lab is ready: choose it again on the welcome screen to open it.", title="Lab")
+            return
         self.open_answers_file(Path(message.lab.answers_path), Path(message.lab.state_path))
 
+    @work(thread=True, group="lab-stop", exit_on_error=False)
+    def stop_lab_in_background(self, lab: Any) -> None:
+        lab.stop()  # joins threads and waits for Apache: not on the event loop
+
     def on_lab_failed(self, message: LabFailed) -> None:
+        self.lab_starting = False
         self.fail(message.error, title="The lab could not start")
 
     def action_lab_base_url(self) -> None:

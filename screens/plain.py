@@ -190,9 +190,12 @@ class PromptSession:
         from wizard.runbook import build_runbook, write_runbook
 
         base = session.state_path.parent / f"{session.answers.name}.runbook"
-        for fmt in ("md", "html"):
-            written = write_runbook(build_runbook(session.state, fmt), f"{base}.{fmt}")
-            self.asker.say(f"Runbook written to {written}")
+        try:
+            for fmt in ("md", "html"):
+                written = write_runbook(build_runbook(session.state, fmt), f"{base}.{fmt}")
+                self.asker.say(f"Runbook written to {written}")
+        except WizardError as error:  # back to the menu: the setup itself is fine
+            self.asker.say(f"\n{error.for_admin()}")
 
     # The questions the engine asks (the plan was printed by the event printer just before).
 

@@ -257,9 +257,18 @@ def _answer(asker: Asker, draft: Draft, key: str) -> None:
                 ask_field(asker, draft, prefix, spec)
             return
     # A key no form shows (rare): asked as YAML, so numbers and lists keep their type.
-    typed = asker.text(f"{key}:", default=yaml.safe_dump(get_key(draft.raw, key)).strip()
-                       if get_key(draft.raw, key) is not None else "")
-    set_key(draft.raw, key, yaml.safe_load(typed) if typed.strip() else None)
+    default = yaml.safe_dump(get_key(draft.raw, key)).strip() if get_key(draft.raw, key) is not None else ""
+    while True:
+        typed = asker.text(f"{key} (YAML):", default=default)
+        try:
+            value = yaml.safe_load(typed) if typed.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            asker.say(f"  {key}: {problem}. Type a plain value (8090, a word, [a, b]) or quote it.")
+            default = typed
+            continue
+        break
+    set_key(draft.raw, key, value)
     draft.save()
 
 

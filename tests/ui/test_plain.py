@@ -78,3 +78,17 @@ def test_a_new_setup_by_questions_checked_as_typed(tmp_path: Path, isolated_stat
     assert saved["nodes"][0]["confluence_port"] == 8090 and saved["nodes"][0]["access"]["transport"] == "local"
     assert saved["balancer"]["apache"]["config_path"] == str(tmp_path / "lb.conf")
     assert (isolated_state_home / "confluence-lb-wizard" / "wiki-prod.state.json").exists()
+
+
+def test_a_key_asked_as_yaml_asks_again_after_invalid_yaml(tmp_path: Path) -> None:
+    from screens.draft import Draft
+    from screens.plain_answers import Asker, _answer
+
+    draft = Draft({"name": "x"}, tmp_path / "draft.yaml")
+    out = io.StringIO()
+    with create_pipe_input() as pipe:
+        # "a: b: c" is not YAML; then a list.
+        pipe.send_text("a: b: c" + ENTER + BACKSPACE * 7 + "[1, 2]" + ENTER)
+        _answer(Asker(pipe, DummyOutput(), out), draft, "extras.unknown")
+    assert "extras.unknown:" in out.getvalue() and "Type a plain value" in out.getvalue()
+    assert draft.raw["extras"]["unknown"] == [1, 2]
