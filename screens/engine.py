@@ -46,6 +46,8 @@ class EngineApp(App[int]):
     quit_when_idle: bool
     summary_shown: bool
     _redraw_pending: bool = False
+    #: A cancelled step already said so (one notice per cancel, not two).
+    _cancel_noted: bool = False
 
     # Starting a job.
 
@@ -175,6 +177,7 @@ class EngineApp(App[int]):
         if record is not None and (record.error or {}).get("interrupted"):
             self.notify(f"{event.step}: cancelled; what it had changed was undone. Run it again to resume.",
                         severity="warning")
+            self._cancel_noted = True  # the run's end says nothing more about it
             return
         message = event.message
         if event.undone:
@@ -201,6 +204,7 @@ class EngineApp(App[int]):
         if session is not None:
             session.running = None
         text = outcome.message
+        noted, self._cancel_noted = self._cancel_noted, False
         if message.kind == "apply" and message.steps and outcome.exit_status == EXIT_OK and session is not None:
             # The runner's own words are for a whole run ("every step is done"); here one step ran.
             text = "; ".join(f"{session.step(name).title}: done" for name in message.steps) + "."
@@ -219,7 +223,7 @@ class EngineApp(App[int]):
             return
         if message.kind == "apply" and outcome.exit_status == EXIT_CHECK_FAILED:
             self.notify(outcome.message + " The failed checks say what to do.", severity="warning", timeout=10)
-        elif outcome.exit_status != EXIT_STEP_FAILED:  # a failed step already has its dialog
+        elif outcome.exit_status != EXIT_STEP_FAILED and not noted:  # a failed step already has its dialog
             self.notify(text, severity="information" if outcome.exit_status == EXIT_OK else "warning")
         if message.kind == "apply" and outcome.exit_status == EXIT_OK and screen is not None:
             following = session.first_not_done()
@@ -243,5 +247,6 @@ class EngineApp(App[int]):
     def action_cancel(self) -> None:
         if self.session is not None and self.busy:
             self.session.runner.ctx.cancel.set()
-            self.notify("Cancelling: the step stops at the next safe point and undoes what it changed.",
+            self.notify("Cancelling: the work stops at its next safe point; a step that was changing things "
+                        "undoes what it changed.",
                         title="Cancel")

@@ -205,7 +205,7 @@ class Runner:
                                            "summary": "The admin declined the plan; nothing was changed."})
                     self.save()
                     return Outcome(EXIT_INTERRUPTED, f"{step.title}: not applied; nothing was changed. "
-                                   "Run the command again to see the plan and resume.")
+                                   "Run it again to see the plan and resume.")
                 ctx.check_cancelled()
                 summary = step.apply(ctx, plan, self._journal(record))
             else:

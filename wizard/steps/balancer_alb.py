@@ -80,7 +80,7 @@ class AlbBalancerStep(Step):
         if [c.summary for c in fresh.changes] != [c.summary for c in plan.changes]:
             raise ChangedSincePlanError(
                 "What AWS holds changed since the plan was shown, so nothing was changed.",
-                "Run the same command again to see the plan for what is there now.")
+                "Run the step again to see the plan for what is there now.")
         desired = build_desired(ctx.answers, facts)
 
         def report(message: str, fraction: float | None = None) -> None:

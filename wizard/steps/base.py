@@ -47,7 +47,7 @@ class Context:
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise Interrupted("Cancelled by the admin; the state is saved.",
-                              "Run the same command again to resume.")
+                              "Run the step again to resume.")
 
     def for_each_node(self, work: Callable[[Node], T]) -> list[T]:
         """Run ``work`` for every node in parallel; results in node order.

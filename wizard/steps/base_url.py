@@ -326,7 +326,7 @@ class BaseUrlStep(Step):
         if row.md5 != planned.md5:
             raise ChangedSincePlanError(
                 f"Confluence's settings in the {_describe(db)} changed since the plan was shown; nothing was written.",
-                "Run the same command again to see the plan for what is there now.")
+                "Run the step again to see the plan for what is there now.")
         ctx.check_cancelled()
         journal.undo(UndoAction(
             kind=UNDO_KIND, target=node.name,
