@@ -407,6 +407,11 @@ class WizardApp(EngineApp):
 
         if self.session is None:
             return
+        if self.busy:
+            # The step's thread is writing the record the runbook is made from.
+            self.notify("Export the runbook once the step has finished: it records what the step did.",
+                        severity="warning")
+            return
         session = self.session
         base = session.state_path.parent / f"{session.answers.name}.runbook"
         written = []

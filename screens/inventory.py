@@ -41,6 +41,15 @@ class NodeTable(DataTable[str]):
         self.screen.read_again(self.cursor_row)  # type: ignore[attr-defined]
 
 
+NEW_INTRO = ("Describe the cluster. Everything is checked as you type and saved as you go; nothing is changed "
+             "on any machine until a step's plan is shown and you confirm it.")
+# An edit is not saved as it is typed: the setup keeps the answers its steps were done with until
+# the new ones are complete and saved.
+EDIT_INTRO = ("Change what you need; everything is checked as you type. The setup keeps its current answers "
+              "until you save the new ones with ctrl+s on the balancer's page (esc leaves them unchanged). "
+              "Nothing is changed on any machine until a step's plan is shown and you confirm it.")
+
+
 class InventoryScreen(DraftPage):
     """The first page of a setup's answers; ctrl+n goes on to the balancer."""
 
@@ -56,9 +65,7 @@ class InventoryScreen(DraftPage):
 
     def compose_page(self) -> ComposeResult:
         with VerticalScroll(id="inventory"):
-            yield Static("Describe the cluster. Everything is checked as you type and saved as you go; "
-                         "nothing is changed on any machine until a step's plan is shown and you confirm it.",
-                         classes="intro", markup=False)
+            yield Static(EDIT_INTRO if self.draft.editing else NEW_INTRO, classes="intro", markup=False)
             yield FormView(SETUP_FIELDS, values=self.draft.raw, id="setup")
             yield Label("Nodes", classes="section")
             yield NodeTable(id="nodes", cursor_type="row", zebra_stripes=True)
