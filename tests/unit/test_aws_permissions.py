@@ -1,4 +1,4 @@
-"""docs/aws-permissions.md lists every AWS action the wizard calls, and nothing it does not."""
+"""README.md's "AWS permissions" lists every AWS action the wizard calls, and nothing it does not."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "aws-permissions.md"
+README = ROOT / "README.md"
 #: boto3's service names as IAM spells them.
 IAM_SERVICE = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing", "acm": "acm",
                "sts": "sts"}
@@ -35,7 +35,8 @@ def actions_in_code() -> set[str]:
 
 
 def actions_in_doc() -> set[str]:
-    policy = json.loads(re.search(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)[1])
+    section = README.read_text(encoding="utf-8").split("## AWS permissions", 1)[1].split("\n## ", 1)[0]
+    policy = json.loads(re.search(r"```json\n(.*?)```", section, re.S)[1])
     return {action for statement in policy["Statement"] for action in statement["Action"]}
 
 
@@ -47,5 +48,5 @@ def test_the_code_calls_aws_through_the_patterns_this_test_reads() -> None:
 
 def test_the_permissions_page_lists_exactly_what_the_code_calls() -> None:
     code, doc = actions_in_code(), actions_in_doc()
-    assert code - doc == set(), "called but not in docs/aws-permissions.md"
-    assert doc - code - IMPLIED == set(), "in docs/aws-permissions.md but never called"
+    assert code - doc == set(), "called but not in README.md's AWS permissions"
+    assert doc - code - IMPLIED == set(), "in README.md's AWS permissions but never called"
