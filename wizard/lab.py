@@ -128,6 +128,7 @@ class Lab:
         self.database = LabDatabase(on_change=self._save_record)
         self._folder_lock = FolderLock(self.root)
         self._recording = False
+        self._record_lock = threading.Lock()
         self.nodes: list[LabNode] = []
         self.apache: LabApache | None = None
         self.aws: LabAws | None = None
@@ -254,7 +255,9 @@ class Lab:
 
     def _save_record(self) -> None:
         """Write what this lab must remember to come back (its ports, the base URL) to ``lab.json``."""
-        with self._lock:
+        # Its own lock, not the lab's: a node's request thread saving a new base URL must not wait
+        # for stop(), which holds the lab's lock while it joins that very thread.
+        with self._record_lock:
             if not self._recording or self._stopped:
                 return  # not before the lab has all its ports, nor after it stopped
             record = LabRecord(balancer=self.balancer, base_url=self.database.base_url,
