@@ -346,14 +346,16 @@ class WizardApp(EngineApp):
 
     def on_lab_started(self, message: LabStarted) -> None:
         self.lab_starting = False
-        previous = self.lab if self.owns_lab else None
-        self.lab, self.owns_lab = message.lab, True
-        if previous is not None:
-            self.stop_lab_in_background(previous)
         if not isinstance(self.screen, WelcomeScreen):
-            # The admin went on meanwhile (a new setup, a dialog): not torn down for the lab.
-            self.notify("The lab is ready: choose it again on the welcome screen to open it.", title="Lab")
+            # The admin went on meanwhile (a new setup, a dialog): what they opened is not torn
+            # down for the lab, and the lab is not kept running unseen.
+            self.stop_lab_in_background(message.lab)
+            self.notify("You went on while the lab started, so it was stopped; choose it again on the "
+                        "welcome screen to open it.", title="Lab")
             return
+        if self.lab is not None and self.owns_lab:
+            self.stop_lab_in_background(self.lab)  # the other balancer's lab, no longer shown
+        self.lab, self.owns_lab = message.lab, True
         self.open_answers_file(Path(message.lab.answers_path), Path(message.lab.state_path))
 
     @work(thread=True, group="lab-stop", exit_on_error=False)
