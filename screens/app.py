@@ -311,8 +311,7 @@ class WizardApp(EngineApp):
             self.fail(WizardError(f"Could not save the answers in {answers_path}: {error.strerror or error}.",
                                   "Check that the folder exists and that you may write to it."))
             return
-        if not draft.editing:
-            draft.discard()
+        draft.discard()  # it became the answers
         self.open_setup(answers, state_path, answers_path=answers_path)
         self.notify(f"Answers saved in {answers_path} (usable with `apply --answers`).", title="Answers")
 
@@ -320,15 +319,25 @@ class WizardApp(EngineApp):
         """The inventory on the setup's answers; saving them reopens the setup with the new ones."""
         import yaml
 
-        from screens.draft import Draft
+        from screens.draft import Draft, edit_draft_path
         from screens.inventory import InventoryScreen
         from wizard.answers import answers_to_yaml
 
         if self.session is None or self.busy:
             self.notify("Wait for the work in progress to end (or cancel it with c).", severity="warning")
             return
-        raw = yaml.safe_load(answers_to_yaml(self.session.answers))
-        self.push_screen(InventoryScreen(Draft(raw, None, editing=self.session.answers.name)))
+        name = self.session.answers.name
+        path = edit_draft_path(self.session.state_path, name)
+        if path.exists():
+            try:
+                draft = Draft.load(path, editing=name)
+            except WizardError as error:
+                self.fail(error)
+                return
+            self.notify(f"Going on with the changes you had not saved yet ({path}).", title="Answers", timeout=8)
+        else:
+            draft = Draft(yaml.safe_load(answers_to_yaml(self.session.answers)), path, editing=name)
+        self.push_screen(InventoryScreen(draft))
 
     # The lab.
 

@@ -43,6 +43,11 @@ def set_earlier_draft_aside() -> Path | None:
     return kept
 
 
+def edit_draft_path(state_path: Path, name: str) -> Path:
+    """Where changes to a setup's answers wait, saved as typed, until they are saved as its answers."""
+    return state_path.with_name(f"{name}.edit.draft.yaml")
+
+
 def answers_path_for(state_path: Path, name: str) -> Path:
     """Where a setup built in the forms keeps its answers file: beside its state."""
     return state_path.parent / f"{name}.answers.yaml"
@@ -122,7 +127,7 @@ class Draft:
         self.editing = editing
 
     @classmethod
-    def load(cls, path: Path) -> Draft:
+    def load(cls, path: Path, *, editing: str | None = None) -> Draft:
         """A draft saved earlier; a StateError when it cannot be read back."""
         from wizard.answers import load_answers_file
 
@@ -131,7 +136,7 @@ class Draft:
         except WizardError as exc:
             raise StateError(f"The unfinished setup in {path} cannot be read: {exc.message}",
                              f"Remove {path} to start afresh.") from exc
-        return cls(raw if isinstance(raw, dict) else {}, path)
+        return cls(raw if isinstance(raw, dict) else {}, path, editing=editing)
 
     def problems(self) -> list[Problem]:
         """Every problem of the answers as they will be saved (see ``final``)."""

@@ -43,11 +43,11 @@ class NodeTable(DataTable[str]):
 
 NEW_INTRO = ("Describe the cluster. Everything is checked as you type and saved as you go; nothing is changed "
              "on any machine until a step's plan is shown and you confirm it.")
-# An edit is not saved as it is typed: the setup keeps the answers its steps were done with until
-# the new ones are complete and saved.
-EDIT_INTRO = ("Change what you need; everything is checked as you type. The setup keeps its current answers "
-              "until you save the new ones with ctrl+s on the balancer's page (esc leaves them unchanged). "
-              "Nothing is changed on any machine until a step's plan is shown and you confirm it.")
+# The setup keeps the answers its steps were done with until the new ones are complete and saved;
+# the changes meanwhile are kept beside them (``edit_draft_path``), so quitting loses none.
+EDIT_INTRO = ("Change what you need; everything is checked as you type and your changes are kept as you go. "
+              "The setup keeps its current answers until you save the new ones with ctrl+s on the balancer's "
+              "page. Nothing is changed on any machine until a step's plan is shown and you confirm it.")
 
 
 class InventoryScreen(DraftPage):

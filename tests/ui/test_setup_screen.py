@@ -252,6 +252,33 @@ async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
     state = StateStore(isolated_state_home / "confluence-lb-wizard" / "ui-test.state.json").load()
     assert state.answers["public_url"] == "http://wiki2.example.com"
     assert (isolated_state_home / "confluence-lb-wizard" / "ui-test.answers.yaml").exists()
+    assert not (isolated_state_home / "confluence-lb-wizard" / "ui-test.edit.draft.yaml").exists()  # saved
+
+
+async def test_changes_to_the_answers_not_saved_yet_survive_a_quit(
+        tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
+    from textual.widgets import Input
+
+    from screens.inventory import InventoryScreen
+
+    answers = make_setup(tmp_path, fake_confluence_factory)
+    app = create_app(answers_file=answers)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        field = app.screen.query_one("#setup--public-url", Input)
+        field.focus()
+        field.value = "http://wiki3.example.com"
+        await pilot.pause(0.5)  # saved after a short pause in typing
+        await pilot.press("ctrl+q")
+    again = create_app(answers_file=answers)
+    async with again.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(again.screen, SetupScreen))
+        assert again.session.answers.public_url.url != "http://wiki3.example.com"  # not saved as the answers
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(again.screen, InventoryScreen))
+        assert again.screen.query_one("#setup--public-url", Input).value == "http://wiki3.example.com"
 
 
 async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path, fake_confluence_factory) -> None:
