@@ -559,6 +559,13 @@ def test_lab_headless_applies_every_step_and_stops_everything(tmp_path: Path) ->
     assert StateStore(root / "lab.state.json").load().serial > state.serial
     assert refused(port)
 
+    # --fresh: a new lab in the same folder; the old state is kept beside it, the steps start over.
+    fresh = run_command("lab", "--headless", "--fresh", "--only", "preflight", cwd=tmp_path)
+    assert fresh.returncode == EXIT_OK, fresh.stdout[-3000:] + fresh.stderr
+    assert "Resumed the lab" not in fresh.stdout and (root / "lab.state.json.old").exists()
+    restarted = StateStore(root / "lab.state.json").load()
+    assert restarted.steps["preflight"].status == "verified" and "connector" not in restarted.steps
+
 
 def test_lab_without_a_terminal_says_so_and_starts_nothing(tmp_path: Path) -> None:
     done = run_command("lab", cwd=tmp_path)
