@@ -60,6 +60,9 @@ class InventoryScreen(DraftPage):
         super().__init__(draft)
         #: node name -> (read ok, or None while reading; what was read)
         self.readings: dict[str, tuple[bool | None, str]] = {}
+        #: node name -> the serial of its newest read; results of older reads are dropped.
+        self.latest_read: dict[str, int] = {}
+        self.read_serial = 0
         self.reveal = False
         self.AUTO_FOCUS = "#setup--public-url" if draft.editing else "#setup--name"
 
@@ -166,6 +169,7 @@ class InventoryScreen(DraftPage):
             return
         removed = nodes.pop(index)
         self.readings.pop(str(removed.get("name")), None)
+        self.latest_read.pop(str(removed.get("name")), None)
         self.fill_table()
         self.check()
         self.draft_changed()
@@ -174,20 +178,26 @@ class InventoryScreen(DraftPage):
     def read_again(self, index: int, *, quietly: bool = False) -> None:
         nodes = self.draft.nodes
         if 0 <= index < len(nodes) and not under(self.draft.problems(), f"nodes[{index}]"):
-            self.readings[str(nodes[index].get("name"))] = (None, "reading…")
+            name = str(nodes[index].get("name"))
+            self.readings[name] = (None, "reading…")
+            # Only the newest read of a node is shown: an older one that ends later is dropped.
+            self.read_serial += 1
+            self.latest_read[name] = self.read_serial
             self.fill_table()
             self.wizard.ensure_ssh_questions()
-            self.read_in_worker(dict(nodes[index]), self.draft.raw.get("synchrony"))
+            self.read_in_worker(dict(nodes[index]), self.draft.raw.get("synchrony"), self.read_serial)
         elif not quietly:
             self.notify("Complete the node's answers before reading it.", severity="warning")
 
     @work(thread=True, group="read-node", exit_on_error=False)
-    def read_in_worker(self, node: dict[str, Any], synchrony: dict[str, Any] | None) -> None:
+    def read_in_worker(self, node: dict[str, Any], synchrony: dict[str, Any] | None, serial: int) -> None:
         ok, summary = read_node(node, synchrony)
-        self.post_message(NodeRead(str(node.get("name")), summary, ok))
+        self.post_message(NodeRead(str(node.get("name")), summary, ok, serial))
 
     @on(NodeRead)
     def node_read(self, message: NodeRead) -> None:
+        if message.serial and message.serial != self.latest_read.get(message.name):
+            return  # a newer read of this node is under way (or the node was removed)
         self.readings[message.name] = (message.ok, message.summary)
         self.fill_table()
 

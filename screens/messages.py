@@ -62,6 +62,8 @@ class NodeRead(Message):
     name: str
     summary: str
     ok: bool
+    #: Which read of the node this is (the inventory shows only its newest); 0: not counted.
+    serial: int = 0
 
 
 @dataclass

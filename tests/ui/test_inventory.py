@@ -189,3 +189,24 @@ async def test_a_new_setup_never_takes_over_an_existing_one(tmp_path: Path, isol
         assert app.session is None
     assert existing.read_bytes() == before
     assert not existing.with_name("wiki-prod.answers.yaml").exists()
+
+
+async def test_only_the_newest_read_of_a_node_is_shown(tmp_path: Path) -> None:
+    from screens.messages import NodeRead
+
+    install_node(tmp_path / "n1", 8090)
+    app = create_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await choose_on_welcome(pilot, app, "new")
+        await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        inventory = app.screen
+        inventory.draft.nodes.append({"name": "node1", "address": "127.0.0.1", "install_dir": str(tmp_path / "n1"),
+                                      "access": {"transport": "local"}, "confluence_port": 8090})
+        inventory.read_again(0)  # read 1
+        inventory.read_again(0)  # read 2, after the admin changed something
+        await wait_for(pilot, lambda: inventory.readings["node1"][0] is not None)
+        assert inventory.latest_read["node1"] == inventory.read_serial
+        newest = inventory.readings["node1"]
+        inventory.post_message(NodeRead("node1", "what the first, slower read saw", False, inventory.read_serial - 1))
+        await pilot.pause()
+        assert inventory.readings["node1"] == newest
