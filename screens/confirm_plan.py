@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, Static
 
-from screens.dialog import Dialog
+from screens.dialog import Dialog, prose_width
 from screens.format import plan_parts
-from screens.plan_view import PlanView, prose_width, render_parts
+from screens.plan_view import PlanView, render_parts
 from wizard.model import Plan
 
 

@@ -18,26 +18,6 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widget import Widget
-
-#: The dialog's share of the screen and its widest (``#dialog`` in wizard.tcss), and the columns
-#: between its edge and the text: its border and padding, the view's border and scroll bar.
-DIALOG_WIDTH_SHARE, DIALOG_MAX_WIDTH, DIALOG_CHROME_COLUMNS = 0.9, 110, 10
-#: Rows a dialog needs around its scrolling part: its border and padding, the title and a note
-#: (two lines at 80 columns), and the buttons below; the scroller keeps the rest, its border included.
-DIALOG_CHROME_ROWS = 13
-
-
-def fit_in_dialog(scroller: Widget, screen_height: int) -> None:
-    """Let ``scroller`` grow only as far as keeps the dialog's buttons on a ``screen_height``-row
-    screen (the dialog takes 90% of it): a long plan scrolls instead of pushing them off."""
-    scroller.styles.max_height = max(3, int(screen_height * 0.9) - DIALOG_CHROME_ROWS)
-
-
-def prose_width(screen_width: int) -> int:
-    """How wide prose may run in a dialog's view on a ``screen_width``-column screen."""
-    dialog = min(int(screen_width * DIALOG_WIDTH_SHARE), DIALOG_MAX_WIDTH)
-    return max(30, dialog - DIALOG_CHROME_COLUMNS)
 
 
 def render_parts(parts: list[Text], width: int) -> list[Strip]:

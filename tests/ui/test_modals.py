@@ -38,11 +38,14 @@ async def test_a_node_over_ssh_asks_for_its_unknown_host_key_and_the_key_passphr
     app = create_app(answers_file=answers)  # no balancer yet: the inventory opens, and reads the node
     async with app.run_test(size=(100, 30)) as pilot:
         # The key is unlocked first (to offer it), then the host's key is checked.
-        await wait_for(pilot, lambda: isinstance(app.screen, PassphraseScreen), timeout=20)
+        # Pushed is not yet built: wait for its input too.
+        await wait_for(pilot, lambda: isinstance(app.screen, PassphraseScreen)
+                       and bool(app.screen.query("#passphrase")), timeout=20)
         assert ssh.ask_passphrase == app.ssh_questions.ask_passphrase  # the hooks are the app's
         app.screen.query_one("#passphrase", Input).value = "s3cret words"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), timeout=20)
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen)
+                       and bool(app.screen.query("#fingerprint")), timeout=20)
         shown = text_of(app.screen.query_one("#fingerprint", Static))
         assert sshd.fingerprint() in shown and "ssh-ed25519" in shown
         await pilot.press("a")
@@ -65,7 +68,8 @@ async def test_refusing_a_host_key_sends_nothing(tmp_path: Path, ssh_testbed, ss
                               "known_hosts": str(known_hosts)}}]}))
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), timeout=20)
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen)
+                       and bool(app.screen.query("#fingerprint")), timeout=20)
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen)
                        and app.screen.readings.get("node1", (None, ""))[0] is False, timeout=20)

@@ -15,10 +15,11 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds (fails the test after ``timeout`` s)."""
+    """Let the app run until ``condition()`` holds and the screen in front is built (a screen just
+    pushed has no widgets yet on a loaded machine); fails the test after ``timeout`` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not condition():
+    while not (condition() and pilot.app.screen.is_mounted):
         assert loop.time() < deadline, "condition not met in time"
         await pilot.pause(0.05)
 
