@@ -226,20 +226,37 @@ async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path,
         assert not app.busy
 
 
+async def open_answers_editor(pilot, app) -> None:
+    """From the steps, i: the inventory on the setup's answers."""
+    from screens.inventory import InventoryScreen
+
+    await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+
+
+async def wait_in_a_manual_restart(pilot, app) -> None:
+    """The restart step (manual) applied and waiting for the admin to restart the first node."""
+    await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+    app.session.answers.restart = "manual"
+    await select(pilot, app, "restart")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
+    await pilot.press("y")
+    await wait_for(pilot, lambda: "waiting for you" in str(app.session.progress.get("restart")))
+
+
 async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
         tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
     from textual.widgets import Input
 
     from screens.apache_form import ApacheFormScreen
     from screens.balancer_choice import BalancerChoiceScreen
-    from screens.inventory import InventoryScreen
 
     answers = make_setup(tmp_path, fake_confluence_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        await open_answers_editor(pilot, app)
         assert app.screen.query_one("#setup--name", Input).disabled  # it names the state file
         app.screen.query_one("#setup--public-url", Input).value = "http://wiki2.example.com"
         await pilot.press("ctrl+n")
@@ -259,14 +276,10 @@ async def test_changes_to_the_answers_not_saved_yet_survive_a_quit(
         tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
     from textual.widgets import Input
 
-    from screens.inventory import InventoryScreen
-
     answers = make_setup(tmp_path, fake_confluence_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        await open_answers_editor(pilot, app)
         field = app.screen.query_one("#setup--public-url", Input)
         field.focus()
         field.value = "http://wiki3.example.com"
@@ -276,8 +289,7 @@ async def test_changes_to_the_answers_not_saved_yet_survive_a_quit(
     async with again.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(again.screen, SetupScreen))
         assert again.session.answers.public_url.url != "http://wiki3.example.com"  # not saved as the answers
-        await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(again.screen, InventoryScreen))
+        await open_answers_editor(pilot, again)
         assert again.screen.query_one("#setup--public-url", Input).value == "http://wiki3.example.com"
 
 
@@ -285,13 +297,7 @@ async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path,
     answers = make_setup(tmp_path, fake_confluence_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        app.session.answers.restart = "manual"
-        await select(pilot, app, "restart")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
-        await pilot.press("y")
-        await wait_for(pilot, lambda: "waiting for you" in str(app.session.progress.get("restart")))
+        await wait_in_a_manual_restart(pilot, app)
         await pilot.press("q")  # the step is cancelled at its next safe point, then the app quits
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 130
@@ -305,14 +311,8 @@ async def test_quitting_at_once_leaves_the_state_to_the_step_until_it_has_stoppe
     state_path = tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json"
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
-        app.session.answers.restart = "manual"
+        await wait_in_a_manual_restart(pilot, app)
         runner = app.session.runner
-        await select(pilot, app, "restart")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPlanScreen))
-        await pilot.press("y")
-        await wait_for(pilot, lambda: "waiting for you" in str(app.session.progress.get("restart")))
         await pilot.press("q", "q")  # the second q quits at once
         await wait_for(pilot, lambda: app.return_code is not None)
         # The step's thread still holds the lock (and the connections) while it stops.
