@@ -287,13 +287,21 @@ def _delete_target_group(aws: Aws, data: Mapping[str, Any], report: Report) -> N
     report(f"deleting target group {group.name}")
 
     def delete() -> None:
-        try:
-            aws.call("elbv2", "delete_target_group", TargetGroupArn=group.arn)
-        except AwsError as exc:
-            if exc.code not in ("TargetGroupNotFound", "TargetGroupNotFoundException"):
-                raise
+        _call_unless_gone(aws, "elbv2", "delete_target_group", ("TargetGroupNotFound",), TargetGroupArn=group.arn)
 
     _retrying(f"the target group {group.name}", ("ResourceInUse", "ResourceInUseException"), delete, report)
+
+
+def _call_unless_gone(aws: Aws, service: str, operation: str, gone: tuple[str, ...], **params: Any) -> bool:
+    """One call on a resource that may be gone already (deleted by hand, or by an earlier try):
+    False then, True when the call was made. AWS spells the codes with or without "Exception"."""
+    try:
+        aws.call(service, operation, **params)
+    except AwsError as exc:
+        if exc.code not in {*gone, *(f"{code}Exception" for code in gone)}:
+            raise
+        return False
+    return True
 
 
 def _find_balancer(aws: Aws, data: Mapping[str, Any], key: str = "name") -> Any:
@@ -308,13 +316,9 @@ def _delete_load_balancer(aws: Aws, data: Mapping[str, Any], report: Report) -> 
     if balancer is None:
         return
     report(f"deleting load balancer {balancer.name}")
-    try:
-        aws.call("elbv2", "delete_load_balancer", LoadBalancerArn=balancer.arn)
-    except AwsError as exc:
-        if exc.code not in ("LoadBalancerNotFound", "LoadBalancerNotFoundException"):
-            raise
-        return
-    _wait_deleted(aws, balancer.arn, balancer.name, report)
+    if _call_unless_gone(aws, "elbv2", "delete_load_balancer", ("LoadBalancerNotFound",),
+                         LoadBalancerArn=balancer.arn):
+        _wait_deleted(aws, balancer.arn, balancer.name, report)
 
 
 def _wait_deleted(aws: Aws, arn: str, name: str, report: Report) -> None:
@@ -337,11 +341,7 @@ def _delete_listener(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
     if listener is None or not _owned(listener.tags, data):
         return
     report(f"deleting listener {listener.protocol} {listener.port} of {balancer.name}")
-    try:
-        aws.call("elbv2", "delete_listener", ListenerArn=listener.arn)
-    except AwsError as exc:
-        if exc.code not in ("ListenerNotFound", "ListenerNotFoundException"):
-            raise
+    _call_unless_gone(aws, "elbv2", "delete_listener", ("ListenerNotFound",), ListenerArn=listener.arn)
 
 
 def _find_rule(aws: Aws, data: Mapping[str, Any]) -> Any:
@@ -358,11 +358,7 @@ def _delete_rule(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
     if rule is None:
         return
     report(f"deleting rule {data['path']} on listener {data['port']}")
-    try:
-        aws.call("elbv2", "delete_rule", RuleArn=rule.arn)
-    except AwsError as exc:
-        if exc.code not in ("RuleNotFound", "RuleNotFoundException"):
-            raise
+    _call_unless_gone(aws, "elbv2", "delete_rule", ("RuleNotFound",), RuleArn=rule.arn)
 
 
 def _revoke(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
@@ -392,12 +388,9 @@ def _revoke(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
         return
     # The description goes along: AWS ignores it when matching, moto needs it.
     report(f"removing TCP {port} from {cidr or source} on {group_id}")
-    try:
-        aws.call("ec2", "revoke_security_group_ingress", GroupId=group_id,
-                 IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **permission}])
-    except AwsError as exc:
-        if exc.code not in ("InvalidPermission.NotFound", "InvalidGroup.NotFound"):
-            raise
+    _call_unless_gone(aws, "ec2", "revoke_security_group_ingress",
+                      ("InvalidPermission.NotFound", "InvalidGroup.NotFound"), GroupId=group_id,
+                      IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **permission}])
 
 
 def _restore_target_group(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
