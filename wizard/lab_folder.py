@@ -19,12 +19,12 @@ import errno
 import fcntl
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from wizard.errors import WizardError
+from wizard.processes import port_is_free
 
 RECORD_NAME = "lab.json"
 LOCK_NAME = "lab.lock"
@@ -125,18 +125,6 @@ def why_not_resumable(record: LabRecord, *, balancer: str, nodes: int | None,
     if taken:
         return f"port {', '.join(taken)} is taken by another program"
     return None
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a server could listen on 127.0.0.1:``port`` now (as the lab's servers bind it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # The lab's own servers set SO_REUSEADDR, so a port in TIME_WAIT after the last run is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class FolderLock:

@@ -19,10 +19,10 @@ from wizard.lab_folder import (
     LabRecord,
     NodePorts,
     load_record,
-    port_is_free,
     save_record,
     why_not_resumable,
 )
+from wizard.processes import port_is_free
 
 RECORD = LabRecord(balancer="apache", base_url="http://localhost:8080", server_id="A1B2-C3D4-E5F6-0708",
                    apache_port=8080, nodes=(NodePorts("node1", 8090, 8091), NodePorts("node2", 8092, 8093)))

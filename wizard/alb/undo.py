@@ -335,11 +335,20 @@ def _wait_deleted(aws: Aws, arn: str, name: str, report: Report) -> None:
                        "Look at it in the EC2 console; run the rollback again once it is gone.") from exc
 
 
-def _delete_listener(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
+def _find_listener(aws: Aws, data: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    """(balancer, listener) for the listener on ``data``'s port, when this setup made it."""
     balancer = _find_balancer(aws, data, "load_balancer")
     listener = balancer.listener(int(data["port"])) if balancer else None
     if listener is None or not _owned(listener.tags, data):
+        return None
+    return balancer, listener
+
+
+def _delete_listener(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
+    found = _find_listener(aws, data)
+    if found is None:
         return
+    balancer, listener = found
     report(f"deleting listener {listener.protocol} {listener.port} of {balancer.name}")
     _call_unless_gone(aws, "elbv2", "delete_listener", ("ListenerNotFound",), ListenerArn=listener.arn)
 
@@ -421,10 +430,10 @@ def _restore_load_balancer(aws: Aws, data: Mapping[str, Any], report: Report) ->
 
 
 def _restore_listener(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
-    balancer = _find_balancer(aws, data, "load_balancer")
-    listener = balancer.listener(int(data["port"])) if balancer else None
-    if listener is None or not _owned(listener.tags, data):
+    found = _find_listener(aws, data)
+    if found is None:
         return
+    balancer, listener = found
     report(f"restoring listener {listener.port} of {balancer.name}")
     previous = dict(data["previous"])
     aws.call("elbv2", "modify_listener", ListenerArn=listener.arn, **previous)
