@@ -1,4 +1,4 @@
-"""The command line of CONTRACT.md.
+"""The command line (README.md, "The command line"; docs/reference.md for every verb).
 
 Argument parsing and dispatch only. The faces (Textual in ``screens``, the
 questionary prompts in ``wizard.prompts``) are imported lazily, so ``--help``
@@ -66,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", "the checklist: every step with its status and when",
                      "Print every step with its status and when it last changed.")
-    status.add_argument("--json", action="store_true", help="print JSON (see CONTRACT.md)")
+    status.add_argument("--json", action="store_true", help="print JSON (its shape: docs/reference.md)")
 
     verify = command("verify", "run the final tests and health checks (read-only)",
                      "Run every step's checks against the machines; changes nothing there. "
                      "Results are recorded in the state file when there is one.")
     verify.add_argument("--answers", metavar="FILE", help="the answers file (instead of --state)")
-    verify.add_argument("--json", action="store_true", help="print JSON (see CONTRACT.md)")
+    verify.add_argument("--json", action="store_true", help="print JSON (its shape: docs/reference.md)")
 
     runbook = command("runbook", "export the runbook of what was done",
                       "Write the runbook of this setup: every step, its changes, how to undo them "
@@ -102,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="no wizard: apply every step with --yes, print the result, stop (for CI and demos)")
     lab.add_argument("--only", nargs="+", metavar="STEP", choices=STEP_NAMES,
                      help="with --headless: apply only these steps")
+
+    commands.add_parser(
+        "schema", help="print the answers file's JSON Schema",
+        description="Print the JSON Schema (draft 2020-12) of the answers file: the same rules `plan` and "
+                    "`apply` enforce, for editors and CI to check an answers file with.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).add_argument("--version", action="version", version=f"{TOOL_NAME} {__version__}")
+
+    init = commands.add_parser(
+        "init", help="write a commented answers file with every key",
+        description="Write a commented answers file: every key, its default and what it is for, with a "
+                    "`# yaml-language-server: $schema=...` line so editors complete and check it. With -o "
+                    "FILE the schema is written beside FILE (confluence-lb-wizard.schema.json).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    init.add_argument("--version", action="version", version=f"{TOOL_NAME} {__version__}")
+    init.add_argument("-o", "--output", metavar="FILE", help="write to FILE (never over an existing file) "
+                                                             "instead of standard output")
+    init.add_argument("--balancer", choices=("apache", "alb"), default="apache",
+                      help="the balancer kind to fill in (the other kind's keys stay commented out)")
     return parser
 
 
@@ -112,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = {
         None: run_wizard, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
         "verify": cmd_verify, "runbook": cmd_runbook, "rollback": cmd_rollback, "lab": cmd_lab,
+        "schema": cmd_schema, "init": cmd_init,
     }[args.command]
     try:
         return handler(args)
@@ -349,6 +369,28 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         outcome = runner.rollback(args.step, confirm=confirm)
         print(f"\n{outcome.message}")
     return outcome.exit_status
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from wizard.answers.schema import answers_schema_json
+
+    sys.stdout.write(answers_schema_json())
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from wizard.answers.files import write_answers_template
+    from wizard.answers.schema import SCHEMA_FILE_NAME
+    from wizard.answers.template import answers_template
+
+    if not args.output:
+        sys.stdout.write(answers_template(args.balancer))
+        print(f"# Save the schema beside it: {TOOL_NAME} schema > {SCHEMA_FILE_NAME}", file=sys.stderr)
+        return EXIT_OK
+    answers_path, schema_path = write_answers_template(args.output, args.balancer)
+    print(f"Wrote {answers_path} (every key, commented) and its schema {schema_path}.\n"
+          f"Fill in the required keys, then: {TOOL_NAME} plan --answers {answers_path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

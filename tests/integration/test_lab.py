@@ -22,13 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jsonschema
 import pytest
 import yaml
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from wizard import lab_apache
-from wizard.answers import load_answers_file, missing_keys, validate
+from wizard.answers import find_problems, load_answers_file, merge, missing_keys, validate
+from wizard.answers.schema import answers_schema
+from wizard.answers.template import answers_template
 from wizard.errors import EXIT_OK, BadInputError, WizardError
 from wizard.lab import FAULTS, WRONG_BASE_URL, Lab
 from wizard.lab_node import THREAD_PREFIX
@@ -315,6 +318,24 @@ def test_the_answers_are_complete_and_valid(lab: Lab) -> None:
     assert apache.reload_command.endswith(f"-f {lab.apache.main_conf} -k graceful")
 
 
+def schema_errors(raw: dict) -> list[str]:
+    """What the `schema` verb's JSON Schema finds wrong in ``raw`` (nothing, for a valid file)."""
+    return [error.message for error in jsonschema.Draft202012Validator(answers_schema()).iter_errors(raw)]
+
+
+def test_the_labs_answers_pass_the_schema_and_inits_file_filled_in_with_them_passes_plan(lab: Lab) -> None:
+    raw = load_answers_file(lab.answers_path)
+    assert find_problems(raw) == [] and schema_errors(raw) == []
+    filled = merge(yaml.safe_load(answers_template("apache")), raw)
+    assert schema_errors(filled) == []
+    answers_file = lab.root / "from-init.yaml"
+    answers_file.write_text(yaml.safe_dump(filled), encoding="utf-8")
+    done = run_command("plan", "--answers", str(answers_file), "--state", str(lab.root / "init.state.json"),
+                       cwd=lab.root)
+    assert done.returncode == EXIT_OK, done.stdout[-3000:] + done.stderr
+    assert "nothing was changed" in done.stdout
+
+
 def test_the_description_says_how_to_set_the_base_url_from_a_shell(lab: Lab) -> None:
     found = re.search(r"or from a shell: curl -d (baseUrl=\S+) (\S+)", lab.describe())
     assert found, lab.describe()
@@ -594,7 +615,9 @@ def test_the_alb_lab_simulates_aws_with_moto_and_restores_the_environment(tmp_pa
         assert "simulated by moto" in lab.describe() and "nothing reaches real AWS" in lab.describe()
         assert os.environ["AWS_ENDPOINT_URL"] == lab.aws.endpoint_url
         assert "AWS_PROFILE" not in os.environ, "a real profile must not be used inside the lab"
-        answers = validate(load_answers_file(lab.answers_path))
+        raw = load_answers_file(lab.answers_path)
+        assert schema_errors(raw) == [] and schema_errors(merge(yaml.safe_load(answers_template("alb")), raw)) == []
+        answers = validate(raw)
         alb = answers.balancer.alb
         assert alb is not None and len(alb.subnet_ids) == 2 and alb.certificate_arn
         assert all(node.instance_id for node in answers.nodes)
