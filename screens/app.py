@@ -6,7 +6,7 @@ holds the state's lock), runs engine jobs in a thread worker
 (``screens.engine``), and hands what the engine reports to the screens. A
 worker never touches a widget: it posts messages (``screens.messages``) and the
 handlers pass them on to the screens, which own their widgets (Textual's worker
-guide; DESIGN.md, style 2).
+guide; docs/architecture.md).
 
 Only what the first screen needs is imported up front (the welcome screen
 appears about as fast as a bare Textual app); every other screen, the engine

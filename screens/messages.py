@@ -1,7 +1,7 @@
 """The messages workers post to the Textual face: small dataclasses named for what happened.
 
 A worker runs in a thread and never touches a widget; it posts one of these
-and a handler on the main thread updates the widgets (DESIGN.md, style 2-3).
+and a handler on the main thread updates the widgets (docs/architecture.md, "Workers post messages").
 """
 
 from __future__ import annotations

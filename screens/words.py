@@ -15,7 +15,7 @@ SHORT_TITLES = {"answers": "Answers", "preflight": "Preflight", "base-url": "Bas
                 "connector": "Connector", "restart": "Restart", "balancer": "Balancer",
                 "verify": "Verify"}
 
-#: One glyph per step status (CONTRACT.md statuses), plus "running" for the step in hand.
+#: One glyph per step status (the state file's statuses), plus "running" for the step in hand.
 STATUS_ICONS = {"pending": "○", "planned": "◔", "applied": "●", "verified": "✔", "failed": "✘",
                 "rolled-back": "↺", "running": "▶", "complete": "✔", "incomplete": "…"}
 

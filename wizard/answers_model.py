@@ -1,4 +1,4 @@
-"""The answers as typed data (see CONTRACT.md, "Answers file").
+"""The answers as typed data (every key: ``confluence-lb-wizard init``; docs/reference.md).
 
 ``wizard.answers`` turns a YAML document into these, validating every key; the
 rest of the core reads only these dataclasses, never the raw dictionary.

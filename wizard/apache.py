@@ -16,7 +16,7 @@ The facts come from Apache itself wherever it can tell: the version (``-v``), th
 modules it loads (``-M``), its virtual hosts with file and line (``-S``) and the
 files its configuration includes (``-t -D DUMP_INCLUDES``). Those files are then
 read to find ``Listen`` lines, ``LoadModule`` lines and ``ProxyErrorOverride On``
-(which breaks Confluence's editor, seed 002).
+(which breaks Confluence's editor: Atlassian's "How to use Apache as a Load Balancer for Confluence Data Center", CONFSERVER-55946).
 
 The parsers are pure functions of the commands' text so they are tested from
 fixtures; ``read_apache_facts`` is the only part that touches a host.

@@ -150,7 +150,7 @@ def node_synchrony(node: Node, facts: NodeFacts, mode: str) -> Check:
 
 
 def connector_in_effect(node: Node, facts: NodeFacts, public: PublicUrl) -> Check | None:
-    """The running Tomcat builds its redirects with the public address (CONFLUENCE.md item 12:
+    """The running Tomcat builds its redirects with the public address (a change not yet in effect:
     server.xml edited but the node not restarted).
 
     ``GET <ctx>/`` straight to the node, whose Location Tomcat builds from the running
@@ -195,7 +195,7 @@ def _file_has_public_address(facts: NodeFacts, public: PublicUrl) -> bool:
 
 
 def manifest_url(node: Node, facts: NodeFacts) -> str:
-    """The node's applinks manifest, readable without credentials (CONFLUENCE.md, Base URL)."""
+    """The node's applinks manifest, readable without credentials (``/rest/applinks/1.0/manifest``)."""
     return f"{facts.base_url(node.address)}/rest/applinks/1.0/manifest"
 
 
@@ -235,7 +235,7 @@ def read_manifest(node: Node, facts: NodeFacts) -> Reading:
 
 
 def base_url_check(reading: Reading, public: PublicUrl) -> Check:
-    """The base URL a node reports is the public URL (CONFLUENCE.md item 1: else the editor spins)."""
+    """The base URL a node reports is the public URL (else the editor spins)."""
     if reading.base_url is None:
         return Check(BASE_URL, reading.node, False, reading.seen,
                      f"Confluence on {reading.node} does not show its base URL; check that it runs, then compare "
@@ -305,7 +305,7 @@ def balancer_websocket(endpoint: probes.Endpoint, answers: Answers) -> Check:
 def stickiness(endpoint: probes.Endpoint, public: PublicUrl, cookie_name: str, *,
                tries: int = STICKY_TRIES) -> Check:
     """The balancer sets its sticky cookie, and requests carrying it stay on one node
-    (CONFLUENCE.md item 6: else random logouts and XSRF failures).
+    (else random logouts and XSRF failures).
 
     First ``tries`` requests without a cookie (where they land shows the spread; the
     first one's cookie is kept), then ``tries`` with it, which must all land on that
@@ -359,7 +359,7 @@ def _short(value: str) -> str:
 def root_redirect(endpoint: probes.Endpoint, public: PublicUrl, node_addresses: Sequence[tuple[str, int]],
                   *, max_redirects: int = MAX_REDIRECTS) -> Check:
     """``GET /`` through the balancer never sends users to ``http://`` (behind HTTPS) or to a node's
-    own address or port (CONFLUENCE.md item 2: the Connector lacks proxyName/proxyPort/scheme)."""
+    own address or port (the Connector lacks proxyName/proxyPort/scheme)."""
     hops: list[str] = []
     path = "/"
     node_ports = {port for _, port in node_addresses}
@@ -403,7 +403,7 @@ def _bad_redirect(target: UrlKey, public: PublicUrl, nodes: set[tuple[str, int]]
 
 
 def https_redirect(endpoint: probes.Endpoint, public: PublicUrl) -> Check:
-    """Plain HTTP answers 301 to the same path and query on HTTPS (seed 001)."""
+    """Plain HTTP answers 301 to the same path and query on HTTPS (Atlassian's "How to configure Amazon Web Service Application Load Balancer with Confluence")."""
     probe = "/clbw-redirect-check?keep=1&and=2"
     expected = f"{public.scheme}://{public_host_header(public)}{probe}"
     if not endpoint.http_ports:

@@ -1,4 +1,4 @@
-"""The exit statuses of the public contract (CONTRACT.md), importable at no cost."""
+"""The exit statuses every verb keeps (README.md and docs/reference.md), importable at no cost."""
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1

@@ -1,7 +1,6 @@
 """The lab's real Apache httpd: self-contained, on a loopback port, a child of the lab.
 
-Follows the recipe of TESTBED.md: a main file of its own (``apache2 -f MAIN.conf
--DFOREGROUND``) with ServerRoot, PidFile, ErrorLog and ``Listen 127.0.0.1:<port>``,
+A main file of its own (``apache2 -f MAIN.conf -DFOREGROUND``) with ServerRoot, PidFile, ErrorLog and ``Listen 127.0.0.1:<port>``,
 only the MPM (and what this build does not compile in) loaded, and
 ``IncludeOptional <root>/apache/sites/*.conf``, the folder where the wizard writes its
 vhost with the LoadModule lines it needs. The wizard reaches it as any Apache started
@@ -38,7 +37,8 @@ _MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/li
                 "/usr/local/apache2/modules")
 #: Users the workers may run as when Apache is started by root (Debian, RHEL, BSD-ish, any).
 _WORKER_USERS = ("www-data", "apache", "daemon", "nobody")
-INSTALL_HINT = ("Install Apache httpd 2.4: `sudo apt-get install apache2` (Debian, Ubuntu) or "
+INSTALL_HINT = ("Install Apache httpd 2.4: `sudo apt-get install apache2-bin` (Debian, Ubuntu: the program "
+                "and its modules, no system service) or "
                 "`sudo dnf install httpd` (RHEL, Fedora, Rocky); then start the lab again. "
                 "Or try the ALB lab, which needs no Apache: `confluence-lb-wizard lab --balancer alb`.")
 START_SECONDS = 15.0

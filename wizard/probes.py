@@ -77,7 +77,7 @@ def confluence_state(answer: HttpAnswer) -> str | None:
 
 
 def heartbeat_ok(answer: HttpAnswer) -> bool:
-    """Synchrony's heartbeat: 200 and ``OK`` (compared case-insensitively, CONFLUENCE.md)."""
+    """Synchrony's heartbeat: 200 and ``OK`` (compared case-insensitively: some versions answer ``ok``)."""
     return answer.status == 200 and answer.body.strip().lower() == "ok"
 
 

@@ -1,7 +1,7 @@
 """Real Apache httpd 2.4 servers on 127.0.0.1 for the balancer tests, self-contained.
 
 ``ApacheServer.create()`` makes a server root in /tmp (0755: as root the workers run as
-www-data) with a MAIN.conf of its own (TESTBED.md: ``apache2 -f MAIN.conf -DFOREGROUND``),
+www-data) with a MAIN.conf of its own (``apache2 -f MAIN.conf -DFOREGROUND``),
 written by the lab's writer (``wizard.lab_apache.write_main_conf``). MAIN.conf listens on
 two free ports of 127.0.0.1 (``port`` for the vhost, ``extra_port`` for the HTTP->HTTPS
 redirect), loads only the MPM, and includes ``<root>/sites/*.conf``, where the wizard

@@ -2,7 +2,7 @@
 
 One ``ThreadedMotoServer`` serves the whole session on a free port; each test
 starts from an empty account (``POST /moto-api/reset``). moto is looser than
-AWS (see TESTBED.md): the tests never rely on it for idempotency, and use
+AWS about duplicates: the tests never rely on it for idempotency, and use
 botocore's Stubber for what it cannot show.
 """
 

@@ -1,6 +1,6 @@
 """The final tests against the built-in lab (wizard/lab.py): a real Apache httpd in front of
 simulated nodes, set up by the wizard itself. A healthy lab passes every check; each failure
-mode of CONFLUENCE.md, injected on purpose, makes exactly the right check fail, and nothing else.
+mode of docs/reference.md ("What verify checks"), injected on purpose, makes exactly the right check fail, and nothing else.
 
 One lab serves the module (set up once with every step, as ``apply --yes`` does); each fault
 test injects one fault, verifies, and heals the lab. The base-url tests use state files of

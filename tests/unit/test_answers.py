@@ -34,7 +34,7 @@ from wizard.answers_model import (
 )
 from wizard.errors import EXIT_BAD_INPUT, AnswersError, Problem
 
-# The CONTRACT.md example, split into its apache and alb variants. The
+# The documented example (docs/reference.md), split into its apache and alb variants. The
 # contract's AWS ids (i-0abc123, vpc-0abc, sg-0nodes) are placeholders that a
 # real account never hands out, so real-shaped ids stand in for them.
 APACHE_YAML = """\

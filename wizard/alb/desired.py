@@ -156,7 +156,7 @@ class Desired:
 
 
 def redirect_config(port: int) -> dict[str, str]:
-    """HTTP to HTTPS, permanently, keeping host, path and query (seed 001)."""
+    """HTTP to HTTPS, permanently, keeping host, path and query (as Atlassian's "How to configure Amazon Web Service Application Load Balancer with Confluence" asks)."""
     return {"Protocol": "HTTPS", "Port": str(port), "Host": "#{host}", "Path": "/#{path}",
             "Query": "#{query}", "StatusCode": "HTTP_301"}
 

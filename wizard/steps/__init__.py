@@ -12,7 +12,7 @@ TYPE_CHECKING = False  # not typing's: the command line imports this module for 
 if TYPE_CHECKING:
     from wizard.steps.base import Step
 
-#: The public step names of CONTRACT.md, in the order a setup runs them.
+#: The public step names (README.md, "The steps"), in the order a setup runs them.
 STEP_NAMES = ("preflight", "base-url", "connector", "restart", "balancer", "verify")
 
 # name -> module holding a ``STEP`` instance (or the instance itself, which is

@@ -247,7 +247,7 @@ def _refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhos
         raise ApacheConfigError(
             f"Apache's configuration turns ProxyErrorOverride on ({where}). Apache then replaces "
             "Synchrony's error answers with its own pages, which breaks Confluence's editor "
-            "(seed 002, CONFSERVER-55946). Nothing was changed.",
+            "(Atlassian's Apache load balancer article, CONFSERVER-55946). Nothing was changed.",
             f"Remove that line from {first.file} (line {first.line}) or change it to `ProxyErrorOverride Off`, "
             "then run `confluence-lb-wizard apply --only balancer` again.")
     if apache.other_owner:

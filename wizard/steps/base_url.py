@@ -43,7 +43,7 @@ POLL_SECONDS = 2.0
 WAIT_SECONDS = 30 * 60.0
 #: The undo kind of the database route (performed by this step, see ``undo``).
 UNDO_KIND = "base-url-database"
-#: Where Confluence keeps its global settings (CONFLUENCE.md, Base URL).
+#: Where Confluence keeps its global settings (the route Atlassian's dc-deployments-automation playbooks use for PostgreSQL).
 SETTINGS_WHERE = "bandanacontext = '_GLOBAL' and bandanakey = 'atlassian.confluence.settings'"
 _BASE_URL_ELEMENT = re.compile(r"<baseUrl>(.*?)</baseUrl>", re.DOTALL)
 

@@ -2,7 +2,7 @@
 
 Rolling: each node is restarted with its restart command and waited for until
 ``/status`` answers RUNNING before the next one starts, so the cluster keeps
-serving (seed 004: start nodes one at a time). The roll stops at the first node
+serving (Atlassian's clustering documentation: start the nodes one at a time). The roll stops at the first node
 that does not come back. Manual: the admin restarts the nodes; the wizard
 says exactly what to run and then waits for each to answer RUNNING.
 A restart cannot be undone; the state records which nodes were restarted.

@@ -1,4 +1,4 @@
-"""Verify: the final tests, read-only, end to end (CONFLUENCE.md, "What goes wrong in practice").
+"""Verify: the final tests, read-only, end to end (docs/reference.md, "What verify checks").
 
 Two lists, for the two ways the step runs:
 
