@@ -110,12 +110,40 @@ class AlbBalancerStep(Step):
             return [Check("AWS load balancer", BALANCER, False, exc.message, exc.hint or "")]
         return balancer_checks(desired, facts)
 
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        """An AWS record acts only in the answers' region, on resources tagged for this setup (which
+        ``alb_undo.perform`` checks again); its description is rebuilt from its data."""
+        if action.kind not in alb_undo.KINDS:
+            return super().vet_undo(answers, action, label)
+        from wizard.undo import UndoRecordError, check_target
+
+        check_target(answers, action, label)
+        alb, data = answers.balancer.alb, action.data
+        if alb is None or data.get("region") != alb.region or data.get("setup") != answers.name:
+            raise UndoRecordError(
+                f"The state file's {label} ({action.kind}) is for the region {data.get('region')!r} and the setup "
+                f"{data.get('setup')!r}, not these answers' ({alb.region if alb else 'no ALB'}, {answers.name!r}); "
+                "rollback refused and nothing was undone.",
+                "The state file was edited by hand or does not belong to these answers: check the resources in "
+                "the AWS console and undo by hand what needs it.")
+        resource, name = str(data.get("resource", "?")), str(data.get("name", "?"))
+        verb = {alb_undo.DELETE: "Delete", alb_undo.REVOKE: "Remove the wizard's rule from",
+                alb_undo.RESTORE: "Put back as it was", alb_undo.TARGETS: "Take back the target changes in",
+                alb_undo.RECREATE: "Create again as it was"}[action.kind]
+        return UndoAction(kind=action.kind, target=BALANCER,
+                          description=f"{verb} the {resource} {name!r} in {alb.region} (only what carries this "
+                                      "setup's tag).",
+                          manual=action.manual, data=dict(data))
+
     def undo(self, ctx: Context, action: UndoAction) -> None:
         if action.kind not in alb_undo.KINDS:
             super().undo(ctx, action)
             return
         alb = ctx.answers.balancer.alb
-        aws = connect(str(action.data["region"]), alb.profile if alb else None)
+        if alb is None:
+            raise WizardError("The answers have no balancer.alb section, so the ALB cannot be undone.",
+                              "Roll back with the answers of the setup that applied it.")
+        aws = connect(alb.region, alb.profile)
 
         def report(message: str) -> None:
             ctx.progress(self.name, BALANCER, message)
