@@ -39,6 +39,7 @@ from wizard.probes import websocket_upgrade
 from wizard.render import render
 from wizard.steps.base import Context, Journal, Step
 from wizard.steps.connector import unified_diff
+from wizard.redact import MASK
 from wizard.undo import LEGACY_RUN, UndoRecordError, legacy_command_error, perform
 
 TEMPLATE = "apache/confluence-lb.conf.j2"
@@ -521,6 +522,16 @@ class ApacheBalancerStep(Step):
             if not isinstance(token, str) or not re.fullmatch(r"[0-9a-f]{1,64}", token):
                 raise UndoRecordError(f"The state file's {label} (a reload of Apache) has no valid token; "
                                       "rollback refused and nothing was undone.", _EDITED)
+            options = _options(answers)
+            for key in ("configtest_command", "reload_command"):
+                command = getattr(options, key)
+                if command and MASK in command:
+                    # A masked secret would make the command something else (a syntax error at best).
+                    raise UndoRecordError(
+                        f"balancer.apache.{key} in these answers holds a masked secret ({command!r}), so it "
+                        "cannot be run; rollback refused and nothing was undone.",
+                        "Put the real command back in the answers held by the state file, reading the secret at "
+                        "run time ($(cat FILE) or $VARIABLE) instead of writing it, then roll back again.")
             return _reload_undo(answers, token)
         if action.kind == SITE_UNDO:
             site = data.get("site")

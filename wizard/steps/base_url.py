@@ -35,6 +35,7 @@ from wizard.hosts import Host
 from wizard.model import Change, Check, Plan, UndoAction
 from wizard.nodes import read_node_facts
 from wizard.probes import http_get
+from wizard.redact import MASK
 from wizard.steps.base import Context, Journal, Step
 
 #: How often the guided step looks at the manifest while the admin changes the base URL.
@@ -354,6 +355,10 @@ class BaseUrlStep(Step):
         data, db = action.data, answers.base_url.db
         edited = ("The state file was edited by hand or does not belong to these answers. Put the base URL back "
                   "by hand if needed (General Configuration), then remove the record from the state file.")
+        if MASK in db.psql:
+            raise UndoRecordError(f"base_url.database.psql in these answers holds a masked secret ({db.psql!r}), "
+                                  "so it cannot be run; rollback refused and nothing was undone.",
+                                  "Give psql its password through ~/.pgpass, then roll back again.")
         if data.get("database") != asdict(db) or answers.base_url.method != "postgres":
             raise UndoRecordError(f"The state file's {label} names a database that is not the one of these "
                                   "answers (base_url.database); rollback refused and nothing was undone.", edited)
