@@ -84,7 +84,12 @@ def test_the_plan_enables_the_site_with_a_checked_name() -> None:
 
     import dataclasses
 
-    facts = dataclasses.replace(plain_facts(), includes=("/etc/apache2/sites-enabled/confluence-lb.conf",))
+    # Every module loaded already, Apache reading sites-enabled: the only command is enabling the site.
+    from wizard.steps.balancer_apache import ALL_MODULES
+
+    facts = dataclasses.replace(plain_facts(), includes=("/etc/apache2/sites-enabled/confluence-lb.conf",),
+                                loaded={m: "shared" for m in ALL_MODULES},
+                                loaded_elsewhere=frozenset(ALL_MODULES))
     plan = APACHE.plan(answers(), BalancerFacts(facts, targets(1)))
     site = next(c for c in plan.changes if c.details.get("role") == "site")
     assert site.details["command"] == "a2ensite -q confluence-lb" and site.details["site"] == "confluence-lb"
