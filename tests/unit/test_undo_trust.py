@@ -175,7 +175,7 @@ def test_the_reload_record_keeps_no_command_and_takes_the_answers_ones() -> None
     entry = {"kind": "apache-reload", "target": BALANCER, "description": "x", "manual": "x",
              "data": {"token": "ab12", "reload": "rm -rf /", "configtest": "rm -rf /"}}
     vetted = APACHE.vet_undo(answers(reload=reload), parse_record(entry, "r"), "r")
-    assert vetted.data == {"token": "ab12"} and reload in vetted.description and "rm -rf" not in vetted.manual
+    assert vetted.data == {"reload_id": "ab12"} and reload in vetted.description and "rm -rf" not in vetted.manual
     with pytest.raises(UndoRecordError, match="masked secret"):
         APACHE.vet_undo(answers(reload=f"RELOAD_TOKEN={MASK} abc) apache2ctl graceful"),
                         parse_record(entry, "r"), "r")

@@ -467,7 +467,7 @@ class ApacheBalancerStep(Step):
         pid_file = details.get("pid_file")
         was_running = _running_pid(host, pid_file) is not None if pid_file else False
         # Recorded before the reload runs: a reload that fails half-way still gets undone.
-        journal.changed(target=BALANCER, kind="reload", token=token, command=details["reload"],
+        journal.changed(target=BALANCER, kind="reload", reload_id=token, command=details["reload"],
                         summary=f"reloaded Apache: {details['reload']}")
         ctx.progress(self.name, BALANCER, "reloading Apache")
         try:
@@ -498,7 +498,8 @@ class ApacheBalancerStep(Step):
             return
         record = ctx.previous.get(self.name)
         changes = getattr(record, "changes", None)
-        if changes is not None and not any(c.get("kind") == "reload" and c.get("token") == action.data["token"]
+        reload_id = action.data.get("reload_id", action.data.get("token"))
+        if changes is not None and not any(_same_reload(c, reload_id)
                                            for c in changes):
             return  # that apply never reloaded: Apache still runs what it ran before
         host = ctx.hosts.balancer()
@@ -518,8 +519,10 @@ class ApacheBalancerStep(Step):
                                   "balancer; rollback refused and nothing was undone.", _EDITED)
         data = action.data
         if action.kind == RELOAD_UNDO:
-            token = data.get("token")
-            if not isinstance(token, str) or not re.fullmatch(r"[0-9a-f]{1,64}", token):
+            # Older versions called it "token", and the state's masking turned it into MASK on both
+            # sides (the change and the undo): such a record matches any reload of the step.
+            token = data.get("reload_id", data.get("token"))
+            if not isinstance(token, str) or not (token == MASK or re.fullmatch(r"[0-9a-f]{1,64}", token)):
                 raise UndoRecordError(f"The state file's {label} (a reload of Apache) has no valid token; "
                                       "rollback refused and nothing was undone.", _EDITED)
             options = _options(answers)
@@ -610,7 +613,14 @@ def _reload_undo(answers: Answers, token: str) -> UndoAction:
         manual=(f"{options.configtest_command} && {options.reload_command}"
                 if options.configtest_command and options.reload_command
                 else "apache2ctl -t && apache2ctl graceful (Debian), httpd -t && apachectl graceful (RHEL)"),
-        data={"token": token})
+        data={"reload_id": token})
+
+
+def _same_reload(change: Any, reload_id: str) -> bool:
+    """Whether a recorded change is the reload of the apply that recorded ``reload_id``."""
+    if not isinstance(change, dict) or change.get("kind") != "reload":
+        return False
+    return change.get("reload_id", change.get("token")) == reload_id
 
 
 def _site_undo(answers: Answers, site: str) -> UndoAction:
