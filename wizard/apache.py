@@ -65,6 +65,14 @@ class SiteEnabler:
     enable: str   # "{name}" is the file name without .conf
     disable: str
 
+    def enable_command(self, name: str) -> str:
+        """The command that enables the site ``name``, its name checked and quoted for the shell."""
+        return self.enable.format(name=shlex.quote(checked_site_name(name)))
+
+    def disable_command(self, name: str) -> str:
+        """The command that disables the site ``name``, its name checked and quoted for the shell."""
+        return self.disable.format(name=shlex.quote(checked_site_name(name)))
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -100,6 +108,16 @@ class Layout:
     #: How to get Apache, and packages providing modules that are not in the main one.
     install_hint: str
     module_packages: dict[str, str] = field(default_factory=dict)
+
+    def enable_module_command(self, module: str) -> str:
+        """The command that switches ``module`` on (a2enmod), its name checked and quoted."""
+        assert self.module_enable is not None
+        return self.module_enable.format(module=shlex.quote(checked_site_name(module)))
+
+    def disable_module_command(self, module: str) -> str:
+        """The command that switches ``module`` off (a2dismod), its name checked and quoted."""
+        assert self.module_disable is not None
+        return self.module_disable.format(module=shlex.quote(checked_site_name(module)))
 
     def enabler_for(self, config_path: str) -> SiteEnabler | None:
         folder = posixpath.dirname(config_path)
@@ -524,9 +542,43 @@ def detect_layout(host: Host, options: ApacheOptions) -> Layout:
         "reload_command with `-f MAIN.conf` in the answers.")
 
 
+#: A file name the wizard accepts for the vhost: on Debian its stem becomes a word of an
+#: a2ensite/a2dissite command line, and everywhere it is matched against Include globs.
+#: Letters, digits and ``._+@-``, not starting with a dash (a2ensite would read an option).
+_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+@-]*\.conf")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+@-]*")
+
+
+def checked_site_name(name: str) -> str:
+    """``name`` when it is a site or module name safe for a2ensite/a2enmod, else ``ApacheError``."""
+    if not _SAFE_NAME.fullmatch(name):
+        raise ApacheError(
+            f"The name {name!r} cannot be given to a2ensite/a2dissite or a2enmod/a2dismod: only letters, digits "
+            "and ._+@- are accepted, and no leading dash. Nothing was run.",
+            "Rename balancer.apache.config_path's file to such a name (for example confluence-lb.conf).")
+    return name
+
+
+def check_config_path(path: str) -> str:
+    """``path`` when its file name is one the wizard accepts for the vhost, else ``ApacheError``.
+
+    The stem of the name becomes a word of a command line on Debian (a2ensite), and a name
+    with a space or a shell character would name another site or run something else.
+    """
+    name = posixpath.basename(path)
+    if not _SAFE_FILE_NAME.fullmatch(name) or any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise ApacheError(
+            f"balancer.apache.config_path {path!r} has a file name the wizard does not accept: only letters, "
+            "digits and ._+@- before .conf (no spaces, quotes, semicolons or other shell characters, no "
+            "leading dash). Nothing was changed.",
+            "Set config_path to a plain name such as /etc/apache2/sites-available/confluence-lb.conf.")
+    return path
+
+
 def resolve_config_path(layout: Layout, options: ApacheOptions) -> str:
+    """The vhost's path: the answers' config_path (checked) or the layout's default."""
     if options.config_path:
-        return options.config_path
+        return check_config_path(options.config_path)
     if layout.default_config_path:
         return layout.default_config_path
     raise ApacheError("balancer.apache.config_path is needed for an Apache started with -f MAIN.conf: "

@@ -208,10 +208,28 @@ class LocalHost(Host):
             raise
 
     def copy(self, source: str, destination: str) -> None:
+        # The destination is created, never opened if it exists (O_EXCL), and a symlink planted
+        # there is never followed (O_NOFOLLOW): a backup must not write through someone's link.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:
-            shutil.copy2(source, destination)
             info = os.stat(source)
+            with open(source, "rb") as reader:
+                descriptor = os.open(destination, flags, 0o600)
+                try:
+                    with os.fdopen(descriptor, "wb") as writer:
+                        shutil.copyfileobj(reader, writer)
+                        writer.flush()
+                        os.fsync(writer.fileno())
+                        os.fchmod(writer.fileno(), info.st_mode & 0o7777)
+                except BaseException:
+                    _remove_quietly(destination)
+                    raise
+            os.utime(destination, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
             _chown_if_permitted(destination, (info.st_uid, info.st_gid))
+        except FileExistsError as exc:
+            raise HostError(f"Could not copy {source} to {destination} on {self.label} ({self.where}): something "
+                            "is already there (a file or a link the wizard will not write through).",
+                            f"Look at {destination}, remove it if it is stray, then run the step again.") from exc
         except OSError as exc:
             raise _file_error("copy", source, self, exc) from exc
 

@@ -25,6 +25,7 @@ from wizard.shared_save import SharedSave
 from wizard.state import State, StateStore, StepRecord, now_iso
 from wizard.steps import resolve
 from wizard.steps.base import Context, Journal, Step
+from wizard.undo import LegacyCommandError, UndoRecordError, parse_record, record_label
 
 Confirm = Callable[[Plan], bool]
 ConfirmRollback = Callable[[str, list[UndoAction]], bool]
@@ -277,16 +278,39 @@ class Runner:
         self.events(StepFailed(step.name, message, hint, tuple(undone)))
         return Outcome(exit_status, f"{step.title} failed: {message}" + (f"\n  -> {hint}" if hint else ""))
 
+    def _pending(self, step: Step, record: StepRecord, *,
+                 since: str | None = None) -> list[tuple[dict[str, Any], UndoAction | UndoRecordError]]:
+        """The step's not-yet-undone records (recorded after ``since``, if given), newest first,
+        each checked against the setup: the action to perform, or why it is refused."""
+        pending: list[tuple[dict[str, Any], UndoAction | UndoRecordError]] = []
+        for number in range(len(record.undo), 0, -1):
+            entry = record.undo[number - 1]
+            if isinstance(entry, dict) and (entry.get("undone") or (
+                    since is not None and str(entry.get("recorded") or "") <= since)):
+                continue
+            label = record_label(step.name, number)
+            try:
+                action = step.vet_undo(self.answers, parse_record(entry, label), label)
+            except UndoRecordError as exc:
+                pending.append((entry if isinstance(entry, dict) else {}, exc))
+                continue
+            pending.append((entry, action))
+        return pending
+
     def _undo_pending(self, step: Step, record: StepRecord, *,
                       since: str | None = None) -> tuple[list[str], list[str]]:
         """Perform the step's not-yet-undone actions (recorded after ``since``, if given),
-        newest first, saving after each."""
+        newest first, saving after each. A record refused by the checks is not performed."""
+        return self._perform(step, self._pending(step, record, since=since))
+
+    def _perform(self, step: Step, pending: list[tuple[dict[str, Any], UndoAction | UndoRecordError]]
+                 ) -> tuple[list[str], list[str]]:
         undone: list[str] = []
         errors: list[str] = []
-        for entry in reversed(record.undo):
-            if entry.get("undone") or (since is not None and (entry.get("recorded") or "") <= since):
+        for entry, action in pending:
+            if isinstance(action, UndoRecordError):
+                errors.append(f"{action.message} ({action.hint})" if action.hint else action.message)
                 continue
-            action = UndoAction.from_dict(entry)
             try:
                 step.undo(self.ctx, action)
             except WizardError as exc:
@@ -311,10 +335,24 @@ class Runner:
             return Outcome(EXIT_OK, "Nothing to roll back: no step has changes recorded.")
         for step in touched:
             record = self.state.step(step.name)
-            pending = [UndoAction.from_dict(e) for e in reversed(record.undo) if not e.get("undone")]
-            if pending and not confirm(step.name, pending):
+            pending = self._pending(step, record)
+            # A record that points outside the setup (or cannot be read) means the state file was
+            # edited: nothing of the step is undone on its word. An old `run` record alone is only
+            # skipped (never run), and the admin is told what it said.
+            refused = [a for _, a in pending if isinstance(a, UndoRecordError) and not isinstance(a, LegacyCommandError)]
+            if refused:
+                message = f"Rolling back {step.title} refused; nothing was undone: " + " ".join(
+                    e.message for e in refused)
+                hint = refused[0].hint or ""
+                self.events(StepFailed(step.name, message, hint, ()))
+                return Outcome(EXIT_STEP_FAILED, message + (f"\n  -> {hint}" if hint else ""))
+            shown = [a if isinstance(a, UndoAction) else
+                     UndoAction(kind="refused", target=str(entry.get("target") or "?"),
+                                description=f"NOT performed: {a.message}", manual=a.hint or "")
+                     for entry, a in pending]
+            if shown and not confirm(step.name, shown):
                 return Outcome(EXIT_INTERRUPTED, "Rollback declined; nothing more was undone.")
-            undone, errors = self._undo_pending(step, record)
+            undone, errors = self._perform(step, pending)
             if errors:
                 record.error = {"message": "Rollback could not undo everything.",
                                 "hint": "; ".join(errors), "undone": undone}

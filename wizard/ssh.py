@@ -630,8 +630,18 @@ class SSHHost(Host):
                         gid=attrs.st_gid or 0, size=attrs.st_size or 0)
 
     def copy(self, source: str, destination: str) -> None:
-        command = f"cp -p -- {shlex.quote(source)} {shlex.quote(destination)}"
+        # Copied to a fresh temp file beside the destination (mktemp creates it exclusively), then
+        # hard-linked to its name: link(2) fails on anything already there, a symlink included, so
+        # a link planted at the destination is never written through.
+        q = shlex.quote
+        command = (f"tmp=$(mktemp -- {q(destination)}.XXXXXX) || exit 1; "
+                   f"cp -p -- {q(source)} \"$tmp\" && ln -T -- \"$tmp\" {q(destination)}; "
+                   "status=$?; rm -f -- \"$tmp\"; exit $status")
         result = self.run(command, timeout=120.0)
+        if not result.ok and "File exists" in (result.stderr + result.stdout):
+            raise HostError(f"Could not copy {source} to {destination} on {self.label} ({self.where}): something "
+                            "is already there (a file or a link the wizard will not write through).",
+                            f"Look at {destination}, remove it if it is stray, then run the step again.")
         if not result.ok:
             said = result.stderr.strip() or result.stdout.strip() or "(no output)"
             code = (errno.EACCES if "Permission denied" in said or "Operation not permitted" in said

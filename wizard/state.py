@@ -17,7 +17,9 @@ import fcntl
 import getpass
 import json
 import os
+import shlex
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -177,7 +179,9 @@ class StateStore:
     """Loads, saves and locks one state file."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser()
+        # Resolved once, before any lock: the same state reached through a symlinked folder
+        # or file must take the same lock (beside the real file), not a second one.
+        self.path = Path(os.path.realpath(Path(path).expanduser()))
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_fd: int | None = None
 
@@ -186,15 +190,31 @@ class StateStore:
         return self.path.exists()
 
     def load(self) -> State:
-        """Read, check and migrate the state file; ``StateError`` says what is wrong with it."""
+        """Read, check and migrate the state file; ``StateError`` says what is wrong with it.
+
+        Like OpenSSH's StrictModes, a state file (or folder) that someone else could have
+        written is refused: rollback acts on what the file says.
+        """
         try:
-            raw = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError as exc:
             raise StateError(f"There is no state file at {self.path}.",
                              "Run `confluence-lb-wizard apply --answers FILE` first, or pass the right --state.") from exc
         except OSError as exc:
             raise StateError(f"Could not read the state file {self.path}: {exc.strerror}.",
                              "Check the file's permissions (it is readable only by its owner).") from exc
+        try:
+            check_private_folder(self.path.parent)
+            check_private_file(self.path, os.fstat(fd))
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+        except OSError as exc:
+            raise StateError(f"Could not read the state file {self.path}: {exc.strerror}.",
+                             "Check the file's permissions (it is readable only by its owner).") from exc
+        finally:
+            os.close(fd)
         try:
             data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -224,6 +244,8 @@ class StateStore:
         directory = self.path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            check_private_folder(directory)
+            # mkstemp creates with O_EXCL (and O_NOFOLLOW): a planted name is never followed.
             descriptor, temp_name = tempfile.mkstemp(prefix=self._temp_prefix, suffix=_TEMP_SUFFIX,
                                                      dir=directory)
         except OSError as exc:
@@ -294,10 +316,11 @@ class StateStore:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StateError(f"Could not open the lock file {self.lock_path}: {exc.strerror}.",
                              "Choose a writable place with --state.") from exc
+        check_private_folder(self.path.parent)
+        fd = _open_lock(self.lock_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -347,6 +370,73 @@ class StateStore:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, opened without following a symlink (a link planted there would make the
+    holder record overwrite its target) and checked to be a plain file of ours."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(f"The lock file {path} is a symbolic link; the wizard never follows one there.",
+                             f"Remove it (`rm {shlex.quote(str(path))}`), check who put it there, then run the "
+                             "command again.") from exc
+        raise StateError(f"Could not open the lock file {path}: {exc.strerror}.",
+                         "Choose a writable place with --state.") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StateError(f"The lock file {path} is not a regular file.",
+                             f"Remove it (`rm -r {shlex.quote(str(path))}`), then run the command again.")
+        check_private_file(path, info, what="lock file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _trusted_owner(uid: int) -> bool:
+    return uid in (os.geteuid(), 0)
+
+
+def check_private_folder(directory: Path) -> None:
+    """The state's folder must belong to this user (or root) and be writable by no one else,
+    as OpenSSH's StrictModes asks of ~/.ssh; else ``StateError`` with the fix."""
+    try:
+        info = os.stat(directory)
+    except OSError as exc:
+        raise StateError(f"Could not inspect the state folder {directory}: {exc.strerror}.",
+                         "Choose a folder of your own with --state.") from exc
+    quoted = shlex.quote(str(directory))
+    if not _trusted_owner(info.st_uid):
+        raise StateError(f"The state folder {directory} belongs to another user (uid {info.st_uid}); whoever owns "
+                         "it could replace the state file or plant its lock.",
+                         "Keep the state in a folder of your own (--state), or "
+                         f"`chown {_user() or os.geteuid()} {quoted}`.")
+    if info.st_mode & 0o022:
+        raise StateError(f"The state folder {directory} is writable by other users (mode "
+                         f"{stat.S_IMODE(info.st_mode):04o}); anyone there could replace the state file, whose "
+                         "undo records rollback acts on, or plant its lock.",
+                         f"`chmod go-w {quoted}`, or keep the state in a folder of your own (--state).")
+
+
+def check_private_file(path: Path, info: os.stat_result, *, what: str = "state file") -> None:
+    """A state (or lock) file must belong to this user (or root) and be writable by no one else.
+    (One only readable by others holds no secret and is rewritten 0600 by the next save.)"""
+    quoted = shlex.quote(str(path))
+    if not _trusted_owner(info.st_uid):
+        raise StateError(f"The {what} {path} belongs to another user (uid {info.st_uid}); the wizard does not "
+                         "act on a file someone else could have written.",
+                         f"Check its content, then `chown {_user() or os.geteuid()} {quoted}` and `chmod 600 {quoted}`.")
+    if info.st_mode & 0o022:
+        raise StateError(f"The {what} {path} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}; "
+                         "the wizard writes it 0600), so anyone could have edited what rollback would act on.",
+                         f"Check its content, then `chmod 600 {quoted}`.")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -416,11 +506,24 @@ def state_json(document: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
+#: Keys whose string value is a command the wizard may run again (the answers' *_command and
+#: psql, a change's command and its undo, a plan's reload/configtest): masking inside one would
+#: corrupt it, so one is masked only when it carries a literal secret, which the answers refuse.
+_COMMAND_KEYS = frozenset({"command", "undo", "reload", "configtest", "includes", "psql", "manual"})
+
+
+def _is_command_key(key: Any) -> bool:
+    return isinstance(key, str) and (key in _COMMAND_KEYS or key.endswith("_command"))
+
+
 def redact_state(data: Any) -> Any:
     """Mask anything that looks like a secret in every string of the state.
 
     Strings go through ``redact``; a value stored under a secret's name
-    (``{"password": ...}``) is masked whole, whatever it looks like.
+    (``{"password": ...}``) is masked whole, whatever it looks like. Two things are never
+    rewritten, because rollback and later runs act on them: a step's undo records
+    (structured data: paths, checksums, names; never a secret) and a command that carries
+    no literal secret (``RELOAD_TOKEN=$(cat f) apache2ctl graceful`` stays as it is).
     """
     if isinstance(data, str):
         return redact(data)
@@ -432,6 +535,12 @@ def redact_state(data: Any) -> Any:
 
 
 def _redact_value(key: Any, value: Any) -> Any:
+    if key == "undo" and isinstance(value, list):
+        return value  # a step's undo records: never masked in place (see redact_state)
+    if _is_command_key(key) and isinstance(value, str):
+        from wizard.command_secrets import literal_secret
+
+        return redact(value) if literal_secret(value) else value
     if (isinstance(key, str) and is_secret_name(key) and value not in ("", None)
             and isinstance(value, (str, int, float)) and not isinstance(value, bool)):
         return MASK

@@ -245,3 +245,52 @@ def test_ctrl_c_is_exit_130_with_the_state_saved(setup: dict) -> None:
     assert data["steps"][0]["status"] == "failed"
     record = json.loads(setup["state"].read_text())["steps"]["preflight"]
     assert record["error"]["interrupted"] is True
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_rollback_refuses_hand_edited_undo_records_and_changes_nothing(setup: dict) -> None:
+    """A record added by hand that restores a file outside the setup (here a decoy /etc/passwd) and an
+    old-style `run` record: `rollback --yes` refuses, names the record and the fix, and touches nothing."""
+    tmp, state = setup["tmp"], setup["state"]
+    applied = run("apply", "--answers", str(setup["answers"]), "--state", str(state), "--yes",
+                  "--only", "preflight", "connector", cwd=tmp)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    edited = (tmp / "node1" / "conf" / "server.xml").read_bytes()
+    passwd = tmp / "etc" / "passwd"
+    passwd.parent.mkdir()
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    backup = tmp / "etc" / "passwd.20250101T000000000000Z.clbw-backup"
+    backup.write_text("root::0:0:root:/root:/bin/bash\n")  # no password: what an attacker would put back
+    document = json.loads(state.read_text())
+    document["steps"]["connector"]["undo"] += [
+        {"kind": "restore-file", "target": "node1", "description": "Tidy up.", "manual": "", "recorded": "9",
+         "undone": None, "data": {"path": str(passwd), "backup": str(backup),
+                                  "sha256_before": _sha(backup.read_bytes()), "sha256_after": _sha(passwd.read_bytes())}},
+        {"kind": "run", "target": "node1", "description": "Tidy up.", "manual": "", "recorded": "9", "undone": None,
+         "data": {"command": f"touch {tmp / 'pwned'}", "sudo": False}}]
+    state.write_text(json.dumps(document))
+    state.chmod(0o600)
+    rolled = run("rollback", "--state", str(state), "--yes", cwd=tmp)
+    out = rolled.stdout + rolled.stderr
+    assert rolled.returncode == 1, out
+    assert "undo record" in out and "of the connector step" in out and str(passwd) in out
+    assert passwd.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    assert not (tmp / "pwned").exists()
+    assert (tmp / "node1" / "conf" / "server.xml").read_bytes() == edited  # nothing of the step was undone
+
+
+def test_rollback_refuses_a_state_file_others_can_write(setup: dict) -> None:
+    tmp, state = setup["tmp"], setup["state"]
+    applied = run("apply", "--answers", str(setup["answers"]), "--state", str(state), "--yes",
+                  "--only", "preflight", "connector", cwd=tmp)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    edited = (tmp / "node1" / "conf" / "server.xml").read_bytes()
+    state.chmod(0o666)
+    rolled = run("rollback", "--state", str(state), "--yes", cwd=tmp)
+    assert rolled.returncode != 0 and f"chmod 600 {state}" in rolled.stdout + rolled.stderr
+    assert (tmp / "node1" / "conf" / "server.xml").read_bytes() == edited

@@ -46,6 +46,10 @@ class MarkStep(Step):
     def path(self, node: Node) -> str:
         return os.path.join(node.install_dir, "conf", "marker.txt")
 
+    def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
+        # The only file this step writes, so the only one its undo records may touch.
+        return frozenset(self.path(n) for n in answers.nodes if n.name == target)
+
     def inspect(self, ctx: Context) -> dict[str, bytes]:
         return {node.name: ctx.hosts.node(node).read_bytes(self.path(node)) for node in ctx.answers.nodes}
 

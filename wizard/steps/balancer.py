@@ -45,5 +45,11 @@ class BalancerStep(Step):
     def undo(self, ctx: Context, action: UndoAction) -> None:
         implementation(ctx.answers).undo(ctx, action)
 
+    def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
+        return implementation(answers).undo_paths(answers, target)
+
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        return implementation(answers).vet_undo(answers, action, label)
+
 
 STEP = BalancerStep()

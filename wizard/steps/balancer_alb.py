@@ -12,6 +12,8 @@ targets' health; undo deletes or restores only what this setup made
 
 from __future__ import annotations
 
+from typing import Any
+
 from wizard.alb import undo as alb_undo
 from wizard.alb.apply import Executor, Report
 from wizard.alb.checks import balancer_checks
@@ -110,12 +112,34 @@ class AlbBalancerStep(Step):
             return [Check("AWS load balancer", BALANCER, False, exc.message, exc.hint or "")]
         return balancer_checks(desired, facts)
 
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        """An AWS record acts only in the answers' region, on resources tagged for this setup (which
+        ``alb_undo.perform`` checks again); its description is rebuilt from its data."""
+        if action.kind not in alb_undo.KINDS:
+            return super().vet_undo(answers, action, label)
+        from wizard.undo import UndoRecordError, check_target
+
+        check_target(answers, action, label)
+        alb, data = answers.balancer.alb, action.data
+        if alb is None or data.get("region") != alb.region or data.get("setup") != answers.name:
+            raise UndoRecordError(
+                f"The state file's {label} ({action.kind}) is for the region {data.get('region')!r} and the setup "
+                f"{data.get('setup')!r}, not these answers' ({alb.region if alb else 'no ALB'}, {answers.name!r}); "
+                "rollback refused and nothing was undone.",
+                "The state file was edited by hand or does not belong to these answers: check the resources in "
+                "the AWS console and undo by hand what needs it.")
+        return UndoAction(kind=action.kind, target=BALANCER, description=_describe_undo(action.kind, data),
+                          manual=action.manual, data=dict(data))
+
     def undo(self, ctx: Context, action: UndoAction) -> None:
         if action.kind not in alb_undo.KINDS:
             super().undo(ctx, action)
             return
         alb = ctx.answers.balancer.alb
-        aws = connect(str(action.data["region"]), alb.profile if alb else None)
+        if alb is None:
+            raise WizardError("The answers have no balancer.alb section, so the ALB cannot be undone.",
+                              "Roll back with the answers of the setup that applied it.")
+        aws = connect(alb.region, alb.profile)
 
         def report(message: str) -> None:
             ctx.progress(self.name, BALANCER, message)
@@ -125,6 +149,47 @@ class AlbBalancerStep(Step):
         except AwsError as exc:
             raise AwsError(exc.message, (exc.hint or "") + f" By hand: {action.manual}",
                            code=exc.code, action=exc.action) from exc
+
+
+def _describe_undo(kind: str, data: dict[str, Any]) -> str:
+    """What an AWS undo record does, in words rebuilt from its data (never the file's own text)."""
+    resource, name = str(data.get("resource", "?")), str(data.get("name", "?"))
+    try:
+        if kind == alb_undo.DELETE:
+            if resource == "security-group":
+                return f"Delete the balancer's security group {name}, which the wizard created."
+            if resource == "target-group":
+                return f"Delete the target group {name}, which the wizard created."
+            if resource == "load-balancer":
+                return f"Delete the load balancer {name} (and its listeners and rules), which the wizard created."
+            if resource == "listener":
+                return (f"Delete the {name.split()[0]} listener on port {int(data['port'])} of "
+                        f"{data['load_balancer']}, which the wizard created.")
+            if resource == "rule":
+                return (f"Delete the rule {data['path']} on listener {int(data['port'])} of {data['load_balancer']}, "
+                        "which the wizard created.")
+        if kind == alb_undo.REVOKE:
+            return (f"Remove the rule the wizard added to {data['group_id']}: TCP {int(data['port'])} from "
+                    f"{data.get('cidr') or data.get('source_group')}.")
+        if kind == alb_undo.RESTORE:
+            return f"Put the {resource} {name} back as it was before the wizard modified it."
+        if kind == alb_undo.TARGETS:
+            shown = ", ".join(f"{t['Id']}:{t['Port']}" for t in data.get("registered") or [])
+            return f"Take back the target changes in {name}" + (f" (deregister {shown})" if shown else "") + "."
+        if kind == alb_undo.RECREATE and resource == "rule":
+            return (f"Create the rule {data['path']} on listener {int(data['port'])} of {data['load_balancer']} "
+                    f"again (priority {int(data['priority'])}), as it was before the wizard deleted it.")
+        if kind == alb_undo.RECREATE and resource == "target-group":
+            return (f"Create the target group {name} again ({data['protocol']} {int(data['port'])}, "
+                    f"{len(data['targets'])} target(s)), as it was before the wizard deleted it.")
+        if kind == alb_undo.RECREATE and resource == "security-group-ingress":
+            return (f"Let {data['source_group']} reach TCP {int(data['port'])} in {data['group_id']} again, as "
+                    "before the wizard removed it.")
+        if kind == alb_undo.RECREATE:
+            return f"Create the {resource} {name} again, as it was before the wizard deleted it."
+    except (KeyError, TypeError, ValueError):
+        pass
+    return f"Undo the wizard's change ({kind}) of the {resource} {name} (only what carries this setup's tag)."
 
 
 def _node_ports(ctx: Context, node: Node) -> NodePorts:

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard.answers_model import Answers, Node, Tls
-from wizard.apache import (HEADER_LINE, MINIMUM_VERSION, UPGRADE_PARAMETER_VERSION, ApacheConfigError,
-                           ApacheError, ApacheFacts, Layout, config_test_lines, detect_layout, module_id,
-                           parse_includes, read_apache_facts, resolve_config_path)
+from wizard.answers_model import Answers, ApacheOptions, Node, Tls
+from wizard.apache import (HEADER_LINE, LAYOUTS, MINIMUM_VERSION, UPGRADE_PARAMETER_VERSION, ApacheConfigError,
+                           ApacheError, ApacheFacts, Layout, SiteEnabler, checked_site_name, commands_for, config_test_lines,
+                           detect_layout, module_id, parse_includes, read_apache_facts, resolve_config_path)
 from wizard.checks import apache_probe_address as _probe_address
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
 from wizard.files import replace_file
@@ -39,11 +39,16 @@ from wizard.probes import websocket_upgrade
 from wizard.render import render
 from wizard.steps.base import Context, Journal, Step
 from wizard.steps.connector import unified_diff
-from wizard.undo import perform, run_command_action
+from wizard.redact import MASK
+from wizard.undo import LEGACY_RUN, UndoRecordError, legacy_command_error, perform
 
 TEMPLATE = "apache/confluence-lb.conf.j2"
 #: The undo kind of the final reload (performed by this step, see ``undo``).
 RELOAD_UNDO = "apache-reload"
+#: The undo kinds of enabling the vhost's site and a module (Debian): what to disable, by name;
+#: the command is built from the answers' layout when it is performed.
+SITE_UNDO = "apache-site"
+MODULE_UNDO = "apache-module"
 #: How long a reloaded Apache must stay up before the reload counts as done. A graceful
 #: reload that fails after the test (a port taken, a key Apache cannot use) ends the
 #: server within a fraction of a second.
@@ -265,7 +270,7 @@ def _refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhos
         name = posixpath.basename(rival.file)
         disable = ""
         if apache.layout.site_enablers:
-            disable = f" (on Debian: `a2dissite {name.removesuffix('.conf')}`)"
+            disable = f" (on Debian: `a2dissite {shlex.quote(name.removesuffix('.conf'))}`)"
         raise ApacheConfigError(
             f"Apache already has a virtual host for {vhost.server_name} on port "
             f"{rival.port if rival.port is not None else '*'}: {rival.where()}, which the wizard did not write "
@@ -379,11 +384,12 @@ class ApacheBalancerStep(Step):
         modules = _modules_to_enable(answers, apache)
         changes += self._module_changes(answers, apache, modules)
         if apache.enabler and not apache.site_enabled:
-            site = posixpath.basename(path).removesuffix(".conf")
+            site = site_of(path)
+            enable = apache.enabler.enable_command(site)
             changes.append(Change(
-                target=BALANCER, kind="command", summary=f"enable the site: {apache.enabler.enable.format(name=site)}",
-                details={"role": "site", "command": apache.enabler.enable.format(name=site),
-                         "undo": apache.enabler.disable.format(name=site)}))
+                target=BALANCER, kind="command", summary=f"enable the site: {enable}",
+                details={"role": "site", "site": site, "command": enable,
+                         "undo": apache.enabler.disable_command(site)}))
         facts_note = (f"Apache {apache.version_string} ({apache.layout.name} layout), WebSockets by "
                       f"{'upgrade=websocket members' if vhost.ws_style == 'upgrade' else 'rewrite to ws:// members'}; "
                       + ", ".join(f"{n.name} {n.host}:{n.confluence_port} (Synchrony {n.synchrony_port})"
@@ -412,10 +418,10 @@ class ApacheBalancerStep(Step):
         if layout.module_mechanism == "a2enmod":
             assert layout.module_enable and layout.module_disable
             return [Change(target=BALANCER, kind="command",
-                           summary=f"enable the module {m}: {layout.module_enable.format(module=m)}",
+                           summary=f"enable the module {m}: {layout.enable_module_command(m)}",
                            details={"role": "module", "module": m,
-                                    "command": layout.module_enable.format(module=m),
-                                    "undo": layout.module_disable.format(module=m)})
+                                    "command": layout.enable_module_command(m),
+                                    "undo": layout.disable_module_command(m)})
                     for m in modules]
         if layout.module_mechanism == "modules-file":
             assert apache.modules_file is not None
@@ -439,7 +445,7 @@ class ApacheBalancerStep(Step):
         details = final.details
         token = secrets.token_hex(8)
         # Recorded first, so undone last: once the files are back, test them and reload.
-        journal.undo(_reload_undo(details, token))
+        journal.undo(_reload_undo(ctx.answers, token))
         for change in plan.changes:
             ctx.check_cancelled()
             role = change.details["role"]
@@ -450,8 +456,8 @@ class ApacheBalancerStep(Step):
                              journal=journal, summary=change.summary)
             elif role in ("module", "site"):
                 ctx.progress(self.name, BALANCER, change.details["command"])
-                journal.undo(run_command_action(BALANCER, change.details["undo"],
-                                                f"Undo `{change.details['command']}`: {change.details['undo']}."))
+                journal.undo(_site_undo(ctx.answers, change.details["site"]) if role == "site"
+                             else _module_undo(ctx.answers, change.details["module"]))
                 host.run_checked(change.details["command"], what=f"`{change.details['command']}`")
                 journal.changed(target=BALANCER, kind="command", summary=change.summary,
                                 command=change.details["command"], undo=change.details["undo"])
@@ -461,7 +467,7 @@ class ApacheBalancerStep(Step):
         pid_file = details.get("pid_file")
         was_running = _running_pid(host, pid_file) is not None if pid_file else False
         # Recorded before the reload runs: a reload that fails half-way still gets undone.
-        journal.changed(target=BALANCER, kind="reload", token=token, command=details["reload"],
+        journal.changed(target=BALANCER, kind="reload", reload_id=token, command=details["reload"],
                         summary=f"reloaded Apache: {details['reload']}")
         ctx.progress(self.name, BALANCER, "reloading Apache")
         try:
@@ -477,17 +483,73 @@ class ApacheBalancerStep(Step):
     # Undo.
 
     def undo(self, ctx: Context, action: UndoAction) -> None:
+        """Perform an action ``vet_undo`` returned; the commands are built here from the answers."""
+        if action.kind == SITE_UNDO or action.kind == MODULE_UNDO:
+            host = ctx.hosts.balancer()
+            layout = detect_layout(host, _options(ctx.answers))
+            command = _disable_command(layout, ctx.answers, action)
+            if command is None:
+                raise ApacheError(f"The {layout.name} layout of the balancer has no command to undo that "
+                                  f"({action.description}).", f"Undo it by hand: {action.manual}")
+            host.run_checked(command, what=f"`{command}`")
+            return
         if action.kind != RELOAD_UNDO:
             perform(ctx, action)
             return
         record = ctx.previous.get(self.name)
         changes = getattr(record, "changes", None)
-        if changes is not None and not any(c.get("kind") == "reload" and c.get("token") == action.data["token"]
+        reload_id = action.data.get("reload_id", action.data.get("token"))
+        if changes is not None and not any(_same_reload(c, reload_id)
                                            for c in changes):
             return  # that apply never reloaded: Apache still runs what it ran before
         host = ctx.hosts.balancer()
-        _config_test(host, action.data["configtest"], after_change=False)
-        host.run_checked(action.data["reload"], timeout=120.0, what="Reloading Apache with the restored files")
+        commands = commands_for(detect_layout(host, _options(ctx.answers)), _options(ctx.answers))
+        _config_test(host, commands.configtest, after_change=False)
+        host.run_checked(commands.reload, timeout=120.0, what="Reloading Apache with the restored files")
+
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        """The step's own kinds checked against the answers (the only site it enables is config_path's;
+        a module by a plain name; a reload by its token), described afresh; the rest generic."""
+        if action.kind == LEGACY_RUN:
+            return _vet_legacy_run(answers, action, label)
+        if action.kind not in (RELOAD_UNDO, SITE_UNDO, MODULE_UNDO):
+            return super().vet_undo(answers, action, label)
+        if action.target != BALANCER:
+            raise UndoRecordError(f"The state file's {label} ({action.kind}) names {action.target!r}, not the "
+                                  "balancer; rollback refused and nothing was undone.", _EDITED)
+        data = action.data
+        if action.kind == RELOAD_UNDO:
+            # Older versions called it "token", and the state's masking turned it into MASK on both
+            # sides (the change and the undo): such a record matches any reload of the step.
+            token = data.get("reload_id", data.get("token"))
+            if not isinstance(token, str) or not (token == MASK or re.fullmatch(r"[0-9a-f]{1,64}", token)):
+                raise UndoRecordError(f"The state file's {label} (a reload of Apache) has no valid token; "
+                                      "rollback refused and nothing was undone.", _EDITED)
+            options = _options(answers)
+            for key in ("configtest_command", "reload_command"):
+                command = getattr(options, key)
+                if command and MASK in command:
+                    # A masked secret would make the command something else (a syntax error at best).
+                    raise UndoRecordError(
+                        f"balancer.apache.{key} in these answers holds a masked secret ({command!r}), so it "
+                        "cannot be run; rollback refused and nothing was undone.",
+                        "Put the real command back in the answers held by the state file, reading the secret at "
+                        "run time ($(cat FILE) or $VARIABLE) instead of writing it, then roll back again.")
+            return _reload_undo(answers, token)
+        if action.kind == SITE_UNDO:
+            site = data.get("site")
+            expected = _expected_site(answers)
+            if site != expected or expected is None:
+                raise UndoRecordError(
+                    f"The state file's {label} would disable the Apache site {site!r}, which is not the site of "
+                    f"balancer.apache.config_path ({expected!r}); rollback refused and nothing was undone.", _EDITED)
+            return _site_undo(answers, expected)
+        module = data.get("module")
+        if not isinstance(module, str) or module not in _KNOWN_MODULES:
+            raise UndoRecordError(
+                f"The state file's {label} would switch off the Apache module {module!r}, which the wizard never "
+                "switches on; rollback refused and nothing was undone.", _EDITED)
+        return _module_undo(answers, module)
 
     # Verify.
 
@@ -501,12 +563,109 @@ def _absolute(path: str | None, root: str | None) -> str | None:
     return path if posixpath.isabs(path) or not root else posixpath.join(root, path)
 
 
-def _reload_undo(details: dict[str, Any], token: str) -> UndoAction:
+def _options(answers: Answers) -> ApacheOptions:
+    options = answers.balancer.apache
+    if options is None:
+        raise WizardError("The answers have no balancer.apache section, so the Apache balancer cannot be undone.",
+                          "Roll back with the answers of the setup that applied it.")
+    return options
+
+
+def site_of(config_path: str) -> str:
+    """The Debian site name of the vhost file (its name without .conf), checked for a command line."""
+    return checked_site_name(posixpath.basename(config_path).removesuffix(".conf"))
+
+
+def _debian_config_path(answers: Answers) -> str:
+    path = _options(answers).config_path or LAYOUTS["debian"].default_config_path
+    assert path is not None
+    return path
+
+
+def _expected_site(answers: Answers) -> str | None:
+    """The only site this setup enables: the one of config_path (or of the Debian default)."""
+    try:
+        return site_of(_debian_config_path(answers))
+    except ApacheError:
+        return None
+
+
+def _enabler(layout: Layout, answers: Answers) -> SiteEnabler | None:
+    """How config_path's folder is enabled on this layout (a2ensite, a2enconf), if it is."""
+    return layout.enabler_for(_debian_config_path(answers) if layout.name == "debian"
+                              else resolve_config_path(layout, _options(answers)))
+
+
+#: Every module the wizard may switch on: its own, and what Debian's .load files make them need.
+_KNOWN_MODULES = frozenset(MODULE_ORDER) | frozenset(
+    {"socache_shmcb", "setenvif", "mime", "proxy_connect", "proxy_hcheck", "watchdog", "authn_core"})
+
+
+def _reload_undo(answers: Answers, token: str) -> UndoAction:
+    """The undo of the reload: test the restored files and reload, with the answers' commands (or the
+    layout's, chosen when it is performed), never a command stored in the state file."""
+    options = _options(answers)
+    configtest = options.configtest_command or "Apache's own configuration test for its layout"
+    reload = options.reload_command or "its graceful reload"
     return UndoAction(
         kind=RELOAD_UNDO, target=BALANCER,
-        description="Test the restored Apache configuration and reload Apache with it.",
-        manual=f"{details['configtest']} && {details['reload']}",
-        data={"configtest": details["configtest"], "reload": details["reload"], "token": token})
+        description=f"Test the restored Apache configuration ({configtest}) and reload Apache with it ({reload}).",
+        manual=(f"{options.configtest_command} && {options.reload_command}"
+                if options.configtest_command and options.reload_command
+                else "apache2ctl -t && apache2ctl graceful (Debian), httpd -t && apachectl graceful (RHEL)"),
+        data={"reload_id": token})
+
+
+def _same_reload(change: Any, reload_id: str) -> bool:
+    """Whether a recorded change is the reload of the apply that recorded ``reload_id``."""
+    if not isinstance(change, dict) or change.get("kind") != "reload":
+        return False
+    return change.get("reload_id", change.get("token")) == reload_id
+
+
+def _site_undo(answers: Answers, site: str) -> UndoAction:
+    enabler = _enabler(LAYOUTS["debian"], answers) or LAYOUTS["debian"].site_enablers[0]
+    command = enabler.disable_command(site)
+    return UndoAction(kind=SITE_UNDO, target=BALANCER,
+                      description=f"Disable the Apache site {site}, which the wizard enabled ({command}).",
+                      manual=command, data={"site": site})
+
+
+def _module_undo(answers: Answers, module: str) -> UndoAction:
+    command = LAYOUTS["debian"].disable_module_command(module)
+    return UndoAction(kind=MODULE_UNDO, target=BALANCER,
+                      description=f"Switch the Apache module {module} off again, which the wizard switched on "
+                                  f"({command}).",
+                      manual=command, data={"module": module})
+
+
+def _disable_command(layout: Layout, answers: Answers, action: UndoAction) -> str | None:
+    """The command undoing a site or module record on this layout, built from checked names."""
+    if action.kind == SITE_UNDO:
+        enabler = _enabler(layout, answers)
+        return enabler.disable_command(action.data["site"]) if enabler else None
+    return layout.disable_module_command(action.data["module"]) if layout.module_disable else None
+
+
+def _vet_legacy_run(answers: Answers, action: UndoAction, label: str) -> UndoAction:
+    """An older version's ``run`` record: never run. When its text is exactly the command this
+    version would build itself (a2dissite of the answers' site, a2dismod of a known module), the
+    structured action is performed instead; anything else is refused with what to run by hand."""
+    command = action.data.get("command")
+    site = _expected_site(answers)
+    debian = LAYOUTS["debian"]
+    if action.target == BALANCER and isinstance(command, str):
+        enabler = _enabler(debian, answers)
+        if site is not None and enabler is not None and command == enabler.disable.format(name=site):
+            return _site_undo(answers, site)
+        for module in sorted(_KNOWN_MODULES):
+            if command == (debian.module_disable or "").format(module=module):
+                return _module_undo(answers, module)
+    raise legacy_command_error(action, label)
+
+
+_EDITED = ("The state file was edited by hand or does not belong to these answers. Find out what that change was "
+           "and undo it by hand if it was made, then remove the record from the state file.")
 
 
 def _config_test(host: Host, command: str, *, after_change: bool) -> None:

@@ -133,7 +133,24 @@ class Step(ABC):
         """Read-only checks that the step's result is in place."""
 
     def undo(self, ctx: Context, action: UndoAction) -> None:
-        """Perform one recorded undo action (the generic kinds live in ``wizard.undo``)."""
+        """Perform one recorded undo action, as ``vet_undo`` returned it (the generic kinds
+        live in ``wizard.undo``)."""
         from wizard.undo import perform
 
         perform(ctx, action)
+
+    def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
+        """The files on ``target`` this step may change, so the only ones its undo records may
+        restore or remove (by default what the setup changes: ``wizard.undo.setup_paths``)."""
+        from wizard.undo import setup_paths
+
+        return setup_paths(answers, target)
+
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        """Check a record read back from the state file against the setup, and return the action
+        to perform, its description and manual command rebuilt from the checked data; raise
+        ``wizard.undo.UndoRecordError`` (naming ``label`` and the fix by hand) for one this step
+        never records or that points outside the setup. Steps with kinds of their own extend it."""
+        from wizard.undo import vet
+
+        return vet(self, answers, action, label)

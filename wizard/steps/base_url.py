@@ -35,6 +35,7 @@ from wizard.hosts import Host
 from wizard.model import Change, Check, Plan, UndoAction
 from wizard.nodes import read_node_facts
 from wizard.probes import http_get
+from wizard.redact import MASK
 from wizard.steps.base import Context, Journal, Step
 
 #: How often the guided step looks at the manifest while the admin changes the base URL.
@@ -343,12 +344,41 @@ class BaseUrlStep(Step):
         return (f"the base URL {new} is in the database (was {old}); Confluence is still stopped: the restart step "
                 "starts the nodes one at a time (any node it has nothing to restart for, start your usual way)")
 
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        """A database record is performed only against the answers' own database (the record's is
+        compared, never used: its psql command would run), and with URLs for old and new."""
+        if action.kind != UNDO_KIND:
+            return super().vet_undo(answers, action, label)
+        from wizard.undo import UndoRecordError, check_target
+
+        check_target(answers, action, label)
+        data, db = action.data, answers.base_url.db
+        edited = ("The state file was edited by hand or does not belong to these answers. Put the base URL back "
+                  "by hand if needed (General Configuration), then remove the record from the state file.")
+        if MASK in db.psql:
+            raise UndoRecordError(f"base_url.database.psql in these answers holds a masked secret ({db.psql!r}), "
+                                  "so it cannot be run; rollback refused and nothing was undone.",
+                                  "Give psql its password through ~/.pgpass, then roll back again.")
+        if data.get("database") != asdict(db) or answers.base_url.method != "postgres":
+            raise UndoRecordError(f"The state file's {label} names a database that is not the one of these "
+                                  "answers (base_url.database); rollback refused and nothing was undone.", edited)
+        old, new = data.get("old"), data.get("new")
+        if not all(isinstance(u, str) and re.fullmatch(r"https?://[^\s<>\"'\\]+", u) for u in (old, new)):
+            raise UndoRecordError(f"The state file's {label} does not hold two base URLs (old and new); rollback "
+                                  "refused and nothing was undone.", edited)
+        assert isinstance(old, str) and isinstance(new, str)
+        return UndoAction(
+            kind=UNDO_KIND, target=action.target,
+            description=f"Write the base URL back to {old} in Confluence's database (with Confluence stopped on "
+                        "every node).",
+            manual=manual_sql(db, new, old), data={"database": asdict(db), "old": old, "new": new})
+
     def undo(self, ctx: Context, action: UndoAction) -> None:
         if action.kind != UNDO_KIND:
             super().undo(ctx, action)
             return
         data = action.data
-        db = Database(**data["database"])
+        db = ctx.answers.base_url.db
         node = ctx.answers.node(action.target)
         host = ctx.hosts.node(node)
         row = read_settings(host, node.name, db)
