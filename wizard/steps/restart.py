@@ -71,12 +71,18 @@ def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
 
 def last_change(record: Any, kind: str = "file") -> str | None:
     """When a step last made a change of ``kind`` or undid one: server.xml edits and the
-    base URL written into the database both take effect only when Confluence restarts."""
+    base URL written into the database both take effect only when Confluence restarts.
+
+    An undo is recorded just before its change is made and the change just after: an
+    apply killed in between made the change without recording it. So the time an undo
+    was recorded counts as a possible change too (at worst a node is restarted once more).
+    """
     if record is None:
         return None
     times = [c.get("at") for c in record.changes if c.get("kind") == kind and c.get("at")]
     undone = [u.get("undone") for u in record.undo if u.get("undone")]
-    return max(times + undone, default=None)
+    recorded = [u.get("recorded") for u in record.undo if u.get("recorded")]
+    return max(times + undone + recorded, default=None)
 
 
 def last_file_change(record: Any) -> str | None:
