@@ -58,7 +58,61 @@ class ServerXmlError(BadInputError):
     """
 
 
+# --------------------------------------------------------------------------- limits
+
+# A stock server.xml is about 10 kB, some 30 elements, at most six deep; these caps
+# are far above any real file and keep a hostile one from costing minutes or
+# gigabytes (work is linear, but each element costs a few kilobytes to check).
+MAX_SERVER_XML_BYTES = 4 * 1024 * 1024
+MAX_SERVER_XML_DEPTH = 200
+MAX_SERVER_XML_ELEMENTS = 10_000
+_HINT_TOO_BIG = ("Check install_dir for this node (the file read is <install>/conf/server.xml) "
+                 "and look at what made it so large; a stock server.xml is about 10 kB. Trim it, "
+                 "or make the Connector edit by hand; nothing was changed.")
+_HINT_TOO_DEEP = ("A real server.xml nests about six elements deep (Server, Service, Engine, "
+                  "Host, Context, ...). Check install_dir for this node and repair the file, or "
+                  "make the Connector edit by hand; nothing was changed.")
+
+
+def _check_size(size: int, unit: str) -> None:
+    if size > MAX_SERVER_XML_BYTES:
+        raise ServerXmlError(
+            f"server.xml is {size:,} {unit}, more than the {MAX_SERVER_XML_BYTES:,} the wizard "
+            "reads; it cannot be a normal Tomcat configuration.", _HINT_TOO_BIG)
+
+
+def _too_many(line: int) -> ServerXmlError:
+    return ServerXmlError(
+        f"server.xml has more than {MAX_SERVER_XML_ELEMENTS:,} elements (at line {line}); "
+        "the wizard refuses such a file.", _HINT_TOO_BIG)
+
+
+def _too_deep(line: int) -> ServerXmlError:
+    return ServerXmlError(
+        f"server.xml nests elements more than {MAX_SERVER_XML_DEPTH} deep (at line {line}); "
+        "the wizard refuses such a file.", _HINT_TOO_DEEP)
+
+
 # --------------------------------------------------------------------------- data
+
+
+class _Lineage:
+    """One element of a chain from a tag's parent up to the root, shared by all descendants."""
+
+    __slots__ = ("name", "up")
+
+    def __init__(self, name: str, up: _Lineage | None) -> None:
+        self.name = name
+        self.up = up
+
+    def names(self) -> tuple[str, ...]:
+        """Element names from the root down to this one (at most MAX_SERVER_XML_DEPTH)."""
+        names: list[str] = []
+        node: _Lineage | None = self
+        while node is not None:
+            names.append(node.name)
+            node = node.up
+        return tuple(reversed(names))
 
 
 @dataclass(frozen=True)
@@ -96,7 +150,14 @@ class ConnectorTag:
     # Name of the enclosing <Service> ("" if it has no name); None when the tag
     # is not directly inside a Service, where Tomcat's digester ignores it.
     service: str | None
-    ancestors: tuple[str, ...]  # element names from the root down to the parent
+    # The enclosing element, as a chain of parents: a tuple per tag would cost
+    # depth x tags, which a hostile file makes quadratic.
+    lineage: _Lineage | None = field(repr=False, compare=False)  # the parent; None at the root
+
+    @property
+    def ancestors(self) -> tuple[str, ...]:
+        """Element names from the root down to the parent."""
+        return self.lineage.names() if self.lineage else ()
 
     @property
     def in_service(self) -> bool:
@@ -183,14 +244,14 @@ class ConnectorEdit:
 # --------------------------------------------------------------------------- scanner
 
 # XML whitespace is exactly these four; Python's \s also matches \x0b, \x85, ...
-_WS = " \t\r\n"
+_SPACES = re.compile(r"[ \t\r\n]*")
 _NAME = re.compile(r"""[^ \t\r\n/>=<"']+""")
 _END_TAG = re.compile(r"</([^ \t\r\n/>=<\"']+)[ \t\r\n]*>")
 _REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|lt|gt|amp|apos|quot);")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "apos": "'", "quot": '"'}
 
 
-@dataclass
+@dataclass(eq=False)
 class _Tag:
     """A start tag as scanned, before it is checked against expat."""
 
@@ -199,7 +260,15 @@ class _Tag:
     end: int
     attributes: list[Attribute]
     self_closing: bool
-    ancestors: tuple[_Tag, ...]
+    # The enclosing start tag (None for the root): a parent pointer, not a tuple of
+    # ancestors, so that memory stays linear however deep the file nests.
+    parent: _Tag | None = field(repr=False)
+    depth: int = 0  # number of ancestors
+    lineage: _Lineage | None = field(default=None, repr=False)  # this tag, for its children
+
+    def parent_name(self) -> str | None:
+        """The enclosing element's name, or None at the root."""
+        return self.parent.name if self.parent else None
 
     def get(self, name: str) -> str | None:
         for attribute in self.attributes:
@@ -216,7 +285,24 @@ class _ScanError(Exception):
 
 
 def _line_of(text: str, offset: int) -> int:
+    """The 1-based line of ``offset``: for a single message, not in a loop (see _lines_of)."""
     return text.count("\n", 0, offset) + 1
+
+
+def _lines_of(text: str, offsets: list[int]) -> list[int]:
+    """The 1-based line of each of ``offsets`` (ascending), counting each newline once.
+
+    Counting from the start of the file for every offset made a file with many
+    Connectors quadratic.
+    """
+    lines, line, previous = [], 1, 0
+    for offset in offsets:
+        if offset < previous:  # not ascending: start over rather than count backwards
+            line, previous = 1, 0
+        line += text.count("\n", previous, offset)
+        previous = offset
+        lines.append(line)
+    return lines
 
 
 def _decode_attribute(raw: str) -> str:
@@ -269,32 +355,28 @@ def _skip_declaration(text: str, start: int) -> int:
     raise _ScanError(start, "a '<!' declaration is never closed")
 
 
-def _read_start_tag(text: str, start: int, ancestors: tuple[_Tag, ...]) -> _Tag:
+def _read_start_tag(text: str, start: int, parent: _Tag | None) -> _Tag:
     name_match = _NAME.match(text, start + 1)
     if not name_match:
         raise _ScanError(start, "a '<' is not followed by an element name")
     pos, attributes = name_match.end(), []
     while True:
         gap_start = pos
-        while pos < len(text) and text[pos] in _WS:
-            pos += 1
+        pos = _SPACES.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
         if pos >= len(text):
             raise _ScanError(start, f"the <{name_match[0]}> tag is never closed")
         if text.startswith("/>", pos):
-            return _Tag(name_match[0], start, pos + 2, attributes, True, ancestors)
+            return _Tag(name_match[0], start, pos + 2, attributes, True, parent)
         if text[pos] == ">":
-            return _Tag(name_match[0], start, pos + 1, attributes, False, ancestors)
+            return _Tag(name_match[0], start, pos + 1, attributes, False, parent)
         attribute_match = _NAME.match(text, pos)
         if pos == gap_start or not attribute_match:
             raise _ScanError(pos, f"unexpected text in the <{name_match[0]}> tag")
         name_start, pos = pos, attribute_match.end()
-        while pos < len(text) and text[pos] in _WS:
-            pos += 1
+        pos = _SPACES.match(text, pos).end()  # type: ignore[union-attr]
         if not text.startswith("=", pos):
             raise _ScanError(pos, f"attribute {attribute_match[0]} has no '='")
-        pos += 1
-        while pos < len(text) and text[pos] in _WS:
-            pos += 1
+        pos = _SPACES.match(text, pos + 1).end()  # type: ignore[union-attr]
         if pos >= len(text) or text[pos] not in "\"'":
             raise _ScanError(pos, f"the value of {attribute_match[0]} is not quoted")
         quote = text[pos]
@@ -341,9 +423,17 @@ def _scan(text: str) -> list[_Tag]:
             stack.pop()
             i = match.end()
         else:
-            tag = _read_start_tag(text, lt, tuple(stack))
+            parent = stack[-1] if stack else None
+            tag = _read_start_tag(text, lt, parent)
+            if parent is not None:
+                tag.depth = parent.depth + 1
+            if tag.depth >= MAX_SERVER_XML_DEPTH:
+                raise _too_deep(_line_of(text, lt))
+            if len(tags) >= MAX_SERVER_XML_ELEMENTS:
+                raise _too_many(_line_of(text, lt))
             tags.append(tag)
             if not tag.self_closing:
+                tag.lineage = _Lineage(tag.name, parent.lineage if parent else None)
                 stack.append(tag)
             i = tag.end
     return tags
@@ -362,11 +452,24 @@ def _expat_elements(body: str) -> list[tuple[str, list[tuple[str, str]]]]:
     parser = expat.ParserCreate(encoding="UTF-8")  # overrides the declaration: we feed UTF-8
     parser.ordered_attributes = True
     elements: list[tuple[str, list[tuple[str, str]]]] = []
+    depth = 0
 
     def start(name: str, attributes: list[str]) -> None:
+        nonlocal depth
+        depth += 1
+        # Raised out of Parse: refuse before the rest of a hostile file is read.
+        if depth > MAX_SERVER_XML_DEPTH:
+            raise _too_deep(parser.CurrentLineNumber)
+        if len(elements) >= MAX_SERVER_XML_ELEMENTS:
+            raise _too_many(parser.CurrentLineNumber)
         elements.append((name, list(zip(attributes[::2], attributes[1::2]))))
 
+    def end(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
     parser.StartElementHandler = start
+    parser.EndElementHandler = end
     parser.Parse(body.encode("utf-8"), True)
     return elements
 
@@ -378,6 +481,8 @@ def _scan_problem(text: str) -> tuple[tuple[_Tag, str] | None, str]:
         tags = _scan(text)
     except _ScanError as exc:
         return None, f" ({exc.what})"
+    except ServerXmlError:  # too deep or too many elements: expat's own message will do
+        return None, ""
     for tag in tags:
         seen: set[str] = set()
         for attribute in tag.attributes:
@@ -392,6 +497,7 @@ def _read(text: str) -> list[_Tag]:
     if not isinstance(text, str):
         raise ServerXmlError("server.xml must be given as text, not bytes.",
                              "Decode it first with decode_server_xml().")
+    _check_size(len(text), "characters")
     body = text.removeprefix("\ufeff")
     try:
         elements = _expat_elements(body)
@@ -445,19 +551,22 @@ def _inconsistent(text: str, offset: int, what: str) -> ServerXmlError:
 
 def _service_of(tag: _Tag) -> str | None:
     # Tomcat's digester only builds Connectors matched by Server/Service/Connector.
-    names = [ancestor.name for ancestor in tag.ancestors]
-    if names == ["Server", "Service"]:
-        return tag.ancestors[-1].get("name") or ""
+    service = tag.parent
+    if tag.depth == 2 and service and service.name == "Service" and service.parent \
+            and service.parent.name == "Server":
+        return service.get("name") or ""
     return None
 
 
 def _connector_tags(text: str, tags: list[_Tag]) -> list[ConnectorTag]:
+    connectors = [tag for tag in tags if tag.name == "Connector"]
+    lines = _lines_of(text, [tag.start for tag in connectors])
     return [
         ConnectorTag(
-            start=tag.start, end=tag.end, line=_line_of(text, tag.start),
+            start=tag.start, end=tag.end, line=line,
             attributes={a.name: a for a in tag.attributes}, self_closing=tag.self_closing,
-            service=_service_of(tag), ancestors=tuple(a.name for a in tag.ancestors))
-        for tag in tags if tag.name == "Connector"
+            service=_service_of(tag), lineage=tag.parent.lineage if tag.parent else None)
+        for tag, line in zip(connectors, lines)
     ]
 
 
@@ -498,8 +607,7 @@ def _ports(connectors: list[ConnectorFacts]) -> str:
 
 
 def _choose_context(text: str, tags: list[_Tag]) -> tuple[str | None, str]:
-    contexts = [t for t in tags if t.name == "Context"
-                and [a.name for a in t.ancestors][-1:] == ["Host"]]
+    contexts = [t for t in tags if t.name == "Context" and t.parent_name() == "Host"]
     # Confluence 6+ ships a second Context for the Synchrony proxy webapp; it is
     # not where Confluence lives.
     candidates = [t for t in contexts
@@ -552,7 +660,7 @@ def read_facts(text: str) -> ServerXmlFacts:
         context_path=context_path, context_path_reason=context_reason,
         shutdown_port=_int_or_none(server.get("port")),
         service_names=[t.get("name") or "" for t in tags
-                       if t.name == "Service" and len(t.ancestors) == 1])
+                       if t.name == "Service" and t.depth == 1])
 
 
 # --------------------------------------------------------------------------- editing
@@ -649,11 +757,18 @@ def _newline_and_indent(gap: str) -> str:
     return newline + gap[cut + 1:]
 
 
+# Longer gaps are not layout to copy: repeating one for each new attribute would
+# multiply a hostile file's size.
+_MAX_GAP = 256
+
+
 def _separators(text: str, attributes: list[Attribute], count: int) -> list[str]:
     """What goes before each of ``count`` new attributes, matching the tag's layout."""
     if not attributes:
         return [" "] * count
     gaps = [text[a.gap_start:a.name_start] for a in attributes]
+    if any(len(gap) > _MAX_GAP for gap in gaps):
+        return [" "] * count
     breaks = [("\n" in g or "\r" in g) for g in gaps]
     one_per_line = all(breaks[1:]) and (len(attributes) > 1 or breaks[0])
     if one_per_line:
@@ -813,6 +928,7 @@ def decode_server_xml(data: bytes) -> tuple[str, str]:
     """
     hint = ("Save server.xml as UTF-8 (or in the encoding its <?xml ...?> line names) "
             "and run the step again; nothing was changed.")
+    _check_size(len(data), "bytes")
     bom_encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
     if bom_encoding:
         # The BOM's own codec keeps U+FEFF as the first character, so it is

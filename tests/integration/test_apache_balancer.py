@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import ssl
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from wizard.steps import balancer_apache
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "confluence-lb-wizard"
 SERVER_NAME = "wiki.example.com"
 
@@ -212,7 +214,7 @@ def test_apply_configures_apache_for_confluence_and_synchrony(lab: Lab) -> None:
     record = lab.record()
     assert record["status"] == "verified"
     kinds = [change["kind"] for change in record["changes"]]
-    assert kinds == ["file", "reload"]
+    assert kinds == ["reload-pending", "file", "reload", "reloaded"]
     assert [entry["kind"] for entry in record["undo"]] == ["apache-reload", "remove-file"]
     assert record["plan"]["changes"][0]["diff"].count("+") > 20
 
@@ -430,6 +432,72 @@ def test_the_installed_command_applies_verifies_and_rolls_back(lab: Lab) -> None
     rolled = run_cli("rollback", "balancer", "--state", str(state), "--yes", cwd=lab.tmp)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert not lab.apache.config_path.exists() and lab.apache.answers()
+
+
+def test_an_apply_killed_before_the_reload_is_finished_by_the_next_apply(tmp_path, apache_factory,
+                                                                        fake_node_factory) -> None:
+    """kill -9 after the vhost is written and before Apache is reloaded: the file is already as
+    planned, yet the next apply must test and reload, not report "nothing to change"."""
+    lab = make_lab(tmp_path, apache_factory, fake_node_factory, start=False)
+    old = old_config(lab)
+    lab.apache.config_path.write_bytes(old)
+    lab.apache.start()
+    assert serves_old_config(lab)
+    block, reached = tmp_path / "block-reload", tmp_path / "reload-reached"
+    # While `block` exists the reload command stops before reloading, for the test to kill the run there.
+    lab.raw["balancer"]["apache"]["reload_command"] = (
+        f"if [ -e {block} ]; then touch {reached}; sleep 60; fi; {lab.apache.reload_command}")
+    answers = lab.tmp / "answers.yaml"
+    answers.write_text(yaml.safe_dump(lab.raw))
+    state = lab.tmp / "killed.state.json"
+    command = ["apply", "--answers", str(answers), "--state", str(state), "--only", "balancer", "--yes"]
+    block.touch()
+    # This checkout's wizard (the installed command may be another checkout's).
+    wizard = [sys.executable, "-m", "wizard"]
+    env = {**os.environ, "XDG_STATE_HOME": str(lab.tmp / "xdg-state"), "PYTHONPATH": str(REPO)}
+
+    def run_here(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([*wizard, *args], cwd=lab.tmp, capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    # Its own process group, so the kill takes the reload command's shell and sleep with it.
+    run = subprocess.Popen([*wizard, *command], cwd=lab.tmp, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert eventually(reached.exists, within=60), "the apply never reached the reload"
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=10)
+    block.unlink()
+    written = lab.apache.config_path.read_bytes()
+    assert written != old and b"ProxyPreserveHost On" in written  # written, never reloaded
+    assert serves_old_config(lab)
+    reloads = lab.reloads()
+
+    resumed = run_here(*command)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "stopped before Apache was reloaded" in resumed.stdout
+    assert lab.apache.config_path.read_bytes() == written
+    assert lab.reloads() > reloads
+    assert "ROUTEID" in lab.get("/status").headers.get("set-cookie", "")
+    record = json.loads(state.read_text())["steps"]["balancer"]
+    assert record["status"] == "verified"
+    kinds = [change["kind"] for change in record["changes"]]
+    assert kinds[0] == "reload-pending" and kinds[-2:] == ["reload", "reloaded"]
+    # The interrupted apply's undo is the one kept: a rollback still puts the old file back.
+    assert [entry["kind"] for entry in record["undo"]].count("apache-reload") == 1
+    rolled = run_here("rollback", "balancer", "--state", str(state), "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert lab.apache.config_path.read_bytes() == old
+    assert eventually(lambda: serves_old_config(lab))
+
+    # Once finished, nothing is pending any more.
+    again = run_here(*command)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "stopped before Apache was reloaded" not in again.stdout
 
 
 def test_the_installed_command_refuses_a_broken_apache_before_changing_anything(lab: Lab) -> None:

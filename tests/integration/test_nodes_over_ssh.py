@@ -14,6 +14,7 @@ Most tests drive ``wizard.runner.Runner`` directly; a few run the installed comm
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -754,6 +755,63 @@ def test_restart_stops_at_the_node_that_never_comes_back(restart_cluster, monkey
     [resumed] = plan(raw, state, ["restart"])
     assert [change.target for change in resumed.changes] == ["node2", "node3"]
     assert "node1 already restarted" in resumed.summary
+
+
+def test_rolling_restart_waits_for_a_restart_that_begins_after_the_command_returns(restart_cluster):
+    """Init scripts and service managers often return before the node has even stopped: the
+    step must see each node go down and come back before it restarts the next one."""
+    nodes, raw, state = restart_cluster(3, {f"node{i}": {"restart_delay": 0.5} for i in (1, 2, 3)})
+    raw = copy.deepcopy(raw)
+    for entry, node in zip(raw["nodes"], nodes):
+        entry["restart_command"] = f"(sleep 0.7; touch {node.trigger}) </dev/null >/dev/null 2>&1 &"
+    assert apply(raw, state, ["connector"]).outcome.exit_status == EXIT_OK
+
+    run = apply(raw, state, ["restart"])
+
+    assert run.outcome.exit_status == EXIT_OK, run.outcome.message
+    assert [node.fake.restarts for node in nodes] == [1, 1, 1]
+    logs = [node.fake.restart_log[0] for node in nodes]
+    for earlier, later in itertools.pairwise(logs):
+        # Never two nodes down at once: the next restart began only after the previous
+        # node answered RUNNING again.
+        assert earlier.running_again is not None
+        assert earlier.requested < earlier.running_again < later.requested
+    assert restart_changes(state) == ["node1", "node2", "node3"]
+
+
+def test_restart_command_that_returns_only_once_the_node_is_back_is_accepted(restart_cluster):
+    """The node went down and came back while its command ran: seen, so no wait for a second fall."""
+    nodes, raw, state = restart_cluster(2, {"node1": {"restart_delay": 0.3}, "node2": {"restart_delay": 0.3}})
+    raw = copy.deepcopy(raw)
+    for entry, node in zip(raw["nodes"], nodes):
+        entry["restart_command"] = f"touch {node.trigger}; sleep 1.2"
+    assert apply(raw, state, ["connector"]).outcome.exit_status == EXIT_OK
+
+    run = apply(raw, state, ["restart"])
+
+    assert run.outcome.exit_status == EXIT_OK, run.outcome.message
+    assert [node.fake.restarts for node in nodes] == [1, 1]
+    first, second = (node.fake.restart_log[0] for node in nodes)
+    assert first.running_again is not None and first.running_again < second.requested
+
+
+def test_restart_command_that_never_takes_the_node_down_stops_the_roll(restart_cluster, monkeypatch):
+    monkeypatch.setattr(restart_module, "time", FastClock(5))  # restart_timeout 10 s -> 2 s
+    nodes, raw, state = restart_cluster(2, restart_timeout=10, restart_commands={"node1": "true"})
+    assert apply(raw, state, ["connector"]).outcome.exit_status == EXIT_OK
+
+    started = time.monotonic()
+    run = apply(raw, state, ["restart"])
+
+    assert time.monotonic() - started < 8
+    assert run.outcome.exit_status == EXIT_STEP_FAILED
+    message = run.outcome.message
+    assert "node1 kept answering RUNNING for 10 s after `true` returned" in message
+    assert "does not seem to restart Confluence" in message and "No node was restarted" in message
+    record = step_record(state, "restart")
+    assert record["status"] == "failed" and "restart_command" in record["error"]["hint"]
+    assert [node.fake.restarts for node in nodes] == [0, 0]  # node2 was not touched either
+    assert restart_changes(state) == []
 
 
 def test_manual_restart_waits_for_running(restart_cluster):

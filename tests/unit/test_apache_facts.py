@@ -18,7 +18,8 @@ from wizard.hosts import CommandResult, FileInfo, Host
 from wizard.model import UndoAction
 from wizard.steps import balancer_apache
 from wizard.steps.balancer_apache import (ALL_MODULES, RELOAD_UNDO, STEP, ApacheConfigTestError,
-                                          BalancerFacts, NodeTarget)
+                                          BalancerFacts, NodeTarget, pending_reload)
+from wizard.state import StepRecord
 from wizard.steps.base import Context, Journal
 
 # --------------------------------------------------------------------------- fixture text
@@ -568,7 +569,52 @@ def test_apply_records_every_undo_first_tests_then_reloads(monkeypatch) -> None:
     test_at, reload_at = host.ran.index("apache2ctl -t"), host.ran.index("apache2ctl graceful")
     assert test_at < reload_at
     assert host.ran.index("write /etc/apache2/sites-available/confluence-lb.conf") < test_at
-    assert [c["kind"] for c in recorder.changes][-1] == "reload"
+    # A reload marked pending before the first write, and marked done once Apache runs it.
+    (first, _, ran), (second, kind, ran_too) = recorder.events[:2]
+    assert (first, second, kind) == ("undo", "change", "reload-pending")
+    assert ran == ran_too <= host.ran.index("write /etc/apache2/sites-available/confluence-lb.conf")
+    assert [c["kind"] for c in recorder.changes][-2:] == ["reload", "reloaded"]
+    assert len({c["reload_id"] for c in recorder.changes if "reload_id" in c}) == 1
+
+
+def _record(changes: list[dict], undo: list[dict]) -> StepRecord:
+    return StepRecord(name="balancer", changes=changes, undo=undo)
+
+
+def test_pending_reload_is_an_apply_stopped_between_its_marker_and_its_end() -> None:
+    undo = [{"kind": RELOAD_UNDO, "data": {"reload_id": "t1"}, "undone": None}]
+    pending = {"kind": "reload-pending", "reload_id": "t1"}
+    written = {"kind": "file", "path": "/etc/apache2/sites-available/confluence-lb.conf"}
+    assert pending_reload(_record([pending, written], undo)) == "t1"  # killed before the reload
+    assert pending_reload(_record([pending, written, {"kind": "reload", "reload_id": "t1"}], undo)) == "t1"
+    done = [pending, written, {"kind": "reload", "reload_id": "t1"}, {"kind": "reloaded", "reload_id": "t1"}]
+    assert pending_reload(_record(done, undo)) is None
+    # Rolled back (or undone by a failure): the files are back, nothing is pending.
+    assert pending_reload(_record([pending, written], [{**undo[0], "undone": "2026-01-01T00:00:00"}])) is None
+    assert pending_reload(_record([written], undo)) is None  # a state from before the marker existed
+    assert pending_reload(None) is None
+
+
+def test_a_pending_reload_is_planned_and_finished_under_the_interrupted_applys_undo(monkeypatch) -> None:
+    monkeypatch.setattr(balancer_apache, "RELOAD_SETTLE_SECONDS", 0)
+    host = debian_host()
+    _, facts = plan_for(host)
+    plan = STEP.plan(answers_of(), dataclasses.replace(facts, pending_reload="t1"))
+    [reload] = [c for c in plan.changes if c.details["role"] == "reload"]
+    assert reload.details["resume_reload_id"] == "t1" and "stopped before Apache was reloaded" in reload.summary
+    host.commands.update({"apache2ctl -t": "Syntax OK", "apache2ctl graceful": "",
+                          balancer_apache_pid_command("/var/run/apache2/apache2.pid"): "4242\n"})
+    for change in plan.changes:
+        if change.details["role"] in ("module", "site"):
+            host.commands[change.details["command"]] = ""
+    host.commands["apache2ctl -t -D DUMP_INCLUDES"] += "    (225) /etc/apache2/sites-enabled/confluence-lb.conf\n"
+    recorder = Recorder(host)
+    STEP.apply(Context(answers=answers_of(), hosts=Pool(host)), plan, recorder.journal())  # type: ignore[arg-type]
+    # The interrupted apply's reload undo, recorded before its writes, stays the one undone last.
+    assert RELOAD_UNDO not in [action.kind for action in recorder.undo]
+    assert "reload-pending" not in [c["kind"] for c in recorder.changes]
+    assert [(c["kind"], c["reload_id"]) for c in recorder.changes if "reload_id" in c] == [("reload", "t1"), ("reloaded", "t1")]
+    assert "apache2ctl graceful" in host.ran
 
 
 def test_a_failed_config_test_never_reloads_and_shows_apaches_lines(monkeypatch) -> None:

@@ -162,3 +162,37 @@ def test_restart_times_take_each_nodes_latest_restart() -> None:
         {"kind": "restart", "target": "node2", "at": "2026-11-20T11:00:00+00:00"},
         {"kind": "file", "target": "node2", "at": "2026-11-20T13:00:00+00:00"}])
     assert restart_times(record) == {"node1": "2026-11-20T12:00:00+00:00", "node2": "2026-11-20T11:00:00+00:00"}
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs, nothing catches it."""
+
+
+def test_a_server_xml_written_by_an_apply_killed_before_recording_it_still_needs_a_restart(
+        tmp_path: Path, monkeypatch) -> None:
+    from wizard.runner import Runner
+    from wizard.state import StateStore
+    from wizard.steps import base as base_module
+    from wizard.steps.restart import last_file_change
+
+    answers = answers_for(tmp_path, ["confluence-7-stock.xml"])
+    server_xml = Path(answers.nodes[0].install_dir, "conf", "server.xml")
+    original = server_xml.read_bytes()
+    store = StateStore(tmp_path / "state.json")
+
+    def killed(self, **change) -> None:
+        raise _Killed  # the file is written; the change is never recorded
+
+    monkeypatch.setattr(base_module.Journal, "changed", killed)
+    with pytest.raises(_Killed), Runner(answers, store) as runner:
+        runner.apply(["connector"])
+    monkeypatch.undo()
+    assert server_xml.read_bytes() != original
+    record = store.load().steps["connector"]
+    assert record.changes == [] and record.undo  # only the undo reached the state
+
+    changed = last_file_change(record)
+    assert changed is not None
+    # node1 was restarted before this apply: the server.xml written since is not in effect yet.
+    plan = RESTART.plan(answers, facts({"node1": "2000-01-01T00:00:00+00:00"}, changed, names=("node1",)))
+    assert [c.target for c in plan.changes] == ["node1"]

@@ -9,6 +9,7 @@ ElementTree, an independent parser, to confirm what Tomcat would read.
 from __future__ import annotations
 
 import string
+import tracemalloc
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -694,3 +695,98 @@ def test_every_byte_outside_the_edited_tag_survives(document, host, proxy_port, 
     again = plan_connector_edit(new, port=8090, proxy_name=host, proxy_port=proxy_port,
                                 scheme=scheme)
     assert again.changed is False and again.new_text == new
+
+
+# --------------------------------------------------------------------------- hostile sizes
+# Work must stay linear in the file's size, and absurd files are refused. These
+# tests count work (characters scanned, bytes allocated) instead of timing it, so
+# they hold on a loaded machine.
+
+SERVER_OPEN = '<Server port="8000" shutdown="SHUTDOWN"><Service name="S">\n'
+SERVER_CLOSE = '<Connector port="8090"/>\n</Service></Server>\n'
+
+
+class CountingText(str):
+    """Text that adds up how many characters each ``count`` call scans."""
+
+    scanned = 0
+
+    def count(self, sub, start=None, end=None):  # type: ignore[override]
+        begin = 0 if start is None else start
+        stop = len(self) if end is None else end
+        CountingText.scanned += max(0, stop - begin)
+        return super().count(sub, start, end)
+
+
+def peak_bytes(call) -> int:
+    """The peak memory ``call()`` allocates (tracemalloc), whether it returns or raises."""
+    tracemalloc.start()
+    try:
+        call()
+    except ServerXmlError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_line_numbers_of_many_connectors_scan_the_file_a_bounded_number_of_times() -> None:
+    # Every Connector's line used to be counted from the start of the file:
+    # 5,000 Connectors meant scanning about 5,000 / 2 times the file.
+    lines = [f'<Connector port="{10000 + i}" protocol="AJP/1.3"/>' for i in range(5000)]
+    text = CountingText(SERVER_OPEN + "\n".join(lines) + "\n" + SERVER_CLOSE)
+    CountingText.scanned = 0
+    facts = read_facts(text)
+    assert CountingText.scanned <= 3 * len(text)
+    assert [c.line for c in facts.connectors] == list(range(2, 5003))
+    assert facts.confluence_port == 8090
+
+
+def test_deep_nesting_is_refused_without_quadratic_memory() -> None:
+    depth = 5000  # the 20,000 deep file found cost 1.6 GB; this one is refused at once
+    text = SERVER_OPEN + "<a>" * depth + "</a>" * depth + SERVER_CLOSE
+    with pytest.raises(ServerXmlError) as caught:
+        read_facts(text)
+    assert "more than 200 deep" in caught.value.message
+    assert "install_dir" in caught.value.hint and "nothing was changed" in caught.value.hint
+    assert peak_bytes(lambda: read_facts(text)) < 2_000_000
+
+
+def test_memory_does_not_grow_with_depth() -> None:
+    # Each tag used to hold a tuple of all its ancestors: depth x tags.
+    def document(depth: int) -> str:
+        return (SERVER_OPEN + "<a>" * depth + "<b/>" * 3000 + "</a>" * depth + SERVER_CLOSE)
+
+    shallow = peak_bytes(lambda: read_facts(document(3)))
+    deep = peak_bytes(lambda: read_facts(document(190)))
+    assert deep < shallow * 1.3 + 200_000, (shallow, deep)
+
+
+def test_too_many_elements_are_refused() -> None:
+    connectors = "".join(f'<Connector port="{10000 + i}"/>\n' for i in range(20000))
+    text = SERVER_OPEN + connectors + SERVER_CLOSE  # about 600 kB
+    with pytest.raises(ServerXmlError) as caught:
+        plan_connector_edit(text, port=8090, proxy_name="a.example.com", proxy_port=443,
+                            scheme="https")
+    assert "more than 10,000 elements" in caught.value.message
+    assert "install_dir" in caught.value.hint
+    assert peak_bytes(lambda: read_facts(text)) < 40_000_000
+
+
+def test_absurdly_large_file_is_refused_before_it_is_parsed() -> None:
+    big = (SERVER_OPEN + "<!--" + "x" * (5 * 1024 * 1024) + "-->" + SERVER_CLOSE)
+    with pytest.raises(ServerXmlError) as caught:
+        decode_server_xml(big.encode("utf-8"))
+    assert "more than the 4,194,304" in caught.value.message
+    assert "install_dir" in caught.value.hint and "nothing was changed" in caught.value.hint
+    with pytest.raises(ServerXmlError, match="more than the 4,194,304"):
+        read_facts(big)
+
+
+def test_a_huge_gap_in_the_tag_is_not_copied_for_each_new_attribute() -> None:
+    text = SERVER_OPEN.replace("<Service", "<Service" + " " * 1_000_000) + SERVER_CLOSE
+    text = text.replace("<Connector port", "<Connector" + " " * 1_000_000 + "port")
+    result = edit(text, 8090)
+    assert len(result.new_text) < len(text) + 200
+    assert result.new_text[:result.start] == text[:result.start]

@@ -7,6 +7,12 @@ while the runner puts the previous files back. The first undo recorded is a relo
 (undone last, so after every file is back) that only runs when this apply's
 configuration was actually loaded, and only after the restored files pass the test.
 
+An apply killed between writing the files and reloading Apache leaves the files as
+planned but Apache on its old configuration. So before the first write a "reload
+pending" marker goes into the step's record, and once Apache runs the new
+configuration a "reloaded" one: the next apply finds the marker without its end and
+plans the test and reload although every file is already in place.
+
 The plan is pure: the vhost is rendered from the answers and the facts (Apache's
 version, its modules, its listeners; each node's ports from its own files), and
 compared byte for byte with what is on the host. A second apply finds everything in
@@ -49,6 +55,11 @@ RELOAD_UNDO = "apache-reload"
 #: the command is built from the answers' layout when it is performed.
 SITE_UNDO = "apache-site"
 MODULE_UNDO = "apache-module"
+#: Change kinds recorded around the writes: the first before anything is written, the
+#: second once Apache runs the new configuration. One without the other (same reload_id)
+#: is an apply that was stopped before its reload was done.
+RELOAD_PENDING = "reload-pending"
+RELOAD_DONE = "reloaded"
 #: How long a reloaded Apache must stay up before the reload counts as done. A graceful
 #: reload that fails after the test (a port taken, a key Apache cannot use) ends the
 #: server within a fraction of a second.
@@ -102,6 +113,30 @@ class NodeTarget:
 class BalancerFacts:
     apache: ApacheFacts
     nodes: tuple[NodeTarget, ...]
+    #: The reload id of an earlier apply stopped after it changed files and before Apache was
+    #: reloaded with them (its undo still live), or None.
+    pending_reload: str | None = None
+
+
+def pending_reload(record: Any) -> str | None:
+    """The reload id of the newest apply in ``record`` (the step's state record) that marked a
+    reload pending and never finished it, while its reload undo is still to be done.
+
+    An apply that failed, or was rolled back, had its undo performed: its files are back
+    and nothing is pending. (Ids live under ``reload_id``, a name the state's masking of
+    secret-looking keys leaves alone.)
+    """
+    changes = [c for c in getattr(record, "changes", None) or [] if isinstance(c, dict)]
+    undo = [u for u in getattr(record, "undo", None) or [] if isinstance(u, dict)]
+    finished = {c.get("reload_id") for c in changes if c.get("kind") == RELOAD_DONE}
+    live = {(u.get("data") or {}).get("reload_id") for u in undo
+            if u.get("kind") == RELOAD_UNDO and not u.get("undone") and isinstance(u.get("data"), dict)}
+    for change in reversed(changes):
+        reload_id = change.get("reload_id")
+        if change.get("kind") == RELOAD_PENDING and isinstance(reload_id, str) and reload_id \
+                and reload_id not in finished and reload_id in live:
+            return reload_id
+    return None
 
 
 def _url_host(address: str) -> str:
@@ -351,7 +386,8 @@ class ApacheBalancerStep(Step):
             return NodeTarget(node.name, _url_host(node.address), fact.confluence_port, fact.synchrony_port,
                               fact.context_path, fact.synchrony_port_source)
 
-        return BalancerFacts(apache, tuple(ctx.for_each_node(target)))
+        return BalancerFacts(apache, tuple(ctx.for_each_node(target)),
+                             pending_reload(ctx.previous.get(self.name)))
 
     # Plan (pure).
 
@@ -394,21 +430,28 @@ class ApacheBalancerStep(Step):
                       f"{'upgrade=websocket members' if vhost.ws_style == 'upgrade' else 'rewrite to ws:// members'}; "
                       + ", ".join(f"{n.name} {n.host}:{n.confluence_port} (Synchrony {n.synchrony_port})"
                                   for n in facts.nodes))
-        if not changes:
+        if not changes and not facts.pending_reload:
             return Plan(self.name, "Apache already has this setup's configuration",
                         noop_reason=(f"{path} already holds what the wizard would write, every module it needs "
                                      f"is loaded{' and the site is enabled' if apache.enabler else ''}. "
                                      + facts_note))
         commands = apache.commands
+        unfinished = ("; an earlier apply wrote the configuration but was stopped before Apache was "
+                      "reloaded with it" if facts.pending_reload else "")
         changes.append(Change(
             target=BALANCER, kind="command",
             summary=f"test the configuration (`{commands.configtest}`), and only then reload Apache "
-                    f"(`{commands.reload}`)",
+                    f"(`{commands.reload}`){unfinished}",
             details={"role": "reload", "configtest": commands.configtest, "reload": commands.reload,
                      "includes": commands.includes, "owned": list(apache.owned_paths),
-                     "pid_file": _absolute(apache.settings.pid_file, apache.settings.server_root)}))
-        summary = (f"configure Apache for {vhost.server_name}:{vhost.listen_port} over {len(facts.nodes)} node(s): "
-                   f"{len(changes) - 1} change(s), then test and reload. {facts_note}")
+                     "pid_file": _absolute(apache.settings.pid_file, apache.settings.server_root),
+                     "resume_reload_id": facts.pending_reload}))
+        if len(changes) == 1:
+            summary = (f"finish the apply that was stopped before Apache was reloaded: {path} is already as "
+                       f"planned; test the configuration and reload Apache. {facts_note}")
+        else:
+            summary = (f"configure Apache for {vhost.server_name}:{vhost.listen_port} over {len(facts.nodes)} "
+                       f"node(s): {len(changes) - 1} change(s), then test and reload. {facts_note}")
         return Plan(self.name, summary, changes)
 
     def _module_changes(self, answers: Answers, apache: ApacheFacts, modules: list[str]) -> list[Change]:
@@ -443,9 +486,16 @@ class ApacheBalancerStep(Step):
         host = ctx.hosts.balancer()
         final = next(c for c in plan.changes if c.details.get("role") == "reload")
         details = final.details
-        token = secrets.token_hex(8)
-        # Recorded first, so undone last: once the files are back, test them and reload.
-        journal.undo(_reload_undo(ctx.answers, token))
+        resumed = details.get("resume_reload_id")
+        token = resumed or secrets.token_hex(8)
+        if not resumed:
+            # Recorded first, so undone last: once the files are back, test them and reload.
+            journal.undo(_reload_undo(ctx.answers, token))
+            # Before any write: a kill from here on leaves a pending reload the next apply finishes.
+            journal.changed(target=BALANCER, kind=RELOAD_PENDING, reload_id=token,
+                            summary="Apache is to be tested and reloaded once the changes below are made")
+        # Resuming: the interrupted apply's reload undo (recorded before its writes) stays the
+        # last one undone, after its files and this apply's are back.
         for change in plan.changes:
             ctx.check_cancelled()
             role = change.details["role"]
@@ -477,7 +527,11 @@ class ApacheBalancerStep(Step):
                                                  "with it. Fix what the reload said, then run the step again.") from exc
         if was_running:
             _wait_still_running(host, pid_file)
+        journal.changed(target=BALANCER, kind=RELOAD_DONE, reload_id=token,
+                        summary="Apache runs the new configuration")
         ctx.progress(self.name, BALANCER, "reloaded", 1.0)
+        if len(plan.changes) == 1:
+            return "Apache tested and reloaded, finishing the apply that was stopped before its reload"
         return f"Apache configured, tested and reloaded ({len(plan.changes) - 1} change(s))"
 
     # Undo.

@@ -1,9 +1,13 @@
 """Restart: make the Connector change take effect, one node at a time.
 
-Rolling: each node is restarted with its restart command and waited for until
-``/status`` answers RUNNING before the next one starts, so the cluster keeps
-serving (Atlassian's clustering documentation: start the nodes one at a time). The roll stops at the first node
-that does not come back. Manual: the admin restarts the nodes; the wizard
+Rolling: each node is restarted with its restart command, seen to go down and
+waited for until ``/status`` answers RUNNING before the next one starts, so the
+cluster keeps serving (Atlassian's clustering documentation: start the nodes one
+at a time). Many restart commands return
+before the node has even stopped (init scripts, service managers, a backgrounded
+script): a node still answering RUNNING right after its command is the old
+process, not the restarted one. The roll stops at the first node that does not
+go down or does not come back. Manual: the admin restarts the nodes; the wizard
 says exactly what to run and then waits for each to answer RUNNING.
 A restart cannot be undone; the state records which nodes were restarted.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -67,12 +72,18 @@ def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
 
 def last_change(record: Any, kind: str = "file") -> str | None:
     """When a step last made a change of ``kind`` or undid one: server.xml edits and the
-    base URL written into the database both take effect only when Confluence restarts."""
+    base URL written into the database both take effect only when Confluence restarts.
+
+    An undo is recorded just before its change is made and the change just after: an
+    apply killed in between made the change without recording it. So the time an undo
+    was recorded counts as a possible change too (at worst a node is restarted once more).
+    """
     if record is None:
         return None
     times = [c.get("at") for c in record.changes if c.get("kind") == kind and c.get("at")]
     undone = [u.get("undone") for u in record.undo if u.get("undone")]
-    return max(times + undone, default=None)
+    recorded = [u.get("recorded") for u in record.undo if u.get("recorded")]
+    return max(times + undone + recorded, default=None)
 
 
 def last_file_change(record: Any) -> str | None:
@@ -146,9 +157,16 @@ class RestartStep(Step):
             if change.kind == "command":
                 ctx.progress(self.name, node.name, f"restarting ({index + 1}/{total})", index / total)
                 host = ctx.hosts.node(node)
-                host.run_checked(change.details["command"], timeout=float(ctx.answers.restart_timeout),
-                                 what=f"Restarting Confluence on {node.name}",
-                                 hint=_stopped_hint(restarted, node))
+                # Watched while the command runs: a command that waits until the node is
+                # back has taken it down and up before it returns.
+                with _DownWatcher(change.details["status_url"]) as watcher:
+                    host.run_checked(change.details["command"], timeout=float(ctx.answers.restart_timeout),
+                                     what=f"Restarting Confluence on {node.name}",
+                                     hint=_stopped_hint(restarted, node))
+                if not watcher.seen_down:
+                    ctx.progress(self.name, node.name, "waiting for it to go down")
+                    self._wait_down(ctx, node, change.details["status_url"], restarted,
+                                    command=change.details["command"])
             else:
                 ctx.progress(self.name, node.name, f"waiting for you to restart it: {change.details['command']}",
                              index / total)
@@ -164,16 +182,30 @@ class RestartStep(Step):
             ctx.progress(self.name, node.name, "RUNNING", (index + 1) / total)
         return f"restarted {', '.join(restarted)}, one at a time; each answered RUNNING"
 
-    def _wait_down(self, ctx: Context, node: Node, url: str, restarted: list[str]) -> None:
+    def _wait_down(self, ctx: Context, node: Node, url: str, restarted: list[str],
+                   command: str | None = None) -> None:
+        """Until ``url`` stops answering RUNNING (refused, STARTING, an error page...).
+
+        ``command`` is the restart command that just returned, or None when the admin
+        restarts the node by hand.
+        """
         deadline = time.monotonic() + ctx.answers.restart_timeout
         while confluence_state(http_get(url, timeout=5.0)) == "RUNNING":
             ctx.check_cancelled()
             if time.monotonic() >= deadline:
+                so_far = (f"Restarted so far: {', '.join(restarted)}." if restarted
+                          else "No node was restarted.")
+                if command is None:
+                    raise StepFailedError(
+                        f"{node.name} kept answering RUNNING for {ctx.answers.restart_timeout} s: it was not "
+                        f"restarted, so its Connector change is not in effect yet. {so_far}",
+                        f"Restart Confluence on {node.name}, then run the step again.")
                 raise StepFailedError(
-                    f"{node.name} kept answering RUNNING for {ctx.answers.restart_timeout} s: it was not "
-                    "restarted, so its Connector change is not in effect yet. "
-                    + (f"Restarted so far: {', '.join(restarted)}." if restarted else "No node was restarted."),
-                    f"Restart Confluence on {node.name}, then run the step again.")
+                    f"{node.name} kept answering RUNNING for {ctx.answers.restart_timeout} s after `{command}` "
+                    "returned: the command does not seem to restart Confluence (or the restart was too quick "
+                    f"to be seen), so its Connector change may not be in effect. The roll stopped here. {so_far}",
+                    f"Run the restart command by hand on {node.name} and check that Confluence stops and "
+                    "starts again (or fix nodes[].restart_command); then run the step again.")
             time.sleep(MANUAL_POLL_SECONDS)
 
     def _wait_running(self, ctx: Context, node: Node, url: str, restarted: list[str]) -> None:
@@ -210,6 +242,38 @@ class RestartStep(Step):
                          f"Start Confluence on {node.name} and check its atlassian-confluence.log.")
 
         return ctx.for_each_node(check)
+
+
+class _DownWatcher:
+    """Polls a node's /status in a thread (as a context manager) and notes whether it was
+    ever seen not RUNNING: connection refused, STARTING, an error page."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._down = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="clbw-restart-watch", daemon=True)
+
+    @property
+    def seen_down(self) -> bool:
+        """True once an answer other than RUNNING was seen."""
+        return self._down.is_set()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            if confluence_state(http_get(self.url, timeout=5.0)) != "RUNNING":
+                self._down.set()
+                return
+            self._stop.wait(MANUAL_POLL_SECONDS)
+
+    def __enter__(self) -> _DownWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        # A probe under way finishes within its own 5 s timeout; its answer still counts.
+        self._thread.join(timeout=6.0)
 
 
 def _manual_hint(host: Host, node: Node) -> tuple[str, str]:
