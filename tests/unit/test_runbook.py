@@ -221,8 +221,29 @@ def test_write_runbook_is_atomic_and_readable(tmp_path: Path) -> None:
     written = write_runbook("# new\n", target)
     assert written == target
     assert target.read_text() == "# new\n"
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    # Private like the state file, whatever the umask and the old file's mode.
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runbook.md"]
+
+
+def test_a_new_runbook_is_0600_even_with_an_open_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        target = write_runbook("# runbook\n", tmp_path / "new.md")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+def test_a_symlink_at_the_target_is_replaced_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "runbook.md"
+    link.symlink_to(victim)
+    write_runbook("# runbook\n", link)
+    assert victim.read_text() == "precious\n"
+    assert not link.is_symlink() and link.read_text() == "# runbook\n"
+    assert stat.S_IMODE(os.stat(link).st_mode) == 0o600
 
 
 def test_write_runbook_into_a_missing_folder_is_bad_input(tmp_path: Path) -> None:
