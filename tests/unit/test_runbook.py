@@ -297,3 +297,53 @@ def test_when_filter(value: object, expected: str) -> None:
 def test_status_icons() -> None:
     assert [status_icon(s) for s in ("pending", "planned", "applied", "verified", "failed", "rolled-back")] \
         == ["○", "◔", "●", "✔", "✖", "↺"]
+
+
+# What a server answered lands in the state (a check's seen text, an error, a summary):
+# in the Markdown runbook it is text, never HTML or markup.
+HOSTILE = '<img src=x onerror="alert(1)"> **bold** [click](http://evil.example/) `code` | pipe'
+
+
+def hostile_state() -> State:
+    state = realistic_state()
+    preflight = state.step("preflight")
+    preflight.checks = [{"name": "node RUNNING", "target": "node1", "passed": False, "seen": HOSTILE,
+                         "fix": "# " + HOSTILE}]
+    balancer = state.step("balancer")
+    balancer.summary = HOSTILE
+    balancer.error = {"message": HOSTILE, "hint": "1. " + HOSTILE, "undone": [HOSTILE], "body": HOSTILE}
+    balancer.plan = {"step": "balancer", "summary": "# " + HOSTILE, "noop_reason": None, "checks": [],
+                     "changes": [{"target": "balancer", "kind": "file", "summary": HOSTILE,
+                                  "diff": "-<script>x</script>\n+ok\n", "details": {"seen": HOSTILE}}]}
+    balancer.undo = [{"kind": "run", "target": "balancer", "description": HOSTILE, "manual": "", "data": {}}]
+    balancer.history = [{"at": "<b>", "status": "failed", "summary": HOSTILE}]
+    return state
+
+
+def test_markdown_shows_a_servers_answer_as_text() -> None:
+    markdown = build_runbook(hostile_state(), "md")
+    assert "<img" not in markdown and "<b>" not in markdown
+    assert "&lt;img src=x onerror=\"alert(1)\"&gt;" in markdown
+    assert "**bold**" not in markdown and "\\*\\*bold\\*\\*" in markdown
+    assert "[click](" not in markdown and "\\[click\\](http://evil.example/)" in markdown
+    assert "`code`" not in markdown and "\\`code\\`" in markdown
+    # A value never starts a heading or a list of its own.
+    assert "\n# &lt;img" not in markdown and "\n\\# &lt;img" in markdown
+    assert "Next: 1\\. &lt;img" in markdown
+    # Inside a fenced diff the text is code already: shown as it was.
+    assert "```diff\n-<script>x</script>\n+ok\n```" in markdown
+    # The runbook's own Markdown is untouched.
+    assert "\n## 5. balancer: Load balancer" in markdown and "| --- | --- |" in markdown
+
+
+def test_html_runbook_escapes_a_servers_answer() -> None:
+    page = build_runbook(hostile_state(), "html")
+    assert "<img" not in page and "<script>x" not in page
+    assert "&lt;img src=x onerror=" in page
+
+
+def test_markdown_escaping_keeps_ordinary_text_readable() -> None:
+    from wizard.render import md_cell
+    for text in ("10.0.1.11", "/opt/atlassian/confluence_data/conf/server.xml", "password=********",
+                 "ssh confluence@node1.internal:22", "no -Dsynchrony.port in bin/setenv.sh", "0.1.0"):
+        assert md_cell(text) == text
