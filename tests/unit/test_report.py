@@ -58,3 +58,11 @@ def test_checks_are_printed_masked() -> None:
     shown = format_checks(checks)
     assert "ldap-Pw-3" not in shown and "basic-4" not in shown
     assert "FAIL" in shown and "vhost read" in shown
+
+
+def test_the_prompt_face_prints_masked() -> None:
+    from screens.plain_answers import Asker
+
+    out = io.StringIO()
+    Asker(out=out).say("  - [node1] Run the restart\n      by hand: sshpass -p ssh-Pw-2 ssh node1 systemctl restart x")
+    assert "ssh-Pw-2" not in out.getvalue() and f"sshpass -p {MASK}" in out.getvalue()
