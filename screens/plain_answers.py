@@ -29,6 +29,7 @@ from screens.fields import (
 )
 from screens.node_reader import read_node
 from wizard.errors import BadInputError, WizardError
+from wizard.redact import redact
 
 #: How often one answer may be asked again before the prompts give up (a loop guard).
 MAX_TRIES = 3
@@ -42,7 +43,9 @@ class Asker:
         self.out = out
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        """Print a line for the admin, secrets masked (plans, undo commands and errors quote
+        commands and servers' answers; what runs is never this text)."""
+        print(redact(text), file=self.out, flush=True)
 
     def text(self, message: str, default: str = "", validate: Callable[[str], Any] | None = None) -> str:
         import questionary

@@ -136,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except WizardError as exc:
-        print(f"{TOOL_NAME}: {exc.for_admin()}", file=sys.stderr)
+        from wizard.redact import redact  # a failure can quote a command or a server's answer
+
+        print(f"{TOOL_NAME}: {redact(exc.for_admin())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"\n{TOOL_NAME}: interrupted; the state is saved. Run the same command to resume.",
@@ -276,6 +278,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from wizard.redact import redact
+
     answers = load_answers(args.answers)
     require_terminal_or_yes(args.yes, "apply")
 
@@ -285,7 +289,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     install_terminal_prompts()
     with open_runner(answers, state_for_answers(args.state, answers)) as runner:
         outcome = runner.apply(args.only, confirm=confirm)
-        print(f"\n{outcome.message}")
+        print(f"\n{redact(outcome.message)}")
         print(f"State: {runner.store.path}")
     return outcome.exit_status
 
@@ -316,8 +320,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
+    from wizard.redact import redact
     from wizard.report import format_checks
-    from wizard.state import StateStore
+    from wizard.state import StateStore, redact_state
 
     if args.answers:
         answers = load_answers(args.answers)
@@ -331,9 +336,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         outcome = runner.verify()
     if args.json:
         print(json.dumps({"passed": outcome.exit_status == EXIT_OK,
-                          "checks": [check.to_dict() for check in outcome.checks]}, indent=2))
+                          "checks": [redact_state(check.to_dict()) for check in outcome.checks]}, indent=2))
     else:
-        print(f"\n{format_checks(outcome.checks)}\n\n{outcome.message}")
+        print(f"\n{format_checks(outcome.checks)}\n\n{redact(outcome.message)}")
     return outcome.exit_status
 
 
@@ -352,6 +357,7 @@ def cmd_runbook(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from wizard.redact import redact
     from wizard.state import StateStore
 
     path = find_state_file(args.state)
@@ -361,13 +367,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     def confirm(step: str, actions) -> bool:
         print(f"\nRolling back {step} will:")
         for action in actions:
-            print(f"  - [{action.target}] {action.description}")
+            print(f"  - [{action.target}] {redact(action.description)}")
         return args.yes or confirm_on_terminal(f"Undo these {len(actions)} change(s) of {step}?")
 
     install_terminal_prompts()
     with open_runner(answers, path) as runner:
         outcome = runner.rollback(args.step, confirm=confirm)
-        print(f"\n{outcome.message}")
+        print(f"\n{redact(outcome.message)}")
     return outcome.exit_status
 
 

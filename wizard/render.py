@@ -5,13 +5,19 @@ installed wheel, inside the package (``wizard/templates/``, see pyproject's
 force-include), so both places are searched, the package first.
 
 Templates whose name ends in ``.html`` (before an optional ``.j2``) are
-rendered with autoescaping; everything else (Markdown, Apache config) is not,
-because escaping would corrupt it.
+rendered with HTML autoescaping. Templates whose name ends in ``.md`` get the
+same for Markdown: every ``{{ ... }}`` is escaped for Markdown (HTML tags and
+entities, emphasis, links, code, table pipes, a leading block marker) unless a
+``md_*`` filter already made it safe, so a server's answer recorded in the state
+(a check's ``seen`` text, an error) shows as text and never as HTML or markup.
+Everything else (the Apache config) is not escaped by the environment, because
+escaping would corrupt it; its template escapes each value for its place.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +26,7 @@ import jinja2
 
 import wizard
 from wizard.errors import WizardError
-from wizard.redact import redact
+from wizard.redact import MASK, redact
 
 STATUS_ICONS = {
     "pending": "○",
@@ -56,12 +62,19 @@ def templates_dir() -> Path:
     )
 
 
+def _base_name(template_name: str) -> str:
+    name = template_name.lower()
+    return name[: -len(".j2")] if name.endswith(".j2") else name
+
+
 def wants_autoescape(template_name: str) -> bool:
     """True for HTML templates (``page.html`` or ``page.html.j2``)."""
-    name = template_name.lower()
-    if name.endswith(".j2"):
-        name = name[: -len(".j2")]
-    return name.endswith(_HTML_SUFFIXES)
+    return _base_name(template_name).endswith(_HTML_SUFFIXES)
+
+
+def wants_markdown_escape(template_name: str) -> bool:
+    """True for Markdown templates (``runbook.md`` or ``runbook.md.j2``)."""
+    return _base_name(template_name).endswith((".md", ".markdown"))
 
 
 # Filters.
@@ -99,17 +112,71 @@ def when(value: Any) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def md_cell(value: Any) -> str:
-    """A value made safe for one Markdown table cell (pipes escaped, one line)."""
+class MarkdownText(str):
+    """Text already safe to put in Markdown as it is (escaped, code, or the template's own)."""
+
+
+# What Markdown (CommonMark and GitHub's tables) could read as markup or HTML in a line
+# of text: a backslash, code, emphasis, links and images, table pipes, raw HTML and
+# entities. ``_`` counts only at a word's edge (inside a word it is never emphasis,
+# and paths like install_dir stay readable); the mask's asterisks stay as they are,
+# as every other asterisk is escaped and the mask alone opens nothing.
+_MD_SPECIAL = re.compile(r"[\\`\[\]|]|\*++|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|[<>&]")
+_HTML_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+# A heading, quote, list item, setext line or numbered item when a value starts a line.
+_MD_LEADING_MARKER = re.compile(r"#{1,6}(?:[ \t]|$)|>|[-+](?:[ \t]|$)|[=-]+[ \t]*$|\d{1,9}[.)](?:[ \t]|$)")
+
+
+def _md_special(match: re.Match[str]) -> str:
+    found = match[0]
+    if found in _HTML_ENTITIES:
+        return _HTML_ENTITIES[found]
+    if found.startswith("*"):
+        return found if found == MASK else "\\*" * len(found)
+    return "\\" + found
+
+
+def md_cell(value: Any) -> MarkdownText:
+    """A value made safe as one line of Markdown text, a table cell included.
+
+    Line breaks are folded into spaces; HTML tags and entities, emphasis, code,
+    links, table pipes and a leading block marker are escaped, so the text reads
+    the same as it was recorded and never renders as HTML or markup.
+    """
     if value is None:
-        return ""
-    text = str(value).replace("|", "\\|")
+        return MarkdownText("")
+    if isinstance(value, MarkdownText):
+        return value
+    text = str(value)
     if "\n" in text or "\r" in text:
         text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text
+    text = _MD_SPECIAL.sub(_md_special, text)
+    stripped = text.lstrip(" ")
+    if _MD_LEADING_MARKER.match(stripped):
+        indent = len(text) - len(stripped)
+        if stripped[0].isdigit():  # 1. or 1) : the escape goes before the dot
+            digits = len(stripped) - len(stripped.lstrip("0123456789"))
+            text = text[:indent] + stripped[:digits] + "\\" + stripped[digits:]
+        else:
+            text = text[:indent] + "\\" + stripped
+    return MarkdownText(text)
 
 
-def md_fence(value: Any, lang: str = "") -> str:
+def md_raw(value: Any) -> MarkdownText:
+    """The template's own Markdown (a macro's output, an indented fence), taken as it is."""
+    return MarkdownText("" if value is None else str(value))
+
+
+def _markdown_finalize(value: Any) -> Any:
+    """Every ``{{ ... }}`` of a Markdown template: escaped unless a ``md_*`` filter made it safe."""
+    if isinstance(value, MarkdownText):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return md_cell(value)
+
+
+def md_fence(value: Any, lang: str = "") -> MarkdownText:
     """``value`` in a fenced code block whose fence no backtick run inside can close."""
     text = "" if value is None else str(value)
     longest = run = 0
@@ -118,10 +185,11 @@ def md_fence(value: Any, lang: str = "") -> str:
         longest = max(longest, run)
     fence = "`" * max(3, longest + 1)
     body = text if text.endswith("\n") or not text else text + "\n"
-    return f"{fence}{lang}\n{body}{fence}"
+    # The info string follows the fence on its line: only the template's own words go there.
+    return MarkdownText(f"{fence}{lang}\n{body}{fence}")
 
 
-def md_code(value: Any) -> str:
+def md_code(value: Any) -> MarkdownText:
     """``value`` as inline Markdown code, with a delimiter longer than any backtick run inside."""
     text = "" if value is None else str(value).replace("\n", " ")
     longest = run = 0
@@ -130,7 +198,7 @@ def md_code(value: Any) -> str:
         longest = max(longest, run)
     ticks = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
+    return MarkdownText(f"{ticks}{pad}{text}{pad}{ticks}")
 
 
 def diff_line_class(line: str) -> str:
@@ -157,14 +225,19 @@ FILTERS = {
     "md_cell": md_cell,
     "md_fence": md_fence,
     "md_code": md_code,
+    "md_raw": md_raw,
     "diff_line_class": diff_line_class,
     "splitlines": splitlines_filter,
 }
 
 
 @functools.lru_cache(maxsize=None)
-def environment(autoescape: bool) -> jinja2.Environment:
-    """The Jinja2 environment over ``templates_dir()``, one per autoescape flag."""
+def environment(autoescape: bool, markdown: bool = False) -> jinja2.Environment:
+    """The Jinja2 environment over ``templates_dir()``, one per flavour of escaping.
+
+    ``autoescape`` escapes every output for HTML; ``markdown`` escapes it for Markdown
+    (see ``md_cell``) unless a ``md_*`` filter already made it safe.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=autoescape,
@@ -172,6 +245,7 @@ def environment(autoescape: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_markdown_finalize if markdown else None,
     )
     env.filters.update(FILTERS)
     return env
@@ -179,7 +253,7 @@ def environment(autoescape: bool) -> jinja2.Environment:
 
 def render(template_name: str, **context: Any) -> str:
     """Render a template under ``templates/`` (autoescaped when it is HTML)."""
-    env = environment(wants_autoescape(template_name))
+    env = environment(wants_autoescape(template_name), wants_markdown_escape(template_name))
     try:
         return env.get_template(template_name).render(**context)
     except jinja2.TemplateNotFound as exc:

@@ -2,6 +2,13 @@
 
 Shared by ``plan``/``apply``/``verify``/``status`` and the prompt face, so the
 admin sees the same words whichever way they run the wizard.
+
+Everything these functions return or print is masked by ``wizard.redact``: a
+plan's summaries carry the commands it will run (a reload command with a token,
+a restart through sshpass) and its diffs carry the files (an LDAP bind password
+in a vhost), and a terminal is scrolled back, logged and screen-shared. Only
+what is shown is masked; the plan itself, which is what gets executed, is not
+touched.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ STATUS_MARKS = {"pending": "[ ]", "planned": "[~]", "applied": "[*]", "verified"
 
 
 def format_plan(plan: Plan) -> str:
-    lines = [f"Plan for {plan.step}: {plan.summary}"]
+    """A plan as the terminal shows it: every change with its diff, secrets masked."""
+    lines = [f"Plan for {plan.step}: {redact(plan.summary)}"]
     if plan.is_noop and plan.noop_reason:
-        lines.append(f"  Nothing to change: {plan.noop_reason}")
+        lines.append(f"  Nothing to change: {redact(plan.noop_reason)}")
     for change in plan.changes:
-        lines.append(f"  - [{change.target}] {change.summary}")
+        lines.append(f"  - [{change.target}] {redact(change.summary)}")
         if change.diff:
+            # Masked before it is indented: a directive's rule reads a diff line from its marker.
             lines += ["      " + line for line in redact(change.diff).rstrip("\n").splitlines()]
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def format_checks(checks: list[Check] | tuple[Check, ...]) -> str:
+    """Check results as aligned lines (what was seen and the fix of a failure), secrets masked."""
     if not checks:
         return "  (no checks)"
     width_name = max(len(c.name) for c in checks)
@@ -41,10 +51,11 @@ def format_checks(checks: list[Check] | tuple[Check, ...]) -> str:
         lines.append(f"  {mark}  {check.target:<{width_target}}  {check.name:<{width_name}}  {redact(check.seen)}")
         if not check.passed and check.fix:
             lines.append(f"        {'':<{width_target}}  -> {redact(check.fix)}")
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def format_status(state: State, step_names: list[str], state_file: str) -> str:
+    """The checklist: every step with its status, when it changed and its summary."""
     lines = [f"Setup {state.setup}  (state: {state_file}, saved {state.serial} time(s))"]
     for name in step_names:
         record = state.steps.get(name)
@@ -52,11 +63,15 @@ def format_status(state: State, step_names: list[str], state_file: str) -> str:
         when = (record.updated or "") if record else ""
         summary = record.summary if record else ""
         lines.append(f"  {STATUS_MARKS[status]} {name:<10} {status:<12} {when:<26} {summary}")
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 class EventPrinter:
-    """An event sink that writes what happens as plain lines."""
+    """An event sink that writes what happens as plain lines, secrets masked.
+
+    Progress messages, failures and what was undone can quote a command or a
+    server's answer, so every line goes through ``redact`` on its way out.
+    """
 
     def __init__(self, out: TextIO | None = None, *, show_plans: bool = True) -> None:
         self.out = out or sys.stdout
@@ -65,7 +80,7 @@ class EventPrinter:
     def __call__(self, event: Event) -> None:
         text = self.describe(event)
         if text:
-            print(text, file=self.out, flush=True)
+            print(redact(text), file=self.out, flush=True)
 
     def describe(self, event: Event) -> str:
         if isinstance(event, StepStarted):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +75,38 @@ def build_runbook(state: State, fmt: str = "md", *, step_order: list[str] | None
 
 
 def write_runbook(text: str, path: str | os.PathLike[str]) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file beside it, rename), mode 0644."""
+    """Write ``text`` to ``path`` atomically, readable by its owner only (0600, like the state).
+
+    A runbook is masked, yet it still maps the setup (hosts, paths, users, commands),
+    so it is private to whoever exported it. The temporary file beside the target is
+    created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a name planted in a shared
+    folder (a symlink, a file of another user) is never opened; renaming it over the
+    target replaces a symlink there rather than writing through it.
+    """
     target = Path(path).expanduser()
     directory = target.parent
     if target.is_dir():
         raise BadInputError(f"{target} is a folder; the runbook needs a file name.",
                             f"Use -o {target / 'runbook.md'} or another file name.")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    descriptor = -1
+    temp_name = ""
+    for _ in range(16):  # another name on the rare clash with a file already there
+        temp_name = str(directory / f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            descriptor = os.open(temp_name, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BadInputError(f"Could not write the runbook in {directory}: {exc.strerror}.",
+                                "Choose a folder that exists and that you may write to with -o.") from exc
+    if descriptor < 0:
+        raise BadInputError(f"Could not create a temporary file for the runbook in {directory}.",
+                            "Remove the stale .*.tmp files there, or choose another folder with -o.")
     try:
-        descriptor, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                                 dir=directory)
-    except OSError as exc:
-        raise BadInputError(f"Could not write the runbook in {directory}: {exc.strerror}.",
-                            "Choose a folder that exists and that you may write to with -o.") from exc
-    try:
-        os.fchmod(descriptor, 0o644)
+        # The umask may only narrow the mode; make it exactly 0600 whatever it was.
+        os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

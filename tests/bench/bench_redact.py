@@ -11,7 +11,9 @@ import time
 
 from wizard.redact import redact
 
-UNITS = ["a.b-c.", "-", "password", 'password="', '<property name="password ', "http://a", "-storepass "]
+UNITS = ["a.b-c.", "-", "password", 'password="', '<property name="password ', "http://a", "-storepass ",
+         "xpassword", "\n+aPassword", "SetEnv a_token ", "sshpass -v", "mysql x", "-u a:", "a_pwd=x ",
+         "Header always set a_token", 'authorization "', "Private-Lines: 1\n"]
 
 
 def cost(size: int) -> float:

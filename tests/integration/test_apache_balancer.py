@@ -511,6 +511,44 @@ def test_the_installed_command_refuses_a_broken_apache_before_changing_anything(
     assert not lab.apache.config_path.exists() and lab.apache.answers()
 
 
+def test_plan_shows_the_diffs_but_no_secret(lab: Lab) -> None:
+    """A server.xml with keystorePass and a vhost with AuthLDAPBindPassword: `plan` prints
+    both files' diffs, and neither secret."""
+    keystore_secret, ldap_secret = "ks-S3cret-91", "ldap-S3cret-92"
+    for node in lab.nodes:
+        server_xml = lab.tmp / node.name / "conf" / "server.xml"
+        text = server_xml.read_text()
+        # On the Connector the plan edits, so its lines are in the diff the plan prints.
+        edited = text.replace('enableLookups="false" acceptCount="10" URIEncoding="UTF-8"\n',
+                              'enableLookups="false" acceptCount="10" URIEncoding="UTF-8"\n'
+                              f'                   keystorePass="{keystore_secret}"\n', 1)
+        assert edited != text
+        server_xml.write_text(edited)
+    # The admin's own vhost, which the plan replaces: its lines are the diff's "-" side.
+    lab.apache.config_path.write_text(
+        f"<VirtualHost *:{lab.apache.port}>\n    ServerName {SERVER_NAME}\n"
+        "    <IfModule authnz_ldap_module>\n"
+        "        AuthLDAPURL ldap://ldap.example.com/dc=example,dc=com?uid\n"
+        f"        AuthLDAPBindPassword {ldap_secret}\n"
+        "    </IfModule>\n"
+        "    <IfModule headers_module>\n"
+        f'        RequestHeader set Authorization "Basic {ldap_secret}"\n'
+        "    </IfModule>\n"
+        "</VirtualHost>\n")
+    answers = lab.tmp / "answers.yaml"
+    answers.write_text(yaml.safe_dump(lab.raw))
+    state = lab.tmp / "plan.state.json"
+    planned = run_cli("plan", "--answers", str(answers), "--state", str(state), "--only", "connector", "balancer",
+                      cwd=lab.tmp)
+    shown = planned.stdout + planned.stderr
+    assert planned.returncode == 0, shown
+    # The diffs were shown (else this proves nothing), with the secrets masked.
+    assert "proxyName=" in shown and "AuthLDAPBindPassword" in shown, shown
+    assert keystore_secret not in shown and ldap_secret not in shown, shown
+    assert 'keystorePass="********"' in shown and "AuthLDAPBindPassword ********" in shown, shown
+    assert not state.exists()
+
+
 # --------------------------------------------------------------------------- over SSH
 
 

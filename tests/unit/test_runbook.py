@@ -221,8 +221,29 @@ def test_write_runbook_is_atomic_and_readable(tmp_path: Path) -> None:
     written = write_runbook("# new\n", target)
     assert written == target
     assert target.read_text() == "# new\n"
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    # Private like the state file, whatever the umask and the old file's mode.
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runbook.md"]
+
+
+def test_a_new_runbook_is_0600_even_with_an_open_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        target = write_runbook("# runbook\n", tmp_path / "new.md")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+def test_a_symlink_at_the_target_is_replaced_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "runbook.md"
+    link.symlink_to(victim)
+    write_runbook("# runbook\n", link)
+    assert victim.read_text() == "precious\n"
+    assert not link.is_symlink() and link.read_text() == "# runbook\n"
+    assert stat.S_IMODE(os.stat(link).st_mode) == 0o600
 
 
 def test_write_runbook_into_a_missing_folder_is_bad_input(tmp_path: Path) -> None:
@@ -276,3 +297,53 @@ def test_when_filter(value: object, expected: str) -> None:
 def test_status_icons() -> None:
     assert [status_icon(s) for s in ("pending", "planned", "applied", "verified", "failed", "rolled-back")] \
         == ["○", "◔", "●", "✔", "✖", "↺"]
+
+
+# What a server answered lands in the state (a check's seen text, an error, a summary):
+# in the Markdown runbook it is text, never HTML or markup.
+HOSTILE = '<img src=x onerror="alert(1)"> **bold** [click](http://evil.example/) `code` | pipe'
+
+
+def hostile_state() -> State:
+    state = realistic_state()
+    preflight = state.step("preflight")
+    preflight.checks = [{"name": "node RUNNING", "target": "node1", "passed": False, "seen": HOSTILE,
+                         "fix": "# " + HOSTILE}]
+    balancer = state.step("balancer")
+    balancer.summary = HOSTILE
+    balancer.error = {"message": HOSTILE, "hint": "1. " + HOSTILE, "undone": [HOSTILE], "body": HOSTILE}
+    balancer.plan = {"step": "balancer", "summary": "# " + HOSTILE, "noop_reason": None, "checks": [],
+                     "changes": [{"target": "balancer", "kind": "file", "summary": HOSTILE,
+                                  "diff": "-<script>x</script>\n+ok\n", "details": {"seen": HOSTILE}}]}
+    balancer.undo = [{"kind": "run", "target": "balancer", "description": HOSTILE, "manual": "", "data": {}}]
+    balancer.history = [{"at": "<b>", "status": "failed", "summary": HOSTILE}]
+    return state
+
+
+def test_markdown_shows_a_servers_answer_as_text() -> None:
+    markdown = build_runbook(hostile_state(), "md")
+    assert "<img" not in markdown and "<b>" not in markdown
+    assert "&lt;img src=x onerror=\"alert(1)\"&gt;" in markdown
+    assert "**bold**" not in markdown and "\\*\\*bold\\*\\*" in markdown
+    assert "[click](" not in markdown and "\\[click\\](http://evil.example/)" in markdown
+    assert "`code`" not in markdown and "\\`code\\`" in markdown
+    # A value never starts a heading or a list of its own.
+    assert "\n# &lt;img" not in markdown and "\n\\# &lt;img" in markdown
+    assert "Next: 1\\. &lt;img" in markdown
+    # Inside a fenced diff the text is code already: shown as it was.
+    assert "```diff\n-<script>x</script>\n+ok\n```" in markdown
+    # The runbook's own Markdown is untouched.
+    assert "\n## 5. balancer: Load balancer" in markdown and "| --- | --- |" in markdown
+
+
+def test_html_runbook_escapes_a_servers_answer() -> None:
+    page = build_runbook(hostile_state(), "html")
+    assert "<img" not in page and "<script>x" not in page
+    assert "&lt;img src=x onerror=" in page
+
+
+def test_markdown_escaping_keeps_ordinary_text_readable() -> None:
+    from wizard.render import md_cell
+    for text in ("10.0.1.11", "/opt/atlassian/confluence_data/conf/server.xml", "password=********",
+                 "ssh confluence@node1.internal:22", "no -Dsynchrony.port in bin/setenv.sh", "0.1.0"):
+        assert md_cell(text) == text
