@@ -9,6 +9,7 @@ and masking secrets never rewrites what rollback acts on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from wizard.answers import validate
 from wizard.apache import LAYOUTS, ApacheError, check_config_path, resolve_config_path
 from wizard.command_secrets import literal_secret
-from wizard.errors import HostError, StateError, StateLockedError
+from wizard.errors import AnswersError, HostError, StateError, StateLockedError
 from wizard.hosts import LocalHost, backup_path_for
 from wizard.model import BALANCER, UndoAction
 from wizard.redact import MASK
@@ -57,7 +58,12 @@ def sha(data: bytes) -> str:
 @pytest.mark.parametrize("path", [INJECTED, "/etc/apache2/sites-available/000-default wiki.conf",
                                   "/etc/apache2/sites-available/-q.conf", "/etc/httpd/conf.d/a'b.conf"])
 def test_a_config_path_whose_name_is_not_a_plain_word_is_refused(path: str) -> None:
-    options = answers(path).balancer.apache
+    # Refused when the answers are read...
+    with pytest.raises(AnswersError) as invalid:
+        answers(path)
+    assert [problem.key for problem in invalid.value.problems] == ["balancer.apache.config_path"]
+    # ...and again where the command is built, should answers ever arrive unchecked.
+    options = dataclasses.replace(answers().balancer.apache, config_path=path)
     with pytest.raises(ApacheError) as refused:
         resolve_config_path(LAYOUTS["debian"], options)
     assert "config_path" in refused.value.message and refused.value.hint
@@ -176,9 +182,14 @@ def test_the_reload_record_keeps_no_command_and_takes_the_answers_ones() -> None
              "data": {"token": "ab12", "reload": "rm -rf /", "configtest": "rm -rf /"}}
     vetted = APACHE.vet_undo(answers(reload=reload), parse_record(entry, "r"), "r")
     assert vetted.data == {"reload_id": "ab12"} and reload in vetted.description and "rm -rf" not in vetted.manual
+    # An older state whose answers were masked: refused when the answers are read, and again here.
+    masked = f"RELOAD_TOKEN={MASK} abc) apache2ctl graceful"
+    with pytest.raises(AnswersError, match="holds a secret"):
+        answers(reload=masked)
+    unchecked = answers(reload=reload)
+    unchecked.balancer.apache = dataclasses.replace(unchecked.balancer.apache, reload_command=masked)
     with pytest.raises(UndoRecordError, match="masked secret"):
-        APACHE.vet_undo(answers(reload=f"RELOAD_TOKEN={MASK} abc) apache2ctl graceful"),
-                        parse_record(entry, "r"), "r")
+        APACHE.vet_undo(unchecked, parse_record(entry, "r"), "r")
 
 
 def test_a_database_record_runs_only_against_the_answers_database() -> None:

@@ -145,8 +145,23 @@ def word(what: str = "a name") -> Value:
 
 
 def command() -> Value:
-    """A command line the admin chose; run through ``sh -c`` on its machine, as the admin wrote it."""
-    return Value(lambda value: _text(value, "a command line").strip(), {"type": "string", "pattern": _PRINTABLE})
+    """A command line the admin chose; run through ``sh -c`` on its machine, as the admin wrote it.
+
+    It may refer to a secret (``$TOKEN``, ``$(cat /root/token)``) but not carry one: the
+    command is stored in the state and run again by rollback, and a secret inside it would be
+    written to disk (or, masked, corrupt what runs).
+    """
+    def check(value: Any) -> str:
+        from wizard.command_secrets import literal_secret
+
+        text_ = _text(value, "a command line").strip()
+        found = literal_secret(text_)
+        if found:
+            raise Bad(f"holds a secret ({found}): the command is stored in the state and run again by rollback. "
+                      "Refer to it instead, for example $(cat /root/reload-token) or an environment variable "
+                      "the machine sets, and remove it from the answers")
+        return text_
+    return Value(check, {"type": "string", "pattern": _PRINTABLE}, refines="no literal secret (a password, a token)")
 
 
 def integer(low: int, high: int, what: str) -> Value:
@@ -234,12 +249,16 @@ def user_path() -> Value:
 
 def config_path(suffix: str, why: str) -> Value:
     """The balancer's managed file: a safe absolute path ending in ``suffix``."""
-    pattern = rf"^(?!.*/\.\.(?:/|$))/[A-Za-z0-9._/+@=,:~-]*[A-Za-z0-9._+@=,:~-]{re.escape(suffix)}$"
+    # The file name becomes a word of a command line (a2ensite NAME on Debian): plainer still.
+    pattern = rf"^(?!.*/\.\.(?:/|$))/(?:[A-Za-z0-9._/+@=,:~-]*/)?[A-Za-z0-9_][A-Za-z0-9._+@-]*{re.escape(suffix)}$"
 
     def check(value: Any) -> str:
         text_ = _safe_path(value, "an absolute path")
         if not text_.endswith(suffix) or text_.endswith("/" + suffix):
             raise Bad(f"must be the path of a file ending in {suffix} ({why}), not {shown(text_)}")
+        if not _fullmatch(pattern, text_):
+            raise Bad(f"must have a plain file name: letters, digits and ._+@- before {suffix}, not starting "
+                      f"with a dot or a dash (the name becomes a word of a command line), not {shown(text_)}")
         return text_
     return Value(check, {"type": "string", "pattern": pattern})
 
