@@ -497,6 +497,8 @@ class ApacheFacts:
     #: Our file's header says another setup owns it.
     other_owner: str | None
     tls: TlsFacts
+    #: ``config_path`` is a symbolic link to this file (its target is what gets written).
+    config_link: str | None = None
 
     @property
     def version_string(self) -> str:
@@ -633,6 +635,7 @@ def read_apache_facts(host: Host, answers: Answers, needed: tuple[str, ...] | No
         directives += scan_config(path, host.read_bytes(path).decode("utf-8", "replace"))
 
     current = host.read_bytes(config_path) if host.exists(config_path) else None
+    config_link = host.link_target(config_path) if current is not None else None
     owner = managed_setup(current.decode("utf-8", "replace")) if current is not None else None
     modules_file_current = (host.read_bytes(modules_file)
                             if modules_file and host.exists(modules_file) else None)
@@ -654,7 +657,7 @@ def read_apache_facts(host: Host, answers: Answers, needed: tuple[str, ...] | No
         modules_file=modules_file, modules_file_current=modules_file_current, includes=includes,
         settings=settings, directives=tuple(directives), owned_paths=owned,
         other_owner=owner if owner and owner != answers.name else None,
-        tls=read_tls_facts(host, options))
+        tls=read_tls_facts(host, options), config_link=config_link)
 
 
 def _module_sources(host: Host, layout: Layout, module_dir: str | None, needed: tuple[str, ...],

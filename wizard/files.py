@@ -13,6 +13,11 @@ from wizard.steps.base import Journal
 from wizard.undo import remove_file_action, restore_file_action
 
 
+def link_note(target: str | None) -> str:
+    """What a plan says of a file that is a symbolic link: its target is edited, the link stays."""
+    return f" (a symbolic link: its target {target} is what changes; the link stays)" if target else ""
+
+
 def replace_file(host: Host, target: str, path: str, *, planned_from: bytes | None,
                  new: bytes, journal: Journal, summary: str) -> None:
     """Write ``new`` to ``path`` if the file still holds ``planned_from``.

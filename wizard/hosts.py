@@ -96,6 +96,15 @@ class Host(ABC):
         """Copy a file keeping its mode (and owner where allowed)."""
 
     @abstractmethod
+    def link_target(self, path: str) -> str | None:
+        """Where ``path`` leads when it is a symbolic link (every link resolved), else None.
+
+        ``write_atomic`` writes a link's target and leaves the link itself alone, so an
+        edited ``sites-enabled/x.conf`` stays the link ``a2ensite`` made. A link that leads
+        nowhere (dangling, or a loop) is a ``HostError``: the wizard will not guess.
+        """
+
+    @abstractmethod
     def remove(self, path: str) -> None: ...
 
     def close(self) -> None:
@@ -177,8 +186,20 @@ class LocalHost(Host):
         return FileInfo(mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid,
                         size=info.st_size)
 
+    def link_target(self, path: str) -> str | None:
+        if not os.path.islink(path):
+            return None
+        try:
+            return os.path.realpath(path, strict=True)
+        except OSError as exc:
+            raise HostError(f"{path} on {self.label} is a symbolic link that leads nowhere ({exc.strerror}); "
+                            "the wizard does not write through it.",
+                            f"Look at `ls -l {path}`: point it at the real file, or replace it by the file.") from exc
+
     def write_atomic(self, path: str, data: bytes, *, mode: int | None = None,
                      owner: tuple[int, int] | None = None) -> None:
+        # A link keeps being the link: its target is what is replaced (see link_target).
+        path = self.link_target(path) or path
         directory = os.path.dirname(path) or "."
         if os.path.exists(path):
             current = self.stat(path)

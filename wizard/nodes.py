@@ -32,6 +32,8 @@ class NodeFacts:
     context_path: str
     synchrony_port: int
     synchrony_port_source: str
+    #: ``server_xml_path`` is a symbolic link to this file (its target is what gets written).
+    server_xml_link: str | None = None
 
     def status_url(self, address: str) -> str:
         return f"http://{_host_in_url(address)}:{self.confluence_port}{self.context_path}/status"
@@ -74,7 +76,8 @@ def read_node_facts(host: Host, node: Node, answers: Answers) -> NodeFacts:
     synchrony_port, source = _synchrony_port(host, node, answers)
     return NodeFacts(node=node.name, server_xml_path=path, server_xml=raw, text=text,
                      encoding=encoding, xml=xml, confluence_port=port, context_path=context,
-                     synchrony_port=synchrony_port, synchrony_port_source=source)
+                     synchrony_port=synchrony_port, synchrony_port_source=source,
+                     server_xml_link=host.link_target(path))
 
 
 def _synchrony_port(host: Host, node: Node, answers: Answers) -> tuple[int, str]:

@@ -77,6 +77,46 @@ def wants_markdown_escape(template_name: str) -> bool:
     return _base_name(template_name).endswith((".md", ".markdown"))
 
 
+def wants_config_escape(template_name: str) -> bool:
+    """True for the balancers' configuration files (``*.conf.j2``, ``*.cfg.j2``)."""
+    return _base_name(template_name).endswith((".conf", ".cfg"))
+
+
+class ConfigText(str):
+    """Configuration text the template made itself (a macro's lines): written as it is."""
+
+
+#: What no value may bring into a configuration file: a line end or another control
+#: character (a new directive), a double quote or a backslash (the end of a quoted argument).
+_CONFIG_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
+class ConfigValueError(WizardError):
+    """A value cannot be written into a configuration file safely."""
+
+
+def conf_raw(value: Any) -> ConfigText:
+    """The template's own configuration lines (a macro's output), taken as they are."""
+    return ConfigText("" if value is None else str(value))
+
+
+def _config_finalize(value: Any) -> Any:
+    """Every ``{{ ... }}`` of a configuration template: a value that could end its argument or
+    its line is refused. The answers are checked for this when they are read; this is the
+    second line, for values that come from elsewhere (a server's version, a module's path)."""
+    if isinstance(value, ConfigText) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    text = "" if value is None else str(value)
+    bad = _CONFIG_UNSAFE.search(text)
+    if bad:
+        raise ConfigValueError(
+            f"A value for the configuration file holds {bad.group()!r}, which would end its argument or its line: "
+            f"{text[:80]!r}. Nothing was written.",
+            "Check the answers (paths, names, addresses) and what the balancer host reports; "
+            "a value with quotes, backslashes or line breaks cannot be written safely.")
+    return text
+
+
 # Filters.
 
 def redact_filter(value: Any) -> str:
@@ -226,18 +266,21 @@ FILTERS = {
     "md_fence": md_fence,
     "md_code": md_code,
     "md_raw": md_raw,
+    "conf_raw": conf_raw,
     "diff_line_class": diff_line_class,
     "splitlines": splitlines_filter,
 }
 
 
 @functools.lru_cache(maxsize=None)
-def environment(autoescape: bool, markdown: bool = False) -> jinja2.Environment:
+def environment(autoescape: bool, markdown: bool = False, config: bool = False) -> jinja2.Environment:
     """The Jinja2 environment over ``templates_dir()``, one per flavour of escaping.
 
     ``autoescape`` escapes every output for HTML; ``markdown`` escapes it for Markdown
-    (see ``md_cell``) unless a ``md_*`` filter already made it safe.
+    (see ``md_cell``) unless a ``md_*`` filter already made it safe; ``config`` refuses a
+    value that could end a directive's argument or line (see ``_config_finalize``).
     """
+    finalize = _markdown_finalize if markdown else (_config_finalize if config else None)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=autoescape,
@@ -245,7 +288,7 @@ def environment(autoescape: bool, markdown: bool = False) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        finalize=_markdown_finalize if markdown else None,
+        finalize=finalize,
     )
     env.filters.update(FILTERS)
     return env
@@ -253,7 +296,8 @@ def environment(autoescape: bool, markdown: bool = False) -> jinja2.Environment:
 
 def render(template_name: str, **context: Any) -> str:
     """Render a template under ``templates/`` (autoescaped when it is HTML)."""
-    env = environment(wants_autoescape(template_name), wants_markdown_escape(template_name))
+    env = environment(wants_autoescape(template_name), wants_markdown_escape(template_name),
+                      wants_config_escape(template_name))
     try:
         return env.get_template(template_name).render(**context)
     except jinja2.TemplateNotFound as exc:

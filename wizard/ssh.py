@@ -664,8 +664,34 @@ class SSHHost(Host):
                 return
             raise self._file_error("remove", path, exc) from exc
 
+    def link_target(self, path: str) -> str | None:
+        def resolve(sftp: Any) -> str | None:
+            if not stat_module.S_ISLNK(sftp.lstat(path).st_mode or 0):
+                return None
+            target: str = sftp.normalize(path)  # the server's realpath(3): every link resolved
+            sftp.stat(target)  # a loop or a dangling link fails here
+            return target
+
+        try:
+            return self._sftp_call("inspect", path, resolve)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and not self.exists(path):
+                return None
+            if self.sudo and exc.errno in (errno.EACCES, errno.EPERM):
+                quoted = shlex.quote(path)
+                if self.run(f"test -L {quoted}", sudo=True, timeout=30.0).exit_status != 0:
+                    return None
+                return self._run_sudo_checked(f"readlink -e -- {quoted}", verb="inspect",
+                                              path=path).decode().strip()
+            raise HostError(f"{path} on {self.label} is a symbolic link that leads nowhere ({exc}); the wizard "
+                            "does not write through it.",
+                            f"Look at `ls -l {path}` there: point it at the real file, or replace it by "
+                            "the file.") from exc
+
     def write_atomic(self, path: str, data: bytes, *, mode: int | None = None,
                      owner: tuple[int, int] | None = None) -> None:
+        # A link keeps being the link: its target is what is replaced (see link_target).
+        path = self.link_target(path) or path
         if self.exists(path):
             current = self.stat(path)
             mode = current.mode if mode is None else mode

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 BIN = Path(sys.executable).parent / "confluence-lb-wizard"
-VERBS = ("plan", "apply", "status", "verify", "runbook", "rollback")
+VERBS = ("plan", "apply", "status", "verify", "runbook", "rollback", "schema", "init")
 
 
 def run(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -157,6 +157,37 @@ def test_plan_prints_and_changes_nothing(setup: dict) -> None:
     assert not setup["state"].exists()
     for node in ("node1", "node2"):
         assert (setup["tmp"] / node / "conf" / "server.xml").read_bytes() == setup["originals"][node]
+
+
+def test_a_symlinked_server_xml_stays_a_link_through_apply_and_rollback(setup: dict) -> None:
+    # Installs that keep conf/ under version control link server.xml to the real file.
+    conf = setup["tmp"] / "node1" / "conf"
+    real = setup["tmp"] / "node1" / "server.xml.managed"
+    (conf / "server.xml").rename(real)
+    (conf / "server.xml").symlink_to(real)
+    planned = run("plan", "--answers", str(setup["answers"]), "--state", str(setup["state"]),
+                  "--only", "connector", cwd=setup["tmp"])
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert f"a symbolic link: its target {real} is what changes" in planned.stdout
+    applied = run("apply", "--answers", str(setup["answers"]), "--state", str(setup["state"]),
+                  "--only", "connector", "--yes", cwd=setup["tmp"])
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (conf / "server.xml").is_symlink() and os.readlink(conf / "server.xml") == str(real)
+    assert b'proxyName="wiki.example.com"' in real.read_bytes()
+    rolled = run("rollback", "--state", str(setup["state"]), "connector", "--yes", cwd=setup["tmp"])
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert (conf / "server.xml").is_symlink() and real.read_bytes() == setup["originals"]["node1"]
+
+
+def test_plan_with_a_failing_preflight_check_names_it_and_exits_1_as_apply_would(setup: dict) -> None:
+    (setup["tmp"] / "node2" / "conf" / "server.xml").unlink()
+    planned = run("plan", "--answers", str(setup["answers"]), "--state", str(setup["state"]),
+                  "--only", "preflight", cwd=setup["tmp"])
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    failed = [line for line in planned.stdout.splitlines() if line.strip().startswith("FAIL")]
+    assert failed and all("node2" in line for line in failed)
+    assert "`apply` would stop at preflight" in planned.stdout
+    assert not setup["state"].exists()
 
 
 def test_bad_answers_exit_2_naming_every_problem_and_change_nothing(setup: dict) -> None:

@@ -161,6 +161,35 @@ def test_write_atomic_keeps_mode_and_owner_and_leaves_no_temp(host, ssh_testbed,
     assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o600, 0, 0)
 
 
+@pytest.mark.parametrize("how", ["sftp", "sudo"])
+def test_write_atomic_writes_a_links_target_and_keeps_the_link(ssh_testbed, sshd, shared_dir, how):
+    # Debian's sites-enabled/x.conf is a link to sites-available/x.conf: it must stay one.
+    available = shared_dir / "sites-available"
+    enabled = shared_dir / "sites-enabled"
+    available.mkdir()
+    enabled.mkdir()
+    target = available / "wiki.conf"
+    target.write_bytes(b"old\n")
+    link = enabled / "wiki.conf"
+    link.symlink_to("../sites-available/wiki.conf")
+    (enabled / "dangling.conf").symlink_to("../sites-available/gone.conf")
+    user = ssh_testbed.sudo_user() if how == "sudo" else None
+    remote = (SSHHost("balancer", ssh_testbed.access(sshd, user=user.pw_name, sudo=True)) if user
+              else SSHHost("balancer", ssh_testbed.access(sshd)))
+    try:
+        assert remote.link_target(str(target)) is None
+        assert remote.link_target(str(link)) == str(target)
+        remote.write_atomic(str(link), b"new\n")
+        assert link.is_symlink() and os.readlink(link) == "../sites-available/wiki.conf"
+        assert target.read_bytes() == b"new\n"
+        with pytest.raises(HostError, match="leads nowhere"):
+            remote.write_atomic(str(enabled / "dangling.conf"), b"x\n")
+        assert (enabled / "dangling.conf").is_symlink() and not (available / "gone.conf").exists()
+    finally:
+        remote.close()
+    assert _temp_leftovers(available) == [] and _temp_leftovers(enabled) == []
+
+
 def test_write_atomic_as_a_plain_user_keeps_their_file(ssh_testbed, sshd, shared_dir):
     user = ssh_testbed.plain_user()
     os.chown(shared_dir, user.pw_uid, user.pw_gid)

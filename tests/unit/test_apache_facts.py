@@ -164,6 +164,9 @@ class ScriptedHost(Host):
         self.ran.append(f"copy {source}")
         self.files[destination] = self.files[source]
 
+    def link_target(self, path: str) -> str | None:
+        return None  # a scripted host has no links
+
     def remove(self, path: str) -> None:
         self.files.pop(path, None)
 

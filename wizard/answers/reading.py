@@ -134,7 +134,8 @@ def _too_big(data: Any) -> str | None:
             return (f"holds more than {MAX_VALUES} values once its YAML aliases (*name) are expanded, or an "
                     "alias refers to itself: write the values out instead of repeating them through aliases")
         if depth > MAX_DEPTH:
-            return f"is nested too deeply (more than {MAX_DEPTH} levels of lists or mappings)"
+            return (f"is nested too deeply (more than {MAX_DEPTH} levels of lists or mappings), or a YAML alias "
+                    "(*name) refers to itself: write the values out instead")
         if isinstance(item, dict):
             stack.extend((value, depth + 1) for value in item.values())
             stack.extend((key, depth + 1) for key in item if isinstance(key, tuple))

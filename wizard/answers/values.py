@@ -102,7 +102,8 @@ _LABEL_RE = re.compile(_LABEL)
 
 
 def _fullmatch(pattern: str, text: str) -> bool:
-    return re.search(pattern, text) is not None
+    # fullmatch, not search: in Python "$" also matches before a final newline ("node1\n").
+    return re.fullmatch(pattern, text) is not None
 
 
 def _case_insensitive(word: str) -> str:

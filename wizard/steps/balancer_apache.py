@@ -37,12 +37,12 @@ from wizard.apache import (HEADER_LINE, LAYOUTS, MINIMUM_VERSION, UPGRADE_PARAME
                            detect_layout, module_id, parse_includes, read_apache_facts, resolve_config_path)
 from wizard.checks import apache_probe_address as _probe_address
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
-from wizard.files import replace_file
+from wizard.files import link_note, replace_file
 from wizard.hosts import Host
 from wizard.model import BALANCER, Change, Check, Plan, UndoAction
 from wizard.nodes import read_node_facts
 from wizard.probes import websocket_upgrade
-from wizard.render import render
+from wizard.render import ConfigText, render
 from wizard.steps.base import Context, Journal, Step
 from wizard.steps.connector import unified_diff
 from wizard.redact import MASK
@@ -202,9 +202,10 @@ class Vhost:
         return self.ws_style == "rewrite" or bool(self.context_path)
 
 
-def _rewrite_substitution(text: str) -> str:
-    # $ and % start back-references and variables in a RewriteRule substitution.
-    return re.sub(r"([$%\\])", r"\\\1", text)
+def _rewrite_substitution(text: str) -> ConfigText:
+    # $ and % start back-references and variables in a RewriteRule substitution; the escaped
+    # text is the wizard's own (the path's segments are checked), so it is written as it is.
+    return ConfigText(re.sub(r"([$%\\])", r"\\\1", text))
 
 
 def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
@@ -249,7 +250,7 @@ def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
     return Vhost(
         setup=answers.name, version=apache.version_string, server_name=options.server_name or url.host,
         listen_port=listen, tls=tls, direct=direct, ws_style=style, context_path=url.context_path,
-        root_redirect=_rewrite_substitution(url.context_path), ws_path=ws_path, ws_pattern=re.escape(ws_path),
+        root_redirect=_rewrite_substitution(url.context_path), ws_path=ws_path, ws_pattern=ConfigText(re.escape(ws_path)),  # a regex of checked path segments
         nodes=tuple({"name": n.name, "host": n.host, "confluence_port": n.confluence_port,
                      "synchrony_port": n.synchrony_port} for n in facts.nodes),
         manager_allow=tuple(options.manager_allow), load_modules=load, listens=tuple(listens),
@@ -409,7 +410,8 @@ class ApacheBalancerStep(Step):
                 what = "replace a file the wizard did not write (a backup is kept)"
             changes.append(Change(
                 target=BALANCER, kind="file",
-                summary=f"{path}: {what}: the vhost for {vhost.server_name} on port {vhost.listen_port}",
+                summary=f"{path}{link_note(apache.config_link)}: {what}: the vhost for {vhost.server_name} on port "
+                        f"{vhost.listen_port}",
                 diff=unified_diff(BALANCER, path, before, text),
                 details={"role": "vhost", "path": path, "apache": apache.version_string,
                          "layout": apache.layout.name, "websocket_style": vhost.ws_style,

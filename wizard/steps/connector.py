@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from wizard.answers_model import Answers, Node
 from wizard.errors import WizardError
-from wizard.files import replace_file
+from wizard.files import link_note, replace_file
 from wizard.model import Change, Check, Plan
 from wizard.nodes import NodeFacts, read_node_facts
 from wizard.redact import redact
@@ -78,7 +78,8 @@ class ConnectorStep(Step):
                                 for name, (old, new) in edit.attributes_changed.items())
             changes.append(Change(
                 target=node.name, kind="file",
-                summary=f"{fact.server_xml_path}: Connector on port {edit.port} (line {edit.line}): {changed}",
+                summary=f"{fact.server_xml_path}{link_note(fact.server_xml_link)}: Connector on port {edit.port} "
+                        f"(line {edit.line}): {changed}",
                 diff=unified_diff(node.name, fact.server_xml_path, fact.text, edit.new_text),
                 details={"path": fact.server_xml_path, "port": edit.port, "line": edit.line,
                          "attributes": {k: list(v) for k, v in edit.attributes_changed.items()}},
