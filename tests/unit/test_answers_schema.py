@@ -188,3 +188,21 @@ def test_a_command_may_refer_to_a_secret_but_not_carry_one() -> None:
                for message in problems.values())
     # JSON Schema cannot see inside a command: its $comment says plan checks it.
     assert "no literal secret" in json.dumps(answers_schema()["properties"]["nodes"])
+
+
+def test_manager_allow_split_into_parts_that_cover_everyone_is_refused_like_everyone() -> None:
+    raw = load_answers_file(FIXTURES / "valid" / "minimal-apache-http.yaml")
+    raw["balancer"]["apache"]["manager_allow"] = ["0.0.0.0/1", "128.0.0.0/1"]
+    assert "balancer.apache.manager_allow" in validator_keys(raw)
+    raw["balancer"]["apache"]["manager_allow"] = ["::/1", "8000::/1", "127.0.0.1"]
+    assert "balancer.apache.manager_allow" in validator_keys(raw)
+    raw["balancer"]["apache"]["manager_allow"] = ["0.0.0.0/1", "10.0.0.0/8"]
+    assert validator_keys(raw) == set()
+
+
+def test_a_huge_key_or_value_is_not_echoed_back_whole() -> None:
+    raw = load_answers_file(FIXTURES / "valid" / "minimal-apache-http.yaml")
+    raw["x" * 5_000_000] = 1
+    raw["name"] = "y" * 5_000_000
+    problems = find_problems(raw)
+    assert len(problems) == 2 and all(len(p.key) + len(p.message) < 1000 for p in problems)

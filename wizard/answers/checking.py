@@ -132,7 +132,9 @@ def _unknown(ck: Checker, data: Mapping[Any, Any], prefix: str, section: Section
     for raw_key in data:
         if isinstance(raw_key, str) and raw_key in known:
             continue
-        key = join(prefix, str(raw_key))
+        # A key is echoed in the problem: a 5 MB one is cut, like any value.
+        key_text = str(raw_key) if len(str(raw_key)) <= 80 else str(raw_key)[:60] + f"...({len(str(raw_key))})"
+        key = join(prefix, key_text)
         if not isinstance(raw_key, str):
             ck.add(key, f"is not a valid key: keys are names, not {type_name(raw_key)}")
             continue

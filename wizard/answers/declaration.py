@@ -9,6 +9,7 @@ declaration, so none of them can say something the others do not.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -314,6 +315,19 @@ def _unique_nodes(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any
     unique("instance_id", "instance_id", False)
 
 
+def _manager_allow_not_everyone(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+    """Networks that together cover every address (0.0.0.0/1 and 128.0.0.0/1) are everyone too."""
+    allowed = ((checked.get("balancer") or {}).get("apache") or {}).get("manager_allow") or []
+    networks = [ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed]
+    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
+        of_version = [net for net in networks if net.version == version]
+        if of_version and everything in list(ipaddress.collapse_addresses(of_version)):  # type: ignore[arg-type]
+            ck.add("balancer.apache.manager_allow",
+                   f"together covers every IPv{version} address ({', '.join(map(str, of_version))}): "
+                   "/balancer-manager lets whoever opens it disable nodes, so it must be restricted (for example "
+                   "127.0.0.1 or 10.0.0.0/24); leave manager_allow out to allow nobody")
+
+
 RULES: tuple[Rule, ...] = (
     Rule("node names (ignoring case), addresses (unless their confluence_port differs) and "
          "instance ids are unique", _unique_nodes),
@@ -330,6 +344,8 @@ RULES: tuple[Rule, ...] = (
                "Confluence's base URL uses plain HTTP; use an https:// public_url, or remove certificate_arn"),
     _alb_name_rule(),
     Rule("balancer.alb.certificate_arn is in the balancer's region", _certificate_region),
+    Rule("balancer.apache.manager_allow does not cover every address, even split into parts",
+         _manager_allow_not_everyone),
 )
 
 
