@@ -274,14 +274,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         plans = runner.plan(args.only)
     changes = sum(len(plan.changes) for plan in plans)
     print(f"\n{changes} change(s) planned over {len(plans)} step(s); nothing was changed.")
-    failed = [(plan.step, check) for plan in plans for check in plan.checks if not check.passed]
+    # Preflight's checks decide whether apply may start (the final checks of verify fail, of
+    # course, before anything is applied): a failed one stops apply, so plan says so and fails.
+    failed = [(plan.step, check) for plan in plans if plan.step == "preflight"
+              for check in plan.checks if not check.passed]
     if failed:
-        # apply would stop at the first of these steps: say so, and exit as apply would.
         from wizard.exit_codes import EXIT_STEP_FAILED
         from wizard.report import format_checks
 
-        steps = list(dict.fromkeys(step for step, _ in failed))
-        print(f"\n{len(failed)} check(s) failed in {', '.join(steps)}; `apply` would stop at {steps[0]}:\n"
+        print(f"\n{len(failed)} check(s) failed in preflight; `apply` would stop at preflight:\n"
               f"{format_checks([check for _, check in failed])}\n\nFix what they say, then run `plan` again.")
         return EXIT_STEP_FAILED
     return EXIT_OK
