@@ -1,6 +1,6 @@
 """The ALB form: the VPC, subnets, instances, certificate and security group, picked from lists read from AWS.
 
-The lists are read in a thread worker (``screens.aws_lists`` over ``wizard.aws``);
+The lists are read in a thread worker (``screens.aws_lists`` over ``wizard.transport.aws``);
 until they arrive, what the answers already hold is shown as the choice, so an
 answers file or the lab opens with its values in place.
 """

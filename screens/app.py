@@ -80,7 +80,7 @@ class WizardApp(EngineApp):
 
     def on_mount(self) -> None:
         from screens.preferences import load_theme
-        from wizard.state import default_state_path
+        from wizard.engine.state import default_state_path
 
         theme = load_theme()
         if theme in self.available_themes:
@@ -106,7 +106,7 @@ class WizardApp(EngineApp):
 
     def ensure_ssh_questions(self) -> None:
         """SSH asks through the modals from here on. Installed when the first work that may reach
-        a machine starts (not at start-up: wizard.ssh costs the first screen some 30 ms)."""
+        a machine starts (not at start-up: wizard.transport.ssh costs the first screen some 30 ms)."""
         if not self.ssh_questions.installed:
             self.ssh_questions.install()
 
@@ -208,7 +208,7 @@ class WizardApp(EngineApp):
     def open_answers_file(self, path: Path, state_path: Path | None = None) -> None:
         """A complete answers file opens the steps; a partial one opens the inventory to finish it."""
         from wizard.answers import find_problems, load_answers_file, merge, validate
-        from wizard.state import default_state_path
+        from wizard.engine.state import default_state_path
 
         try:
             raw = load_answers_file(path)
@@ -256,8 +256,8 @@ class WizardApp(EngineApp):
         """Take the state's lock and show the steps, on the first one not done."""
         from screens.session import Session, mark_interactive
         from screens.setup import SetupScreen
-        from wizard.runner import Runner
-        from wizard.state import StateStore
+        from wizard.engine.runner import Runner
+        from wizard.engine.state import StateStore
 
         self.close_session()
         runner = Runner(answers, StateStore(state_path), events=self.post_engine_event, command=COMMAND)
@@ -287,7 +287,7 @@ class WizardApp(EngineApp):
         """The inventory is complete: save the answers beside the state and open the steps."""
         from screens.draft import answers_path_for, write_private
         from wizard.answers import answers_to_yaml, validate
-        from wizard.state import default_state_path
+        from wizard.engine.state import default_state_path
 
         try:
             answers = validate(draft.final(), source="the inventory")
@@ -344,7 +344,7 @@ class WizardApp(EngineApp):
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False)
     def start_lab(self, balancer: str) -> None:
         try:
-            from wizard.lab import Lab, default_lab_root
+            from wizard.lab.cluster import Lab, default_lab_root
 
             # The lab of `confluence-lb-wizard lab`: it comes back where the admin left it.
             lab = Lab(default_lab_root(balancer), balancer=balancer, resume=True).start()
@@ -467,7 +467,7 @@ class WizardApp(EngineApp):
 def write_crash_report(details: str) -> Path | None:
     """Where a bug's details go (never on the admin's screen)."""
     from screens.draft import write_private
-    from wizard.state import default_state_path
+    from wizard.engine.state import default_state_path
 
     path = default_state_path("x").parent / "crash-report.txt"
     try:
@@ -483,7 +483,7 @@ def create_app(*, state: str | Path | None = None, answers_file: str | Path | No
 
     ``answers_file``: open these answers (a partial file opens the inventory to finish
     it); ``state``: the state file (default: the setup's own under $XDG_STATE_HOME);
-    ``lab``: the running ``wizard.lab.Lab`` the answers describe, for its palette command.
+    ``lab``: the running ``wizard.lab.cluster.Lab`` the answers describe, for its palette command.
     """
     return WizardApp(state_path=Path(state).expanduser() if state else None,
                      answers_file=Path(answers_file).expanduser() if answers_file else None, lab=lab)

@@ -1,6 +1,6 @@
 """The lists the ALB form offers, read from AWS: VPCs, subnets, instances, certificates, security groups.
 
-Read through ``wizard.aws`` (the same session, retries and error wording as the
+Read through ``wizard.transport.aws`` (the same session, retries and error wording as the
 ALB step), in a thread worker; boto3 loads only here. The admin picks from
 these lists instead of typing IDs.
 """
@@ -45,7 +45,7 @@ def _label(ident: str, *details: str) -> str:
 
 def read_lists(region: str, profile: str | None = None) -> AwsLists:
     """Everything the form lists, for one region; an AwsError (worded for the admin) when AWS says no."""
-    from wizard.aws import connect
+    from wizard.transport.aws import connect
 
     aws = connect(region, profile)
     vpcs = tuple(Item(v["VpcId"], _label(v["VpcId"], _name(v.get("Tags")), v.get("CidrBlock", ""),

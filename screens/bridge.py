@@ -78,7 +78,7 @@ class ThreadBridge:
 
 
 class SshQuestions:
-    """Installs ``wizard.ssh``'s module hooks so SSH asks through modals; ``restore`` puts the old ones back."""
+    """Installs ``wizard.transport.ssh``'s module hooks so SSH asks through modals; ``restore`` puts the old ones back."""
 
     def __init__(self, bridge: ThreadBridge) -> None:
         self.bridge = bridge
@@ -89,9 +89,7 @@ class SshQuestions:
         return self._saved is not None
 
     def install(self) -> None:
-        from wizard import (
-            ssh,  # paramiko-free at import; paramiko loads only when connecting
-        )
+        from wizard.transport import ssh  # paramiko-free at import; paramiko loads only when connecting
 
         self._saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
         ssh.ask_passphrase = self.ask_passphrase
@@ -100,7 +98,7 @@ class SshQuestions:
     def restore(self) -> None:
         if self._saved is None:
             return
-        from wizard import ssh
+        from wizard.transport import ssh
 
         ssh.ask_passphrase, ssh.on_unknown_host_key = self._saved
         self._saved = None
@@ -113,5 +111,5 @@ class SshQuestions:
     def on_unknown_host_key(self, error: HostKeyError) -> bool:
         from screens.host_key import HostKeyScreen
 
-        # True makes wizard.ssh add the key to that host's known_hosts file.
+        # True makes wizard.transport.ssh add the key to that host's known_hosts file.
         return bool(self.bridge.ask(HostKeyScreen(error), False))

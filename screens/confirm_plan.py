@@ -15,7 +15,7 @@ from textual.widgets import Button, Label, Static
 from screens.dialog import Dialog, prose_width
 from screens.format import plan_parts
 from screens.plan_view import PlanView, render_parts
-from wizard.model import Plan
+from wizard.engine.model import Plan
 
 
 class ConfirmPlanScreen(Dialog[bool]):

@@ -10,8 +10,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
 from screens.dialog import Dialog
-from wizard.model import UndoAction
-from wizard.redact import redact
+from wizard.engine.model import UndoAction
+from wizard.engine.redact import redact
 
 
 def undo_text(actions: list[UndoAction]) -> Text:

@@ -23,7 +23,7 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 def draft_path() -> Path:
     """Where a new setup's unfinished answers wait (beside the state files)."""
-    from wizard.state import default_state_path
+    from wizard.engine.state import default_state_path
 
     return default_state_path("x").parent / "new-setup.draft.yaml"
 

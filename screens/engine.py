@@ -29,8 +29,8 @@ from wizard.errors import (
 if TYPE_CHECKING:
     from screens.bridge import ThreadBridge
     from screens.session import Session
-    from wizard.events import StepFailed
-    from wizard.model import Plan, UndoAction
+    from wizard.engine.events import StepFailed
+    from wizard.engine.model import Plan, UndoAction
 
 #: Seconds between two redraws of the checklist and the step while the engine reports.
 REDRAW_EVERY = 0.05
@@ -123,7 +123,7 @@ class EngineApp(App[int]):
 
     def on_engine_reported(self, message: EngineReported) -> None:
         from screens.status import StepProgress
-        from wizard.events import (
+        from wizard.engine.events import (
             ChecksCompleted,
             ProgressReported,
             StepApplied,

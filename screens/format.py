@@ -11,8 +11,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from wizard.model import Check, Plan
-from wizard.redact import redact
+from wizard.engine.model import Check, Plan
+from wizard.engine.redact import redact
 
 
 def diff_text(diff: str) -> Text:

@@ -46,7 +46,7 @@ class HostKeyScreen(Dialog[bool]):
                 yield Button("Refuse (r)", variant="primary", id="refuse")
 
     def action_answer(self, answer: bool) -> None:
-        # A changed key cannot be accepted here: wizard.ssh refuses to replace it anyway.
+        # A changed key cannot be accepted here: wizard.transport.ssh refuses to replace it anyway.
         self.answer(answer and not self.error.changed)
 
     @on(Button.Pressed)

@@ -13,8 +13,8 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from wizard.errors import WizardError
-    from wizard.events import Event
-    from wizard.runner import Outcome
+    from wizard.engine.events import Event
+    from wizard.engine.runner import Outcome
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RunFailed(Message):
 class LabStarted(Message):
     """The built-in lab is running and its answers are written."""
 
-    lab: Any  # wizard.lab.Lab, imported only when a lab is opened
+    lab: Any  # wizard.lab.cluster.Lab, imported only when a lab is opened
 
 
 @dataclass

@@ -34,10 +34,10 @@ from wizard.errors import (
     HostKeyError,
     WizardError,
 )
-from wizard.model import Plan, UndoAction
+from wizard.engine.model import Plan, UndoAction
 from wizard.report import EventPrinter, format_checks, format_status
-from wizard.runner import Outcome, Runner
-from wizard.state import StateStore, default_state_path
+from wizard.engine.runner import Outcome, Runner
+from wizard.engine.state import StateStore, default_state_path
 
 COMMAND = "confluence-lb-wizard --plain"
 NO_TERMINAL = ("confluence-lb-wizard --plain needs a terminal to ask its questions, and there is none here.\n"
@@ -128,7 +128,7 @@ class PromptSession:
         self._asking = threading.Lock()
 
     def run(self) -> int:
-        from wizard import ssh
+        from wizard.transport import ssh
 
         saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
         ssh.ask_passphrase, ssh.on_unknown_host_key = self.ask_passphrase, self.on_unknown_host_key
@@ -217,6 +217,6 @@ class PromptSession:
             self.asker.say(f"\n{error.message}")
             if error.changed:
                 return False  # never replaced here: the old entry has to be removed on purpose
-            # True makes wizard.ssh add the key to that host's known_hosts file.
+            # True makes wizard.transport.ssh add the key to that host's known_hosts file.
             return self.asker.confirm(f"Trust this {error.key_type} key ({error.fingerprint}) and add it to "
                                       "known_hosts?", default=False)

@@ -29,7 +29,7 @@ from screens.fields import (
 )
 from screens.node_reader import read_node
 from wizard.errors import BadInputError, WizardError
-from wizard.redact import redact
+from wizard.engine.redact import redact
 
 #: How often one answer may be asked again before the prompts give up (a loop guard).
 MAX_TRIES = 3

@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def preferences_path() -> Path:
-    from wizard.state import default_state_path
+    from wizard.engine.state import default_state_path
 
     return default_state_path("x").parent / "preferences.json"
 

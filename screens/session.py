@@ -13,9 +13,9 @@ from wizard.steps import all_steps, available
 if TYPE_CHECKING:
     from screens.status import Row, StepProgress
     from wizard.answers_model import Answers
-    from wizard.runner import Runner
-    from wizard.state import State, StepRecord
-    from wizard.steps.base import Step
+    from wizard.engine.runner import Runner
+    from wizard.engine.state import State, StepRecord
+    from wizard.engine.step import Step
 
 
 
@@ -30,7 +30,7 @@ class SavedSetup:
 
 def saved_setups(folder: Path | None = None) -> list[SavedSetup]:
     """The setups with a state file in the default folder, with their progress."""
-    from wizard.state import StateStore, default_state_path
+    from wizard.engine.state import StateStore, default_state_path
 
     folder = folder or default_state_path("x").parent
     found = []
@@ -54,7 +54,7 @@ def answers_from_file(path: str | Path) -> Answers:
 
 def answers_from_state(path: Path) -> tuple[State, Answers]:
     from wizard.answers import validate
-    from wizard.state import StateStore
+    from wizard.engine.state import StateStore
 
     state = StateStore(path).load()
     return state, validate(state.answers, source=str(path))

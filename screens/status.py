@@ -14,7 +14,7 @@ from rich.text import Text
 from screens.words import ANSWERS, STATUS_ICONS, local_time, short_title
 
 __all__ = ["ANSWERS", "Row", "StepProgress"]
-from wizard.events import ProgressReported
+from wizard.engine.events import ProgressReported
 
 _STATUS_STYLES = {"verified": "green", "applied": "green", "complete": "green", "failed": "red",
                   "planned": "yellow", "running": "bold cyan", "rolled-back": "magenta", "incomplete": "yellow"}

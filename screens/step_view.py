@@ -16,9 +16,9 @@ from screens.format import checks_table, checks_verdict
 from screens.progress import ProgressPanel
 from screens.session import Session
 from screens.words import local_time, short_title
-from wizard.model import Check, Plan
-from wizard.redact import redact
-from wizard.steps.base import Step
+from wizard.engine.model import Check, Plan
+from wizard.engine.redact import redact
+from wizard.engine.step import Step
 
 #: What the admin can do from a step, shown under it.
 KEYS_HINT = ("enter run this step · a run every step not done · v verify · u roll back · i answers · "

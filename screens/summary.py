@@ -14,8 +14,8 @@ from textual.widgets import Button, Static
 from screens.format import checks_verdict
 from screens.page import Page
 from screens.words import STATUS_ICONS, local_time, short_title
-from wizard.model import Check
-from wizard.redact import redact
+from wizard.engine.model import Check
+from wizard.engine.redact import redact
 
 
 class SummaryScreen(Page):

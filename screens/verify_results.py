@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from screens.format import checks_table, checks_verdict
 from screens.page import Page
-from wizard.model import Check
+from wizard.engine.model import Check
 
 
 class VerifyResultsScreen(Page):

@@ -80,7 +80,7 @@ class Tls:
 @dataclass
 class ApacheOptions:
     access: Access
-    config_path: str | None = None  # None: the distribution's default (wizard.apache facts)
+    config_path: str | None = None  # None: the distribution's default (wizard.balancers.apache.facts facts)
     server_name: str | None = None  # None: the public URL's host
     listen_port: int | None = None  # None: the public URL's port
     #: With TLS, the plain-HTTP port whose vhost redirects to HTTPS. None: every port this

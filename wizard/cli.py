@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except WizardError as exc:
-        from wizard.redact import redact  # a failure can quote a command or a server's answer
+        from wizard.engine.redact import redact  # a failure can quote a command or a server's answer
 
         print(f"{TOOL_NAME}: {redact(exc.for_admin())}", file=sys.stderr)
         return exc.exit_code
@@ -166,7 +166,7 @@ def find_state_file(explicit: str | None) -> Path:
 
     if explicit:
         return Path(explicit).expanduser()
-    from wizard.state import default_state_path
+    from wizard.engine.state import default_state_path
 
     folder = default_state_path("x").parent
     found = sorted(folder.glob("*.state.json")) if folder.is_dir() else []
@@ -182,7 +182,7 @@ def find_state_file(explicit: str | None) -> Path:
 def state_for_answers(explicit: str | None, answers) -> Path:
     from pathlib import Path
 
-    from wizard.state import default_state_path
+    from wizard.engine.state import default_state_path
 
     return Path(explicit).expanduser() if explicit else default_state_path(answers.name)
 
@@ -196,8 +196,8 @@ def answers_from_state(store):  # -> (State, Answers)
 
 def open_runner(answers, state_path: Path, *, read_only: bool = False, events=None):
     from wizard.report import EventPrinter
-    from wizard.runner import Runner
-    from wizard.state import StateStore
+    from wizard.engine.runner import Runner
+    from wizard.engine.state import StateStore
 
     return Runner(answers, StateStore(state_path), events=events or EventPrinter(),
                   command=command_line(), read_only=read_only)
@@ -224,7 +224,7 @@ def install_terminal_prompts() -> None:
     import getpass
     import threading
 
-    from wizard import ssh
+    from wizard.transport import ssh
 
     lock = threading.Lock()
 
@@ -238,7 +238,7 @@ def install_terminal_prompts() -> None:
     def on_unknown_host_key(error) -> bool:
         with lock:
             print(f"\n{error.message}", flush=True)
-            # True makes wizard.ssh add the key to that host's known_hosts file.
+            # True makes wizard.transport.ssh add the key to that host's known_hosts file.
             return confirm_on_terminal(f"Trust this {error.key_type} key ({error.fingerprint}) "
                                        "and add it to known_hosts?")
 
@@ -289,7 +289,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from wizard.redact import redact
+    from wizard.engine.redact import redact
 
     answers = load_answers(args.answers)
     require_terminal_or_yes(args.yes, "apply")
@@ -309,7 +309,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from wizard.report import format_status
-    from wizard.state import StateStore
+    from wizard.engine.state import StateStore
     from wizard.steps import available
 
     path = find_state_file(args.state)
@@ -331,9 +331,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from wizard.redact import redact
+    from wizard.engine.redact import redact
     from wizard.report import format_checks
-    from wizard.state import StateStore, redact_state
+    from wizard.engine.state import StateStore, redact_state
 
     if args.answers:
         answers = load_answers(args.answers)
@@ -355,7 +355,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_runbook(args: argparse.Namespace) -> int:
     from wizard.runbook import build_runbook, write_runbook
-    from wizard.state import StateStore
+    from wizard.engine.state import StateStore
 
     state = StateStore(find_state_file(args.state)).load()
     text = build_runbook(state, args.format)
@@ -368,8 +368,8 @@ def cmd_runbook(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from wizard.redact import redact
-    from wizard.state import StateStore
+    from wizard.engine.redact import redact
+    from wizard.engine.state import StateStore
 
     path = find_state_file(args.state)
     _, answers = answers_from_state(StateStore(path))
@@ -413,7 +413,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     """Start the lab, open a face on it (or apply headless), and stop the lab whatever happens."""
     from wizard.errors import BadInputError
-    from wizard.lab import Lab, default_lab_root, run_headless, stop_on_signals
+    from wizard.lab.cluster import Lab, default_lab_root, run_headless, stop_on_signals
 
     if args.state:
         raise BadInputError("`lab` keeps its state in the lab's own folder; --state does not apply to it.",

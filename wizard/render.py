@@ -26,7 +26,7 @@ import jinja2
 
 import wizard
 from wizard.errors import WizardError
-from wizard.redact import MASK, redact
+from wizard.engine.redact import MASK, redact
 
 STATUS_ICONS = {
     "pending": "○",

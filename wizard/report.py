@@ -3,7 +3,7 @@
 Shared by ``plan``/``apply``/``verify``/``status`` and the prompt face, so the
 admin sees the same words whichever way they run the wizard.
 
-Everything these functions return or print is masked by ``wizard.redact``: a
+Everything these functions return or print is masked by ``wizard.engine.redact``: a
 plan's summaries carry the commands it will run (a reload command with a token,
 a restart through sshpass) and its diffs carry the files (an LDAP bind password
 in a vhost), and a terminal is scrolled back, logged and screen-shared. Only
@@ -16,11 +16,11 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from wizard.events import (ChecksCompleted, Event, PlanReady, ProgressReported, StepApplied,
+from wizard.engine.events import (ChecksCompleted, Event, PlanReady, ProgressReported, StepApplied,
                            StepFailed, StepRolledBack, StepSkipped, StepStarted)
-from wizard.model import Check, Plan
-from wizard.redact import redact
-from wizard.state import State
+from wizard.engine.model import Check, Plan
+from wizard.engine.redact import redact
+from wizard.engine.state import State
 
 STATUS_MARKS = {"pending": "[ ]", "planned": "[~]", "applied": "[*]", "verified": "[x]",
                 "failed": "[!]", "rolled-back": "[<]"}

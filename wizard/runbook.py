@@ -1,7 +1,7 @@
 """The runbook: what was done to this setup, written for an admin who would do it by hand.
 
 ``build_runbook`` turns the state into a plain view (dicts and lists, every
-string masked by ``wizard.redact``) and renders it through
+string masked by ``wizard.engine.redact``) and renders it through
 ``templates/runbook/runbook.{md,html}.j2``; the templates redact every free
 text again, so a secret that slipped into the state still never reaches paper.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from wizard import TOOL_NAME, __version__
 from wizard.errors import BadInputError
 from wizard.render import render
-from wizard.state import DONE, State, StepRecord, now_iso, redact_state
+from wizard.engine.state import DONE, State, StepRecord, now_iso, redact_state
 
 STEP_ORDER = ["preflight", "base-url", "connector", "restart", "balancer", "verify"]
 

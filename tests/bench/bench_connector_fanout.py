@@ -107,8 +107,8 @@ class Cluster:
 
 def time_connector(cluster: Cluster) -> float:
     from wizard.answers import validate
-    from wizard.runner import Runner
-    from wizard.state import StateStore
+    from wizard.engine.runner import Runner
+    from wizard.engine.state import StateStore
 
     state = cluster.reset()
     runner = Runner(validate(cluster.raw), StateStore(state), command="bench")

@@ -1,6 +1,6 @@
 """How masking secrets scales: the time to redact 400 kB against 200 kB of adversarial text.
 
-Every diff and state save goes through ``wizard.redact``; a rule that re-scans
+Every diff and state save goes through ``wizard.engine.redact``; a rule that re-scans
 from every position would make a big server.xml diff hang a save. Linear cost
 prints a ratio near 2 (aim < 3); quadratic cost prints about 4.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from wizard.redact import redact
+from wizard.engine.redact import redact
 
 UNITS = ["a.b-c.", "-", "password", 'password="', '<property name="password ', "http://a", "-storepass ",
          "xpassword", "\n+aPassword", "SetEnv a_token ", "sshpass -v", "mysql x", "-u a:", "a_pwd=x ",

@@ -108,7 +108,7 @@ async def _apply_lab_steps(lab: object) -> tuple[float, int, str]:
 
 def bench_stall() -> None:
     from wizard.errors import WizardError
-    from wizard.lab import Lab
+    from wizard.lab.cluster import Lab
 
     with tempfile.TemporaryDirectory(prefix="clbw-bench-lab-") as root:
         os.environ["XDG_STATE_HOME"] = str(Path(root) / "xdg")

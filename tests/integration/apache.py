@@ -2,7 +2,7 @@
 
 ``ApacheServer.create()`` makes a server root in /tmp (0755: as root the workers run as
 www-data) with a MAIN.conf of its own (``apache2 -f MAIN.conf -DFOREGROUND``),
-written by the lab's writer (``wizard.lab_apache.write_main_conf``). MAIN.conf listens on
+written by the lab's writer (``wizard.lab.apache.write_main_conf``). MAIN.conf listens on
 two free ports of 127.0.0.1 (``port`` for the vhost, ``extra_port`` for the HTTP->HTTPS
 redirect), loads only the MPM, and includes ``<root>/sites/*.conf``, where the wizard
 writes its vhost (``config_path``) with the LoadModule lines it needs. The wizard reaches
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard.lab_apache import (
+from wizard.lab.apache import (
     ERROR_LOG,
     MAIN_CONF,
     PID_FILE,
@@ -34,7 +34,7 @@ from wizard.lab_apache import (
     SITES_DIR,
     write_main_conf,
 )
-from wizard.processes import alive, end_tree, free_port, port_answers, read_pid
+from wizard.lab.processes import alive, end_tree, free_port, port_answers, read_pid
 
 APACHE2 = "/usr/sbin/apache2"
 IS_ROOT = os.geteuid() == 0
@@ -67,7 +67,7 @@ class ApacheServer:
 
     @classmethod
     def create(cls, *, extra_main: str = "") -> ApacheServer:
-        """A server root in /tmp with the lab's main file (wizard.lab_apache), listening on two free
+        """A server root in /tmp with the lab's main file (wizard.lab.apache), listening on two free
         ports; ``extra_main`` is added to the main file before the sites are included."""
         ensure_apache()
         root = Path(tempfile.mkdtemp(prefix="clbw-apache-"))

@@ -1,6 +1,6 @@
 """A simulated Confluence Data Center node for the balancer tests: Confluence and Synchrony, with WebSockets.
 
-Stdlib only, plus the lab's WebSocket handshake and frames (``wizard.lab_node``). One
+Stdlib only, plus the lab's WebSocket handshake and frames (``wizard.lab.node``). One
 ``FakeNode`` runs two ``ThreadingHTTPServer``s on 127.0.0.1 (free ports), each in a
 daemon thread:
 
@@ -24,7 +24,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from wizard.lab_node import accept_websocket, echo_websocket
+from wizard.lab.node import accept_websocket, echo_websocket
 
 
 class _Server(ThreadingHTTPServer):

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from wizard.answers_model import Access
-from wizard.processes import descendants, free_port, kill_stragglers, signal_pids
+from wizard.lab.processes import descendants, free_port, kill_stragglers, signal_pids
 
 SSHD = "/usr/sbin/sshd"
 PLAIN_USER = "clbwtest"

@@ -19,15 +19,15 @@ import boto3
 import pytest
 import yaml
 
-from wizard import aws as wizard_aws
-from wizard.alb import timing
-from wizard.alb import undo as alb_undo
+from wizard.transport import aws as wizard_aws
+from wizard.balancers.alb import timing
+from wizard.balancers.alb import undo as alb_undo
 from wizard.answers import validate
-from wizard.aws import AwsError
+from wizard.transport.aws import AwsError
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED
-from wizard.model import UndoAction
-from wizard.runner import Runner
-from wizard.state import StateStore
+from wizard.engine.model import UndoAction
+from wizard.engine.runner import Runner
+from wizard.engine.state import StateStore
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ node's port and a bin/setenv.sh with its Synchrony port, so the wizard reads the
 as it would on a real node. The wizard reaches Apache locally (one test over a real
 sshd) with ``configtest_command``/``reload_command`` carrying ``-f MAIN.conf``.
 
-Most tests drive ``wizard.runner.Runner``; a few run the installed command as an admin
+Most tests drive ``wizard.engine.runner.Runner``; a few run the installed command as an admin
 would (``apply --answers F --only balancer --yes``).
 """
 
@@ -32,12 +32,12 @@ import pytest
 import yaml
 from websockets.sync.client import connect
 
-from wizard import ssh as ssh_module
+from wizard.transport import ssh as ssh_module
 from wizard.answers import validate
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED
-from wizard.runner import Outcome, Runner
-from wizard.state import StateStore
-from wizard.steps import balancer_apache
+from wizard.engine.runner import Outcome, Runner
+from wizard.engine.state import StateStore
+from wizard.balancers.apache import step as balancer_apache
 
 pytestmark = pytest.mark.integration
 
@@ -344,8 +344,8 @@ def test_a_reload_that_kills_apache_is_rolled_back_and_apache_serves_again(tmp_p
                                                                            fake_node_factory, monkeypatch) -> None:
     """A certificate Apache cannot load passes `apache2 -t` and ends the server on the reload. The wizard
     checks certificates with openssl first; with that check out of the way, the safety net must hold."""
-    from wizard import apache as apache_module
-    from wizard.apache import TlsFacts
+    from wizard.balancers.apache import facts as apache_module
+    from wizard.balancers.apache.facts import TlsFacts
 
     monkeypatch.setattr(apache_module, "read_tls_facts", lambda host, options: TlsFacts(note="skipped"))
     lab = make_lab(tmp_path, apache_factory, fake_node_factory, tls=True, start=False)

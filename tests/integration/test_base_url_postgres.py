@@ -28,9 +28,9 @@ import yaml
 
 from wizard.answers import validate
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED, WizardError
-from wizard.lab import Lab
-from wizard.runner import Runner
-from wizard.state import StateStore
+from wizard.lab.cluster import Lab
+from wizard.engine.runner import Runner
+from wizard.engine.state import StateStore
 
 pytestmark = pytest.mark.integration
 

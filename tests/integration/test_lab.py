@@ -1,4 +1,4 @@
-"""The built-in lab (wizard/lab.py): simulated nodes, the real Apache, moto, and nothing left behind.
+"""The built-in lab (wizard/lab/cluster.py): simulated nodes, the real Apache, moto, and nothing left behind.
 
 The nodes are checked the way a balancer and the wizard see them (HTTP, WebSockets, the
 restart trigger); the Apache lab is configured by the wizard's own steps through the
@@ -28,16 +28,16 @@ import yaml
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from wizard import lab_apache
+from wizard.lab.cluster import apache as lab_apache
 from wizard.answers import find_problems, load_answers_file, merge, missing_keys, validate
 from wizard.answers.schema import answers_schema
 from wizard.answers.template import answers_template
 from wizard.errors import EXIT_OK, BadInputError, WizardError
-from wizard.lab import FAULTS, WRONG_BASE_URL, Lab
-from wizard.lab_node import THREAD_PREFIX
-from wizard.runner import Runner
-from wizard.serverxml import plan_connector_edit
-from wizard.state import StateStore
+from wizard.lab.cluster import FAULTS, WRONG_BASE_URL, Lab
+from wizard.lab.node import THREAD_PREFIX
+from wizard.engine.runner import Runner
+from wizard.confluence.serverxml import plan_connector_edit
+from wizard.engine.state import StateStore
 from wizard.steps import available
 
 pytestmark = pytest.mark.integration
@@ -184,7 +184,7 @@ def test_a_kept_lab_keeps_its_files_and_a_stopped_lab_does_not_start_again(tmp_p
 def test_apache_ends_with_the_labs_process_even_without_stop(tmp_path: Path, ending: str) -> None:
     """SIGKILL leaves no finally to run (the parent-death signal ends Apache); a script that
     forgets stop() exits through atexit. Either way the lab comes back on its ports."""
-    script = ("import sys, time\nfrom pathlib import Path\nfrom wizard.lab import Lab\n"
+    script = ("import sys, time\nfrom pathlib import Path\nfrom wizard.lab.cluster import Lab\n"
               "lab = Lab(Path(sys.argv[1]), nodes=1, resume=True).start()\n"
               "print(lab.apache.pid, lab.apache.port, flush=True)\n"
               + ("time.sleep(60)\n" if ending == "killed" else ""))
@@ -416,7 +416,8 @@ def test_the_base_url_saved_in_general_configuration_is_reported_by_every_node(l
 @pytest.fixture(scope="module")
 def applied_lab(tmp_path_factory, apache_installed) -> Iterator[Lab]:
     """One Apache lab for the module, set up by the wizard's own steps through the Runner."""
-    from wizard.steps import balancer_apache, restart
+    from wizard.balancers.apache import step as balancer_apache
+    from wizard.steps import restart
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(restart, "POLL_SECONDS", 0.2)
@@ -506,7 +507,7 @@ def test_each_fault_is_observable_and_heal_undoes_it(applied_lab: Lab, fault: st
 
 @pytest.mark.parametrize("fault", ("manager-exposed", "no-stickiness", "no-websocket-route"))
 def test_the_balancer_checks_see_the_apache_faults(applied_lab: Lab, fault: str) -> None:
-    from wizard.steps import balancer_apache
+    from wizard.balancers.apache import step as balancer_apache
 
     answers = validate(load_answers_file(applied_lab.answers_path))
 
@@ -601,7 +602,7 @@ def test_lab_without_a_terminal_says_so_and_starts_nothing(tmp_path: Path) -> No
 def test_the_alb_lab_simulates_aws_with_moto_and_restores_the_environment(tmp_path: Path, monkeypatch) -> None:
     import boto3  # with moto, from the [test] extra: missing, the test fails loudly
 
-    from wizard.alb import timing
+    from wizard.balancers.alb import timing
 
     for name, value in (("POLL_SECONDS", 0.01), ("ACTIVE_TIMEOUT", 5.0), ("HEALTHY_TIMEOUT", 5.0)):
         monkeypatch.setattr(timing, name, value)
@@ -623,8 +624,8 @@ def test_the_alb_lab_simulates_aws_with_moto_and_restores_the_environment(tmp_pa
         assert all(node.instance_id for node in answers.nodes)
         ec2 = boto3.client("ec2", region_name=alb.region, endpoint_url=lab.aws.endpoint_url)
         assert ec2.describe_vpcs(VpcIds=[alb.vpc_id])["Vpcs"]
-        if importlib.util.find_spec("wizard.steps.balancer_alb") is not None:
-            importlib.import_module("wizard.steps.balancer_alb")
+        if importlib.util.find_spec("wizard.balancers.alb.step") is not None:
+            importlib.import_module("wizard.balancers.alb.step")
             for node in lab.nodes:
                 node.restart_seconds = 0.3
             with Runner(answers, StateStore(lab.state_path), command="test") as runner:

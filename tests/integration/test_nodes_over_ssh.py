@@ -8,7 +8,7 @@ fixtures); every node has address 127.0.0.1 and its own confluence_port. The
 restart command is ``touch <install>/restart-requested``, which the fake server
 notices and answers STARTING for a moment, then RUNNING.
 
-Most tests drive ``wizard.runner.Runner`` directly; a few run the installed command
+Most tests drive ``wizard.engine.runner.Runner`` directly; a few run the installed command
 (``apply --answers F --only connector --yes``) as an admin would.
 """
 
@@ -36,14 +36,14 @@ from typing import Any
 import pytest
 import yaml
 
-from wizard import runner as runner_module
-from wizard import ssh as ssh_module
+from wizard.engine import runner as runner_module
+from wizard.transport import ssh as ssh_module
 from wizard.answers import validate
 from wizard.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_STEP_FAILED
-from wizard.events import ProgressReported
-from wizard.runner import Outcome, Runner
-from wizard.ssh import SSHHost
-from wizard.state import StateStore
+from wizard.engine.events import ProgressReported
+from wizard.engine.runner import Outcome, Runner
+from wizard.transport.ssh import SSHHost
+from wizard.engine.state import StateStore
 from wizard.steps import restart as restart_module
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from wizard import ssh as ssh_module
+from wizard.transport import ssh as ssh_module
 from wizard.answers_model import Access
 from wizard.errors import HostError, HostKeyError
-from wizard.ssh import SSHHost, trust_host_key
+from wizard.transport.ssh import SSHHost, trust_host_key
 
 pytestmark = pytest.mark.integration
 

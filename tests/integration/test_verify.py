@@ -1,4 +1,4 @@
-"""The final tests against the built-in lab (wizard/lab.py): a real Apache httpd in front of
+"""The final tests against the built-in lab (wizard/lab/cluster.py): a real Apache httpd in front of
 simulated nodes, set up by the wizard itself. A healthy lab passes every check; each failure
 mode of docs/reference.md ("What verify checks"), injected on purpose, makes exactly the right check fail, and nothing else.
 
@@ -21,16 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from wizard import checks
+from wizard.confluence import checks
 from wizard.answers import validate
 from wizard.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_STEP_FAILED
-from wizard.events import ProgressReported
-from wizard.lab import WRONG_BASE_URL, Lab
-from wizard.model import BALANCER
-from wizard.probes import Endpoint
-from wizard.runner import Outcome, Runner
-from wizard.state import StateStore
-from wizard.steps import balancer_apache, base_url
+from wizard.engine.events import ProgressReported
+from wizard.lab.cluster import WRONG_BASE_URL, Lab
+from wizard.engine.model import BALANCER
+from wizard.confluence.probes import Endpoint
+from wizard.engine.runner import Outcome, Runner
+from wizard.engine.state import StateStore
+from wizard.balancers.apache import step as balancer_apache
+from wizard.steps import base_url
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ def isolated_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 @pytest.fixture(autouse=True)
 def restore_ssh_hooks():
-    """The app installs wizard.ssh's hooks and restores them; a failing test must not leak them."""
-    from wizard import ssh
+    """The app installs wizard.transport.ssh's hooks and restores them; a failing test must not leak them."""
+    from wizard.transport import ssh
 
     saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
     yield

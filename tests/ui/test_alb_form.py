@@ -67,7 +67,7 @@ async def test_the_alb_is_described_by_picking_from_what_aws_holds(tmp_path: Pat
 async def test_aws_refusing_is_explained_with_what_to_try(tmp_path: Path, aws_env, monkeypatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    from wizard import aws
+    from wizard.transport import aws
 
     monkeypatch.setattr(aws, "MAX_ATTEMPTS", 1)
     aws.forget_sessions()

@@ -169,7 +169,7 @@ async def test_starting_anew_keeps_the_earlier_unfinished_setup(isolated_state_h
 async def test_a_new_setup_never_takes_over_an_existing_one(tmp_path: Path, isolated_state_home: Path) -> None:
     from screens.draft import Draft, draft_path
     from screens.error import ErrorScreen
-    from wizard.state import State, StateStore, default_state_path
+    from wizard.engine.state import State, StateStore, default_state_path
 
     existing = default_state_path("wiki-prod")
     StateStore(existing).save(State(setup="wiki-prod"))

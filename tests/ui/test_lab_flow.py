@@ -15,8 +15,8 @@ from screens.plan_view import PlanView
 from screens.setup import SetupScreen
 from screens.summary import SummaryScreen
 from screens.welcome import WelcomeScreen
-from wizard.lab import Lab
-from wizard.state import StateStore
+from wizard.lab.cluster import Lab
+from wizard.engine.state import StateStore
 from wizard.steps import available
 
 

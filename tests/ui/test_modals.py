@@ -17,9 +17,9 @@ from screens.confirm_plan import ConfirmPlanScreen
 from screens.host_key import HostKeyScreen
 from screens.inventory import InventoryScreen
 from screens.passphrase import PassphraseScreen
-from wizard import ssh
+from wizard.transport import ssh
 from wizard.errors import HostKeyError
-from wizard.model import Change, Plan
+from wizard.engine.model import Change, Plan
 
 
 async def test_a_node_over_ssh_asks_for_its_unknown_host_key_and_the_key_passphrase(

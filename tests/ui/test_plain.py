@@ -15,7 +15,7 @@ from uihelpers import install_node, make_setup
 
 from screens.plain import run_prompts
 from wizard.errors import EXIT_BAD_INPUT, EXIT_OK
-from wizard.state import StateStore
+from wizard.engine.state import StateStore
 
 DOWN, ENTER, BACKSPACE = "\x1b[B", "\r", "\x7f"
 

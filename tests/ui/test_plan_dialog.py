@@ -10,7 +10,7 @@ from screens.confirm_plan import ConfirmPlanScreen
 from screens.error import ErrorScreen
 from screens.plan_view import PlanView
 from wizard.errors import WizardError
-from wizard.model import Change, Plan
+from wizard.engine.model import Change, Plan
 
 LONG_DIFF = "--- a/site.conf\n+++ b/site.conf\n@@ -0,0 +1,200 @@\n" + "".join(
     f"+    ProxyPass /path{n} balancer://confluence/path{n} " + "x" * 120 + "\n" for n in range(200))

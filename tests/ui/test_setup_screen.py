@@ -18,7 +18,7 @@ from screens.plan_view import PlanView
 from screens.setup import SetupScreen
 from screens.summary import SummaryScreen
 from screens.verify_results import VerifyResultsScreen
-from wizard.state import StateStore
+from wizard.engine.state import StateStore
 
 
 async def select(pilot, app: WizardApp, name: str) -> None:
@@ -208,7 +208,7 @@ async def test_light_and_dark_themes_and_80_by_24(tmp_path: Path, fake_confluenc
 
 async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path, fake_confluence_factory,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from wizard.runner import Runner
+    from wizard.engine.runner import Runner
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("the disk fell off")

@@ -20,7 +20,7 @@ from screens.error import ErrorScreen
 from screens.host_key import HostKeyScreen
 from screens.verify_results import VerifyResultsScreen
 from wizard.errors import HostKeyError, WizardError
-from wizard.model import Change, Check, Plan
+from wizard.engine.model import Change, Check, Plan
 
 SIZE = (100, 30)
 #: A fixed folder, so no temporary path appears in a snapshot.

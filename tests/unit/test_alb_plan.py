@@ -12,16 +12,16 @@ from dataclasses import replace
 
 import pytest
 
-from wizard.alb import diff
-from wizard.alb.desired import Desired, build_desired, redirect_config
-from wizard.alb.facts import (AlbFacts, CertificateFact, Environment, InstanceFact, ListenerFact,
+from wizard.balancers.alb import diff
+from wizard.balancers.alb.desired import Desired, build_desired, redirect_config
+from wizard.balancers.alb.facts import (AlbFacts, CertificateFact, Environment, InstanceFact, ListenerFact,
                               LoadBalancerFact, NodePorts, Permission, RegisteredTarget, RuleFact,
                               SecurityGroupFact, TargetGroupFact)
-from wizard.alb.names import MAX_NAME, Names, target_group_name
-from wizard.alb.plan import plan_changes
+from wizard.balancers.alb.names import MAX_NAME, Names, target_group_name
+from wizard.balancers.alb.plan import plan_changes
 from wizard.answers import validate
-from wizard.aws import AwsError
-from wizard.steps.balancer_alb import STEP
+from wizard.transport.aws import AwsError
+from wizard.balancers.alb.step import STEP
 
 REGION = "eu-west-1"
 VPC = "vpc-0123456789abcdef0"

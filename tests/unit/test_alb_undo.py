@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 from botocore.stub import Stubber
 
-from wizard import aws as wizard_aws
-from wizard.alb import timing, undo
-from wizard.alb.desired import Desired
-from wizard.alb.names import Names
-from wizard.aws import Aws, AwsError
-from wizard.model import UndoAction
+from wizard.transport import aws as wizard_aws
+from wizard.balancers.alb import timing, undo
+from wizard.balancers.alb.desired import Desired
+from wizard.balancers.alb.names import Names
+from wizard.transport.aws import Aws, AwsError
+from wizard.engine.model import UndoAction
 
 REGION = "eu-west-1"
 VPC = "vpc-0123456789abcdef0"

@@ -9,18 +9,18 @@ from collections.abc import Callable
 import pytest
 
 from wizard.answers import validate
-from wizard.apache import (LAYOUTS, ApacheConfigError, ApacheError, ApacheFacts, Directive, Layout,
+from wizard.balancers.apache.facts import (LAYOUTS, ApacheConfigError, ApacheError, ApacheFacts, Directive, Layout,
                            commands_for, include_patterns, is_included, listen_port, managed_setup,
                            parse_depends, parse_includes, parse_modules, parse_server_settings, parse_version,
                            read_apache_facts, scan_config)
 from wizard.errors import WizardError
-from wizard.hosts import CommandResult, FileInfo, Host
-from wizard.model import UndoAction
-from wizard.steps import balancer_apache
-from wizard.steps.balancer_apache import (ALL_MODULES, RELOAD_UNDO, STEP, ApacheConfigTestError,
+from wizard.transport.hosts import CommandResult, FileInfo, Host
+from wizard.engine.model import UndoAction
+from wizard.balancers.apache import step as balancer_apache
+from wizard.balancers.apache.step import (ALL_MODULES, RELOAD_UNDO, STEP, ApacheConfigTestError,
                                           BalancerFacts, NodeTarget, pending_reload)
-from wizard.state import StepRecord
-from wizard.steps.base import Context, Journal
+from wizard.engine.state import StepRecord
+from wizard.engine.step import Context, Journal
 
 # --------------------------------------------------------------------------- fixture text
 

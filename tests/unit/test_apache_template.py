@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from wizard.answers import validate
-from wizard.apache import HEADER_LINE, ApacheFacts, read_apache_facts
-from wizard.hosts import LocalHost
-from wizard.steps.balancer_apache import (ALL_MODULES, BalancerFacts, NodeTarget, build_vhost, needed_modules,
+from wizard.balancers.apache.facts import HEADER_LINE, ApacheFacts, read_apache_facts
+from wizard.transport.hosts import LocalHost
+from wizard.balancers.apache.step import (ALL_MODULES, BalancerFacts, NodeTarget, build_vhost, needed_modules,
                                           redirect_ports_in, render_vhost, websocket_style)
 
 NEW, OLD = (2, 4, 71), (2, 4, 46)  # both sides of 2.4.47, where the WebSocket style changes
@@ -61,7 +61,7 @@ def targets(count: int, context: str = "", ports: list[tuple[int, int]] | None =
 
 def plain_facts(version=NEW, listens: dict[int, str | None] | None = None) -> ApacheFacts:
     """Facts of a Debian-like Apache that listens on 80 (and 443 with ssl), for structure tests."""
-    from wizard.apache import LAYOUTS, Commands, Directive, ServerSettings, TlsFacts
+    from wizard.balancers.apache.facts import LAYOUTS, Commands, Directive, ServerSettings, TlsFacts
 
     listens = {80: None, 443: None} if listens is None else listens
     directives = tuple(Directive("/etc/apache2/ports.conf", i, "listen",

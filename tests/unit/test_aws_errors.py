@@ -14,12 +14,12 @@ from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
 from botocore.stub import Stubber
 
-from wizard import aws as wizard_aws
-from wizard.alb import timing
-from wizard.alb.desired import TargetGroupSpec, TargetSpec
-from wizard.alb.health import target_checks, wait_active, wait_healthy
-from wizard.alb.read import read_certificate, refuse_classic
-from wizard.aws import Aws, AwsError, endpoint_for, iam_action
+from wizard.transport import aws as wizard_aws
+from wizard.balancers.alb import timing
+from wizard.balancers.alb.desired import TargetGroupSpec, TargetSpec
+from wizard.balancers.alb.health import target_checks, wait_active, wait_healthy
+from wizard.balancers.alb.read import read_certificate, refuse_classic
+from wizard.transport.aws import Aws, AwsError, endpoint_for, iam_action
 
 REGION = "eu-west-1"
 TG_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/wiki-confluence/1"
@@ -256,7 +256,7 @@ def test_unhealthy_targets_fail_with_aws_reason_and_the_likely_cause() -> None:
                                                        ("i-02", "unhealthy", "Target.ResponseCodeMismatch"),
                                                        ("i-03", "unhealthy", "Target.FailedHealthChecks")),
                       {"TargetGroupArn": TG_ARN})
-    from wizard.alb.health import read_health
+    from wizard.balancers.alb.health import read_health
 
     checks = {c.target: c for c in target_checks(SPEC, read_health(aws, TG_ARN))}
     assert not any(c.passed for c in checks.values())

@@ -13,8 +13,8 @@ IAM_SERVICE = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "elb": "elasticloa
                "sts": "sts"}
 #: Granted for what a call does besides its own action: tags given at creation.
 IMPLIED = {"ec2:CreateTags", "elasticloadbalancing:AddTags"}
-#: Every AWS call goes through Aws.call/Aws.pages (wizard/aws.py), directly or through
-#: wizard/alb/undo.py's _call_unless_gone, or is a waiter named here.
+#: Every AWS call goes through Aws.call/Aws.pages (wizard/transport/aws.py), directly or through
+#: wizard/balancers/alb/undo.py's _call_unless_gone, or is a waiter named here.
 CALL = re.compile(r'(?:\.call|\.pages|_call_unless_gone)\(\s*(?:aws,\s*)?"([a-z0-9]+)",\s*"([a-z_]+)"', re.S)
 WAITER = re.compile(r'client\("([a-z0-9]+)"\)\.get_waiter\("([a-z_]+)"\)')
 WAITER_ACTIONS = {("elbv2", "load_balancers_deleted"): "describe_load_balancers"}

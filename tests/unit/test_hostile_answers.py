@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from test_apache_template import plain_facts, render_for
 
 from wizard.answers import find_problems, validate
-from wizard.serverxml import plan_connector_edit
-from wizard.steps.balancer_apache import NodeTarget
+from wizard.confluence.serverxml import plan_connector_edit
+from wizard.balancers.apache.step import NodeTarget
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 STOCK = (FIXTURES / "serverxml" / "confluence-7-stock.xml").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ def core_modules() -> list[str]:
 
 def test_core_modules_are_found() -> None:
     modules = core_modules()
-    assert "wizard.runner" in modules and "wizard.steps.preflight" in modules
+    assert "wizard.engine.runner" in modules and "wizard.steps.preflight" in modules
 
 
 def test_importing_every_core_module_loads_no_ui_or_cloud_library() -> None:

@@ -1,4 +1,4 @@
-"""What a lab remembers between runs (wizard/lab_folder.py): the record, the reasons it cannot
+"""What a lab remembers between runs (wizard/lab/folder.py): the record, the reasons it cannot
 come back, and the one-lab-per-folder lock."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wizard.errors import WizardError
-from wizard.lab_folder import (
+from wizard.lab.folder import (
     RECORD_NAME,
     FolderLock,
     LabRecord,
@@ -22,7 +22,7 @@ from wizard.lab_folder import (
     save_record,
     why_not_resumable,
 )
-from wizard.processes import port_is_free
+from wizard.lab.processes import port_is_free
 
 RECORD = LabRecord(balancer="apache", base_url="http://localhost:8080", server_id="A1B2-C3D4-E5F6-0708",
                    apache_port=8080, nodes=(NodePorts("node1", 8090, 8091), NodePorts("node2", 8092, 8093)))
@@ -99,7 +99,7 @@ def test_one_lab_per_folder_and_a_killed_holder_never_keeps_it(tmp_path: Path) -
     second.acquire()
     second.release()
     # A holder killed with SIGKILL: the kernel drops its lock.
-    script = ("import sys, time\nfrom pathlib import Path\nfrom wizard.lab_folder import FolderLock\n"
+    script = ("import sys, time\nfrom pathlib import Path\nfrom wizard.lab.folder import FolderLock\n"
               "lock = FolderLock(Path(sys.argv[1]))\nlock.acquire()\nprint('held', flush=True)\ntime.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

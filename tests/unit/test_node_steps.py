@@ -8,12 +8,12 @@ import pytest
 
 from wizard.answers import validate
 from wizard.errors import WizardError
-from wizard.hosts import LocalHost
-from wizard.nodes import read_node_facts
-from wizard.serverxml import ServerXmlError, read_facts
+from wizard.transport.hosts import LocalHost
+from wizard.confluence.nodes import read_node_facts
+from wizard.confluence.serverxml import ServerXmlError, read_facts
 from wizard.steps.connector import STEP as CONNECTOR
 from wizard.steps.restart import RestartFacts, STEP as RESTART, restart_times
-from wizard.state import StepRecord
+from wizard.engine.state import StepRecord
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 
@@ -102,8 +102,8 @@ def test_synchrony_port_comes_from_setenv(tmp_path: Path) -> None:
 
 
 def test_connector_on_local_transport_applies_verifies_and_rolls_back(tmp_path: Path) -> None:
-    from wizard.runner import Runner
-    from wizard.state import StateStore
+    from wizard.engine.runner import Runner
+    from wizard.engine.state import StateStore
 
     answers = answers_for(tmp_path, ["utf8-bom.xml", "single-quotes.xml"])
     originals = {n.name: Path(n.install_dir, "conf", "server.xml").read_bytes() for n in answers.nodes}
@@ -170,9 +170,9 @@ class _Killed(BaseException):
 
 def test_a_server_xml_written_by_an_apply_killed_before_recording_it_still_needs_a_restart(
         tmp_path: Path, monkeypatch) -> None:
-    from wizard.runner import Runner
-    from wizard.state import StateStore
-    from wizard.steps import base as base_module
+    from wizard.engine.runner import Runner
+    from wizard.engine.state import StateStore
+    from wizard.engine import step as base_module
     from wizard.steps.restart import last_file_change
 
     answers = answers_for(tmp_path, ["confluence-7-stock.xml"])

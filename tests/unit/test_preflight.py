@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from wizard.answers import validate
-from wizard.runner import Runner
-from wizard.state import StateStore
+from wizard.engine.runner import Runner
+from wizard.engine.state import StateStore
 
 STOCK = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml" / "confluence-8-stock.xml"
 

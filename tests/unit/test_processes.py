@@ -1,4 +1,4 @@
-"""wizard.processes: finding, signalling and ending process trees, on real processes (Linux /proc)."""
+"""wizard.lab.processes: finding, signalling and ending process trees, on real processes (Linux /proc)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wizard.processes import (
+from wizard.lab.processes import (
     alive,
     descendants,
     end_tree,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wizard.redact import MASK, is_secret_name, redact
+from wizard.engine.redact import MASK, is_secret_name, redact
 
 # A Connector as Confluence ships it, with the proxy attributes the wizard adds: no secret in it.
 PLAIN_CONNECTOR = """\

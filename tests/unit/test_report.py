@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 import io
 
-from wizard.events import PlanReady, ProgressReported, StepApplied, StepFailed, StepRolledBack
-from wizard.model import Change, Check, Plan
-from wizard.redact import MASK
+from wizard.engine.events import PlanReady, ProgressReported, StepApplied, StepFailed, StepRolledBack
+from wizard.engine.model import Change, Check, Plan
+from wizard.engine.redact import MASK
 from wizard.report import EventPrinter, format_checks, format_plan
 
 SECRETS = ("rel-T0ken-1", "ssh-Pw-2", "ldap-Pw-3", "basic-4")

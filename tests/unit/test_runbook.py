@@ -14,7 +14,7 @@ from wizard import render as render_module
 from wizard.errors import BadInputError, WizardError
 from wizard.render import environment, render, status_icon, templates_dir, when
 from wizard.runbook import STEP_ORDER, STEP_PURPOSES, build_runbook, write_runbook
-from wizard.state import State
+from wizard.engine.state import State
 
 SECRET = "s3cret"
 BACKUP = "/opt/atlassian/confluence/conf/server.xml.bak-20261120T233100"

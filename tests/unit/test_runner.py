@@ -2,7 +2,7 @@
 verify, fail and undo, resume, --only, rollback, locking.
 
 The engine is exercised with a small real step that edits one file per node
-through ``wizard.files.replace_file`` on the local transport (real files, real
+through ``wizard.engine.files.replace_file`` on the local transport (real files, real
 atomic writes); only the step itself is written for the test.
 """
 
@@ -20,13 +20,13 @@ from wizard.answers import validate
 from wizard.answers_model import Answers, Node
 from wizard.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                            EXIT_STEP_FAILED, HostError, StateError, StateLockedError)
-from wizard.events import PlanReady, StepFailed
-from wizard.files import replace_file
-from wizard.hosts import LocalHost
-from wizard.model import Change, Check, Plan
-from wizard.runner import Runner
-from wizard.state import StateStore
-from wizard.steps.base import Context, Journal, Step
+from wizard.engine.events import PlanReady, StepFailed
+from wizard.engine.files import replace_file
+from wizard.transport.hosts import LocalHost
+from wizard.engine.model import Change, Check, Plan
+from wizard.engine.runner import Runner
+from wizard.engine.state import StateStore
+from wizard.engine.step import Context, Journal, Step
 
 MARK = b"proxyName=wiki.example.com\n"
 
@@ -341,7 +341,7 @@ def test_nodes_fan_out_in_parallel(cluster) -> None:
         barrier.wait()  # both nodes must be in flight at once, or this times out
         return node.name
 
-    from wizard.hosts import HostPool
+    from wizard.transport.hosts import HostPool
     ctx = Context(answers=cluster["answers"], hosts=HostPool(cluster["answers"]))
     assert ctx.for_each_node(work) == ["node1", "node2"]
     assert len(threads) == 2

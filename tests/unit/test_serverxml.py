@@ -1,4 +1,4 @@
-"""The server.xml reader and Connector editor (wizard.serverxml).
+"""The server.xml reader and Connector editor (wizard.confluence.serverxml).
 
 The fixtures under tests/fixtures/serverxml are modelled on stock Confluence
 6.x to 8.x files and on the variants admins really have (CRLF, BOM, one
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wizard.errors import BadInputError
-from wizard.serverxml import (
+from wizard.confluence.serverxml import (
     ServerXmlError,
     _decode_attribute,
     _escape_attribute,

@@ -1,4 +1,4 @@
-"""wizard/shared_save.py: many threads saving one state, each durable before it goes on."""
+"""wizard/engine/shared_save.py: many threads saving one state, each durable before it goes on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from wizard.shared_save import SharedSave
+from wizard.engine.shared_save import SharedSave
 
 
 class Disk:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import wizard.state as state_module
+import wizard.engine.state as state_module
 from wizard.errors import EXIT_BAD_INPUT, StateError, StateLockedError
-from wizard.redact import MASK
-from wizard.state import (
+from wizard.engine.redact import MASK
+from wizard.engine.state import (
     DONE,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -365,7 +365,7 @@ def test_a_migration_that_returns_nothing_is_a_state_error(monkeypatch: pytest.M
 
 HOLD_LOCK = """
     import sys
-    from wizard.state import StateStore
+    from wizard.engine.state import StateStore
     store = StateStore(sys.argv[1])
     store.acquire("apply --answers wiki.yaml")
     print("locked", flush=True)
@@ -375,7 +375,7 @@ HOLD_LOCK = """
 TRY_LOCK = """
     import sys
     from wizard.errors import StateLockedError
-    from wizard.state import StateStore
+    from wizard.engine.state import StateStore
     store = StateStore(sys.argv[1])
     try:
         store.acquire("status")

@@ -7,7 +7,7 @@ consistent (every part of it written by the same save), and its serial never
 goes back: the file is the old state or the new one, never a torn mix.
 
 Starting a fresh interpreter per writer costs more than the whole window a
-kill should land in, so one helper interpreter imports ``wizard.state`` once
+kill should land in, so one helper interpreter imports ``wizard.engine.state`` once
 and forks each writer; the test kills the writer by its pid, and the helper
 reaps it and reports how it died.
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-import wizard.state as state_module
-from wizard.state import State, StateStore
+import wizard.engine.state as state_module
+from wizard.engine.state import State, StateStore
 
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 150
@@ -37,7 +37,7 @@ MAX_STEPS = 40  # the writer keeps the newest steps, so a save stays a few milli
 FORKER = """
 import os, sys
 sys.path.insert(0, {repo!r})
-from wizard.state import StateStore
+from wizard.engine.state import StateStore
 
 MAX_STEPS = {max_steps}
 

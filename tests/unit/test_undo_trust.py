@@ -17,17 +17,17 @@ from pathlib import Path
 import pytest
 
 from wizard.answers import validate
-from wizard.apache import LAYOUTS, ApacheError, check_config_path, resolve_config_path
-from wizard.command_secrets import literal_secret
+from wizard.balancers.apache.facts import LAYOUTS, ApacheError, check_config_path, resolve_config_path
+from wizard.engine.command_secrets import literal_secret
 from wizard.errors import AnswersError, HostError, StateError, StateLockedError
-from wizard.hosts import LocalHost, backup_path_for
-from wizard.model import BALANCER, UndoAction
-from wizard.redact import MASK
-from wizard.state import State, StateStore
-from wizard.steps.balancer_apache import STEP as APACHE, MODULE_UNDO, SITE_UNDO
+from wizard.transport.hosts import LocalHost, backup_path_for
+from wizard.engine.model import BALANCER, UndoAction
+from wizard.engine.redact import MASK
+from wizard.engine.state import State, StateStore
+from wizard.balancers.apache.step import STEP as APACHE, MODULE_UNDO, SITE_UNDO
 from wizard.steps.base_url import STEP as BASE_URL
 from wizard.steps.connector import STEP as CONNECTOR
-from wizard.undo import LegacyCommandError, UndoRecordError, parse_record, restore_file_action
+from wizard.engine.undo import LegacyCommandError, UndoRecordError, parse_record, restore_file_action
 
 INJECTED = "/etc/apache2/sites-available/x;cd;echo INJECTED-$(id -un)>pwned;.conf"
 
@@ -86,12 +86,12 @@ def test_the_plan_enables_the_site_with_a_checked_name() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from test_apache_template import plain_facts, targets
 
-    from wizard.steps.balancer_apache import BalancerFacts
+    from wizard.balancers.apache.step import BalancerFacts
 
     import dataclasses
 
     # Every module loaded already, Apache reading sites-enabled: the only command is enabling the site.
-    from wizard.steps.balancer_apache import ALL_MODULES
+    from wizard.balancers.apache.step import ALL_MODULES
 
     facts = dataclasses.replace(plain_facts(), includes=("/etc/apache2/sites-enabled/confluence-lb.conf",),
                                 loaded={m: "shared" for m in ALL_MODULES},

@@ -1,4 +1,4 @@
-"""The final tests one by one (wizard/checks.py), fed with stubbed answers: what passes,
+"""The final tests one by one (wizard/confluence/checks.py), fed with stubbed answers: what passes,
 what fails, and what each failure tells the admin to do."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from wizard import checks, probes
+from wizard.confluence import checks
+from wizard.confluence import probes
 from wizard.answers import validate
 from wizard.answers_model import PublicUrl
-from wizard.hosts import LocalHost
-from wizard.model import BALANCER
-from wizard.nodes import read_node_facts
-from wizard.probes import HttpAnswer, PeerCertificate
+from wizard.transport.hosts import LocalHost
+from wizard.engine.model import BALANCER
+from wizard.confluence.nodes import read_node_facts
+from wizard.confluence.probes import HttpAnswer, PeerCertificate
 from wizard.steps.verify import STEP as VERIFY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
@@ -321,10 +322,10 @@ def test_base_url_check_names_the_admin_page(tmp_path: Path) -> None:
 
 def test_verify_adds_only_its_own_checks_while_apply_gets_them_all(tmp_path: Path, monkeypatch) -> None:
     """``Runner.verify`` runs every step's checks itself; the step's plan (the gate of apply) holds all."""
-    from wizard.hosts import HostPool
-    from wizard.model import Check
-    from wizard.state import StepRecord
-    from wizard.steps import base
+    from wizard.transport.hosts import HostPool
+    from wizard.engine.model import Check
+    from wizard.engine.state import StepRecord
+    from wizard.engine import step as base
     from wizard.steps import verify as verify_module
 
     answers = cluster_answers(tmp_path)
@@ -356,9 +357,9 @@ def test_verify_adds_only_its_own_checks_while_apply_gets_them_all(tmp_path: Pat
 
 def test_the_final_tests_wait_for_every_other_step(tmp_path: Path, monkeypatch) -> None:
     """Before the setup is made, the plan of the final tests probes nothing: each step to do fails once."""
-    from wizard.hosts import HostPool
-    from wizard.state import StepRecord
-    from wizard.steps import base
+    from wizard.transport.hosts import HostPool
+    from wizard.engine.state import StepRecord
+    from wizard.engine import step as base
     from wizard.steps import verify as verify_module
 
     answers = cluster_answers(tmp_path)

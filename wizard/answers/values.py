@@ -153,7 +153,7 @@ def command() -> Value:
     written to disk (or, masked, corrupt what runs).
     """
     def check(value: Any) -> str:
-        from wizard.command_secrets import literal_secret
+        from wizard.engine.command_secrets import literal_secret
 
         text_ = _text(value, "a command line").strip()
         found = literal_secret(text_)

@@ -10,7 +10,7 @@ from importlib import import_module
 
 TYPE_CHECKING = False  # not typing's: the command line imports this module for --help
 if TYPE_CHECKING:
-    from wizard.steps.base import Step
+    from wizard.engine.step import Step
 
 #: The public step names (README.md, "The steps"), in the order a setup runs them.
 STEP_NAMES = ("preflight", "base-url", "connector", "restart", "balancer", "verify")

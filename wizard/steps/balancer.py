@@ -12,10 +12,10 @@ from importlib import import_module
 from typing import Any
 
 from wizard.answers_model import Answers
-from wizard.model import Check, Plan, UndoAction
-from wizard.steps.base import Context, Journal, Step
+from wizard.engine.model import Check, Plan, UndoAction
+from wizard.engine.step import Context, Journal, Step
 
-_IMPLEMENTATIONS = {"apache": "wizard.steps.balancer_apache", "alb": "wizard.steps.balancer_alb"}
+_IMPLEMENTATIONS = {"apache": "wizard.balancers.apache.step", "alb": "wizard.balancers.alb.step"}
 
 
 def implementation(answers: Answers) -> Step:

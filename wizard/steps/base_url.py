@@ -27,16 +27,16 @@ import time
 from dataclasses import asdict, dataclass
 from xml.sax.saxutils import escape, unescape
 
-from wizard import checks
+from wizard.confluence import checks
 from wizard.answers_model import Answers, Database, Node
-from wizard.checks import Reading
+from wizard.confluence.checks import Reading
 from wizard.errors import ChangedSincePlanError, StepFailedError, WizardError
-from wizard.hosts import Host
-from wizard.model import Change, Check, Plan, UndoAction
-from wizard.nodes import read_node_facts
-from wizard.probes import http_get
-from wizard.redact import MASK
-from wizard.steps.base import Context, Journal, Step
+from wizard.transport.hosts import Host
+from wizard.engine.model import Change, Check, Plan, UndoAction
+from wizard.confluence.nodes import read_node_facts
+from wizard.confluence.probes import http_get
+from wizard.engine.redact import MASK
+from wizard.engine.step import Context, Journal, Step
 
 #: How often the guided step looks at the manifest while the admin changes the base URL.
 POLL_SECONDS = 2.0
@@ -349,7 +349,7 @@ class BaseUrlStep(Step):
         compared, never used: its psql command would run), and with URLs for old and new."""
         if action.kind != UNDO_KIND:
             return super().vet_undo(answers, action, label)
-        from wizard.undo import UndoRecordError, check_target
+        from wizard.engine.undo import UndoRecordError, check_target
 
         check_target(answers, action, label)
         data, db = action.data, answers.base_url.db

@@ -3,7 +3,7 @@
 Behind a balancer, Tomcat must build its redirects and absolute links with the
 public host, port and scheme (``proxyName``, ``proxyPort``, ``scheme``, and
 ``secure`` behind HTTPS), or users are sent to ``http://`` or to ``:8090``.
-The edit touches only the active Connector's start tag (``wizard.serverxml``);
+The edit touches only the active Connector's start tag (``wizard.confluence.serverxml``);
 every other byte of server.xml stays as it was.
 """
 
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from wizard.answers_model import Answers, Node
 from wizard.errors import WizardError
-from wizard.files import link_note, replace_file
-from wizard.model import Change, Check, Plan
-from wizard.nodes import NodeFacts, read_node_facts
-from wizard.redact import redact
-from wizard.serverxml import ServerXmlError, encode_server_xml, plan_connector_edit, read_facts
-from wizard.steps.base import Context, Journal, Step
+from wizard.engine.files import link_note, replace_file
+from wizard.engine.model import Change, Check, Plan
+from wizard.confluence.nodes import NodeFacts, read_node_facts
+from wizard.engine.redact import redact
+from wizard.confluence.serverxml import ServerXmlError, encode_server_xml, plan_connector_edit, read_facts
+from wizard.engine.step import Context, Journal, Step
 
 
 @dataclass(frozen=True)

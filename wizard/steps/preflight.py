@@ -12,9 +12,9 @@ import shlex
 
 from wizard.answers_model import Answers, Node
 from wizard.errors import WizardError
-from wizard.hosts import Host
-from wizard.model import BALANCER, WORKSTATION, Check, Plan
-from wizard.steps.base import Context, Step
+from wizard.transport.hosts import Host
+from wizard.engine.model import BALANCER, WORKSTATION, Check, Plan
+from wizard.engine.step import Context, Step
 
 DEFAULT_APACHE_COMMANDS = ("apache2ctl", "apachectl", "httpd", "apache2")
 

@@ -14,18 +14,18 @@ Two lists, for the two ways the step runs:
   Apache step makes through Apache (status, heartbeat, WebSocket, HTTP to HTTPS).
 
 Requests "through the balancer" go to the balancer's own address with the public
-URL's Host header and TLS name (see ``wizard.probes.Endpoint``).
+URL's Host header and TLS name (see ``wizard.confluence.probes.Endpoint``).
 """
 
 from __future__ import annotations
 
-from wizard import checks
+from wizard.confluence import checks
 from wizard.answers_model import Answers, Node
 from wizard.errors import EXIT_CHECK_FAILED, WizardError
-from wizard.model import BALANCER, WORKSTATION, Check, Plan
-from wizard.nodes import NodeFacts, read_node_facts
-from wizard.probes import Endpoint
-from wizard.steps.base import Context, Step
+from wizard.engine.model import BALANCER, WORKSTATION, Check, Plan
+from wizard.confluence.nodes import NodeFacts, read_node_facts
+from wizard.confluence.probes import Endpoint
+from wizard.engine.step import Context, Step
 
 #: The steps whose own checks are part of the final tests: the nodes' first, then the balancer's.
 NODE_STEPS = ("restart", "connector", "base-url")
@@ -189,7 +189,7 @@ def balancer_endpoint(ctx: Context) -> Endpoint:
 
 
 def _alb_endpoint(ctx: Context, host_header: str) -> Endpoint:
-    from wizard.steps.balancer_alb import STEP as ALB  # boto3 loads only for an ALB setup
+    from wizard.balancers.alb.step import STEP as ALB  # boto3 loads only for an ALB setup
 
     answers = ctx.answers
     options = answers.balancer.alb

@@ -1,0 +1,267 @@
+"""What the balancer should be, from the answers and the nodes' own files (pure).
+
+The seeds (000, 001) and Atlassian's Quick Start give the shape: two HTTP
+target groups (Confluence on the Connector port with ``/status`` under the
+context path; Synchrony on its port with ``/synchrony/heartbeat``), both sticky
+with an ``lb_cookie`` and checked every 20 s (timeout 10 s, healthy after 2);
+every node in both; an Application Load Balancer with a 300 s idle timeout (the
+default 60 s drops idle editor WebSockets); HTTPS on 443 with the certificate
+and HTTP redirecting to it with a 301 that keeps host, path and query; and the
+``/synchrony/*`` rule to the Synchrony group when Synchrony is routed directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from wizard.balancers.alb.facts import AlbFacts, NodePorts
+from wizard.balancers.alb.names import (ROLE_CONFLUENCE_TG, ROLE_HTTP_LISTENER, ROLE_HTTPS_LISTENER,
+                              ROLE_SYNCHRONY_TG, TOOL, Names)
+from wizard.answers_model import Answers
+from wizard.transport.aws import AwsError
+
+# The Quick Start's health-check timing.
+HEALTH_INTERVAL = 20
+HEALTH_TIMEOUT = 10
+HEALTHY_THRESHOLD = 2
+HEALTH_MATCHER = "200"
+#: AWS's recommended policy (TLS 1.3 and 1.2); any ELBSecurityPolicy-TLS13-* counts as current.
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+CURRENT_SSL_POLICY_PREFIX = "ELBSecurityPolicy-TLS13-"
+SYNCHRONY_PATH = "/synchrony/*"
+SYNCHRONY_HEALTH_PATH = "/synchrony/heartbeat"
+ANYWHERE = "0.0.0.0/0"
+#: The first rule priority the wizard tries on a listener (low numbers stay free for the admin).
+RULE_PRIORITY = 10
+
+STICKINESS = {"stickiness.enabled": "true", "stickiness.type": "lb_cookie"}
+IDLE_TIMEOUT_KEY = "idle_timeout.timeout_seconds"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    node: str
+    id: str
+    port: int
+    #: "all" for an IP outside the VPC (a peered network); None otherwise.
+    availability_zone: str | None = None
+
+    def api(self) -> dict[str, Any]:
+        target: dict[str, Any] = {"Id": self.id, "Port": self.port}
+        if self.availability_zone:
+            target["AvailabilityZone"] = self.availability_zone
+        return target
+
+    def describe(self) -> str:
+        return f"{self.node} ({self.id}:{self.port})"
+
+
+@dataclass(frozen=True)
+class TargetGroupSpec:
+    key: str  # "confluence" or "synchrony"
+    role: str
+    name: str
+    label: str  # "Confluence" / "Synchrony", for messages
+    port: int
+    vpc_id: str
+    target_type: str  # "instance" or "ip"
+    health_path: str
+    targets: tuple[TargetSpec, ...]
+    protocol: str = "HTTP"
+    interval: int = HEALTH_INTERVAL
+    timeout: int = HEALTH_TIMEOUT
+    healthy_threshold: int = HEALTHY_THRESHOLD
+    matcher: str = HEALTH_MATCHER
+    attributes: dict[str, str] = field(default_factory=lambda: dict(STICKINESS))
+
+    def health_settings(self) -> dict[str, Any]:
+        """The health check as modify_target_group takes it."""
+        return {"HealthCheckProtocol": "HTTP", "HealthCheckPort": "traffic-port",
+                "HealthCheckPath": self.health_path, "HealthCheckIntervalSeconds": self.interval,
+                "HealthCheckTimeoutSeconds": self.timeout, "HealthyThresholdCount": self.healthy_threshold,
+                "Matcher": {"HttpCode": self.matcher}}
+
+    def describe(self) -> str:
+        return (f"{self.protocol} {self.port}, health {self.health_path} every {self.interval} s "
+                f"(timeout {self.timeout} s, healthy after {self.healthy_threshold}), sticky lb_cookie, "
+                f"{self.target_type} targets")
+
+
+@dataclass(frozen=True)
+class IngressSpec:
+    port: int
+    purpose: str  # what the port is for, in the rule's description
+    description: str
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    role: str
+    port: int
+    protocol: str  # HTTPS or HTTP
+    action: str  # "forward" (to Confluence) or "redirect" (to HTTPS)
+    certificate_arn: str | None = None
+    ssl_policy: str | None = None
+    redirect_port: int | None = None
+
+    def default_actions(self, confluence_arn: str | None) -> list[dict[str, Any]]:
+        if self.action == "redirect":
+            return [{"Type": "redirect", "RedirectConfig": redirect_config(self.redirect_port or 443)}]
+        return [{"Type": "forward", "TargetGroupArn": confluence_arn}]
+
+    def describe(self) -> str:
+        if self.action == "redirect":
+            return (f"{self.protocol} {self.port} redirecting to HTTPS {self.redirect_port} "
+                    "(301, host, path and query kept)")
+        tls = f" with {self.certificate_arn} and {self.ssl_policy}" if self.protocol == "HTTPS" else ""
+        return f"{self.protocol} {self.port}{tls} forwarding to Confluence"
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    listener_port: int
+    path: str = SYNCHRONY_PATH
+    target: str = "synchrony"
+
+    def conditions(self) -> list[dict[str, Any]]:
+        return [{"Field": "path-pattern", "PathPatternConfig": {"Values": [self.path]}}]
+
+
+@dataclass(frozen=True)
+class Desired:
+    names: Names
+    region: str
+    vpc_id: str
+    scheme: str
+    subnets: tuple[str, ...]
+    idle_timeout: int
+    #: What the balancer's own group lets in from anywhere (the listener ports).
+    balancer_ingress: tuple[IngressSpec, ...]
+    node_security_group: str | None
+    #: What the nodes' group must let in from the balancer's group.
+    node_ingress: tuple[IngressSpec, ...]
+    target_groups: tuple[TargetGroupSpec, ...]
+    listeners: tuple[ListenerSpec, ...]
+    rule: RuleSpec | None
+    context_path: str
+
+    def target_group(self, key: str) -> TargetGroupSpec | None:
+        return next((tg for tg in self.target_groups if tg.key == key), None)
+
+    @property
+    def forwarding_listener(self) -> ListenerSpec:
+        return next(listener for listener in self.listeners if listener.action == "forward")
+
+
+def redirect_config(port: int) -> dict[str, str]:
+    """HTTP to HTTPS, permanently, keeping host, path and query (as Atlassian's "How to configure Amazon Web Service Application Load Balancer with Confluence" asks)."""
+    return {"Protocol": "HTTPS", "Port": str(port), "Host": "#{host}", "Path": "/#{path}",
+            "Query": "#{query}", "StatusCode": "HTTP_301"}
+
+
+def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
+    """The balancer these answers and nodes call for; AwsError when they cannot make one."""
+    alb = answers.balancer.alb
+    assert alb is not None, "balancer.kind is alb"
+    names = Names.of(answers)
+    nodes = facts.nodes
+    context_path = _context_path(nodes)
+    target_type = _target_type(nodes)
+    direct = answers.synchrony.mode == "direct"
+
+    def targets(port_of: str) -> tuple[TargetSpec, ...]:
+        return tuple(_target(node, target_type, getattr(node, port_of), facts) for node in nodes)
+
+    groups = [TargetGroupSpec(
+        key="confluence", role=ROLE_CONFLUENCE_TG, name=names.confluence_target_group, label="Confluence",
+        port=nodes[0].confluence_port, vpc_id=alb.vpc_id, target_type=target_type,
+        health_path=f"{context_path}/status", targets=targets("confluence_port"))]
+    if direct:
+        groups.append(TargetGroupSpec(
+            key="synchrony", role=ROLE_SYNCHRONY_TG, name=names.synchrony_target_group, label="Synchrony",
+            port=nodes[0].synchrony_port, vpc_id=alb.vpc_id, target_type=target_type,
+            health_path=SYNCHRONY_HEALTH_PATH, targets=targets("synchrony_port")))
+
+    public = answers.public_url
+    listeners: list[ListenerSpec] = []
+    if alb.certificate_arn:
+        listeners.append(ListenerSpec(role=ROLE_HTTPS_LISTENER, port=public.port, protocol="HTTPS",
+                                      action="forward", certificate_arn=alb.certificate_arn,
+                                      ssl_policy=SSL_POLICY))
+        if public.port != 80:
+            listeners.append(ListenerSpec(role=ROLE_HTTP_LISTENER, port=80, protocol="HTTP",
+                                          action="redirect", redirect_port=public.port))
+    else:
+        listeners.append(ListenerSpec(role=ROLE_HTTP_LISTENER, port=public.port, protocol="HTTP",
+                                      action="forward"))
+    forward_port = next(listener.port for listener in listeners if listener.action == "forward")
+
+    setup = names.setup
+    balancer_ingress = tuple(IngressSpec(listener.port, f"{listener.protocol} from users",
+                                         f"{TOOL} {setup}: {listener.protocol} from users")
+                             for listener in listeners)
+    node_ports: dict[int, str] = {}
+    for node in nodes:
+        node_ports.setdefault(node.confluence_port, "Confluence")
+        if direct:
+            node_ports.setdefault(node.synchrony_port, "Synchrony")
+    node_ingress = tuple(IngressSpec(port, purpose, node_ingress_description(setup, purpose))
+                         for port, purpose in sorted(node_ports.items())) if alb.node_security_group_id else ()
+    return Desired(names=names, region=alb.region, vpc_id=alb.vpc_id, scheme=alb.scheme,
+                   subnets=tuple(sorted(alb.subnet_ids)), idle_timeout=alb.idle_timeout,
+                   balancer_ingress=balancer_ingress, node_security_group=alb.node_security_group_id,
+                   node_ingress=node_ingress, target_groups=tuple(groups), listeners=tuple(listeners),
+                   rule=RuleSpec(listener_port=forward_port) if direct else None, context_path=context_path)
+
+
+def node_ingress_description(setup: str, purpose: str) -> str:
+    """The description the wizard gives the rules it adds to the nodes' group; it marks them as its own."""
+    return f"{TOOL} {setup}: {purpose} from the balancer"
+
+
+def _context_path(nodes: tuple[NodePorts, ...]) -> str:
+    paths = {node.context_path for node in nodes}
+    if len(paths) > 1:
+        shown = ", ".join(f"{node.node}: {node.context_path or '/'}" for node in nodes)
+        raise AwsError(f"The nodes serve Confluence under different context paths ({shown}); one target "
+                       "group cannot health-check them all.",
+                       "Give every node the same <Context path> in server.xml.")
+    return paths.pop() if paths else ""
+
+
+def _target_type(nodes: tuple[NodePorts, ...]) -> str:
+    with_id = [node.node for node in nodes if node.instance_id]
+    if len(with_id) == len(nodes):
+        return "instance"
+    if not with_id:
+        return "ip"
+    without = [node.node for node in nodes if not node.instance_id]
+    raise AwsError(f"Some nodes name an EC2 instance ({', '.join(with_id)}) and some do not "
+                   f"({', '.join(without)}); a target group holds either instances or IP addresses.",
+                   "Give every node its instance_id (or none, to register the addresses).")
+
+
+def _target(node: NodePorts, target_type: str, port: int, facts: AlbFacts) -> TargetSpec:
+    if target_type == "instance":
+        assert node.instance_id is not None
+        return TargetSpec(node.node, node.instance_id, port)
+    try:
+        address = ipaddress.ip_address(node.address)
+    except ValueError:
+        raise AwsError(f"{node.node}'s address {node.address} is not an IP address, and without an "
+                       "instance_id the node is registered by IP.",
+                       f"Set nodes[].instance_id for {node.node}, or its address to its private IP.") from None
+    if address.version != 4:
+        raise AwsError(f"{node.node}'s address {node.address} is IPv6; the balancer's target groups use IPv4.",
+                       f"Set nodes[].instance_id for {node.node}, or its IPv4 address.")
+    inside = any(address in ipaddress.ip_network(cidr) for cidr in facts.env.vpc_cidrs)
+    if inside:
+        return TargetSpec(node.node, node.address, port)
+    if address.is_private:
+        # AWS takes an IP outside the VPC (a peered or on-premises network) only in zone "all".
+        return TargetSpec(node.node, node.address, port, availability_zone="all")
+    raise AwsError(f"{node.node}'s address {node.address} is neither in the VPC {facts.env.vpc_id} "
+                   f"({', '.join(facts.env.vpc_cidrs)}) nor a private address; an ALB cannot target it.",
+                   f"Use the node's private address, or set nodes[].instance_id for {node.node}.")

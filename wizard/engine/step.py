@@ -1,0 +1,156 @@
+"""The shape every step has: inspect -> plan -> apply -> verify, and undo.
+
+Modelled on certbot's installers (record the undo before acting) and pyinfra's
+operations (read facts, then plan; "nothing to do" is a normal answer with a
+reason). ``plan`` is pure so it can be tested from plain data.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, TypeVar
+
+from wizard.answers_model import Answers, Node
+from wizard.errors import Interrupted
+from wizard.engine.events import EventSink, ProgressReported, ignore_events
+from wizard.transport.hosts import HostPool
+from wizard.engine.model import Check, Plan, UndoAction
+
+T = TypeVar("T")
+
+# Parallel fan-out over nodes: enough for a large cluster, small enough not to
+# trip sshd's MaxStartups on a shared bastion.
+MAX_PARALLEL_NODES = 8
+
+
+@dataclass
+class Context:
+    """What a step may use while it runs: the answers, the machines, a way to report."""
+
+    answers: Answers
+    hosts: HostPool
+    events: EventSink = ignore_events
+    cancel: threading.Event = field(default_factory=threading.Event)
+    #: Read-only view of earlier steps' records (e.g. verify reads connector's plan).
+    previous: dict[str, Any] = field(default_factory=dict)
+    #: Someone is watching and can act while a step waits (the Textual face sets it). Headless
+    #: runs leave it False: a step that needs the admin to do something reports it and fails
+    #: instead of waiting for ever.
+    interactive: bool = False
+
+    def progress(self, step: str, target: str, message: str, fraction: float | None = None) -> None:
+        self.events(ProgressReported(step, target, message, fraction))
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("Cancelled by the admin; the state is saved.",
+                              "Run the step again to resume.")
+
+    def for_each_node(self, work: Callable[[Node], T]) -> list[T]:
+        """Run ``work`` for every node in parallel; results in node order.
+
+        The first exception (in node order) is raised after every node has
+        finished, so no node is left half-way because another one failed.
+        """
+        nodes = self.answers.nodes
+        if len(nodes) == 1:
+            return [work(nodes[0])]
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_NODES, len(nodes)),
+                                thread_name_prefix="node") as pool:
+            futures = [pool.submit(work, node) for node in nodes]
+            outcomes: list[T] = []
+            first_error: BaseException | None = None
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except BaseException as exc:  # collected, then re-raised below
+                    first_error = first_error or exc
+            if first_error is not None:
+                raise first_error
+            return outcomes
+
+
+class Journal:
+    """What a step's apply writes to: the undo (saved before acting) and the changes made."""
+
+    def __init__(self, record_undo: Callable[[UndoAction], None],
+                 record_change: Callable[[dict[str, Any]], None]) -> None:
+        self._record_undo = record_undo
+        self._record_change = record_change
+        self._lock = threading.Lock()
+
+    def undo(self, action: UndoAction) -> None:
+        """Record how to take a change back. Call this BEFORE making the change:
+        it returns only once the state file holding it is on disk."""
+        with self._lock:
+            self._record_undo(action)
+
+    def changed(self, **change: Any) -> None:
+        """Record a change that was made (path, backup, resource id, ...)."""
+        with self._lock:
+            self._record_change(dict(change))
+
+
+class Step(ABC):
+    """One step of the setup. Subclasses set the class attributes and the methods."""
+
+    #: The contract's step name ("preflight", "connector", ...).
+    name: ClassVar[str]
+    #: What the checklist shows.
+    title: ClassVar[str]
+    #: One or two sentences for the admin: what this step does and why.
+    explanation: ClassVar[str]
+    #: A read-only step changes nothing; its failing checks fail the step.
+    read_only: ClassVar[bool] = False
+    #: What the admin must still do after this step's changes are rolled back, if anything.
+    rollback_note: ClassVar[str] = ""
+    #: The exit status when a read-only step's checks fail: preflight stops a run before
+    #: anything changes (1, a step failed); the final tests report a setup that does not
+    #: work (3, a verification check failed).
+    failed_checks_exit: ClassVar[int] = 1
+
+    def applies(self, answers: Answers) -> bool:
+        """Whether this step has work for these answers at all."""
+        return True
+
+    @abstractmethod
+    def inspect(self, ctx: Context) -> Any:
+        """Read what is there now. Read-only; raises WizardError when it cannot."""
+
+    @abstractmethod
+    def plan(self, answers: Answers, facts: Any) -> Plan:
+        """Pure: the changes to make, or a no-op plan with its reason."""
+
+    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
+        """Make the plan's changes, recording each undo first. Returns a summary."""
+        return plan.summary
+
+    @abstractmethod
+    def verify(self, ctx: Context) -> list[Check]:
+        """Read-only checks that the step's result is in place."""
+
+    def undo(self, ctx: Context, action: UndoAction) -> None:
+        """Perform one recorded undo action, as ``vet_undo`` returned it (the generic kinds
+        live in ``wizard.engine.undo``)."""
+        from wizard.engine.undo import perform
+
+        perform(ctx, action)
+
+    def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
+        """The files on ``target`` this step may change, so the only ones its undo records may
+        restore or remove (by default what the setup changes: ``wizard.engine.undo.setup_paths``)."""
+        from wizard.engine.undo import setup_paths
+
+        return setup_paths(answers, target)
+
+    def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+        """Check a record read back from the state file against the setup, and return the action
+        to perform, its description and manual command rebuilt from the checked data; raise
+        ``wizard.engine.undo.UndoRecordError`` (naming ``label`` and the fix by hand) for one this step
+        never records or that points outside the setup. Steps with kinds of their own extend it."""
+        from wizard.engine.undo import vet
+
+        return vet(self, answers, action, label)
