@@ -400,6 +400,27 @@ def test_rollback_restores_the_previous_file_and_apache_serves_it(tmp_path, apac
     assert record["status"] == "rolled-back" and all(entry["undone"] for entry in record["undo"])
 
 
+def test_an_apache_setup_whose_answers_moved_to_an_alb_still_rolls_back_its_vhost(tmp_path, apache_factory,
+                                                                                  fake_node_factory) -> None:
+    # Undo records are undone with the answers they were made with, never today's: an admin who
+    # moves the setup to an ALB can still take the Apache vhost back, byte for byte.
+    lab = make_lab(tmp_path, apache_factory, fake_node_factory, start=False)
+    old = old_config(lab)
+    lab.apache.config_path.write_bytes(old)
+    lab.apache.start()
+    assert lab.apply().exit_status == EXIT_OK
+    assert lab.apache.config_path.read_bytes() != old
+    moved = dict(lab.raw, balancer={"kind": "alb", "alb": {
+        "name": "moved", "region": "eu-west-1", "vpc_id": "vpc-0123456789abcdef0",
+        "subnet_ids": ["subnet-0a", "subnet-0b"]}})
+    with Runner(validate(moved), StateStore(lab.state), command="test") as runner:
+        rolled = runner.rollback("balancer")
+    assert rolled.exit_status == EXIT_OK, rolled.message
+    assert lab.apache.config_path.read_bytes() == old
+    assert eventually(lambda: serves_old_config(lab))
+    assert json.loads(lab.state.read_text())["answers"]["balancer"]["kind"] == "alb"
+
+
 # --------------------------------------------------------------------------- as an admin runs it
 
 

@@ -54,6 +54,12 @@ def setenv_path(node: Node) -> str:
     return posixpath.join(node.install_dir, "bin", "setenv.sh")
 
 
+def node_files(answers: Answers, target: str) -> frozenset[str]:
+    """The files the wizard may change on the node ``target``: its server.xml and setenv.sh."""
+    node = next((n for n in answers.nodes if n.name == target), None)
+    return frozenset() if node is None else frozenset({server_xml_path(node), setenv_path(node)})
+
+
 def read_node_facts(host: Host, node: Node, answers: Answers) -> NodeFacts:
     """Read and interpret a node's server.xml and setenv.sh; WizardError when they do not make sense."""
     path = server_xml_path(node)

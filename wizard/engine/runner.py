@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from wizard import __version__
 from wizard.answers_model import Answers
@@ -23,7 +23,7 @@ from wizard.transport.hosts import HostFactory, HostPool, default_host_factory
 from wizard.engine.model import WORKSTATION, Check, Plan, UndoAction
 from wizard.engine.shared_save import SharedSave
 from wizard.engine.state import State, StateStore, StepRecord, now_iso
-from wizard.steps import resolve
+from wizard.engine.catalogue import resolve
 from wizard.engine.step import Context, Journal, Step
 from wizard.engine.undo import LegacyCommandError, UndoRecordError, parse_record, record_label
 
@@ -42,6 +42,15 @@ class Outcome:
 
 def _yes(_: Any, *__: Any) -> bool:
     return True
+
+
+class Pending(NamedTuple):
+    """One undo record still to perform: its entry in the state, the checked action (or why it is
+    refused), and the context it is performed in (the answers it was made with)."""
+
+    entry: dict[str, Any]
+    action: UndoAction | UndoRecordError
+    ctx: Context
 
 
 class Runner:
@@ -66,6 +75,9 @@ class Runner:
         self.exit_status = EXIT_OK
         # The nodes of a step save at the same time; they share writes (wizard.engine.shared_save).
         self._shared_save = SharedSave(self._write_state)
+        #: Undo records made with other answers than today's: their contexts and host pools.
+        self._undo_contexts: dict[str, Context] = {}
+        self._extra_pools: list[HostPool] = []
 
     # Session: lock, load, record the run; always closed by ``close``.
 
@@ -110,6 +122,8 @@ class Runner:
         finally:
             if self.hosts is not None:
                 self.hosts.close()
+            for pool in self._extra_pools:
+                pool.close()
             self.store.release()
 
     def __enter__(self) -> Runner:
@@ -223,6 +237,7 @@ class Runner:
             entry = action.to_dict()
             entry["recorded"] = now_iso()
             entry["undone"] = None
+            entry["answers"] = self._answers_index(record)
             record.undo.append(entry)
             self.save()  # the undo is on disk before the change is made
 
@@ -232,6 +247,43 @@ class Runner:
             self.save()
 
         return Journal(record_undo, record_change)
+
+    def _answers_index(self, record: StepRecord) -> int:
+        """Where this run's answers are in the record's ``answers_seen`` (added when new)."""
+        answers = self.answers.to_dict()
+        for index, seen in enumerate(record.answers_seen):
+            if seen == answers:
+                return index
+        record.answers_seen.append(answers)
+        return len(record.answers_seen) - 1
+
+    def _undo_context(self, record: StepRecord, entry: dict[str, Any], label: str) -> Context:
+        """The context an undo record is checked and performed in: the answers it was made with
+        (and hosts reached as those answers say), or today's for a record from before they were kept."""
+        index = entry.get("answers")
+        if index is None:
+            return self.ctx
+        if not isinstance(index, int) or not 0 <= index < len(record.answers_seen):
+            raise UndoRecordError(f"The state file's {label} names answers it does not hold; rollback refused "
+                                  "and nothing was undone.", "The state file was edited by hand or damaged.")
+        snapshot = record.answers_seen[index]
+        if snapshot == self.answers.to_dict():
+            return self.ctx
+        key = repr(sorted(snapshot.items()))
+        if key not in self._undo_contexts:
+            from wizard.answers import validate  # the answers layer, loaded only for such a record
+
+            try:
+                answers = validate(snapshot, source=f"the answers {label} was made with")
+            except WizardError as exc:
+                raise UndoRecordError(f"The state file's {label} was made with answers that no longer pass the "
+                                      f"checks: {exc.message}", "The state file was edited by hand or damaged; "
+                                      "undo that change by hand.") from exc
+            hosts = HostPool(answers, self.host_factory)
+            self._extra_pools.append(hosts)
+            self._undo_contexts[key] = Context(answers=answers, hosts=hosts, events=self.events,
+                                               previous=self.ctx.previous, cancel=self.ctx.cancel)
+        return self._undo_contexts[key]
 
     def _finish_checks(self, step: Step, record: StepRecord, checks: list[Check], *, gate: bool) -> Outcome:
         record.checks = [check.to_dict() for check in checks]
@@ -278,11 +330,10 @@ class Runner:
         self.events(StepFailed(step.name, message, hint, tuple(undone)))
         return Outcome(exit_status, f"{step.title} failed: {message}" + (f"\n  -> {hint}" if hint else ""))
 
-    def _pending(self, step: Step, record: StepRecord, *,
-                 since: str | None = None) -> list[tuple[dict[str, Any], UndoAction | UndoRecordError]]:
+    def _pending(self, step: Step, record: StepRecord, *, since: str | None = None) -> list[Pending]:
         """The step's not-yet-undone records (recorded after ``since``, if given), newest first,
         each checked against the setup: the action to perform, or why it is refused."""
-        pending: list[tuple[dict[str, Any], UndoAction | UndoRecordError]] = []
+        pending: list[Pending] = []
         for number in range(len(record.undo), 0, -1):
             entry = record.undo[number - 1]
             if isinstance(entry, dict) and (entry.get("undone") or (
@@ -290,11 +341,12 @@ class Runner:
                 continue
             label = record_label(step.name, number)
             try:
-                action = step.vet_undo(self.answers, parse_record(entry, label), label)
+                ctx = self._undo_context(record, entry if isinstance(entry, dict) else {}, label)
+                action = step.vet_undo(ctx.answers, parse_record(entry, label), label)
             except UndoRecordError as exc:
-                pending.append((entry if isinstance(entry, dict) else {}, exc))
+                pending.append(Pending(entry if isinstance(entry, dict) else {}, exc, self.ctx))
                 continue
-            pending.append((entry, action))
+            pending.append(Pending(entry, action, ctx))
         return pending
 
     def _undo_pending(self, step: Step, record: StepRecord, *,
@@ -303,16 +355,15 @@ class Runner:
         newest first, saving after each. A record refused by the checks is not performed."""
         return self._perform(step, self._pending(step, record, since=since))
 
-    def _perform(self, step: Step, pending: list[tuple[dict[str, Any], UndoAction | UndoRecordError]]
-                 ) -> tuple[list[str], list[str]]:
+    def _perform(self, step: Step, pending: list[Pending]) -> tuple[list[str], list[str]]:
         undone: list[str] = []
         errors: list[str] = []
-        for entry, action in pending:
+        for entry, action, ctx in pending:
             if isinstance(action, UndoRecordError):
                 errors.append(f"{action.message} ({action.hint})" if action.hint else action.message)
                 continue
             try:
-                step.undo(self.ctx, action)
+                step.undo(ctx, action)
             except WizardError as exc:
                 errors.append(f"{action.description} ({exc.message}; by hand: {action.manual})")
                 continue
@@ -339,7 +390,8 @@ class Runner:
             # A record that points outside the setup (or cannot be read) means the state file was
             # edited: nothing of the step is undone on its word. An old `run` record alone is only
             # skipped (never run), and the admin is told what it said.
-            refused = [a for _, a in pending if isinstance(a, UndoRecordError) and not isinstance(a, LegacyCommandError)]
+            refused = [a for _, a, _ in pending
+                       if isinstance(a, UndoRecordError) and not isinstance(a, LegacyCommandError)]
             if refused:
                 message = f"Rolling back {step.title} refused; nothing was undone: " + " ".join(
                     e.message for e in refused)
@@ -349,7 +401,7 @@ class Runner:
             shown = [a if isinstance(a, UndoAction) else
                      UndoAction(kind="refused", target=str(entry.get("target") or "?"),
                                 description=f"NOT performed: {a.message}", manual=a.hint or "")
-                     for entry, a in pending]
+                     for entry, a, _ in pending]
             if shown and not confirm(step.name, shown):
                 return Outcome(EXIT_INTERRUPTED, "Rollback declined; nothing more was undone.")
             undone, errors = self._perform(step, pending)

@@ -74,6 +74,10 @@ class StepRecord:
     checks: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The answers the step's changes were made with, each once; an undo record names its own
+    #: (``answers``: an index here), so rollback undoes it as it was made, whatever the answers
+    #: say today (an Apache vhost is still an Apache vhost after the answers moved to an ALB).
+    answers_seen: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -92,7 +96,8 @@ class StepRecord:
         return {"name": self.name, "status": self.status, "updated": self.updated,
                 "started": self.started, "finished": self.finished, "summary": self.summary,
                 "plan": self.plan, "changes": self.changes, "undo": self.undo,
-                "checks": self.checks, "error": self.error, "history": self.history}
+                "checks": self.checks, "error": self.error, "history": self.history,
+                "answers_seen": self.answers_seen}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRecord:
@@ -100,7 +105,7 @@ class StepRecord:
         for key in ("status", "updated", "started", "finished", "summary", "plan", "error"):
             if key in data:
                 setattr(record, key, data[key])
-        for key in ("changes", "undo", "checks", "history"):
+        for key in ("changes", "undo", "checks", "history", "answers_seen"):
             setattr(record, key, list(data.get(key) or []))
         if record.status not in STATUSES:
             raise StateError(f"The state file names an unknown status {record.status!r} for step {record.name}.")

@@ -141,10 +141,8 @@ class Step(ABC):
 
     def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
         """The files on ``target`` this step may change, so the only ones its undo records may
-        restore or remove (by default what the setup changes: ``wizard.engine.undo.setup_paths``)."""
-        from wizard.engine.undo import setup_paths
-
-        return setup_paths(answers, target)
+        restore or remove. None by default: a step that writes files says which."""
+        return frozenset()
 
     def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
         """Check a record read back from the state file against the setup, and return the action

@@ -9,8 +9,8 @@ never made, does no harm.
 An undo record comes back from the state file, which anyone able to write that file
 can edit; so a record is data that rollback checks against the setup, never an
 instruction. ``vet`` accepts a file record only for a path the setup could have
-changed (``setup_paths``: the nodes' server.xml and setenv.sh under their
-install_dir, the balancer's config_path, and backups beside them), and rebuilds the
+changed (each step's ``undo_paths``: the nodes' server.xml and setenv.sh under
+their install_dir, the balancer's config_path, and backups beside them), and rebuilds the
 description and the manual command from the checked data: the text the file carries
 is never shown or run. No record holds a command: a step that undoes by running one
 (a2dissite, a reload) records what to undo, and builds the command itself from the
@@ -116,26 +116,6 @@ def parse_record(entry: Any, label: str) -> UndoAction:
 
 _EDITED_HINT = ("The state file was edited by hand or damaged. Find out what that change was and undo it by hand "
                 "if it was made, then remove the record from the state file (or restore the file from a backup).")
-
-
-def setup_paths(answers: Answers, target: str) -> frozenset[str]:
-    """The files on ``target`` this setup may change: each node's server.xml and setenv.sh
-    under its install_dir; on an Apache balancer its config_path (or the layouts' default)
-    and the modules file beside it (RHEL)."""
-    from wizard.balancers.apache.facts import LAYOUTS
-    from wizard.confluence.nodes import server_xml_path, setenv_path
-
-    if target != BALANCER:
-        node = next((n for n in answers.nodes if n.name == target), None)
-        return frozenset() if node is None else frozenset({server_xml_path(node), setenv_path(node)})
-    apache = answers.balancer.apache
-    if answers.balancer.kind != "apache" or apache is None:
-        return frozenset()
-    configs = ({apache.config_path} if apache.config_path
-               else {layout.default_config_path for layout in LAYOUTS.values() if layout.default_config_path})
-    modules = {layout.modules_file.format(stem=posixpath.basename(path).removesuffix(".conf"))
-               for layout in LAYOUTS.values() if layout.modules_file for path in configs}
-    return frozenset(configs | modules)
 
 
 def check_target(answers: Answers, action: UndoAction, label: str) -> None:

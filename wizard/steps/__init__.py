@@ -60,3 +60,13 @@ def resolve(names: list[str] | None) -> list[Step]:
         get(name)  # raises a clear error for a bad name
         wanted.add(name)
     return [get(name) for name in available() if name in wanted]
+
+
+def _register() -> None:
+    # The engine runs steps it does not import: this package is its catalogue.
+    from wizard.engine import catalogue
+
+    catalogue.register(resolve)
+
+
+_register()

@@ -16,7 +16,7 @@ from wizard.answers_model import Answers, Node
 from wizard.errors import WizardError
 from wizard.engine.files import link_note, replace_file
 from wizard.engine.model import Change, Check, Plan
-from wizard.confluence.nodes import NodeFacts, read_node_facts
+from wizard.confluence.nodes import NodeFacts, node_files, read_node_facts
 from wizard.engine.redact import redact
 from wizard.confluence.serverxml import ServerXmlError, encode_server_xml, plan_connector_edit, read_facts
 from wizard.engine.step import Context, Journal, Step
@@ -89,6 +89,9 @@ class ConnectorStep(Step):
                         noop_reason=f"Every Connector already has {wanted.describe()}: " + "; ".join(unchanged))
         summary = f"edit the Connector on {len(changes)} of {len(answers.nodes)} node(s) to {wanted.describe()}"
         return Plan(self.name, summary, changes)
+
+    def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
+        return node_files(answers, target)
 
     def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
         by_node = {change.target: change for change in plan.changes}

@@ -561,6 +561,19 @@ def checked_site_name(name: str) -> str:
     return name
 
 
+def config_files(answers: Answers) -> frozenset[str]:
+    """The files the wizard may change on the Apache machine: its config_path (or the layouts'
+    default) and the modules file beside it (RHEL)."""
+    apache = answers.balancer.apache
+    if answers.balancer.kind != "apache" or apache is None:
+        return frozenset()
+    configs = ({apache.config_path} if apache.config_path
+               else {layout.default_config_path for layout in LAYOUTS.values() if layout.default_config_path})
+    modules = {layout.modules_file.format(stem=posixpath.basename(path).removesuffix(".conf"))
+               for layout in LAYOUTS.values() if layout.modules_file for path in configs}
+    return frozenset(configs | modules)
+
+
 def check_config_path(path: str) -> str:
     """``path`` when its file name is one the wizard accepts for the vhost, else ``ApacheError``.
 

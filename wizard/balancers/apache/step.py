@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.answers_model import Answers, ApacheOptions, Node, Tls
-from wizard.balancers.apache.facts import (HEADER_LINE, LAYOUTS, MINIMUM_VERSION, UPGRADE_PARAMETER_VERSION, ApacheConfigError,
+from wizard.balancers.apache.facts import (HEADER_LINE, LAYOUTS, MINIMUM_VERSION, UPGRADE_PARAMETER_VERSION, ApacheConfigError, config_files,
                            ApacheError, ApacheFacts, Layout, SiteEnabler, checked_site_name, commands_for, config_test_lines,
                            detect_layout, module_id, parse_includes, read_apache_facts, resolve_config_path)
 from wizard.confluence.checks import apache_probe_address as _probe_address
@@ -562,6 +562,9 @@ class ApacheBalancerStep(Step):
         commands = commands_for(detect_layout(host, _options(ctx.answers)), _options(ctx.answers))
         _config_test(host, commands.configtest, after_change=False)
         host.run_checked(commands.reload, timeout=120.0, what="Reloading Apache with the restored files")
+
+    def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
+        return config_files(answers) if target == BALANCER else frozenset()
 
     def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
         """The step's own kinds checked against the answers (the only site it enables is config_path's;
