@@ -37,7 +37,8 @@ from wizard.answers import validate
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED
 from wizard.engine.runner import Outcome, Runner
 from wizard.engine.state import StateStore
-from wizard.balancers.apache import step as balancer_apache
+from wizard.balancers.apache import vhost as apache_vhost
+from wizard.balancers.apache import reload as apache_reload
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +51,8 @@ SERVER_NAME = "wiki.example.com"
 @pytest.fixture(autouse=True)
 def _quick_settle(monkeypatch):
     """A graceful reload takes milliseconds here; the default settle time is for real servers."""
-    monkeypatch.setattr(balancer_apache, "RELOAD_SETTLE_SECONDS", 0.2)
-    monkeypatch.setattr(balancer_apache, "RESTART_SECONDS", 2.0)
+    monkeypatch.setattr(apache_reload, "RELOAD_SETTLE_SECONDS", 0.2)
+    monkeypatch.setattr(apache_reload, "RESTART_SECONDS", 2.0)
 
 
 @dataclass
@@ -289,7 +290,7 @@ def test_a_second_apply_changes_nothing_and_does_not_reload(lab: Lab) -> None:
 
 def test_older_apache_gets_the_rewrite_style_and_websockets_still_work(lab: Lab, monkeypatch) -> None:
     # Pretend 2.4.71 predates upgrade=websocket: the seed's rewrite to ws:// members is used.
-    monkeypatch.setattr(balancer_apache, "UPGRADE_PARAMETER_VERSION", (2, 5, 0))
+    monkeypatch.setattr(apache_vhost, "UPGRADE_PARAMETER_VERSION", (2, 5, 0))
     outcome = lab.apply()
     assert outcome.exit_status == EXIT_OK, outcome.message
     text = lab.apache.config_path.read_text()

@@ -416,12 +416,12 @@ def test_the_base_url_saved_in_general_configuration_is_reported_by_every_node(l
 @pytest.fixture(scope="module")
 def applied_lab(tmp_path_factory, apache_installed) -> Iterator[Lab]:
     """One Apache lab for the module, set up by the wizard's own steps through the Runner."""
-    from wizard.balancers.apache import step as balancer_apache
+    from wizard.balancers.apache import checks as apache_checks
     from wizard.steps import restart
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(restart, "POLL_SECONDS", 0.2)
-        patch.setattr(balancer_apache, "VERIFY_PATIENCE_SECONDS", 1.0)
+        patch.setattr(apache_checks, "VERIFY_PATIENCE_SECONDS", 1.0)
         lab = Lab(tmp_path_factory.mktemp("applied") / "lab").start()
         try:
             for node in lab.nodes:
@@ -507,13 +507,13 @@ def test_each_fault_is_observable_and_heal_undoes_it(applied_lab: Lab, fault: st
 
 @pytest.mark.parametrize("fault", ("manager-exposed", "no-stickiness", "no-websocket-route"))
 def test_the_balancer_checks_see_the_apache_faults(applied_lab: Lab, fault: str) -> None:
-    from wizard.balancers.apache import step as balancer_apache
+    from wizard.balancers.apache import checks as apache_checks
 
     answers = validate(load_answers_file(applied_lab.answers_path))
 
     def failed_checks() -> list[str]:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(balancer_apache, "VERIFY_PATIENCE_SECONDS", 0.5)
+            patch.setattr(apache_checks, "VERIFY_PATIENCE_SECONDS", 0.5)
             with Runner(answers, StateStore(applied_lab.state_path), command="test") as runner:
                 outcome = runner.verify(["balancer"])
         return [check.name for check in outcome.checks if not check.passed]

@@ -30,7 +30,7 @@ from wizard.engine.model import BALANCER
 from wizard.confluence.probes import Endpoint
 from wizard.engine.runner import Outcome, Runner
 from wizard.engine.state import StateStore
-from wizard.balancers.apache import step as balancer_apache
+from wizard.balancers.apache import checks as apache_checks
 from wizard.steps import base_url
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ def matches(found: set[tuple[str, str]], expected: set[tuple[str, str]]) -> bool
 def _brief_patience(monkeypatch) -> None:
     """The lab reloads Apache before a fault is in place; the Apache step's patience with answers from
     before a reload (meant for real servers) would only slow each failing check down."""
-    monkeypatch.setattr(balancer_apache, "VERIFY_PATIENCE_SECONDS", 1.0)
+    monkeypatch.setattr(apache_checks, "VERIFY_PATIENCE_SECONDS", 1.0)
 
 
 @pytest.fixture(scope="module")

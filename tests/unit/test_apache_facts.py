@@ -16,9 +16,11 @@ from wizard.balancers.apache.facts import (LAYOUTS, ApacheConfigError, ApacheErr
 from wizard.errors import WizardError
 from wizard.transport.hosts import CommandResult, FileInfo, Host
 from wizard.engine.model import UndoAction
-from wizard.balancers.apache import step as balancer_apache
-from wizard.balancers.apache.step import (ALL_MODULES, RELOAD_UNDO, STEP, ApacheConfigTestError,
-                                          BalancerFacts, NodeTarget, pending_reload)
+from wizard.balancers.apache import reload as apache_reload
+from wizard.balancers.apache.reload import ApacheConfigTestError
+from wizard.balancers.apache.step import STEP
+from wizard.balancers.apache.undo import RELOAD_UNDO, pending_reload
+from wizard.balancers.apache.vhost import ALL_MODULES, BalancerFacts, NodeTarget
 from wizard.engine.state import StepRecord
 from wizard.engine.step import Context, Journal
 
@@ -514,7 +516,7 @@ def test_rhel_missing_mod_ssl_names_the_package() -> None:
 def balancer_apache_pid_command(pid_file: str) -> str:
     """The command the step runs to find a live Apache from its pid file (as the step builds it)."""
     recorder = ScriptedHost({}, {})
-    balancer_apache._running_pid(recorder, pid_file)
+    apache_reload.running_pid(recorder, pid_file)
     return recorder.ran[-1]
 
 
@@ -546,7 +548,7 @@ class Pool:
 
 
 def test_apply_records_every_undo_first_tests_then_reloads(monkeypatch) -> None:
-    monkeypatch.setattr(balancer_apache, "RELOAD_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(apache_reload, "RELOAD_SETTLE_SECONDS", 0)
     host = debian_host()
     plan, _ = plan_for(host)
     host.commands.update({"apache2ctl -t": "Syntax OK", "apache2ctl graceful": "",
@@ -599,7 +601,7 @@ def test_pending_reload_is_an_apply_stopped_between_its_marker_and_its_end() -> 
 
 
 def test_a_pending_reload_is_planned_and_finished_under_the_interrupted_applys_undo(monkeypatch) -> None:
-    monkeypatch.setattr(balancer_apache, "RELOAD_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(apache_reload, "RELOAD_SETTLE_SECONDS", 0)
     host = debian_host()
     _, facts = plan_for(host)
     plan = STEP.plan(answers_of(), dataclasses.replace(facts, pending_reload="t1"))

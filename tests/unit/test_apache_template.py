@@ -21,8 +21,8 @@ from websockets.sync.client import connect
 from wizard.answers import validate
 from wizard.balancers.apache.facts import HEADER_LINE, ApacheFacts, read_apache_facts
 from wizard.transport.hosts import LocalHost
-from wizard.balancers.apache.step import (ALL_MODULES, BalancerFacts, NodeTarget, build_vhost, needed_modules,
-                                          redirect_ports_in, render_vhost, websocket_style)
+from wizard.balancers.apache.vhost import (ALL_MODULES, BalancerFacts, NodeTarget, build_vhost, needed_modules,
+                                           redirect_ports_in, render_vhost, websocket_style)
 
 NEW, OLD = (2, 4, 71), (2, 4, 46)  # both sides of 2.4.47, where the WebSocket style changes
 

@@ -24,7 +24,7 @@ from test_apache_template import plain_facts, render_for
 
 from wizard.answers import find_problems, validate
 from wizard.confluence.serverxml import plan_connector_edit
-from wizard.balancers.apache.step import NodeTarget
+from wizard.balancers.apache.vhost import NodeTarget
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 STOCK = (FIXTURES / "serverxml" / "confluence-7-stock.xml").read_text(encoding="utf-8")

@@ -24,7 +24,8 @@ from wizard.transport.hosts import LocalHost, backup_path_for
 from wizard.engine.model import BALANCER, UndoAction
 from wizard.engine.redact import MASK
 from wizard.engine.state import State, StateStore
-from wizard.balancers.apache.step import STEP as APACHE, MODULE_UNDO, SITE_UNDO
+from wizard.balancers.apache.step import STEP as APACHE
+from wizard.balancers.apache.undo import MODULE_UNDO, SITE_UNDO
 from wizard.steps.base_url import STEP as BASE_URL
 from wizard.steps.connector import STEP as CONNECTOR
 from wizard.engine.undo import LegacyCommandError, UndoRecordError, parse_record, restore_file_action
@@ -86,12 +87,12 @@ def test_the_plan_enables_the_site_with_a_checked_name() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from test_apache_template import plain_facts, targets
 
-    from wizard.balancers.apache.step import BalancerFacts
+    from wizard.balancers.apache.vhost import BalancerFacts
 
     import dataclasses
 
     # Every module loaded already, Apache reading sites-enabled: the only command is enabling the site.
-    from wizard.balancers.apache.step import ALL_MODULES
+    from wizard.balancers.apache.vhost import ALL_MODULES
 
     facts = dataclasses.replace(plain_facts(), includes=("/etc/apache2/sites-enabled/confluence-lb.conf",),
                                 loaded={m: "shared" for m in ALL_MODULES},

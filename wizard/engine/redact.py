@@ -110,7 +110,7 @@ _AUTHORIZATION = re.compile(
 # looked into once and then taken whole: backtracking into it would cost its length
 # for every secret word inside.
 _SECRET_DIRECTIVE = re.compile(
-    rf"""(?P<name>^[ \t]*+[-+]?[ \t]*+(?P<key>(?=[a-z]\w*?(?:password|passwd|passphrase|secret|token))\w++)[ \t]++)
+    r"""(?P<name>^[ \t]*+[-+]?[ \t]*+(?P<key>(?=[a-z]\w*?(?:password|passwd|passphrase|secret|token))\w++)[ \t]++)
         (?P<value>"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+'|[^\s"'=:][^\n]*+)""",
     re.VERBOSE | re.IGNORECASE | re.MULTILINE,
 )

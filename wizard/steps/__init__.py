@@ -36,7 +36,9 @@ def available() -> list[str]:
 def get(name: str) -> Step:
     """The step called ``name``; UnknownStepError naming the valid ones otherwise."""
     if name not in _MODULES:
-        from wizard.errors import UnknownStepError  # only on the error path: keeps --help light
+        from wizard.errors import (
+            UnknownStepError,  # only on the error path: keeps --help light
+        )
 
         if name in STEP_NAMES:
             raise UnknownStepError(f"The step {name!r} is not available in this version.",

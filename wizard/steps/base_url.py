@@ -27,16 +27,16 @@ import time
 from dataclasses import asdict, dataclass
 from xml.sax.saxutils import escape, unescape
 
-from wizard.confluence import checks
 from wizard.answers_model import Answers, Database, Node
+from wizard.confluence import checks
 from wizard.confluence.checks import Reading
-from wizard.errors import ChangedSincePlanError, StepFailedError, WizardError
-from wizard.transport.hosts import Host
-from wizard.engine.model import Change, Check, Plan, UndoAction
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import http_get
+from wizard.engine.model import Change, Check, Plan, UndoAction
 from wizard.engine.redact import MASK
 from wizard.engine.step import Context, Journal, Step
+from wizard.errors import ChangedSincePlanError, StepFailedError, WizardError
+from wizard.transport.hosts import Host
 
 #: How often the guided step looks at the manifest while the admin changes the base URL.
 POLL_SECONDS = 2.0

@@ -13,13 +13,18 @@ import difflib
 from dataclasses import dataclass
 
 from wizard.answers_model import Answers, Node
-from wizard.errors import WizardError
+from wizard.confluence.nodes import NodeFacts, node_files, read_node_facts
+from wizard.confluence.serverxml import (
+    ServerXmlError,
+    encode_server_xml,
+    plan_connector_edit,
+    read_facts,
+)
 from wizard.engine.files import link_note, replace_file
 from wizard.engine.model import Change, Check, Plan
-from wizard.confluence.nodes import NodeFacts, node_files, read_node_facts
 from wizard.engine.redact import redact
-from wizard.confluence.serverxml import ServerXmlError, encode_server_xml, plan_connector_edit, read_facts
 from wizard.engine.step import Context, Journal, Step
+from wizard.errors import WizardError
 
 
 @dataclass(frozen=True)

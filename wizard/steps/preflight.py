@@ -11,10 +11,10 @@ import posixpath
 import shlex
 
 from wizard.answers_model import Answers, Node
-from wizard.errors import WizardError
-from wizard.transport.hosts import Host
 from wizard.engine.model import BALANCER, WORKSTATION, Check, Plan
 from wizard.engine.step import Context, Step
+from wizard.errors import WizardError
+from wizard.transport.hosts import Host
 
 DEFAULT_APACHE_COMMANDS = ("apache2ctl", "apachectl", "httpd", "apache2")
 

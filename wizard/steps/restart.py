@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from wizard.answers_model import Answers, Node
-from wizard.errors import StepFailedError, WizardError
-from wizard.transport.hosts import Host
-from wizard.engine.model import Change, Check, Plan
 from wizard.confluence.nodes import NodeFacts, read_node_facts
 from wizard.confluence.probes import confluence_state, http_get
+from wizard.engine.model import Change, Check, Plan
 from wizard.engine.step import Context, Journal, Step
+from wizard.errors import StepFailedError, WizardError
+from wizard.transport.hosts import Host
 
 POLL_SECONDS = 2.0
 #: Watching for a manual restart polls faster: a quick restart must not slip between two looks.

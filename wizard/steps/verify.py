@@ -19,13 +19,13 @@ URL's Host header and TLS name (see ``wizard.confluence.probes.Endpoint``).
 
 from __future__ import annotations
 
-from wizard.confluence import checks
 from wizard.answers_model import Answers, Node
-from wizard.errors import EXIT_CHECK_FAILED, WizardError
-from wizard.engine.model import BALANCER, WORKSTATION, Check, Plan
+from wizard.confluence import checks
 from wizard.confluence.nodes import NodeFacts, read_node_facts
 from wizard.confluence.probes import Endpoint
+from wizard.engine.model import BALANCER, WORKSTATION, Check, Plan
 from wizard.engine.step import Context, Step
+from wizard.errors import EXIT_CHECK_FAILED, WizardError
 
 #: The steps whose own checks are part of the final tests: the nodes' first, then the balancer's.
 NODE_STEPS = ("restart", "connector", "base-url")
@@ -181,15 +181,19 @@ def balancer_endpoint(ctx: Context) -> Endpoint:
     if answers.balancer.kind == "apache":
         options = answers.balancer.apache
         assert options is not None
+        from wizard.balancers.apache.vhost import listen_port
+
         tls = options.tls is not None
-        port = options.listen_port or public.port
         # The HTTP-to-HTTPS redirect is the Apache step's own check (it knows the vhost's ports).
-        return Endpoint("https" if tls else "http", checks.apache_probe_address(ctx), port, host_header, public.host)
+        return Endpoint("https" if tls else "http", checks.apache_probe_address(ctx), listen_port(answers),
+                        host_header, public.host)
     return _alb_endpoint(ctx, host_header)
 
 
 def _alb_endpoint(ctx: Context, host_header: str) -> Endpoint:
-    from wizard.balancers.alb.step import STEP as ALB  # boto3 loads only for an ALB setup
+    from wizard.balancers.alb.step import (
+        STEP as ALB,  # boto3 loads only for an ALB setup
+    )
 
     answers = ctx.answers
     options = answers.balancer.alb

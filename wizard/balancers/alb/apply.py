@@ -15,15 +15,27 @@ from collections.abc import Callable
 from typing import Any
 
 from wizard.balancers.alb import undo
-from wizard.balancers.alb.desired import ANYWHERE, IDLE_TIMEOUT_KEY, Desired, ListenerSpec
+from wizard.balancers.alb.desired import (
+    ANYWHERE,
+    IDLE_TIMEOUT_KEY,
+    Desired,
+    ListenerSpec,
+)
 from wizard.balancers.alb.facts import AlbFacts
-from wizard.balancers.alb.names import (ROLE_CONFLUENCE_TG, ROLE_HTTP_LISTENER, ROLE_HTTPS_LISTENER,
-                              ROLE_LOAD_BALANCER, ROLE_NODE_INGRESS, ROLE_SECURITY_GROUP,
-                              ROLE_SYNCHRONY_RULE, ROLE_SYNCHRONY_TG)
+from wizard.balancers.alb.names import (
+    ROLE_CONFLUENCE_TG,
+    ROLE_HTTP_LISTENER,
+    ROLE_HTTPS_LISTENER,
+    ROLE_LOAD_BALANCER,
+    ROLE_NODE_INGRESS,
+    ROLE_SECURITY_GROUP,
+    ROLE_SYNCHRONY_RULE,
+    ROLE_SYNCHRONY_TG,
+)
 from wizard.balancers.alb.plan import Action
-from wizard.transport.aws import Aws, AwsError
 from wizard.engine.model import Change
 from wizard.engine.step import Journal
+from wizard.transport.aws import Aws, AwsError
 
 Report = Callable[[str, float | None], None]
 

@@ -8,11 +8,17 @@ AWS's reason code and the likely cause.
 from __future__ import annotations
 
 from wizard.balancers.alb import diff
-from wizard.balancers.alb.desired import ANYWHERE, IDLE_TIMEOUT_KEY, STICKINESS, Desired, TargetGroupSpec
+from wizard.balancers.alb.desired import (
+    ANYWHERE,
+    IDLE_TIMEOUT_KEY,
+    STICKINESS,
+    Desired,
+    TargetGroupSpec,
+)
 from wizard.balancers.alb.facts import AlbFacts, TargetGroupFact
 from wizard.balancers.alb.health import target_checks
-from wizard.transport.aws import AwsError
 from wizard.engine.model import BALANCER, Check
+from wizard.transport.aws import AwsError
 
 FIX = "Run `apply --only balancer` to put it right."
 

@@ -16,10 +16,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard.balancers.alb.facts import AlbFacts, NodePorts
-from wizard.balancers.alb.names import (ROLE_CONFLUENCE_TG, ROLE_HTTP_LISTENER, ROLE_HTTPS_LISTENER,
-                              ROLE_SYNCHRONY_TG, TOOL, Names)
 from wizard.answers_model import Answers
+from wizard.balancers.alb.facts import AlbFacts, NodePorts
+from wizard.balancers.alb.names import (
+    ROLE_CONFLUENCE_TG,
+    ROLE_HTTP_LISTENER,
+    ROLE_HTTPS_LISTENER,
+    ROLE_SYNCHRONY_TG,
+    TOOL,
+    Names,
+)
 from wizard.transport.aws import AwsError
 
 # The Quick Start's health-check timing.

@@ -11,11 +11,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.balancers.alb.desired import (ANYWHERE, CURRENT_SSL_POLICY_PREFIX, IDLE_TIMEOUT_KEY, SYNCHRONY_PATH, Desired,
-                                IngressSpec, ListenerSpec, RuleSpec, TargetGroupSpec, TargetSpec,
-                                node_ingress_description, redirect_config)
-from wizard.balancers.alb.facts import (AlbFacts, ListenerFact, LoadBalancerFact, RegisteredTarget, RuleFact,
-                              SecurityGroupFact, TargetGroupFact)
+from wizard.balancers.alb.desired import (
+    ANYWHERE,
+    CURRENT_SSL_POLICY_PREFIX,
+    IDLE_TIMEOUT_KEY,
+    SYNCHRONY_PATH,
+    Desired,
+    IngressSpec,
+    ListenerSpec,
+    RuleSpec,
+    TargetGroupSpec,
+    TargetSpec,
+    node_ingress_description,
+    redirect_config,
+)
+from wizard.balancers.alb.facts import (
+    AlbFacts,
+    ListenerFact,
+    LoadBalancerFact,
+    RegisteredTarget,
+    RuleFact,
+    SecurityGroupFact,
+    TargetGroupFact,
+)
 from wizard.balancers.alb.names import Names, describe_ownership
 from wizard.transport.aws import AwsError
 

@@ -14,8 +14,8 @@ from wizard.balancers.alb import timing
 from wizard.balancers.alb.desired import TargetGroupSpec
 from wizard.balancers.alb.facts import RegisteredTarget
 from wizard.balancers.alb.read import target_fact
-from wizard.transport.aws import Aws, AwsError
 from wizard.engine.model import Check
+from wizard.transport.aws import Aws, AwsError
 
 Report = Callable[[str, float | None], None]
 

@@ -15,11 +15,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.balancers.alb import diff
-from wizard.balancers.alb.desired import (RULE_PRIORITY, SYNCHRONY_PATH, Desired, IngressSpec, RuleSpec, TargetGroupSpec,
-                                TargetSpec, node_ingress_description)
+from wizard.balancers.alb.desired import (
+    RULE_PRIORITY,
+    SYNCHRONY_PATH,
+    Desired,
+    IngressSpec,
+    RuleSpec,
+    TargetGroupSpec,
+    TargetSpec,
+    node_ingress_description,
+)
 from wizard.balancers.alb.facts import AlbFacts, RegisteredTarget, TargetGroupFact
-from wizard.balancers.alb.names import (ROLE_LOAD_BALANCER, ROLE_NODE_INGRESS, ROLE_SECURITY_GROUP,
-                              ROLE_SYNCHRONY_RULE, ROLE_SYNCHRONY_TG)
+from wizard.balancers.alb.names import (
+    ROLE_LOAD_BALANCER,
+    ROLE_NODE_INGRESS,
+    ROLE_SECURITY_GROUP,
+    ROLE_SYNCHRONY_RULE,
+    ROLE_SYNCHRONY_TG,
+)
 from wizard.engine.model import BALANCER, Change
 
 

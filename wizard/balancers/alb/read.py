@@ -10,11 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from wizard.balancers.alb.facts import (AlbFacts, CertificateFact, Environment, InstanceFact, ListenerFact,
-                              LoadBalancerFact, NodePorts, Permission, RegisteredTarget, RuleFact,
-                              SecurityGroupFact, TargetGroupFact)
-from wizard.balancers.alb.names import Names, tag_dict
 from wizard.answers_model import AlbOptions, Answers
+from wizard.balancers.alb.facts import (
+    AlbFacts,
+    CertificateFact,
+    Environment,
+    InstanceFact,
+    ListenerFact,
+    LoadBalancerFact,
+    NodePorts,
+    Permission,
+    RegisteredTarget,
+    RuleFact,
+    SecurityGroupFact,
+    TargetGroupFact,
+)
+from wizard.balancers.alb.names import Names, tag_dict
 from wizard.transport.aws import Aws, AwsError
 
 _CHECK_ANSWERS = "Check balancer.alb in the answers file (and the region: {region})."

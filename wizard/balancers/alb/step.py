@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wizard.answers_model import AlbOptions, Answers, Node
 from wizard.balancers.alb import undo as alb_undo
 from wizard.balancers.alb.apply import Executor, Report
 from wizard.balancers.alb.checks import balancer_checks
@@ -22,12 +23,11 @@ from wizard.balancers.alb.facts import AlbFacts, NodePorts
 from wizard.balancers.alb.health import wait_active, wait_healthy
 from wizard.balancers.alb.plan import noop_reason, plan_changes
 from wizard.balancers.alb.read import read_facts
-from wizard.answers_model import AlbOptions, Answers, Node
-from wizard.transport.aws import Aws, AwsError, connect
-from wizard.errors import ChangedSincePlanError, WizardError
-from wizard.engine.model import BALANCER, Check, Plan, UndoAction
 from wizard.confluence.nodes import read_node_facts
+from wizard.engine.model import BALANCER, Check, Plan, UndoAction
 from wizard.engine.step import Context, Journal, Step
+from wizard.errors import ChangedSincePlanError, WizardError
+from wizard.transport.aws import Aws, AwsError, connect
 
 
 def options(answers: Answers) -> AlbOptions:

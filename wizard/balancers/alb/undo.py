@@ -27,10 +27,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from wizard.balancers.alb import diff, read, timing
-from wizard.balancers.alb.desired import Desired, ListenerSpec, RuleSpec, TargetGroupSpec
+from wizard.balancers.alb.desired import (
+    Desired,
+    ListenerSpec,
+    RuleSpec,
+    TargetGroupSpec,
+)
 from wizard.balancers.alb.names import TAG_MANAGED, TAG_SETUP
-from wizard.transport.aws import Aws, AwsError
 from wizard.engine.model import BALANCER, UndoAction
+from wizard.transport.aws import Aws, AwsError
 
 DELETE = "aws-delete"
 REVOKE = "aws-revoke"
