@@ -223,3 +223,20 @@ def test_cloudformation_refuses_apache_answers_and_a_foreign_folder(setup, tmp_p
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     assert main(["export", "--format", "cloudformation", "--answers", str(apache), "-o",
                  str(tmp_path / "new")]) == EXIT_BAD_INPUT
+
+
+def test_export_takes_the_answers_recorded_in_a_state_file(setup, tmp_path, capsys):
+    from wizard.cli import main
+
+    store = StateStore(setup["state"])
+    with store:
+        state = store.load_or_new(NAME)
+        state.answers = setup["answers"].to_dict()
+        store.save(state)
+    out = tmp_path / "from-state"
+    assert main(["export", "--format", "cloudformation", "--state", str(setup["state"]), "-o", str(out)]) == EXIT_OK
+    template = yaml.safe_load((out / f"{NAME}.cfn.yaml").read_text())
+    assert template["Parameters"]["VpcId"]["Default"] == setup["lab"].vpc_id
+    # Exporting again into its own folder replaces the earlier export.
+    assert main(["export", "--format", "cloudformation", "--answers", str(setup["file"]), "-o", str(out)]) == EXIT_OK
+    assert "Wrote 1 file(s)" in capsys.readouterr().err
