@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--only", nargs="+", metavar="STEP", choices=STEP_NAMES,
                      help="with --headless: apply only these steps")
 
+    export = command("export", "write the setup as an Ansible playbook or a CloudFormation template",
+                     "Write what `apply` would do as files for another engine: an Ansible playbook with its "
+                     "inventory, the vhost and a Connector module (--format ansible), or a CloudFormation "
+                     "template for the AWS load balancer (--format cloudformation). Reads the hosts and AWS "
+                     "like `plan`; changes nothing there.")
+    export.add_argument("--format", choices=("ansible", "cloudformation"), required=True,
+                        help="ansible (nodes and Apache) or cloudformation (the ALB)")
+    export.add_argument("--answers", metavar="FILE", help="the answers file (instead of --state)")
+    export.add_argument("-o", "--output", metavar="DIR", required=True,
+                        help="the folder to write (created when missing; refused unless empty or an earlier export)")
+
     commands.add_parser(
         "schema", help="print the answers file's JSON Schema",
         description="Print the JSON Schema (draft 2020-12) of the answers file: the same rules `plan` and "
@@ -131,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = {
         None: run_wizard, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
         "verify": cmd_verify, "runbook": cmd_runbook, "rollback": cmd_rollback, "lab": cmd_lab,
-        "schema": cmd_schema, "init": cmd_init,
+        "schema": cmd_schema, "init": cmd_init, "export": cmd_export,
     }[args.command]
     try:
         return handler(args)
@@ -386,6 +397,28 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         outcome = runner.rollback(args.step, confirm=confirm)
         print(f"\n{redact(outcome.message)}")
     return outcome.exit_status
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wizard.errors import BadInputError
+    from wizard.export import run_export
+    from wizard.state import StateStore
+
+    if args.answers and args.state:
+        raise BadInputError("`export` takes the answers from --answers FILE or from --state PATH, not both.",
+                            "Drop one of them.")
+    if args.answers:
+        answers = load_answers(args.answers)
+    else:
+        _, answers = answers_from_state(StateStore(find_state_file(args.state)))
+    install_terminal_prompts()
+    written = run_export(args.format, answers, Path(args.output).expanduser())
+    print(f"Wrote {len(written)} file(s) to {args.output}:", file=sys.stderr)
+    for path in written:
+        print(f"  {path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

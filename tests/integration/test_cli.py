@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 BIN = Path(sys.executable).parent / "confluence-lb-wizard"
-VERBS = ("plan", "apply", "status", "verify", "runbook", "rollback", "schema", "init")
+VERBS = ("plan", "apply", "status", "verify", "runbook", "rollback", "schema", "init", "export")
 
 
 def run(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,58 @@
+"""``confluence-lb-wizard export``: the setup as files for the engines teams already run.
+
+``--format ansible`` writes a playbook, an inventory, the rendered vhost and a Connector
+module (``wizard.export.ansible``); ``--format cloudformation`` one template for the ALB
+path (``wizard.export.cloudformation``). Exporting reads the hosts and AWS the way
+``plan`` does and changes nothing on them. The output folder's rules live in
+``wizard.export.folder``; everything taken from the rest of the wizard comes through
+``wizard.export.project``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from wizard.answers_model import Answers
+
+FORMATS = ("ansible", "cloudformation")
+_KEY_FILE_LINE = re.compile(r"^[ \t]*ansible_ssh_private_key_file: .*$", re.MULTILINE)
+
+
+def check_no_secret(files: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+    """Refuse to write a file the wizard's secret masking would change (none should ever be)."""
+    from wizard.errors import WizardError
+    from wizard.redact import redact
+
+    for name, text in files.items():
+        if name in skip:
+            continue
+        # The key file's path is the answers' key_file (a path, never the key); its variable's
+        # name alone looks like a secret to the masking.
+        text = _KEY_FILE_LINE.sub("", text)
+        if redact(text) != text:
+            raise WizardError(f"The exported {name} would hold something that looks like a secret, so nothing "
+                              "was written.", "Report this as a bug; use `apply` meanwhile.")
+
+
+def run_export(fmt: str, answers: Answers, folder: Path) -> list[Path]:
+    """Read what the files depend on, build them, and write them into ``folder``; returns the files written."""
+    from wizard.export.folder import earlier_files, write_export
+    from wizard.export.project import Session
+
+    earlier_files(folder)  # refuse a folder that is not ours before reading any host
+    with Session(answers) as session:
+        if fmt == "ansible":
+            from wizard.export import ansible
+
+            files = ansible.build(answers, session)
+            # The module is the wizard's own editor; its source names keystorePass and the like.
+            check_no_secret(files, skip=(ansible.MODULE_FILE,))
+        elif fmt == "cloudformation":
+            from wizard.export import cloudformation
+
+            files = cloudformation.build(answers, session)
+            check_no_secret(files)
+        else:  # argparse's choices keep this from happening
+            raise AssertionError(fmt)
+    return write_export(folder, files, fmt=fmt, setup=answers.name)

@@ -1,0 +1,198 @@
+"""Everything the export takes from the rest of the wizard, in one place.
+
+The export adds no logic of its own about Confluence, Apache or AWS: the Connector edit is
+``wizard.serverxml``'s (vendored into the Ansible module), the vhost is rendered by the
+balancer step's own ``build_vhost``/``render_vhost`` from facts its own ``inspect`` reads,
+and the CloudFormation template is written from ``wizard.alb.desired``'s description.
+Keeping every import of the engine here means a module moved to another package costs a
+change in this file only.
+
+Reading only: the hosts and AWS are inspected the way ``plan`` inspects them (the steps'
+``inspect``), and nothing on them is changed.
+"""
+
+from __future__ import annotations
+
+import inspect as _inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wizard.answers_model import Answers, Node
+
+#: The line of wizard.serverxml the vendoring replaces with a stand-alone error class.
+_ERRORS_IMPORT = "from wizard.errors import BadInputError\n"
+_FUTURE_IMPORT = "from __future__ import annotations\n"
+_STANDALONE_ERROR = '''class BadInputError(Exception):
+    """Stand-in for wizard.errors.BadInputError: a message and the next step (hint)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+'''
+
+
+@dataclass(frozen=True)
+class NodeExport:
+    """What the playbook needs about one node, read from its own files."""
+
+    node: Node
+    server_xml_path: str
+    confluence_port: int
+    synchrony_port: int
+    context_path: str
+    status_url: str
+    restart_command: str | None  # None with ``restart: manual`` and no command found
+
+
+@dataclass(frozen=True)
+class ApacheExport:
+    """The balancer's files and commands exactly as the balancer step would write and run them."""
+
+    config_path: str
+    vhost_text: str
+    configtest: str
+    reload: str
+    module_commands: tuple[str, ...]  # a2enmod ... (Debian), in dependency order
+    site_command: str | None  # a2ensite ... (Debian) when the site is not enabled yet
+    modules_file: tuple[str, str] | None  # (path, text) on layouts that load modules from a file
+    probe_address: str  # where the controller reaches Apache (as `verify` does)
+    server_name: str
+    listen_port: int
+    redirect_ports: tuple[int, ...]
+    https_origin: str
+
+
+class Session:
+    """Read-only access to the setup's machines, closed with ``close`` (or ``with``)."""
+
+    def __init__(self, answers: Answers) -> None:
+        from wizard.hosts import HostPool
+        from wizard.steps.base import Context
+
+        self.answers = answers
+        self.hosts = HostPool(answers)
+        self.ctx = Context(answers=answers, hosts=self.hosts)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.hosts.close()
+
+    # Nodes.
+
+    def nodes(self) -> list[NodeExport]:
+        """Every node's files read (and refused) the way the connector and restart steps read them."""
+        from wizard.nodes import read_node_facts
+        from wizard.serverxml import ServerXmlError, plan_connector_edit
+        from wizard.steps.connector import Wanted, _check_context_path
+        from wizard.steps.restart import detect_restart_command
+
+        answers = self.answers
+        wanted = Wanted.of(answers)
+
+        def read(node: Node) -> NodeExport:
+            host = self.hosts.node(node)
+            facts = read_node_facts(host, node, answers)
+            _check_context_path(node, facts, answers)
+            try:  # the same refusals as `plan`: a file the edit cannot be made on stops the export
+                plan_connector_edit(facts.text, port=facts.confluence_port, proxy_name=wanted.proxy_name,
+                                    proxy_port=wanted.proxy_port, scheme=wanted.scheme)
+            except ServerXmlError as exc:
+                raise ServerXmlError(f"{node.name}: {facts.server_xml_path}: {exc.message}", exc.hint) from exc
+            if answers.restart == "manual":
+                command = None
+            else:
+                command, _source = detect_restart_command(host, node)
+            return NodeExport(node=node, server_xml_path=facts.server_xml_path, confluence_port=facts.confluence_port,
+                              synchrony_port=facts.synchrony_port, context_path=facts.context_path,
+                              status_url=facts.status_url(node.address), restart_command=command)
+
+        return self.ctx.for_each_node(read)
+
+    # Apache.
+
+    def apache(self) -> ApacheExport:
+        """The vhost rendered from what the Apache host says, with the step's own refusals."""
+        from wizard.checks import apache_probe_address
+        from wizard.steps import balancer_apache as step
+
+        answers = self.answers
+        facts = step.STEP.inspect(self.ctx)
+        vhost = step.build_vhost(answers, facts)
+        step._refuse_what_cannot_work(answers, facts, vhost)
+        text = step.render_vhost(vhost)
+        apache = facts.apache
+        modules = step._modules_to_enable(answers, apache)
+        module_commands: tuple[str, ...] = ()
+        modules_file = None
+        if modules and apache.layout.module_mechanism == "a2enmod":
+            module_commands = tuple(apache.layout.enable_module_command(m) for m in modules)
+        elif modules and apache.layout.module_mechanism == "modules-file" and apache.modules_file:
+            modules_file = (apache.modules_file, step._modules_file_text(answers, apache, modules))
+        site_command = None
+        if apache.enabler and not apache.site_enabled:
+            site_command = apache.enabler.enable_command(step.site_of(apache.config_path))
+        return ApacheExport(
+            config_path=apache.config_path, vhost_text=text, configtest=apache.commands.configtest,
+            reload=apache.commands.reload, module_commands=module_commands, site_command=site_command,
+            modules_file=modules_file, probe_address=apache_probe_address(self.ctx),
+            server_name=vhost.server_name, listen_port=vhost.listen_port, redirect_ports=vhost.redirect_ports,
+            https_origin=vhost.https_origin)
+
+    # AWS.
+
+    def alb_desired(self) -> Any:
+        """``wizard.alb.desired.Desired`` for these answers, from what AWS and the nodes say."""
+        from wizard.alb.desired import build_desired
+        from wizard.steps.balancer_alb import STEP
+
+        return build_desired(self.answers, STEP.inspect(self.ctx))
+
+
+def alb_constants() -> dict[str, Any]:
+    """The ALB settings that are not in ``Desired`` itself (tag keys, the rule's first priority)."""
+    from wizard.alb import desired, names
+
+    return {"TAG_SETUP": names.TAG_SETUP, "TAG_MANAGED": names.TAG_MANAGED, "TAG_ROLE": names.TAG_ROLE,
+            "RULE_PRIORITY": desired.RULE_PRIORITY, "STICKINESS": dict(desired.STICKINESS),
+            "IDLE_TIMEOUT_KEY": desired.IDLE_TIMEOUT_KEY, "redirect_config": desired.redirect_config,
+            "ROLE_SECURITY_GROUP": names.ROLE_SECURITY_GROUP, "ROLE_LOAD_BALANCER": names.ROLE_LOAD_BALANCER,
+            "ROLE_SYNCHRONY_RULE": names.ROLE_SYNCHRONY_RULE}
+
+
+def vendored_serverxml() -> str:
+    """wizard.serverxml's source, made stand-alone for a node that has only Python and Ansible.
+
+    Two lines change, nothing else: the ``__future__`` import moves to the top of the module
+    file (Python wants it first), and the import of the wizard's error family becomes a
+    small class with the same ``message`` and ``hint``.
+    """
+    from wizard import serverxml
+    from wizard.errors import WizardError
+
+    source = Path(_inspect.getsourcefile(serverxml) or "").read_text(encoding="utf-8")
+    if source.count(_ERRORS_IMPORT) != 1 or source.count(_FUTURE_IMPORT) != 1:
+        raise WizardError("wizard.serverxml no longer has the imports the export vendors around, so the "
+                          "Ansible module cannot be built.", "Report this as a bug; use `apply` meanwhile.")
+    source = source.replace(_FUTURE_IMPORT, "").replace(_ERRORS_IMPORT, _STANDALONE_ERROR)
+    return source
+
+
+def validate_answers(raw: dict[str, Any], source: str) -> Answers:
+    """Answers from a state file's record, checked as every verb checks them."""
+    from wizard.answers import validate
+
+    return validate(raw, source=source)
+
+
+def header_line(setup: str) -> str:
+    """The first line of the wizard's own files (also of the exported vhost)."""
+    from wizard.apache import HEADER_LINE
+
+    return HEADER_LINE.format(setup=setup)
