@@ -404,7 +404,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from wizard.errors import BadInputError
     from wizard.export import run_export
-    from wizard.state import StateStore
+    from wizard.engine.state import StateStore
 
     if args.answers and args.state:
         raise BadInputError("`export` takes the answers from --answers FILE or from --state PATH, not both.",

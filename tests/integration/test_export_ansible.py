@@ -1,6 +1,6 @@
 """`export --format ansible` end to end: the exported playbook run by ansible-playbook over REAL sshd.
 
-The lab's simulated nodes (``wizard.lab.Lab``: Confluence and Synchrony on loopback, restarted
+The lab's simulated nodes (``wizard.lab.cluster.Lab``: Confluence and Synchrony on loopback, restarted
 by a trigger file) sit behind the lab's real Apache httpd; the answers reach every machine
 (the two nodes and the Apache host) over a real sshd on 127.0.0.1, as root with the testbed's
 key. The playbook runs with ``--check --diff`` first (the Connector change is shown, nothing
@@ -30,10 +30,10 @@ import yaml
 from wizard.answers import validate
 from wizard.errors import EXIT_OK
 from wizard.export.folder import MANIFEST
-from wizard.lab import Lab
-from wizard.runner import Runner
-from wizard.serverxml import decode_server_xml, encode_server_xml, plan_connector_edit
-from wizard.state import StateStore
+from wizard.lab.cluster import Lab
+from wizard.engine.runner import Runner
+from wizard.confluence.serverxml import decode_server_xml, encode_server_xml, plan_connector_edit
+from wizard.engine.state import StateStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,13 +23,13 @@ import boto3
 import pytest
 import yaml
 
-from wizard.alb import timing
+from wizard.balancers.alb import timing
 from wizard.answers import validate
 from wizard.errors import EXIT_BAD_INPUT, EXIT_OK
 from wizard.export import run_export
 from wizard.export.folder import MANIFEST
-from wizard.runner import Runner
-from wizard.state import StateStore
+from wizard.engine.runner import Runner
+from wizard.engine.state import StateStore
 
 pytestmark = pytest.mark.integration
 

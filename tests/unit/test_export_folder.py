@@ -76,7 +76,7 @@ def test_a_secret_in_an_exported_file_stops_the_export() -> None:
 def test_the_module_vendors_the_wizards_editor_verbatim() -> None:
     import inspect
 
-    from wizard import serverxml
+    from wizard.confluence import serverxml
 
     module = connector_module()
     source = inspect.getsource(serverxml)

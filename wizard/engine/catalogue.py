@@ -24,9 +24,16 @@ def register(resolver: Resolver) -> None:
     _resolver = resolver
 
 
+#: Where the product's own steps are found when nobody registered a catalogue: by name, the
+#: way a plugin is discovered, so the engine does not depend on the steps that build on it.
+DEFAULT_CATALOGUE = "wizard.steps"
+
+
 def resolve(names: list[str] | None) -> list[Step]:
     """The steps for ``names`` in their running order, or every step."""
     if _resolver is None:
-        # Every face imports wizard.steps before it runs anything; a caller that did not is a bug.
-        raise RuntimeError("No step catalogue is registered: import wizard.steps first.")
+        from importlib import import_module
+
+        import_module(DEFAULT_CATALOGUE)  # registers itself
+    assert _resolver is not None, f"{DEFAULT_CATALOGUE} did not register its steps"
     return _resolver(names)

@@ -22,7 +22,7 @@ _KEY_FILE_LINE = re.compile(r"^[ \t]*ansible_ssh_private_key_file: .*$", re.MULT
 def check_no_secret(files: dict[str, str], skip: tuple[str, ...] = ()) -> None:
     """Refuse to write a file the wizard's secret masking would change (none should ever be)."""
     from wizard.errors import WizardError
-    from wizard.redact import redact
+    from wizard.engine.redact import redact
 
     for name, text in files.items():
         if name in skip:

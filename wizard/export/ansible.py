@@ -2,7 +2,7 @@
 
 The files say what ``apply`` would do, in Ansible's terms (ansible-core only, no collection):
 
-* ``library/clbw_connector.py``: the wizard's own server.xml editor (``wizard.serverxml``,
+* ``library/clbw_connector.py``: the wizard's own server.xml editor (``wizard.confluence.serverxml``,
   vendored whole) as a module: the same minimal edit of one Connector start tag, with
   check mode and --diff;
 * play 1, over the nodes with ``serial: 1``: the Connector edit, then, only where it
@@ -287,7 +287,7 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
 
 
 def connector_module() -> str:
-    """The module file: its own code around the vendored wizard.serverxml (compiled to be sure)."""
+    """The module file: its own code around the vendored wizard.confluence.serverxml (compiled to be sure)."""
     from wizard.render import templates_dir
 
     body = (templates_dir() / "export" / "ansible" / "clbw_connector.py").read_text(encoding="utf-8")

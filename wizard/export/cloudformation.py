@@ -1,10 +1,10 @@
 """``export --format cloudformation``: one template for the ALB path, from the wizard's own description.
 
-Every setting comes from ``wizard.alb.desired.build_desired`` (the same ``Desired`` the
+Every setting comes from ``wizard.balancers.alb.desired.build_desired`` (the same ``Desired`` the
 balancer step plans and applies from): the balancer's security group and the rules it
 opens on the nodes' group, both target groups with their health checks, stickiness and
 targets, the balancer with its idle timeout, the HTTPS listener, the HTTP->HTTPS redirect
-and the ``/synchrony/*`` rule. Names and tags are the wizard's (``wizard.alb.names``), so
+and the ``/synchrony/*`` rule. Names and tags are the wizard's (``wizard.balancers.alb.names``), so
 ``plan`` and ``verify`` recognise the stack's resources as this setup's.
 
 What differs per environment is a parameter whose default is the answers' value: the VPC,

@@ -1,9 +1,9 @@
 """Everything the export takes from the rest of the wizard, in one place.
 
 The export adds no logic of its own about Confluence, Apache or AWS: the Connector edit is
-``wizard.serverxml``'s (vendored into the Ansible module), the vhost is rendered by the
+``wizard.confluence.serverxml``'s (vendored into the Ansible module), the vhost is rendered by the
 balancer step's own ``build_vhost``/``render_vhost`` from facts its own ``inspect`` reads,
-and the CloudFormation template is written from ``wizard.alb.desired``'s description.
+and the CloudFormation template is written from ``wizard.balancers.alb.desired``'s description.
 Keeping every import of the engine here means a module moved to another package costs a
 change in this file only.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from wizard.answers_model import Answers, Node
 
-#: The line of wizard.serverxml the vendoring replaces with a stand-alone error class.
+#: The line of wizard.confluence.serverxml the vendoring replaces with a stand-alone error class.
 _ERRORS_IMPORT = "from wizard.errors import BadInputError\n"
 _FUTURE_IMPORT = "from __future__ import annotations\n"
 _STANDALONE_ERROR = '''class BadInputError(Exception):
@@ -68,8 +68,8 @@ class Session:
     """Read-only access to the setup's machines, closed with ``close`` (or ``with``)."""
 
     def __init__(self, answers: Answers) -> None:
-        from wizard.hosts import HostPool
-        from wizard.steps.base import Context
+        from wizard.transport.hosts import HostPool
+        from wizard.engine.step import Context
 
         self.answers = answers
         self.hosts = HostPool(answers)
@@ -88,9 +88,9 @@ class Session:
 
     def nodes(self) -> list[NodeExport]:
         """Every node's files read (and refused) the way the connector and restart steps read them."""
-        from wizard.nodes import read_node_facts
-        from wizard.serverxml import ServerXmlError, plan_connector_edit
-        from wizard.steps.connector import Wanted, _check_context_path
+        from wizard.confluence.nodes import read_node_facts
+        from wizard.confluence.serverxml import ServerXmlError, plan_connector_edit
+        from wizard.steps.connector import Wanted, check_context_path
         from wizard.steps.restart import detect_restart_command
 
         answers = self.answers
@@ -99,7 +99,7 @@ class Session:
         def read(node: Node) -> NodeExport:
             host = self.hosts.node(node)
             facts = read_node_facts(host, node, answers)
-            _check_context_path(node, facts, answers)
+            check_context_path(node, facts, answers)
             try:  # the same refusals as `plan`: a file the edit cannot be made on stops the export
                 plan_connector_edit(facts.text, port=facts.confluence_port, proxy_name=wanted.proxy_name,
                                     proxy_port=wanted.proxy_port, scheme=wanted.scheme)
@@ -119,25 +119,27 @@ class Session:
 
     def apache(self) -> ApacheExport:
         """The vhost rendered from what the Apache host says, with the step's own refusals."""
-        from wizard.checks import apache_probe_address
-        from wizard.steps import balancer_apache as step
+        from wizard.confluence.checks import apache_probe_address
+        from wizard.balancers.apache import step
+        from wizard.balancers.apache.undo import site_of
+        from wizard.balancers.apache.vhost import build_vhost, render_vhost
 
         answers = self.answers
         facts = step.STEP.inspect(self.ctx)
-        vhost = step.build_vhost(answers, facts)
-        step._refuse_what_cannot_work(answers, facts, vhost)
-        text = step.render_vhost(vhost)
+        vhost = build_vhost(answers, facts)
+        step.refuse_what_cannot_work(answers, facts, vhost)
+        text = render_vhost(vhost)
         apache = facts.apache
-        modules = step._modules_to_enable(answers, apache)
+        modules = step.modules_to_enable(answers, apache)
         module_commands: tuple[str, ...] = ()
         modules_file = None
         if modules and apache.layout.module_mechanism == "a2enmod":
             module_commands = tuple(apache.layout.enable_module_command(m) for m in modules)
         elif modules and apache.layout.module_mechanism == "modules-file" and apache.modules_file:
-            modules_file = (apache.modules_file, step._modules_file_text(answers, apache, modules))
+            modules_file = (apache.modules_file, step.modules_file_text(answers, apache, modules))
         site_command = None
         if apache.enabler and not apache.site_enabled:
-            site_command = apache.enabler.enable_command(step.site_of(apache.config_path))
+            site_command = apache.enabler.enable_command(site_of(apache.config_path))
         return ApacheExport(
             config_path=apache.config_path, vhost_text=text, configtest=apache.commands.configtest,
             reload=apache.commands.reload, module_commands=module_commands, site_command=site_command,
@@ -148,16 +150,16 @@ class Session:
     # AWS.
 
     def alb_desired(self) -> Any:
-        """``wizard.alb.desired.Desired`` for these answers, from what AWS and the nodes say."""
-        from wizard.alb.desired import build_desired
-        from wizard.steps.balancer_alb import STEP
+        """``wizard.balancers.alb.desired.Desired`` for these answers, from what AWS and the nodes say."""
+        from wizard.balancers.alb.desired import build_desired
+        from wizard.balancers.alb.step import STEP
 
         return build_desired(self.answers, STEP.inspect(self.ctx))
 
 
 def alb_constants() -> dict[str, Any]:
     """The ALB settings that are not in ``Desired`` itself (tag keys, the rule's first priority)."""
-    from wizard.alb import desired, names
+    from wizard.balancers.alb import desired, names
 
     return {"TAG_SETUP": names.TAG_SETUP, "TAG_MANAGED": names.TAG_MANAGED, "TAG_ROLE": names.TAG_ROLE,
             "RULE_PRIORITY": desired.RULE_PRIORITY, "STICKINESS": dict(desired.STICKINESS),
@@ -167,18 +169,18 @@ def alb_constants() -> dict[str, Any]:
 
 
 def vendored_serverxml() -> str:
-    """wizard.serverxml's source, made stand-alone for a node that has only Python and Ansible.
+    """wizard.confluence.serverxml's source, made stand-alone for a node that has only Python and Ansible.
 
     Two lines change, nothing else: the ``__future__`` import moves to the top of the module
     file (Python wants it first), and the import of the wizard's error family becomes a
     small class with the same ``message`` and ``hint``.
     """
-    from wizard import serverxml
+    from wizard.confluence import serverxml
     from wizard.errors import WizardError
 
     source = Path(_inspect.getsourcefile(serverxml) or "").read_text(encoding="utf-8")
     if source.count(_ERRORS_IMPORT) != 1 or source.count(_FUTURE_IMPORT) != 1:
-        raise WizardError("wizard.serverxml no longer has the imports the export vendors around, so the "
+        raise WizardError("wizard.confluence.serverxml no longer has the imports the export vendors around, so the "
                           "Ansible module cannot be built.", "Report this as a bug; use `apply` meanwhile.")
     source = source.replace(_FUTURE_IMPORT, "").replace(_ERRORS_IMPORT, _STANDALONE_ERROR)
     return source
@@ -193,6 +195,6 @@ def validate_answers(raw: dict[str, Any], source: str) -> Answers:
 
 def header_line(setup: str) -> str:
     """The first line of the wizard's own files (also of the exported vhost)."""
-    from wizard.apache import HEADER_LINE
+    from wizard.balancers.apache.facts import HEADER_LINE
 
     return HEADER_LINE.format(setup=setup)

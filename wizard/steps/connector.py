@@ -70,7 +70,7 @@ class ConnectorStep(Step):
         unchanged: list[str] = []
         for node in answers.nodes:
             fact = facts[node.name]
-            _check_context_path(node, fact, answers)
+            check_context_path(node, fact, answers)
             try:
                 edit = plan_connector_edit(fact.text, port=fact.confluence_port, proxy_name=wanted.proxy_name,
                                            proxy_port=wanted.proxy_port, scheme=wanted.scheme)
@@ -139,7 +139,7 @@ class ConnectorStep(Step):
         return ctx.for_each_node(check)
 
 
-def _check_context_path(node: Node, fact: NodeFacts, answers: Answers) -> None:
+def check_context_path(node: Node, fact: NodeFacts, answers: Answers) -> None:
     """A balancer cannot serve /wiki from a node that serves / (or the other way) without rewriting
     every link; Atlassian requires the same context path on both sides."""
     public = answers.public_url.context_path

@@ -3,7 +3,7 @@
 """clbw_connector: point one Tomcat Connector of Confluence's conf/server.xml at the balancer.
 
 Written by confluence-lb-wizard's `export --format ansible`. The edit is the wizard's own
-(``wizard.serverxml``, vendored below at export time): only the start tag of the active
+(``wizard.confluence.serverxml``, vendored below at export time): only the start tag of the active
 Connector changes (proxyName, proxyPort, scheme, and secure behind HTTPS); every other
 byte of the file stays as it was: byte order mark, CRLF line ends, comments, the quotes
 of each attribute, other Connectors. A file the editor cannot read unambiguously is
@@ -27,7 +27,7 @@ options:
   scheme: {description: http or https., required: true, type: str, choices: [http, https]}
 """
 
-# ---------------------------------------------------------------- vendored from wizard.serverxml
+# ---------------------------------------------------------------- vendored from wizard.confluence.serverxml
 # @@VENDORED@@
 # ---------------------------------------------------------------- end of the vendored code
 

@@ -87,7 +87,7 @@ from wizard.errors import CommandFailedError, WizardError
 from wizard.steps.connector import unified_diff
 
 
-def _refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhost) -> None:
+def refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhost) -> None:
     apache = facts.apache
     version = apache.version
     if version[:2] != (2, 4) or version < MINIMUM_VERSION:
@@ -148,7 +148,7 @@ def _refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhos
                 "Use the same context path in public_url as in the nodes' server.xml <Context path>.")
 
 
-def _modules_to_enable(answers: Answers, apache: ApacheFacts) -> list[str]:
+def modules_to_enable(answers: Answers, apache: ApacheFacts) -> list[str]:
     """The modules to switch on, each after what it depends on (Debian's Depends lines)."""
     ordered: list[str] = []
 
@@ -173,7 +173,7 @@ def _modules_to_enable(answers: Answers, apache: ApacheFacts) -> list[str]:
     return ordered
 
 
-def _modules_file_text(answers: Answers, apache: ApacheFacts, modules: list[str]) -> str:
+def modules_file_text(answers: Answers, apache: ApacheFacts, modules: list[str]) -> str:
     directory = apache.module_dir or apache.layout.module_dirs[0]
     lines = [HEADER_LINE.format(setup=answers.name),
              f"# The modules {apache.config_path} needs that no other file loads.", ""]
@@ -213,7 +213,7 @@ class ApacheBalancerStep(Step):
     def plan(self, answers: Answers, facts: BalancerFacts) -> Plan:
         apache = facts.apache
         vhost = build_vhost(answers, facts)
-        _refuse_what_cannot_work(answers, facts, vhost)
+        refuse_what_cannot_work(answers, facts, vhost)
         text = render_vhost(vhost)
         new = text.encode("utf-8")
         changes: list[Change] = []
@@ -237,7 +237,7 @@ class ApacheBalancerStep(Step):
                                     "synchrony_port": n.synchrony_port, "synchrony_port_from": n.synchrony_port_source}
                                    for n in facts.nodes]},
                 payload=(apache.current, new)))
-        modules = _modules_to_enable(answers, apache)
+        modules = modules_to_enable(answers, apache)
         changes += self._module_changes(answers, apache, modules)
         if apache.enabler and not apache.site_enabled:
             site = site_of(path)
@@ -288,7 +288,7 @@ class ApacheBalancerStep(Step):
                     for m in modules]
         if layout.module_mechanism == "modules-file":
             assert apache.modules_file is not None
-            text = _modules_file_text(answers, apache, modules)
+            text = modules_file_text(answers, apache, modules)
             if apache.modules_file_current == text.encode():
                 return []
             before = (apache.modules_file_current or b"").decode("utf-8", "replace")
