@@ -48,8 +48,6 @@ MAX_REDIRECTS = 4
 #: The header the lab's (and the test) nodes name themselves with. Confluence itself sends
 #: none (it prints its node id in the page footer), so without it only the cookie is checked.
 NODE_HEADER = "x-node"
-#: The sticky cookie each balancer kind sets.
-STICKY_COOKIES = {"apache": "ROUTEID", "alb": "AWSALB"}
 
 
 # --------------------------------------------------------------------------- URLs

@@ -1,26 +1,25 @@
-"""Balancer: the Apache httpd configuration or the AWS Application Load Balancer.
+"""Balancer: the balancer of the setup's kind (``wizard.balancers``).
 
-One contract step name (``balancer``) for two very different pieces of work;
-this module only chooses by ``balancer.kind`` and hands every call to the
-implementation, so each kind keeps its own module (``balancer_apache``,
-``balancer_alb``) and its own imports (boto3 loads only for an ALB).
+One public step name (``balancer``) for very different pieces of work; this module only
+chooses the kind (``wizard.balancers.kind.kind_for``) and hands every call to it, so each
+kind keeps its own package and its own imports (boto3 loads only for an ALB). Undo records
+are undone with the answers they were made with (the runner passes them), so a setup whose
+kind changed still undoes what the old kind made.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from wizard.answers_model import Answers
+from wizard.balancers.kind import kind_for
 from wizard.engine.model import Check, Plan, UndoAction
 from wizard.engine.step import Context, Journal, Step
-
-_IMPLEMENTATIONS = {"apache": "wizard.balancers.apache.step", "alb": "wizard.balancers.alb.step"}
 
 
 def implementation(answers: Answers) -> Step:
     """The step that does the work for this setup's balancer kind."""
-    return import_module(_IMPLEMENTATIONS[answers.balancer.kind]).STEP
+    return kind_for(answers)
 
 
 class BalancerStep(Step):

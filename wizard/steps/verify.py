@@ -20,6 +20,7 @@ URL's Host header and TLS name (see ``wizard.confluence.probes.Endpoint``).
 from __future__ import annotations
 
 from wizard.answers_model import Answers, Node
+from wizard.balancers.kind import kind_for
 from wizard.confluence import checks
 from wizard.confluence.nodes import NodeFacts, read_node_facts
 from wizard.confluence.probes import Endpoint
@@ -102,25 +103,19 @@ class VerifyStep(Step):
 
     def _balancer_checks(self, ctx: Context, facts: dict[str, NodeFacts | WizardError]) -> list[Check]:
         answers = ctx.answers
-        kind = answers.balancer.kind
+        kind = kind_for(answers)
         ctx.progress(self.name, BALANCER, "checking through the balancer")
         try:
-            endpoint = balancer_endpoint(ctx)
+            endpoint = kind.endpoint(ctx)
         except WizardError as exc:
             return [Check("balancer address", BALANCER, False, exc.message, exc.hint or "")]
         node_addresses = [(node.address.lower(), fact.confluence_port) for node in answers.nodes
                           if isinstance(fact := facts[node.name], NodeFacts)]
         public = answers.public_url
-        found: list[Check] = []
-        if kind == "alb":
-            # The Apache step makes these through Apache already; the ALB step only reads AWS.
-            found += [checks.balancer_status(endpoint, public), checks.balancer_heartbeat(endpoint, answers),
-                      checks.balancer_websocket(endpoint, answers)]
-        found.append(checks.stickiness(endpoint, public, checks.STICKY_COOKIES[kind]))
+        found = kind.through_checks(ctx, endpoint)
+        found.append(checks.stickiness(endpoint, public, kind.sticky_cookie))
         found.append(checks.root_redirect(endpoint, public, node_addresses))
         if public.is_https:
-            if kind == "alb":
-                found.append(checks.https_redirect(endpoint, public))
             found.append(checks.tls_certificate(endpoint))
         return found
 
@@ -175,37 +170,7 @@ def balancer_endpoint(ctx: Context) -> Endpoint:
     points at an old server, or a name this machine cannot resolve) it still tests what
     the wizard built rather than whatever else answers for the name.
     """
-    answers = ctx.answers
-    public = answers.public_url
-    host_header = checks.public_host_header(public)
-    if answers.balancer.kind == "apache":
-        options = answers.balancer.apache
-        assert options is not None
-        from wizard.balancers.apache.vhost import listen_port
-
-        tls = options.tls is not None
-        # The HTTP-to-HTTPS redirect is the Apache step's own check (it knows the vhost's ports).
-        return Endpoint("https" if tls else "http", checks.apache_probe_address(ctx), listen_port(answers),
-                        host_header, public.host)
-    return _alb_endpoint(ctx, host_header)
-
-
-def _alb_endpoint(ctx: Context, host_header: str) -> Endpoint:
-    from wizard.balancers.alb.step import (
-        STEP as ALB,  # boto3 loads only for an ALB setup
-    )
-
-    answers = ctx.answers
-    options = answers.balancer.alb
-    assert options is not None
-    facts = ALB.inspect(ctx)
-    balancer = facts.load_balancer
-    if balancer is None or not balancer.dns_name:
-        raise WizardError("The Application Load Balancer does not exist yet, so nothing can be checked through it.",
-                          "Run `confluence-lb-wizard apply --only balancer` first.")
-    tls = options.certificate_arn is not None
-    return Endpoint("https" if tls else "http", balancer.dns_name, 443 if tls else 80, host_header,
-                    answers.public_url.host, (80,) if tls else ())
+    return kind_for(ctx.answers).endpoint(ctx)
 
 
 STEP = VerifyStep()

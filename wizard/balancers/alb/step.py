@@ -23,9 +23,12 @@ from wizard.balancers.alb.facts import AlbFacts, NodePorts
 from wizard.balancers.alb.health import wait_active, wait_healthy
 from wizard.balancers.alb.plan import noop_reason, plan_changes
 from wizard.balancers.alb.read import read_facts
+from wizard.balancers.kind import BalancerKind
+from wizard.confluence.checks import public_host_header
 from wizard.confluence.nodes import read_node_facts
+from wizard.confluence.probes import Endpoint
 from wizard.engine.model import BALANCER, Check, Plan, UndoAction
-from wizard.engine.step import Context, Journal, Step
+from wizard.engine.step import Context, Journal
 from wizard.errors import ChangedSincePlanError, WizardError
 from wizard.transport.aws import Aws, AwsError, connect
 
@@ -37,8 +40,9 @@ def options(answers: Answers) -> AlbOptions:
     return alb
 
 
-class AlbBalancerStep(Step):
-    name = "balancer"
+class AlbBalancerStep(BalancerKind):
+    kind = "alb"
+    sticky_cookie = "AWSALB"
     title = "AWS Application Load Balancer"
     explanation = ("Builds the Application Load Balancer of Atlassian's guide and Quick Start: a security group "
                    "for it, the nodes' group opened to it, sticky Confluence and Synchrony target groups with "
@@ -46,6 +50,17 @@ class AlbBalancerStep(Step):
                    "and a 300 s idle timeout. Everything is tagged with this setup's name.")
     rollback_note = ("The load balancer and everything the wizard made for it are deleted; if DNS already "
                      "points at it, point it elsewhere.")
+
+    def endpoint(self, ctx: Context) -> Endpoint:
+        options_ = options(ctx.answers)
+        balancer = self.inspect(ctx).load_balancer
+        if balancer is None or not balancer.dns_name:
+            raise WizardError("The Application Load Balancer does not exist yet, so nothing can be checked "
+                              "through it.", "Run `confluence-lb-wizard apply --only balancer` first.")
+        tls = options_.certificate_arn is not None
+        public = ctx.answers.public_url
+        return Endpoint("https" if tls else "http", balancer.dns_name, 443 if tls else 80,
+                        public_host_header(public), public.host, (80,) if tls else ())
 
     def session(self, answers: Answers) -> Aws:
         alb = options(answers)

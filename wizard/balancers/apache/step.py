@@ -73,15 +73,18 @@ from wizard.balancers.apache.vhost import (
     NodeTarget,
     Vhost,
     build_vhost,
+    listen_port,
     needed_modules,
     render_vhost,
 )
+from wizard.balancers.kind import BalancerKind
+from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
-from wizard.confluence.probes import url_host
+from wizard.confluence.probes import Endpoint, url_host
 from wizard.engine.files import link_note, replace_file
 from wizard.engine.model import BALANCER, Change, Check, Plan, UndoAction
 from wizard.engine.redact import MASK
-from wizard.engine.step import Context, Journal, Step
+from wizard.engine.step import Context, Journal
 from wizard.engine.undo import LEGACY_RUN, UndoRecordError, perform
 from wizard.errors import CommandFailedError, WizardError
 from wizard.steps.connector import unified_diff
@@ -184,13 +187,27 @@ def modules_file_text(answers: Answers, apache: ApacheFacts, modules: list[str])
     return "\n".join(lines) + "\n"
 
 
-class ApacheBalancerStep(Step):
-    name = "balancer"
+class ApacheBalancerStep(BalancerKind):
+    kind = "apache"
+    sticky_cookie = "ROUTEID"
     title = "The load balancer (Apache httpd)"
     explanation = ("Writes the Apache httpd virtual host for the setup: a sticky Confluence balancer "
                    "and Synchrony balancers (HTTP and WebSocket) over every node, TLS when the public URL "
                    "is https, and /balancer-manager closed. Apache tests it before it is reloaded.")
     rollback_note = "Apache is back on the configuration it had before, tested and reloaded."
+
+    # What the shared checks ask of every kind.
+
+    def endpoint(self, ctx: Context) -> Endpoint:
+        options = apache_options(ctx.answers)
+        public = ctx.answers.public_url
+        return Endpoint("https" if options.tls is not None else "http", apache_probe_address(ctx),
+                        listen_port(ctx.answers), public_host_header(public), public.host)
+
+    def through_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
+        # Status, heartbeat, WebSocket and the redirect are this step's own checks (made through
+        # Apache, knowing the vhost's ports): nothing more to add.
+        return []
 
     # Facts.
 

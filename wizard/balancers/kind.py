@@ -1,0 +1,60 @@
+"""The one shape every balancer kind has, and where each kind lives.
+
+A kind is the ``balancer`` step for that kind of balancer (inspect, a pure plan, apply with
+the undo recorded first, its own checks, undo of its own records) plus what the shared
+parts of the wizard ask of any balancer: where the workstation reaches it, which cookie keeps
+a user on one node, and which of the shared through-the-balancer checks its own checks do not
+already make. Kinds are found by name (``KINDS``), so no kind imports another and boto3 loads
+only for an ALB.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from importlib import import_module
+from typing import ClassVar
+
+from wizard.answers_model import Answers
+from wizard.confluence import checks
+from wizard.confluence.probes import Endpoint
+from wizard.engine.model import Check
+from wizard.engine.step import Context, Step
+
+#: Each kind of ``balancer.kind`` and the module holding its ``STEP``.
+KINDS: dict[str, str] = {
+    "apache": "wizard.balancers.apache.step",
+    "alb": "wizard.balancers.alb.step",
+}
+
+
+class BalancerKind(Step):
+    """The ``balancer`` step of one kind of balancer."""
+
+    name = "balancer"
+    #: The answers' ``balancer.kind`` this class implements.
+    kind: ClassVar[str]
+    #: The cookie the balancer sets to keep a user on one node (verify checks that it does).
+    sticky_cookie: ClassVar[str]
+
+    @abstractmethod
+    def endpoint(self, ctx: Context) -> Endpoint:
+        """Where the workstation reaches the balancer, asking for the public URL there (its own
+        address with the public name in the Host header and TLS), or ``WizardError`` saying why not."""
+
+    def through_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
+        """The shared checks through the balancer that this kind's own checks do not make: by
+        default Confluence's status, Synchrony's heartbeat and WebSocket, and HTTP to HTTPS."""
+        answers = ctx.answers
+        public = answers.public_url
+        found = [checks.balancer_status(endpoint, public), checks.balancer_heartbeat(endpoint, answers),
+                 checks.balancer_websocket(endpoint, answers)]
+        if public.is_https:
+            found.append(checks.https_redirect(endpoint, public))
+        return found
+
+
+def kind_for(answers: Answers) -> BalancerKind:
+    """The balancer step of this setup's kind."""
+    step = import_module(KINDS[answers.balancer.kind]).STEP
+    assert isinstance(step, BalancerKind), f"{KINDS[answers.balancer.kind]}.STEP is not a BalancerKind"
+    return step
