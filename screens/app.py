@@ -23,7 +23,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from screens.bridge import SshQuestions, ThreadBridge
+from screens.bridge import ModalPrompts, ThreadBridge
 from screens.engine import EngineApp
 from screens.error import ErrorScreen, as_admin_error
 from screens.messages import LabFailed, LabStarted
@@ -74,7 +74,9 @@ class WizardApp(EngineApp):
         self.quit_when_idle = False
         self.summary_shown = False
         self.bridge = ThreadBridge(self, cancelled=self._cancelled)
-        self.ssh_questions = SshQuestions(self.bridge)
+        #: SSH's questions (a key's passphrase, an unknown host key), handed to every runner and
+        #: node reading of this app; wizard.transport.ssh itself loads only when a machine is reached.
+        self.prompts = ModalPrompts(self.bridge)
 
     # Starting and stopping.
 
@@ -104,14 +106,7 @@ class WizardApp(EngineApp):
 
         save_theme(theme)
 
-    def ensure_ssh_questions(self) -> None:
-        """SSH asks through the modals from here on. Installed when the first work that may reach
-        a machine starts (not at start-up: wizard.transport.ssh costs the first screen some 30 ms)."""
-        if not self.ssh_questions.installed:
-            self.ssh_questions.install()
-
     def on_unmount(self) -> None:
-        self.ssh_questions.restore()
         self.close_session()
         release_full_collections()  # quit during a job: Python collects as usual again
         if self.lab is not None and self.owns_lab:
@@ -260,7 +255,8 @@ class WizardApp(EngineApp):
         from wizard.engine.state import StateStore
 
         self.close_session()
-        runner = Runner(answers, StateStore(state_path), events=self.post_engine_event, command=COMMAND)
+        runner = Runner(answers, StateStore(state_path), events=self.post_engine_event,
+                        prompts=self.prompts, command=COMMAND)
         try:
             runner.open()
         except WizardError as error:

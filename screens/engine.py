@@ -38,7 +38,7 @@ REDRAW_EVERY = 0.05
 
 class EngineApp(App[int]):
     """Engine jobs; ``WizardApp`` adds the screens' routing and provides ``setup_screen``,
-    ``refresh_pages``, ``fail``, ``ensure_ssh_questions`` and ``action_summary``."""
+    ``refresh_pages``, ``fail`` and ``action_summary``."""
 
     session: Session | None
     bridge: ThreadBridge
@@ -69,7 +69,6 @@ class EngineApp(App[int]):
             self.notify("A step is already running; cancel it with c, or wait.", severity="warning")
             return
         self.set_busy(True)
-        self.ensure_ssh_questions()
         self.session.job_started()  # before the thread starts: a quit from now on leaves the closing to it
         self.engine_worker(kind, tuple(names))
 
