@@ -72,7 +72,7 @@ def partial(**balancer) -> Path:
 
 def no_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     """The nodes of the snapshots do not exist: what is read from them is fixed."""
-    monkeypatch.setattr("screens.inventory.read_node", lambda node, synchrony=None: (
+    monkeypatch.setattr("screens.inventory.read_node", lambda node, synchrony=None, prompts=None: (
         True, "server.xml  /opt/atlassian/confluence/conf/server.xml\nConfluence  port 8090, context path /"))
 
 
