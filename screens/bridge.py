@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.screen import ModalScreen
 
-from screens.dialog import Dialog
+from screens.dialogs.dialog import Dialog
 from wizard.errors import HostKeyError
 
 if TYPE_CHECKING:
@@ -87,13 +87,13 @@ class ModalPrompts:
 
     def passphrase(self, prompt: str) -> str | None:
         """The passphrase typed in the dialog, or None when the admin cancels."""
-        from screens.passphrase import PassphraseScreen
+        from screens.dialogs.passphrase import PassphraseScreen
 
         return self.bridge.ask(PassphraseScreen(prompt), None)
 
     def trust_host_key(self, error: HostKeyError) -> bool:
         """The admin's verdict on the unknown key shown with its fingerprint (refused when cancelled)."""
-        from screens.host_key import HostKeyScreen
+        from screens.dialogs.host_key import HostKeyScreen
 
         # True makes wizard.transport.ssh add the key to that host's known_hosts file.
         return bool(self.bridge.ask(HostKeyScreen(error), False))

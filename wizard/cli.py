@@ -1,7 +1,7 @@
 """The command line (README.md, "The command line"; docs/reference.md for every verb).
 
 Argument parsing and dispatch only. The faces (Textual in ``screens``, the
-questionary prompts in ``wizard.prompts``) are imported lazily, so ``--help``
+questionary prompts in ``screens.plain``) are imported lazily, so ``--help``
 and the headless verbs never load a UI library.
 """
 
@@ -270,7 +270,7 @@ def require_terminal_or_yes(yes: bool, verb: str) -> None:
 
 def run_wizard(args: argparse.Namespace) -> int:
     if args.plain:
-        from screens.plain import run_prompts  # questionary loads only here
+        from screens.plain.flow import run_prompts  # questionary loads only here
 
         return run_prompts(state=args.state)
     from screens.app import run_app  # Textual loads only here
@@ -442,7 +442,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
             if args.headless:
                 return run_headless(lab, args.only)
             if args.plain:
-                from screens.plain import run_prompts  # questionary loads only here
+                from screens.plain.flow import run_prompts  # questionary loads only here
 
                 lab.prepare_state()
                 return run_prompts(state=str(lab.state_path))

@@ -11,15 +11,15 @@ from textual.app import App
 from textual.widgets import Input, Static
 from uihelpers import install_node, text_of, wait_for
 
+from screens.answers.inventory import InventoryScreen
 from screens.app import create_app
 from screens.bridge import ThreadBridge
-from screens.confirm_plan import ConfirmPlanScreen
-from screens.host_key import HostKeyScreen
-from screens.inventory import InventoryScreen
-from screens.passphrase import PassphraseScreen
-from wizard.transport import ssh
-from wizard.errors import HostKeyError
+from screens.dialogs.confirm_plan import ConfirmPlanScreen
+from screens.dialogs.host_key import HostKeyScreen
+from screens.dialogs.passphrase import PassphraseScreen
 from wizard.engine.model import Change, Plan
+from wizard.errors import HostKeyError
+from wizard.transport import ssh
 
 
 async def test_a_node_over_ssh_asks_for_its_unknown_host_key_and_the_key_passphrase(

@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import ListView, RichLog
 
-from screens.checklist import ANSWERS, Checklist
 from screens.page import Page
-from screens.step_view import StepView
+from screens.steps.checklist import Checklist
+from screens.steps.step_view import StepView
 from wizard.engine.events import Event, PlanReady
 from wizard.report import EventPrinter
+from wizard.session import ANSWERS
 
 
 class SetupScreen(Page):

@@ -16,13 +16,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Label, Static
 
-from screens.draft import Draft, under
-from screens.fields import SETUP_FIELDS
-from screens.form import FormView
+from screens.answers.form import FormView
+from screens.answers.node_form import NodeFormScreen
 from screens.messages import NodeRead
-from screens.node_form import NodeFormScreen
-from screens.node_reader import one_line, read_node
 from screens.page import DraftPage
+from wizard.answers.draft import Draft, under
+from wizard.answers.forms import SETUP_FIELDS
+from wizard.confluence.node_reading import one_line, read_node
 
 if TYPE_CHECKING:
     from wizard.transport.prompts import Prompts
@@ -216,7 +216,7 @@ class InventoryScreen(DraftPage):
             self.notify(f"{len(problems)} answer(s) to fix or give first; they are marked.", severity="warning")
             return
         self.save_draft()
-        from screens.balancer_choice import BalancerChoiceScreen
+        from screens.answers.balancer_choice import BalancerChoiceScreen
 
         self.app.push_screen(BalancerChoiceScreen(self.draft))
 

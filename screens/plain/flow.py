@@ -1,7 +1,7 @@
 """The plain-prompt face (``--plain``): the same flow as the Textual app, as line prompts with questionary.
 
 Welcome (resume a saved setup, start a new one, open an answers file), the
-inventory (``screens.plain_answers``), then the checklist with the same
+inventory (``screens.plain.answers``), then the checklist with the same
 actions: run the next step (its plan printed and confirmed first), run every
 step not done, verify now, roll back a step, export the runbook, quit. The
 state is saved after every change, so quitting (or Ctrl-C) loses nothing.
@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from screens.draft import Draft, answers_path_for, draft_path, write_private
-from screens.fields import NEW_SETUP
-from screens.plain_answers import Asker, ask_new, complete
-from screens.session import Session, answers_from_state, mark_interactive, saved_setups
+from screens.plain.answers import Asker, ask_new, complete
+from wizard.answers.draft import Draft, answers_path_for, draft_path, write_private
+from wizard.answers.forms import NEW_SETUP
+from wizard.session import Session, answers_from_state, mark_interactive, saved_setups
 from wizard.answers import (
     answers_to_yaml,
     find_problems,
@@ -35,9 +35,9 @@ from wizard.errors import (
     WizardError,
 )
 from wizard.engine.model import Plan, UndoAction
-from wizard.report import EventPrinter, format_checks, format_status
 from wizard.engine.runner import Outcome, Runner
 from wizard.engine.state import StateStore, default_state_path
+from wizard.report import EventPrinter, format_checks, format_status
 
 COMMAND = "confluence-lb-wizard --plain"
 NO_TERMINAL = ("confluence-lb-wizard --plain needs a terminal to ask its questions, and there is none here.\n"

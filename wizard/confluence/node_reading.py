@@ -10,10 +10,10 @@ import copy
 from typing import Any
 
 from wizard.answers import validate
+from wizard.confluence.nodes import read_node_facts
 from wizard.errors import WizardError
 from wizard.transport.hosts import HostPool
 from wizard.transport.prompts import NO_PROMPTS, Prompts
-from wizard.confluence.nodes import read_node_facts
 
 # A stand-in for the rest of the answers while only one node is known: the node is
 # read exactly as the steps will read it, and these values are never used for it.

@@ -10,12 +10,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
-from screens.dialog import Dialog
-from screens.draft import Draft, under
-from screens.fields import NODE_FIELDS
-from screens.form import FormView
+from screens.answers.form import FormView
+from screens.dialogs.dialog import Dialog
 from screens.messages import NodeRead
-from screens.node_reader import read_node
+from wizard.answers.draft import Draft, under
+from wizard.answers.forms import NODE_FIELDS
+from wizard.confluence.node_reading import read_node
 
 if TYPE_CHECKING:
     from screens.app import WizardApp
