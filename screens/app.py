@@ -23,20 +23,20 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from screens.bridge import SshQuestions, ThreadBridge
+from screens.bridge import ModalPrompts, ThreadBridge
+from screens.dialogs.error import ErrorScreen, as_admin_error
 from screens.engine import EngineApp
-from screens.error import ErrorScreen, as_admin_error
 from screens.messages import LabFailed, LabStarted
 from screens.pauses import freeze_startup_objects, release_full_collections
 from screens.welcome import Choice, WelcomeScreen
 from wizard.errors import EXIT_INTERRUPTED, EXIT_OK, WizardError
 
 if TYPE_CHECKING:
-    from screens.draft import Draft
-    from screens.session import Session
-    from screens.setup import SetupScreen
-    from screens.status import Row
+    from screens.steps.setup import SetupScreen
+    from wizard.answers.draft import Draft
     from wizard.answers_model import Answers
+    from wizard.session import Session
+    from wizard.session import Row
 
 COMMAND = "confluence-lb-wizard (Textual)"
 
@@ -74,7 +74,9 @@ class WizardApp(EngineApp):
         self.quit_when_idle = False
         self.summary_shown = False
         self.bridge = ThreadBridge(self, cancelled=self._cancelled)
-        self.ssh_questions = SshQuestions(self.bridge)
+        #: SSH's questions (a key's passphrase, an unknown host key), handed to every runner and
+        #: node reading of this app; wizard.transport.ssh itself loads only when a machine is reached.
+        self.prompts = ModalPrompts(self.bridge)
 
     # Starting and stopping.
 
@@ -104,14 +106,7 @@ class WizardApp(EngineApp):
 
         save_theme(theme)
 
-    def ensure_ssh_questions(self) -> None:
-        """SSH asks through the modals from here on. Installed when the first work that may reach
-        a machine starts (not at start-up: wizard.transport.ssh costs the first screen some 30 ms)."""
-        if not self.ssh_questions.installed:
-            self.ssh_questions.install()
-
     def on_unmount(self) -> None:
-        self.ssh_questions.restore()
         self.close_session()
         release_full_collections()  # quit during a job: Python collects as usual again
         if self.lab is not None and self.owns_lab:
@@ -159,12 +154,12 @@ class WizardApp(EngineApp):
         return f"{self.session.answers.name} · {self.session.answers.public_url.url}"
 
     def checklist_rows(self) -> list[Row]:
-        from screens.session import pending_rows
+        from wizard.session import pending_rows
 
         return self.session.rows() if self.session is not None else pending_rows()
 
     def setup_screen(self) -> SetupScreen | None:
-        from screens.setup import SetupScreen
+        from screens.steps.setup import SetupScreen
 
         return next((s for s in self.screen_stack if isinstance(s, SetupScreen)), None)
 
@@ -179,9 +174,9 @@ class WizardApp(EngineApp):
     # Opening a setup.
 
     def start_from_welcome(self, choice: Choice) -> None:
-        from screens.draft import Draft, draft_path, set_earlier_draft_aside
-        from screens.fields import NEW_SETUP
-        from screens.inventory import InventoryScreen
+        from screens.answers.inventory import InventoryScreen
+        from wizard.answers.draft import Draft, draft_path, set_earlier_draft_aside
+        from wizard.answers.forms import NEW_SETUP
 
         if choice.kind == "new":
             self.note_earlier_draft(set_earlier_draft_aside())
@@ -217,9 +212,9 @@ class WizardApp(EngineApp):
             return
         problems = find_problems(raw)
         if problems:
-            from screens.draft import Draft, draft_path, set_earlier_draft_aside
-            from screens.fields import NEW_SETUP
-            from screens.inventory import InventoryScreen
+            from screens.answers.inventory import InventoryScreen
+            from wizard.answers.draft import Draft, draft_path, set_earlier_draft_aside
+            from wizard.answers.forms import NEW_SETUP
 
             if not isinstance(self.screen, WelcomeScreen):
                 self.show_welcome()
@@ -243,7 +238,7 @@ class WizardApp(EngineApp):
             self.notify(f"Your earlier unfinished setup is kept in {kept}.", title="Draft", timeout=8)
 
     def open_state(self, path: Path) -> None:
-        from screens.session import answers_from_state
+        from wizard.session import answers_from_state
 
         try:
             _, answers = answers_from_state(path)
@@ -254,13 +249,14 @@ class WizardApp(EngineApp):
 
     def open_setup(self, answers: Answers, state_path: Path, *, answers_path: Path | None = None) -> None:
         """Take the state's lock and show the steps, on the first one not done."""
-        from screens.session import Session, mark_interactive
-        from screens.setup import SetupScreen
+        from screens.steps.setup import SetupScreen
         from wizard.engine.runner import Runner
         from wizard.engine.state import StateStore
+        from wizard.session import Session, mark_interactive
 
         self.close_session()
-        runner = Runner(answers, StateStore(state_path), events=self.post_engine_event, command=COMMAND)
+        runner = Runner(answers, StateStore(state_path), events=self.post_engine_event,
+                        prompts=self.prompts, command=COMMAND)
         try:
             runner.open()
         except WizardError as error:
@@ -285,8 +281,8 @@ class WizardApp(EngineApp):
 
     def finish_draft(self, draft: Draft) -> None:
         """The inventory is complete: save the answers beside the state and open the steps."""
-        from screens.draft import answers_path_for, write_private
         from wizard.answers import answers_to_yaml, validate
+        from wizard.answers.draft import answers_path_for, write_private
         from wizard.engine.state import default_state_path
 
         try:
@@ -319,9 +315,9 @@ class WizardApp(EngineApp):
         """The inventory on the setup's answers; saving them reopens the setup with the new ones."""
         import yaml
 
-        from screens.draft import Draft, edit_draft_path
-        from screens.inventory import InventoryScreen
+        from screens.answers.inventory import InventoryScreen
         from wizard.answers import answers_to_yaml
+        from wizard.answers.draft import Draft, edit_draft_path
 
         if self.session is None or self.busy:
             self.notify("Wait for the work in progress to end (or cancel it with c).", severity="warning")
@@ -437,7 +433,7 @@ class WizardApp(EngineApp):
         self.refresh_pages()
 
     def action_summary(self) -> None:
-        from screens.summary import SummaryScreen
+        from screens.steps.summary import SummaryScreen
 
         if self.session is not None and not any(isinstance(s, SummaryScreen) for s in self.screen_stack):
             self.push_screen(SummaryScreen())
@@ -466,7 +462,7 @@ class WizardApp(EngineApp):
 
 def write_crash_report(details: str) -> Path | None:
     """Where a bug's details go (never on the admin's screen)."""
-    from screens.draft import write_private
+    from wizard.answers.draft import write_private
     from wizard.engine.state import default_state_path
 
     path = default_state_path("x").parent / "crash-report.txt"

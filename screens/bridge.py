@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.screen import ModalScreen
 
-from screens.dialog import Dialog
+from screens.dialogs.dialog import Dialog
 from wizard.errors import HostKeyError
 
 if TYPE_CHECKING:
@@ -77,39 +77,23 @@ class ThreadBridge:
             pass
 
 
-class SshQuestions:
-    """Installs ``wizard.transport.ssh``'s module hooks so SSH asks through modals; ``restore`` puts the old ones back."""
+class ModalPrompts:
+    """SSH's questions (``wizard.transport.prompts.Prompts``) asked through modals from the worker."""
+
+    can_ask = True
 
     def __init__(self, bridge: ThreadBridge) -> None:
         self.bridge = bridge
-        self._saved: tuple[Any, Any] | None = None
 
-    @property
-    def installed(self) -> bool:
-        return self._saved is not None
-
-    def install(self) -> None:
-        from wizard.transport import ssh  # paramiko-free at import; paramiko loads only when connecting
-
-        self._saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
-        ssh.ask_passphrase = self.ask_passphrase
-        ssh.on_unknown_host_key = self.on_unknown_host_key
-
-    def restore(self) -> None:
-        if self._saved is None:
-            return
-        from wizard.transport import ssh
-
-        ssh.ask_passphrase, ssh.on_unknown_host_key = self._saved
-        self._saved = None
-
-    def ask_passphrase(self, prompt: str) -> str | None:
-        from screens.passphrase import PassphraseScreen
+    def passphrase(self, prompt: str) -> str | None:
+        """The passphrase typed in the dialog, or None when the admin cancels."""
+        from screens.dialogs.passphrase import PassphraseScreen
 
         return self.bridge.ask(PassphraseScreen(prompt), None)
 
-    def on_unknown_host_key(self, error: HostKeyError) -> bool:
-        from screens.host_key import HostKeyScreen
+    def trust_host_key(self, error: HostKeyError) -> bool:
+        """The admin's verdict on the unknown key shown with its fingerprint (refused when cancelled)."""
+        from screens.dialogs.host_key import HostKeyScreen
 
         # True makes wizard.transport.ssh add the key to that host's known_hosts file.
         return bool(self.bridge.ask(HostKeyScreen(error), False))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from screens.words import short_title
+from screens.steps.words import short_title
 
 if TYPE_CHECKING:
     from screens.app import WizardApp

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.app import App
 
-from screens.error import ErrorScreen, as_admin_error
+from screens.dialogs.error import ErrorScreen, as_admin_error
 from screens.messages import EngineReported, RunFailed, RunFinished
 from screens.pauses import hold_full_collections, release_full_collections
 from wizard.errors import (
@@ -28,9 +28,9 @@ from wizard.errors import (
 
 if TYPE_CHECKING:
     from screens.bridge import ThreadBridge
-    from screens.session import Session
     from wizard.engine.events import StepFailed
     from wizard.engine.model import Plan, UndoAction
+    from wizard.session import Session
 
 #: Seconds between two redraws of the checklist and the step while the engine reports.
 REDRAW_EVERY = 0.05
@@ -38,7 +38,7 @@ REDRAW_EVERY = 0.05
 
 class EngineApp(App[int]):
     """Engine jobs; ``WizardApp`` adds the screens' routing and provides ``setup_screen``,
-    ``refresh_pages``, ``fail``, ``ensure_ssh_questions`` and ``action_summary``."""
+    ``refresh_pages``, ``fail`` and ``action_summary``."""
 
     session: Session | None
     bridge: ThreadBridge
@@ -69,7 +69,6 @@ class EngineApp(App[int]):
             self.notify("A step is already running; cancel it with c, or wait.", severity="warning")
             return
         self.set_busy(True)
-        self.ensure_ssh_questions()
         self.session.job_started()  # before the thread starts: a quit from now on leaves the closing to it
         self.engine_worker(kind, tuple(names))
 
@@ -105,13 +104,13 @@ class EngineApp(App[int]):
 
     def confirm_plan(self, plan: Plan) -> bool:
         """From the worker: show the plan and wait for y or n."""
-        from screens.confirm_plan import ConfirmPlanScreen
+        from screens.dialogs.confirm_plan import ConfirmPlanScreen
 
         # Built here, in the worker: the plan's lines are rendered off the event loop.
         return bool(self.bridge.ask(ConfirmPlanScreen(plan, screen_width=self.size.width), False))
 
     def confirm_rollback(self, step: str, actions: list[UndoAction]) -> bool:
-        from screens.confirm_rollback import ConfirmRollbackScreen
+        from screens.dialogs.confirm_rollback import ConfirmRollbackScreen
 
         return bool(self.bridge.ask(ConfirmRollbackScreen(step, actions), False))
 
@@ -122,7 +121,7 @@ class EngineApp(App[int]):
     # What the engine reports.
 
     def on_engine_reported(self, message: EngineReported) -> None:
-        from screens.status import StepProgress
+        from wizard.session import StepProgress
         from wizard.engine.events import (
             ChecksCompleted,
             ProgressReported,
@@ -217,7 +216,7 @@ class EngineApp(App[int]):
         if session is None:
             return
         if message.kind == "verify":
-            from screens.verify_results import VerifyResultsScreen
+            from screens.steps.verify_results import VerifyResultsScreen
 
             self.push_screen(VerifyResultsScreen(outcome.checks, outcome.message))
             return

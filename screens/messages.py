@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from wizard.errors import WizardError
     from wizard.engine.events import Event
     from wizard.engine.runner import Outcome
+    from wizard.errors import WizardError
 
 
 @dataclass
@@ -70,7 +70,7 @@ class NodeRead(Message):
 class AwsListsRead(Message):
     """The VPCs, subnets, instances, certificates and security groups of a region."""
 
-    lists: Any  # screens.aws_lists.AwsLists
+    lists: Any  # wizard.balancers.alb.choices.AwsLists
 
 
 @dataclass
@@ -84,5 +84,5 @@ class AwsListsFailed(Message):
 class SetupsFound(Message):
     """The saved setups (with their progress) and an unfinished new one, read from the state folder."""
 
-    setups: list[Any]  # screens.session.SavedSetup
+    setups: list[Any]  # wizard.session.SavedSetup
     draft: Any  # Path | None

@@ -10,10 +10,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
-from screens.checklist import Checklist, Row
-from screens.draft import Draft
-from screens.session import pending_rows
+from screens.steps.checklist import Checklist
 from screens.title_bar import TitleBar
+from wizard.answers.draft import Draft
+from wizard.session import Row, pending_rows
 
 if TYPE_CHECKING:
     from screens.app import WizardApp

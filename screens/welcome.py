@@ -21,12 +21,12 @@ from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from screens.messages import SetupsFound
+from screens.steps.words import local_datetime
 from screens.title_bar import TitleBar
-from screens.words import local_datetime
 
 if TYPE_CHECKING:
     from screens.app import WizardApp
-    from screens.session import SavedSetup
+    from wizard.session import SavedSetup
 
 INTRO = ("Put Confluence Data Center and Synchrony behind a load balancer (Apache httpd or an AWS "
          "Application Load Balancer), one checked, undoable step at a time. Every change is shown before it "
@@ -77,8 +77,8 @@ class WelcomeScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def find_setups(self) -> None:
-        from screens.draft import draft_path
-        from screens.session import saved_setups
+        from wizard.answers.draft import draft_path
+        from wizard.session import saved_setups
 
         try:
             setups, draft = saved_setups(), draft_path()
@@ -127,7 +127,7 @@ class WelcomeScreen(Screen[None]):
         self.query_one("#start", OptionList).action_select()
 
     def action_open_file(self) -> None:
-        from screens.open_file import OpenFileScreen
+        from screens.dialogs.open_file import OpenFileScreen
 
         def opened(path: Path | None) -> None:
             if path is not None:

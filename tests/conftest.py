@@ -21,6 +21,52 @@ def _load_test_helper(name: str, filename: str):
     return sys.modules[name]
 
 
+# --- SSH clients and the questions SSH asks ------------------------------------------------
+
+
+class ScriptedPrompts:
+    """SSH's questions (``wizard.transport.prompts.Prompts``) answered from a script.
+
+    ``passphrases`` are handed out in turn (None when they run out), every unknown
+    host key gets ``trust``; each question is kept in ``asked`` (which tests may share).
+    """
+
+    can_ask = True
+
+    def __init__(self, passphrases: tuple[str, ...] = (), *, trust: bool = False,
+                 asked: list | None = None) -> None:
+        self._passphrases = iter(passphrases)
+        self.trust = trust
+        self.asked: list = [] if asked is None else asked
+
+    def passphrase(self, prompt: str) -> str | None:
+        self.asked.append(prompt)
+        return next(self._passphrases, None)
+
+    def trust_host_key(self, error) -> bool:
+        self.asked.append(error)
+        return self.trust
+
+
+@pytest.fixture
+def scripted_prompts() -> type[ScriptedPrompts]:
+    """``ScriptedPrompts``: what a test passes as a face's answers to SSH's questions."""
+    return ScriptedPrompts
+
+
+@pytest.fixture
+def isolated_ssh_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No agent, no ~/.ssh of the machine, no ssh config unless a test writes one.
+
+    Nobody answers SSH's questions unless the test passes its own prompts.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setenv("CLBW_SSH_CONFIG", str(tmp_path / "no-ssh-config"))
+
+
 # --- Real OpenSSH servers (tests/integration/sshd.py) ---------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The command line (README.md, "The command line"; docs/reference.md for every verb).
 
 Argument parsing and dispatch only. The faces (Textual in ``screens``, the
-questionary prompts in ``wizard.prompts``) are imported lazily, so ``--help``
+questionary prompts in ``screens.plain``) are imported lazily, so ``--help``
 and the headless verbs never load a UI library.
 """
 
@@ -206,12 +206,13 @@ def answers_from_state(store):  # -> (State, Answers)
 
 
 def open_runner(answers, state_path: Path, *, read_only: bool = False, events=None):
+    """A runner for a headless verb; SSH asks on the terminal when there is one."""
     from wizard.report import EventPrinter
     from wizard.engine.runner import Runner
     from wizard.engine.state import StateStore
 
     return Runner(answers, StateStore(state_path), events=events or EventPrinter(),
-                  command=command_line(), read_only=read_only)
+                  prompts=terminal_prompts(), command=command_line(), read_only=read_only)
 
 
 def confirm_on_terminal(question: str) -> bool:
@@ -223,38 +224,49 @@ def confirm_on_terminal(question: str) -> bool:
     return reply.strip().lower() in ("y", "yes")
 
 
-def install_terminal_prompts() -> None:
-    """On a terminal, ask for key passphrases and unknown host keys instead of failing.
+class TerminalPrompts:
+    """SSH's questions (a key's passphrase, an unknown host key) asked on this terminal.
 
     Nodes are reached in parallel, so the questions are serialised with a lock.
-    Without a terminal nothing is installed: an encrypted key or an unknown host
-    key then fails with the fingerprint and how to trust it (exit 2).
     """
-    if not sys.stdin.isatty():
-        return
-    import getpass
-    import threading
 
-    from wizard.transport import ssh
+    can_ask = True
 
-    lock = threading.Lock()
+    def __init__(self) -> None:
+        import threading
 
-    def ask_passphrase(prompt: str) -> str | None:
-        with lock:
+        self._lock = threading.Lock()
+
+    def passphrase(self, prompt: str) -> str | None:
+        """The passphrase typed (not echoed), or None when the admin gives none."""
+        import getpass
+
+        with self._lock:
             try:
                 return getpass.getpass(f"{prompt}: ") or None
             except (EOFError, KeyboardInterrupt):
                 return None
 
-    def on_unknown_host_key(error) -> bool:
-        with lock:
+    def trust_host_key(self, error) -> bool:
+        """Show the unknown key's fingerprint and ask whether to trust it."""
+        with self._lock:
             print(f"\n{error.message}", flush=True)
             # True makes wizard.transport.ssh add the key to that host's known_hosts file.
             return confirm_on_terminal(f"Trust this {error.key_type} key ({error.fingerprint}) "
                                        "and add it to known_hosts?")
 
-    ssh.ask_passphrase = ask_passphrase
-    ssh.on_unknown_host_key = on_unknown_host_key
+
+def terminal_prompts():  # -> wizard.transport.prompts.Prompts
+    """On a terminal, ask for key passphrases and unknown host keys instead of failing.
+
+    Without a terminal nobody is asked: an encrypted key or an unknown host key
+    then fails with the fingerprint and how to trust it (exit 2).
+    """
+    if not sys.stdin.isatty():
+        from wizard.transport.prompts import NO_PROMPTS
+
+        return NO_PROMPTS
+    return TerminalPrompts()
 
 
 def require_terminal_or_yes(yes: bool, verb: str) -> None:
@@ -269,7 +281,7 @@ def require_terminal_or_yes(yes: bool, verb: str) -> None:
 
 def run_wizard(args: argparse.Namespace) -> int:
     if args.plain:
-        from screens.plain import run_prompts  # questionary loads only here
+        from screens.plain.flow import run_prompts  # questionary loads only here
 
         return run_prompts(state=args.state)
     from screens.app import run_app  # Textual loads only here
@@ -279,7 +291,6 @@ def run_wizard(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     answers = load_answers(args.answers)
-    install_terminal_prompts()
     runner = open_runner(answers, state_for_answers(args.state, answers), read_only=True)
     with runner:
         plans = runner.plan(args.only)
@@ -308,7 +319,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
     def confirm(plan) -> bool:
         return args.yes or confirm_on_terminal(f"Apply the {plan.step} changes above?")
 
-    install_terminal_prompts()
     with open_runner(answers, state_for_answers(args.state, answers)) as runner:
         outcome = runner.apply(args.only, confirm=confirm)
         print(f"\n{redact(outcome.message)}")
@@ -353,7 +363,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         path = find_state_file(args.state)
         _, answers = answers_from_state(StateStore(path))
     events = (lambda event: None) if args.json else None
-    install_terminal_prompts()
     with open_runner(answers, path, read_only=not path.exists(), events=events) as runner:
         outcome = runner.verify()
     if args.json:
@@ -392,7 +401,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             print(f"  - [{action.target}] {redact(action.description)}")
         return args.yes or confirm_on_terminal(f"Undo these {len(actions)} change(s) of {step}?")
 
-    install_terminal_prompts()
     with open_runner(answers, path) as runner:
         outcome = runner.rollback(args.step, confirm=confirm)
         print(f"\n{redact(outcome.message)}")
@@ -467,7 +475,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
             if args.headless:
                 return run_headless(lab, args.only)
             if args.plain:
-                from screens.plain import run_prompts  # questionary loads only here
+                from screens.plain.flow import run_prompts  # questionary loads only here
 
                 lab.prepare_state()
                 return run_prompts(state=str(lab.state_path))

@@ -69,8 +69,8 @@ def bench_first_screen() -> None:
 
 async def _apply_lab_steps(lab: object) -> tuple[float, int, str]:
     from screens.app import create_app
-    from screens.confirm_plan import ConfirmPlanScreen
-    from screens.summary import SummaryScreen
+    from screens.dialogs.confirm_plan import ConfirmPlanScreen
+    from screens.steps.summary import SummaryScreen
 
     app = create_app(state=lab.state_path, answers_file=lab.answers_path, lab=lab)  # type: ignore[attr-defined]
     gaps: list[float] = []

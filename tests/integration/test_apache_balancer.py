@@ -32,7 +32,6 @@ import pytest
 import yaml
 from websockets.sync.client import connect
 
-from wizard.transport import ssh as ssh_module
 from wizard.answers import validate
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED
 from wizard.engine.runner import Outcome, Runner
@@ -572,18 +571,6 @@ def test_plan_shows_the_diffs_but_no_secret(lab: Lab) -> None:
 
 
 # --------------------------------------------------------------------------- over SSH
-
-
-@pytest.fixture
-def isolated_ssh_client(tmp_path, monkeypatch):
-    """No agent, no ~/.ssh of the machine, no ssh config, no host-key or passphrase hooks."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    monkeypatch.setenv("CLBW_SSH_CONFIG", str(tmp_path / "no-ssh-config"))
-    monkeypatch.setattr(ssh_module, "ask_passphrase", None)
-    monkeypatch.setattr(ssh_module, "on_unknown_host_key", None)
 
 
 def test_the_balancer_host_over_ssh(tmp_path, apache_factory, fake_node_factory, ssh_testbed, sshd,

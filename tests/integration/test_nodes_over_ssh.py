@@ -37,7 +37,6 @@ import pytest
 import yaml
 
 from wizard.engine import runner as runner_module
-from wizard.transport import ssh as ssh_module
 from wizard.answers import validate
 from wizard.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_STEP_FAILED
 from wizard.engine.events import ProgressReported
@@ -46,7 +45,8 @@ from wizard.transport.ssh import SSHHost
 from wizard.engine.state import StateStore
 from wizard.steps import restart as restart_module
 
-pytestmark = pytest.mark.integration
+# No agent, no ~/.ssh of the machine, no ssh config (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("isolated_ssh_client")]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 BIN = Path(sys.executable).parent / "confluence-lb-wizard"
@@ -57,18 +57,6 @@ SECRET = "s3cret"  # plain-and-ssl.xml: keystorePass="s3cret&amp;more"
 
 
 # --------------------------------------------------------------------------- isolation
-
-
-@pytest.fixture(autouse=True)
-def _isolated_client(tmp_path, monkeypatch):
-    """No agent, no ~/.ssh of the machine, no ssh config, no host-key or passphrase hooks."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    monkeypatch.setenv("CLBW_SSH_CONFIG", str(tmp_path / "no-ssh-config"))
-    monkeypatch.setattr(ssh_module, "ask_passphrase", None)
-    monkeypatch.setattr(ssh_module, "on_unknown_host_key", None)
 
 
 @pytest.fixture(autouse=True)
@@ -276,7 +264,7 @@ class FastClock:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_STATE_HOME": str(cwd / "xdg-state")}  # HOME etc. from _isolated_client
+    env = {**os.environ, "XDG_STATE_HOME": str(cwd / "xdg-state")}  # HOME etc. from isolated_ssh_client
     done = subprocess.run([str(BIN), *args], cwd=cwd, capture_output=True, text=True, env=env,
                           timeout=120, check=False)
     assert "Traceback" not in done.stderr + done.stdout, done.stderr

@@ -11,24 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from wizard.transport import ssh as ssh_module
 from wizard.answers_model import Access
 from wizard.errors import HostError, HostKeyError
+from wizard.transport.hosts import default_host_factory
 from wizard.transport.ssh import SSHHost, trust_host_key
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _isolated_client(tmp_path, monkeypatch):
-    """No agent, no ~/.ssh of the machine, no ssh config unless a test writes one."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    monkeypatch.setenv("CLBW_SSH_CONFIG", str(tmp_path / "no-ssh-config"))
-    monkeypatch.setattr(ssh_module, "ask_passphrase", None)
-    monkeypatch.setattr(ssh_module, "on_unknown_host_key", None)
+# No agent, no ~/.ssh of the machine, no ssh config unless a test writes one (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("isolated_ssh_client")]
 
 
 @pytest.fixture
@@ -332,17 +321,18 @@ def test_unknown_host_key_is_refused_before_anything_runs(ssh_testbed, sshd, tmp
     host.close()
 
 
-def test_unknown_host_key_hook_decides(ssh_testbed, sshd, tmp_path):
+def test_unknown_host_key_prompts_decide(ssh_testbed, sshd, tmp_path, scripted_prompts):
     known_hosts = tmp_path / "kh"
     asked: list[HostKeyError] = []
     refusing = SSHHost("node1", ssh_testbed.access(sshd, known_hosts=known_hosts),
-                       on_unknown_host_key=lambda error: asked.append(error) or False)
+                       prompts=scripted_prompts(trust=False, asked=asked))
     with pytest.raises(HostKeyError):
         refusing.run("true")
     assert not known_hosts.exists()
 
-    ssh_module.on_unknown_host_key = lambda error: asked.append(error) or True  # module hook
-    accepting = SSHHost("node1", ssh_testbed.access(sshd, known_hosts=known_hosts))
+    # The prompts a face hands to the host pool reach the SSH host it builds.
+    accepting = default_host_factory("node1", ssh_testbed.access(sshd, known_hosts=known_hosts), "",
+                                     scripted_prompts(trust=True, asked=asked))
     try:
         assert accepting.run("echo hi").stdout == "hi\n"
     finally:
@@ -351,14 +341,14 @@ def test_unknown_host_key_hook_decides(ssh_testbed, sshd, tmp_path):
     assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in known_hosts.read_text()
 
 
-def test_changed_host_key_is_always_refused(ssh_testbed, sshd, tmp_path):
+def test_changed_host_key_is_always_refused(ssh_testbed, sshd, tmp_path, scripted_prompts):
     other = ssh_testbed.make_key(tmp_path / "impostor")
     blob = Path(f"{other}.pub").read_text().split()[1]
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{sshd.port} ssh-ed25519 {blob}\n")
     marker = tmp_path / "ran"
     host = SSHHost("node1", ssh_testbed.access(sshd, known_hosts=known_hosts),
-                   on_unknown_host_key=lambda error: True)
+                   prompts=scripted_prompts(trust=True))
     with pytest.raises(HostKeyError) as caught:
         host.run(f"touch {marker}")
     error = caught.value
@@ -415,7 +405,7 @@ def test_sshd_killed_mid_operation_is_a_host_error(ssh_testbed, sshd_factory):
         host.close()
 
 
-def test_encrypted_key_needs_agent_or_passphrase(ssh_testbed, sshd, tmp_path):
+def test_encrypted_key_needs_agent_or_passphrase(ssh_testbed, sshd, tmp_path, scripted_prompts):
     locked = ssh_testbed.make_key(tmp_path / "locked", passphrase="s3cret words")
     ssh_testbed.authorize(ssh_testbed.login_user, locked)
     headless = SSHHost("node1", ssh_testbed.access(sshd, key_file=str(locked)))
@@ -424,9 +414,8 @@ def test_encrypted_key_needs_agent_or_passphrase(ssh_testbed, sshd, tmp_path):
     assert f"ssh-add {locked}" in caught.value.message
 
     prompts: list[str] = []
-    answers = iter(["wrong", "s3cret words"])
     interactive = SSHHost("node1", ssh_testbed.access(sshd, key_file=str(locked)),
-                          ask_passphrase=lambda prompt: prompts.append(prompt) or next(answers))
+                          prompts=scripted_prompts(("wrong", "s3cret words"), asked=prompts))
     try:
         assert interactive.run("echo unlocked").stdout == "unlocked\n"
         assert len(prompts) == 2 and str(locked) in prompts[0]

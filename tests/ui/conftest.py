@@ -13,13 +13,3 @@ def isolated_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     home = tmp_path / "xdg"
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     return home
-
-
-@pytest.fixture(autouse=True)
-def restore_ssh_hooks():
-    """The app installs wizard.transport.ssh's hooks and restores them; a failing test must not leak them."""
-    from wizard.transport import ssh
-
-    saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
-    yield
-    ssh.ask_passphrase, ssh.on_unknown_host_key = saved

@@ -9,11 +9,11 @@ import yaml
 from textual.widgets import Select, SelectionList, Static
 from uihelpers import text_of, wait_for
 
-from screens.alb_form import AlbFormScreen
+from screens.answers.alb_form import AlbFormScreen
+from screens.answers.balancer_choice import BalancerChoiceScreen
+from screens.answers.inventory import InventoryScreen
 from screens.app import create_app
-from screens.balancer_choice import BalancerChoiceScreen
-from screens.inventory import InventoryScreen
-from screens.setup import SetupScreen
+from screens.steps.setup import SetupScreen
 
 
 def partial_answers(tmp_path: Path, ips: list[str], **alb) -> Path:

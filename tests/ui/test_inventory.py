@@ -9,12 +9,12 @@ import yaml
 from textual.widgets import DataTable, Input, Static
 from uihelpers import choose_on_welcome, install_node, text_of, wait_for
 
-from screens.apache_form import ApacheFormScreen
+from screens.answers.apache_form import ApacheFormScreen
+from screens.answers.balancer_choice import BalancerChoiceScreen
+from screens.answers.inventory import InventoryScreen
+from screens.answers.node_form import NodeFormScreen
 from screens.app import create_app
-from screens.balancer_choice import BalancerChoiceScreen
-from screens.inventory import InventoryScreen
-from screens.node_form import NodeFormScreen
-from screens.setup import SetupScreen
+from screens.steps.setup import SetupScreen
 from screens.welcome import WelcomeScreen
 
 
@@ -151,7 +151,7 @@ async def test_going_on_with_answers_missing_marks_every_one(tmp_path: Path) -> 
 
 
 async def test_starting_anew_keeps_the_earlier_unfinished_setup(isolated_state_home: Path) -> None:
-    from screens.draft import draft_path
+    from wizard.answers.draft import draft_path
 
     draft_path().parent.mkdir(parents=True, exist_ok=True)
     draft_path().write_text("name: half-done\n")
@@ -167,8 +167,8 @@ async def test_starting_anew_keeps_the_earlier_unfinished_setup(isolated_state_h
 
 
 async def test_a_new_setup_never_takes_over_an_existing_one(tmp_path: Path, isolated_state_home: Path) -> None:
-    from screens.draft import Draft, draft_path
-    from screens.error import ErrorScreen
+    from screens.dialogs.error import ErrorScreen
+    from wizard.answers.draft import Draft, draft_path
     from wizard.engine.state import State, StateStore, default_state_path
 
     existing = default_state_path("wiki-prod")

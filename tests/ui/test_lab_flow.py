@@ -10,13 +10,13 @@ from textual.widgets import Static
 from uihelpers import choose_on_welcome, label, screen_text, text_of, wait_for
 
 from screens.app import create_app
-from screens.confirm_plan import ConfirmPlanScreen
-from screens.plan_view import PlanView
-from screens.setup import SetupScreen
-from screens.summary import SummaryScreen
+from screens.dialogs.confirm_plan import ConfirmPlanScreen
+from screens.steps.plan_view import PlanView
+from screens.steps.setup import SetupScreen
+from screens.steps.summary import SummaryScreen
 from screens.welcome import WelcomeScreen
-from wizard.lab.cluster import Lab
 from wizard.engine.state import StateStore
+from wizard.lab.cluster import Lab
 from wizard.steps import available
 
 

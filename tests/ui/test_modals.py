@@ -1,5 +1,5 @@
 """The questions a worker asks through modals: an unknown host key (with its fingerprint), a key's
-passphrase, over a real sshd; and the bridge itself (answers, cancels, hooks restored)."""
+passphrase, over a real sshd, through the app's own prompts; and the bridge itself (answers, cancels)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from textual.app import App
 from textual.widgets import Input, Static
 from uihelpers import install_node, text_of, wait_for
 
+from screens.answers.inventory import InventoryScreen
 from screens.app import create_app
 from screens.bridge import ThreadBridge
-from screens.confirm_plan import ConfirmPlanScreen
-from screens.host_key import HostKeyScreen
-from screens.inventory import InventoryScreen
-from screens.passphrase import PassphraseScreen
-from wizard.transport import ssh
-from wizard.errors import HostKeyError
+from screens.dialogs.confirm_plan import ConfirmPlanScreen
+from screens.dialogs.host_key import HostKeyScreen
+from screens.dialogs.passphrase import PassphraseScreen
 from wizard.engine.model import Change, Plan
+from wizard.errors import HostKeyError
+from wizard.transport import ssh
 
 
 async def test_a_node_over_ssh_asks_for_its_unknown_host_key_and_the_key_passphrase(
@@ -36,12 +36,15 @@ async def test_a_node_over_ssh_asks_for_its_unknown_host_key_and_the_key_passphr
                               "user": ssh_testbed.login_user, "key_file": str(locked),
                               "known_hosts": str(known_hosts)}}]}))
     app = create_app(answers_file=answers)  # no balancer yet: the inventory opens, and reads the node
+    asked: list[str] = []
+    ask = app.prompts.passphrase
+    app.prompts.passphrase = lambda prompt: asked.append(prompt) or ask(prompt)  # type: ignore[method-assign]
     async with app.run_test(size=(100, 30)) as pilot:
         # The key is unlocked first (to offer it), then the host's key is checked.
         # Pushed is not yet built: wait for its input too.
         await wait_for(pilot, lambda: isinstance(app.screen, PassphraseScreen)
                        and bool(app.screen.query("#passphrase")), timeout=20)
-        assert ssh.ask_passphrase == app.ssh_questions.ask_passphrase  # the hooks are the app's
+        assert asked and str(locked) in asked[0]  # asked through the app's own prompts
         app.screen.query_one("#passphrase", Input).value = "s3cret words"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen)
@@ -53,7 +56,7 @@ async def test_a_node_over_ssh_asks_for_its_unknown_host_key_and_the_key_passphr
                        and app.screen.readings.get("node1", (None, ""))[0] is True, timeout=20)
         assert "port 8090" in app.screen.readings["node1"][1]
     assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in known_hosts.read_text()
-    assert ssh.on_unknown_host_key is None and ssh.ask_passphrase is None  # restored on exit
+    assert not hasattr(ssh, "ask_passphrase")  # nothing installed module-wide that could outlive the app
 
 
 async def test_refusing_a_host_key_sends_nothing(tmp_path: Path, ssh_testbed, sshd) -> None:

@@ -13,9 +13,9 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from uihelpers import install_node, make_setup
 
-from screens.plain import run_prompts
-from wizard.errors import EXIT_BAD_INPUT, EXIT_OK
+from screens.plain.flow import run_prompts
 from wizard.engine.state import StateStore
+from wizard.errors import EXIT_BAD_INPUT, EXIT_OK
 
 DOWN, ENTER, BACKSPACE = "\x1b[B", "\r", "\x7f"
 
@@ -33,7 +33,7 @@ def test_without_a_terminal_it_points_to_apply(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_the_prompt_face_loads_no_textual() -> None:
-    script = "import sys, screens.plain; print(sorted(m for m in sys.modules if m.startswith('textual')))"
+    script = "import sys, screens.plain.flow; print(sorted(m for m in sys.modules if m.startswith('textual')))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -81,8 +81,8 @@ def test_a_new_setup_by_questions_checked_as_typed(tmp_path: Path, isolated_stat
 
 
 def test_a_key_asked_as_yaml_asks_again_after_invalid_yaml(tmp_path: Path) -> None:
-    from screens.draft import Draft
-    from screens.plain_answers import Asker, _answer
+    from screens.plain.answers import Asker, _answer
+    from wizard.answers.draft import Draft
 
     draft = Draft({"name": "x"}, tmp_path / "draft.yaml")
     out = io.StringIO()

@@ -6,11 +6,11 @@ import pytest
 from textual.app import App
 from textual.widgets import Button
 
-from screens.confirm_plan import ConfirmPlanScreen
-from screens.error import ErrorScreen
-from screens.plan_view import PlanView
-from wizard.errors import WizardError
+from screens.dialogs.confirm_plan import ConfirmPlanScreen
+from screens.dialogs.error import ErrorScreen
+from screens.steps.plan_view import PlanView
 from wizard.engine.model import Change, Plan
+from wizard.errors import WizardError
 
 LONG_DIFF = "--- a/site.conf\n+++ b/site.conf\n@@ -0,0 +1,200 @@\n" + "".join(
     f"+    ProxyPass /path{n} balancer://confluence/path{n} " + "x" * 120 + "\n" for n in range(200))

@@ -11,13 +11,13 @@ from textual.widgets import Static
 from uihelpers import label, make_setup, screen_text, text_of, wait_for
 
 from screens.app import WizardApp, create_app
-from screens.confirm_plan import ConfirmPlanScreen
-from screens.confirm_rollback import ConfirmRollbackScreen
-from screens.error import ErrorScreen
-from screens.plan_view import PlanView
-from screens.setup import SetupScreen
-from screens.summary import SummaryScreen
-from screens.verify_results import VerifyResultsScreen
+from screens.dialogs.confirm_plan import ConfirmPlanScreen
+from screens.dialogs.confirm_rollback import ConfirmRollbackScreen
+from screens.dialogs.error import ErrorScreen
+from screens.steps.plan_view import PlanView
+from screens.steps.setup import SetupScreen
+from screens.steps.summary import SummaryScreen
+from screens.steps.verify_results import VerifyResultsScreen
 from wizard.engine.state import StateStore
 
 
@@ -228,7 +228,7 @@ async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path,
 
 async def open_answers_editor(pilot, app) -> None:
     """From the steps, i: the inventory on the setup's answers."""
-    from screens.inventory import InventoryScreen
+    from screens.answers.inventory import InventoryScreen
 
     await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
     await pilot.press("i")
@@ -250,8 +250,8 @@ async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
         tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
     from textual.widgets import Input
 
-    from screens.apache_form import ApacheFormScreen
-    from screens.balancer_choice import BalancerChoiceScreen
+    from screens.answers.apache_form import ApacheFormScreen
+    from screens.answers.balancer_choice import BalancerChoiceScreen
 
     answers = make_setup(tmp_path, fake_confluence_factory)
     app = create_app(answers_file=answers)

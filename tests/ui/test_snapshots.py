@@ -14,13 +14,13 @@ import yaml
 from uihelpers import wait_for
 
 from screens.app import create_app
-from screens.aws_lists import AwsLists, Item
-from screens.confirm_plan import ConfirmPlanScreen
-from screens.error import ErrorScreen
-from screens.host_key import HostKeyScreen
-from screens.verify_results import VerifyResultsScreen
-from wizard.errors import HostKeyError, WizardError
+from screens.dialogs.confirm_plan import ConfirmPlanScreen
+from screens.dialogs.error import ErrorScreen
+from screens.dialogs.host_key import HostKeyScreen
+from screens.steps.verify_results import VerifyResultsScreen
+from wizard.balancers.alb.choices import AwsLists, Item
 from wizard.engine.model import Change, Check, Plan
+from wizard.errors import HostKeyError, WizardError
 
 SIZE = (100, 30)
 #: A fixed folder, so no temporary path appears in a snapshot.
@@ -72,7 +72,7 @@ def partial(**balancer) -> Path:
 
 def no_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     """The nodes of the snapshots do not exist: what is read from them is fixed."""
-    monkeypatch.setattr("screens.inventory.read_node", lambda node, synchrony=None: (
+    monkeypatch.setattr("screens.answers.inventory.read_node", lambda node, synchrony=None, prompts=None: (
         True, "server.xml  /opt/atlassian/confluence/conf/server.xml\nConfluence  port 8090, context path /"))
 
 
@@ -111,7 +111,7 @@ def test_alb_form_with_lists_read_from_aws(snap_compare, monkeypatch: pytest.Mon
                         "vpc-0a1b2c3d4e5f60718", "10.0.1.12")),
         certificates=(Item("arn:aws:acm:eu-west-1:123456789012:certificate/abc", "wiki.example.com  (abc)"),),
         security_groups=(Item("sg-0nodes", "sg-0nodes  (confluence-nodes)", "vpc-0a1b2c3d4e5f60718"),))
-    monkeypatch.setattr("screens.alb_form.read_lists", lambda region, profile=None: lists)
+    monkeypatch.setattr("screens.answers.alb_form.read_lists", lambda region, profile=None: lists)
 
     async def read(pilot) -> None:
         await pilot.press("ctrl+n", "enter")

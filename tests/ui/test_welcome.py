@@ -8,11 +8,11 @@ import yaml
 from textual.widgets import Input, Static
 from uihelpers import choose_on_welcome, make_setup, text_of, wait_for
 
+from screens.answers.inventory import InventoryScreen
 from screens.app import create_app
-from screens.error import ErrorScreen
-from screens.inventory import InventoryScreen
-from screens.open_file import OpenFileScreen
-from screens.setup import SetupScreen
+from screens.dialogs.error import ErrorScreen
+from screens.dialogs.open_file import OpenFileScreen
+from screens.steps.setup import SetupScreen
 from screens.welcome import WelcomeScreen
 
 

@@ -61,7 +61,7 @@ def test_checks_are_printed_masked() -> None:
 
 
 def test_the_prompt_face_prints_masked() -> None:
-    from screens.plain_answers import Asker
+    from screens.plain.answers import Asker
 
     out = io.StringIO()
     Asker(out=out).say("  - [node1] Run the restart\n      by hand: sshpass -p ssh-Pw-2 ssh node1 systemctl restart x")

@@ -347,6 +347,21 @@ def test_nodes_fan_out_in_parallel(cluster) -> None:
     assert len(threads) == 2
 
 
+def test_the_faces_prompts_reach_every_host_the_runner_builds(cluster, step, scripted_prompts) -> None:
+    prompts = scripted_prompts()
+    given: list[tuple[str, object]] = []
+
+    def factory(label, access, default_host, host_prompts):
+        given.append((label, host_prompts))
+        return LocalHost(label)
+
+    with Runner(cluster["answers"], StateStore(cluster["state"]), host_factory=factory,
+                prompts=prompts, command="test") as runner:
+        assert runner.apply().exit_status == EXIT_OK
+    assert sorted(label for label, _ in given) == ["balancer", "node1", "node2"]
+    assert all(host_prompts is prompts for _, host_prompts in given)
+
+
 def test_a_failed_reapply_keeps_what_an_earlier_successful_run_made(cluster, step) -> None:
     with runner_for(cluster) as runner:
         assert runner.apply().exit_status == EXIT_OK

@@ -20,6 +20,7 @@ from wizard.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, 
 from wizard.engine.events import (ChecksCompleted, EventSink, PlanReady, StepApplied, StepFailed,
                            StepRolledBack, StepSkipped, StepStarted, ignore_events)
 from wizard.transport.hosts import HostFactory, HostPool, default_host_factory
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 from wizard.engine.model import WORKSTATION, Check, Plan, UndoAction
 from wizard.engine.shared_save import SharedSave
 from wizard.engine.state import State, StateStore, StepRecord, now_iso
@@ -57,8 +58,8 @@ class Runner:
     """Runs steps for one setup against its state file."""
 
     def __init__(self, answers: Answers, store: StateStore, *, events: EventSink = ignore_events,
-                 host_factory: HostFactory = default_host_factory, command: str = "",
-                 read_only: bool = False) -> None:
+                 host_factory: HostFactory = default_host_factory, prompts: Prompts = NO_PROMPTS,
+                 command: str = "", read_only: bool = False) -> None:
         self.answers = answers
         #: A read-only runner (``plan``, ``verify`` without a state file) neither
         #: locks nor writes the state.
@@ -66,6 +67,8 @@ class Runner:
         self.store = store
         self.events = events
         self.host_factory = host_factory
+        #: The face's answerer for SSH's questions (a passphrase, an unknown host key).
+        self.prompts = prompts
         self.command = command
         self.state: State | None = None
         self.hosts: HostPool | None = None
@@ -107,7 +110,7 @@ class Runner:
                      "started": now_iso(), "finished": None, "exit_status": None}
         state.runs.append(self._run)
         self.state = state
-        self.hosts = HostPool(self.answers, self.host_factory)
+        self.hosts = HostPool(self.answers, self.host_factory, prompts=self.prompts)
         self.context = Context(answers=self.answers, hosts=self.hosts, events=self.events,
                                previous=state.steps)
         self.save()

@@ -23,6 +23,7 @@ from typing import Callable
 
 from wizard.answers_model import Access, Answers, Node
 from wizard.errors import CommandFailedError, HostError
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 BACKUP_TAG = "clbw"
 
@@ -302,10 +303,12 @@ def _file_error(verb: str, path: str, host: Host, exc: OSError) -> HostError:
     return HostError(f"Could not {verb} {path} on {host.label} ({host.where}): {reason}.", hint)
 
 
-HostFactory = Callable[[str, Access, str], Host]
+#: Builds the host for (label, access block, address to fall back on, who answers SSH's questions).
+HostFactory = Callable[[str, Access, str, Prompts], Host]
 
 
-def default_host_factory(label: str, access: Access, default_host: str) -> Host:
+def default_host_factory(label: str, access: Access, default_host: str,
+                         prompts: Prompts = NO_PROMPTS) -> Host:
     """Build the host for an access block: local here, SSH through ``wizard.transport.ssh``."""
     if access.transport == "local":
         return LocalHost(label, sudo=access.sudo)
@@ -314,7 +317,7 @@ def default_host_factory(label: str, access: Access, default_host: str) -> Host:
     except ImportError as exc:  # until the SSH transport is installed
         raise HostError(f"The SSH transport is not available: {exc}.",
                         "Reinstall confluence-lb-wizard with its dependencies (paramiko).") from exc
-    return SSHHost(label, access, default_host)
+    return SSHHost(label, access, default_host, prompts=prompts)
 
 
 class HostPool:
@@ -324,9 +327,12 @@ class HostPool:
     from several threads at once.
     """
 
-    def __init__(self, answers: Answers, factory: HostFactory = default_host_factory) -> None:
+    def __init__(self, answers: Answers, factory: HostFactory = default_host_factory, *,
+                 prompts: Prompts = NO_PROMPTS) -> None:
         self.answers = answers
         self.factory = factory
+        #: The face's answerer for SSH's questions, handed to every host built here.
+        self.prompts = prompts
         self._hosts: dict[str, Host] = {}
         self._lock = threading.Lock()
 
@@ -345,7 +351,7 @@ class HostPool:
         with self._lock:
             host = self._hosts.get(label)
         if host is None:
-            created = self.factory(label, access, default_host)
+            created = self.factory(label, access, default_host, self.prompts)
             with self._lock:
                 host = self._hosts.setdefault(label, created)
             if host is not created:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from wizard.answers_model import Access
 from wizard.errors import HostError, HostKeyError
 from wizard.transport.hosts import CommandResult, FileInfo, Host
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import paramiko
@@ -46,16 +47,6 @@ SFTP_TIMEOUT = 60.0
 KEEPALIVE_SECONDS = 30
 SSH_CONFIG_ENV = "CLBW_SSH_CONFIG"
 DEFAULT_KEY_NAMES = ("id_rsa", "id_ecdsa", "id_ed25519")
-
-PassphraseCallback = Callable[[str], "str | None"]
-HostKeyCallback = Callable[[HostKeyError], bool]
-
-#: Module-level hooks a face installs once (the Textual app, the prompt face).
-#: A constructor argument of the same name wins over them. ``ask_passphrase``
-#: gets a prompt and returns the passphrase, or None when the admin cancels;
-#: ``on_unknown_host_key`` gets the error and returns True to trust the key.
-ask_passphrase: PassphraseCallback | None = None
-on_unknown_host_key: HostKeyCallback | None = None
 
 _SUDO_PASSWORD_SIGNS = ("a password is required", "a terminal is required",
                         "no tty present", "askpass")
@@ -84,14 +75,12 @@ class SSHHost(Host):
     """A machine reached over SSH; one connection, opened on first use, reused."""
 
     def __init__(self, label: str, access: Access, default_host: str = "", *,
-                 ask_passphrase: PassphraseCallback | None = None,
-                 on_unknown_host_key: HostKeyCallback | None = None,
-                 ssh_config_path: str | None = None) -> None:
+                 prompts: Prompts = NO_PROMPTS, ssh_config_path: str | None = None) -> None:
         self.label = label
         self.access = access
         _quiet_paramiko_logs()
-        self._ask_passphrase = ask_passphrase
-        self._on_unknown_host_key = on_unknown_host_key
+        #: Who answers an encrypted key's passphrase and an unknown host key (the face's own).
+        self.prompts = prompts
         alias = access.host or default_host
         if not alias:
             raise HostError(f"No address is known for {label}.",
@@ -329,8 +318,7 @@ class SSHHost(Host):
         if key is None:  # encrypted
             if _public_blob(path) in agent_blobs:
                 return None  # the agent holds it unlocked
-            callback = self._ask_passphrase or ask_passphrase
-            if callback is None:
+            if not self.prompts.can_ask:
                 notes.append(f"{_tilde(path)} is encrypted and no passphrase can be asked "
                              "for here")
                 if explicit:
@@ -341,19 +329,19 @@ class SSHHost(Host):
                         "(so SSH_AUTH_SOCK is set), or start the wizard without --non-interactive "
                         "so it can ask for the passphrase.")
                 return None
-            key = self._unlock(path, callback)
+            key = self._unlock(path, self.prompts.passphrase)
             if key is None:
                 notes.append(f"{_tilde(path)} is encrypted and no passphrase was given")
                 return None
         self._loaded_keys[path] = key
         return key
 
-    def _unlock(self, path: str, callback: PassphraseCallback) -> Any:
+    def _unlock(self, path: str, ask: Callable[[str], str | None]) -> Any:
         import paramiko
 
         prompt = f"Passphrase for the SSH key {_tilde(path)} ({self.label})"
         for attempt in range(3):
-            passphrase = callback(prompt if attempt == 0 else f"Wrong passphrase. {prompt}")
+            passphrase = ask(prompt if attempt == 0 else f"Wrong passphrase. {prompt}")
             if passphrase is None:
                 return None
             try:
@@ -782,14 +770,13 @@ class SSHHost(Host):
 
 
 def _HostKeyPolicy(host: SSHHost, endpoint: _Endpoint) -> Any:
-    """A paramiko MissingHostKeyPolicy that raises ``HostKeyError`` (or asks the hook)."""
+    """A paramiko MissingHostKeyPolicy that raises ``HostKeyError`` (or asks the host's prompts)."""
     import paramiko
 
     class Policy(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
             error = host._unknown_key(endpoint, key)
-            callback = host._on_unknown_host_key or on_unknown_host_key
-            if callback is not None and callback(error):
+            if host.prompts.trust_host_key(error):
                 trust_host_key(error, host.known_hosts)
                 client.get_host_keys().add(hostname, key.get_name(), key)
                 return

@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import ListView, RichLog
 
-from screens.checklist import ANSWERS, Checklist
 from screens.page import Page
-from screens.step_view import StepView
+from screens.steps.checklist import Checklist
+from screens.steps.step_view import StepView
 from wizard.engine.events import Event, PlanReady
 from wizard.report import EventPrinter
+from wizard.session import ANSWERS
 
 
 class SetupScreen(Page):
@@ -158,7 +159,7 @@ class SetupScreen(Page):
     def lab_waits_for_base_url(self) -> bool:
         """The lab can play the admin now: the guided base-url step runs on it."""
         session = self.wizard.session
-        return (self.wizard.lab.cluster is not None and session is not None and session.running == "base-url"
+        return (self.wizard.lab is not None and session is not None and session.running == "base-url"
                 and session.answers.base_url.method == "guided")
 
     def action_lab_base_url(self) -> None:

@@ -1,7 +1,7 @@
 """Progress while a step works: one bar for the step and one line per target (node, balancer).
 
-``StepProgress`` is the plain model the app keeps from ``ProgressReported``
-events; ``ProgressPanel`` draws it. A step reports a fraction when it can say
+``wizard.session.StepProgress`` is the plain model the app keeps from
+``ProgressReported`` events; ``ProgressPanel`` draws it. A step reports a fraction when it can say
 how far its work is; the bar keeps the furthest one so it never runs backwards.
 """
 
@@ -11,9 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from screens.status import StepProgress
-
-__all__ = ["ProgressPanel", "StepProgress"]
+from screens.steps.status import progress_table
+from wizard.session import StepProgress
 
 
 class ProgressPanel(Vertical):
@@ -43,4 +42,4 @@ class ProgressPanel(Vertical):
             return
         self._drawn = key
         self.query_one("#progress-bar", ProgressBar).update(progress=round(progress.fraction * 100))
-        self.query_one("#progress-targets", Static).update(progress.table())
+        self.query_one("#progress-targets", Static).update(progress_table(progress))

@@ -8,11 +8,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 
-from screens.balancer_choice import balancer_section
-from screens.draft import under
-from screens.fields import APACHE_FIELDS
-from screens.form import FormView
+from screens.answers.balancer_choice import balancer_section
+from screens.answers.form import FormView
 from screens.page import DraftPage
+from wizard.answers.draft import under
+from wizard.answers.forms import APACHE_FIELDS
 
 
 class ApacheFormScreen(DraftPage):

@@ -1,6 +1,6 @@
 """The ALB form: the VPC, subnets, instances, certificate and security group, picked from lists read from AWS.
 
-The lists are read in a thread worker (``screens.aws_lists`` over ``wizard.transport.aws``);
+The lists are read in a thread worker (``wizard.balancers.alb.choices`` over ``wizard.transport.aws``);
 until they arrive, what the answers already hold is shown as the choice, so an
 answers file or the lab opens with its values in place.
 """
@@ -16,14 +16,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Label, Select, SelectionList, Static
 
-from screens.aws_lists import AwsLists, Item, read_lists
-from screens.balancer_choice import balancer_section
-from screens.draft import set_key, under
-from screens.error import as_admin_error
-from screens.fields import ALB_FIELDS, NO_CERTIFICATE
-from screens.form import FormView
+from screens.answers.balancer_choice import balancer_section
+from screens.answers.form import FormView
+from screens.dialogs.error import as_admin_error
 from screens.messages import AwsListsFailed, AwsListsRead
 from screens.page import DraftPage
+from wizard.answers.draft import set_key, under
+from wizard.answers.forms import ALB_FIELDS, NO_CERTIFICATE
+from wizard.balancers.alb.choices import AwsLists, Item, read_lists
 
 PREFIX = "balancer.alb"
 

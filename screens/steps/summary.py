@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 
-from screens.format import checks_verdict
 from screens.page import Page
-from screens.words import STATUS_ICONS, local_time, short_title
+from screens.steps.format import checks_verdict
+from screens.steps.words import STATUS_ICONS, local_time, short_title
 from wizard.engine.model import Check
 from wizard.engine.redact import redact
 

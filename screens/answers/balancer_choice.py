@@ -10,9 +10,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from screens.draft import Draft, set_key
-from screens.fields import EXPLANATIONS
 from screens.page import DraftPage
+from wizard.answers.draft import Draft, set_key
+from wizard.answers.forms import EXPLANATIONS
 
 
 class BalancerChoiceScreen(DraftPage):
@@ -42,11 +42,11 @@ class BalancerChoiceScreen(DraftPage):
         set_key(self.draft.raw, "balancer.kind", kind)
         self.save_draft()
         if kind == "apache":
-            from screens.apache_form import ApacheFormScreen
+            from screens.answers.apache_form import ApacheFormScreen
 
             self.app.push_screen(ApacheFormScreen(self.draft))
         else:
-            from screens.alb_form import AlbFormScreen
+            from screens.answers.alb_form import AlbFormScreen
 
             self.app.push_screen(AlbFormScreen(self.draft))
 

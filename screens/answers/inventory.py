@@ -7,7 +7,7 @@ field. What was read from each node is shown in the nodes table.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -16,13 +16,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Label, Static
 
-from screens.draft import Draft, under
-from screens.fields import SETUP_FIELDS
-from screens.form import FormView
+from screens.answers.form import FormView
+from screens.answers.node_form import NodeFormScreen
 from screens.messages import NodeRead
-from screens.node_form import NodeFormScreen
-from screens.node_reader import one_line, read_node
 from screens.page import DraftPage
+from wizard.answers.draft import Draft, under
+from wizard.answers.forms import SETUP_FIELDS
+from wizard.confluence.node_reading import one_line, read_node
+
+if TYPE_CHECKING:
+    from wizard.transport.prompts import Prompts
 
 
 class NodeTable(DataTable[str]):
@@ -184,14 +187,15 @@ class InventoryScreen(DraftPage):
             self.read_serial += 1
             self.latest_read[name] = self.read_serial
             self.fill_table()
-            self.wizard.ensure_ssh_questions()
-            self.read_in_worker(dict(nodes[index]), self.draft.raw.get("synchrony"), self.read_serial)
+            self.read_in_worker(dict(nodes[index]), self.draft.raw.get("synchrony"), self.read_serial,
+                                self.wizard.prompts)
         elif not quietly:
             self.notify("Complete the node's answers before reading it.", severity="warning")
 
     @work(thread=True, group="read-node", exit_on_error=False)
-    def read_in_worker(self, node: dict[str, Any], synchrony: dict[str, Any] | None, serial: int) -> None:
-        ok, summary = read_node(node, synchrony)
+    def read_in_worker(self, node: dict[str, Any], synchrony: dict[str, Any] | None, serial: int,
+                       prompts: Prompts) -> None:
+        ok, summary = read_node(node, synchrony, prompts)
         self.post_message(NodeRead(str(node.get("name")), summary, ok, serial))
 
     @on(NodeRead)
@@ -212,7 +216,7 @@ class InventoryScreen(DraftPage):
             self.notify(f"{len(problems)} answer(s) to fix or give first; they are marked.", severity="warning")
             return
         self.save_draft()
-        from screens.balancer_choice import BalancerChoiceScreen
+        from screens.answers.balancer_choice import BalancerChoiceScreen
 
         self.app.push_screen(BalancerChoiceScreen(self.draft))
 

@@ -12,13 +12,13 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from screens.format import checks_table, checks_verdict
-from screens.progress import ProgressPanel
-from screens.session import Session
-from screens.words import local_time, short_title
+from screens.steps.format import checks_table, checks_verdict
+from screens.steps.progress import ProgressPanel
+from screens.steps.words import local_time, short_title
 from wizard.engine.model import Check, Plan
 from wizard.engine.redact import redact
 from wizard.engine.step import Step
+from wizard.session import Session
 
 #: What the admin can do from a step, shown under it.
 KEYS_HINT = ("enter run this step · a run every step not done · v verify · u roll back · i answers · "

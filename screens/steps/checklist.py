@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from textual.widgets import ListItem, ListView, Static
 
-from screens.status import ANSWERS, Row
+from screens.steps.status import row_text
+from wizard.session import Row
 
-__all__ = ["ANSWERS", "Checklist", "Row"]
 
 class Checklist(ListView):
     """The rows, the answers first; highlighting a row shows it, enter runs it (on the setup screen)."""
 
     def __init__(self, rows: list[Row], *, id: str = "checklist") -> None:
         self.rows = {row.name: row for row in rows}
-        super().__init__(*[ListItem(Static(row.render(), id=f"label-{row.name}"), id=f"item-{row.name}")
+        super().__init__(*[ListItem(Static(row_text(row), id=f"label-{row.name}"), id=f"item-{row.name}")
                            for row in rows], id=id)
 
     def show(self, rows: list[Row]) -> None:
@@ -21,7 +21,7 @@ class Checklist(ListView):
         for row in rows:
             if row.name in self.rows and self.rows[row.name] != row:
                 self.rows[row.name] = row
-                self.query_one(f"#label-{row.name}", Static).update(row.render())
+                self.query_one(f"#label-{row.name}", Static).update(row_text(row))
 
     @property
     def selected_name(self) -> str | None:

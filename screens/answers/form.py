@@ -17,8 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from screens.draft import get_key, set_key
-from screens.fields import FieldSpec, slug, to_answer, to_widget_text
+from wizard.answers.draft import get_key, set_key
+from wizard.answers.forms import FieldSpec, slug, to_answer, to_widget_text
 from wizard.errors import Problem
 
 

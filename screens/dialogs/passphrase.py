@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from screens.dialog import Dialog
+from screens.dialogs.dialog import Dialog
 
 
 class PassphraseScreen(Dialog["str | None"]):

@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from screens.aws_lists import AwsLists, read_lists
-from screens.draft import Draft, get_key, set_key, under
-from screens.fields import (
+from wizard.answers.draft import Draft, get_key, set_key, under
+from wizard.balancers.alb.choices import AwsLists, read_lists
+from wizard.answers.forms import (
     ALB_FIELDS,
     APACHE_FIELDS,
     EXPLANATIONS,
@@ -27,9 +27,9 @@ from screens.fields import (
     to_answer,
     to_widget_text,
 )
-from screens.node_reader import read_node
-from wizard.errors import BadInputError, WizardError
+from wizard.confluence.node_reading import read_node
 from wizard.engine.redact import redact
+from wizard.errors import BadInputError, WizardError
 
 #: How often one answer may be asked again before the prompts give up (a loop guard).
 MAX_TRIES = 3

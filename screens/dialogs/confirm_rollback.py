@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
-from screens.dialog import Dialog
+from screens.dialogs.dialog import Dialog
 from wizard.engine.model import UndoAction
 from wizard.engine.redact import redact
 

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from screens.format import checks_table, checks_verdict
 from screens.page import Page
+from screens.steps.format import checks_table, checks_verdict
 from wizard.engine.model import Check
 
 

@@ -1,7 +1,7 @@
 """Every change of a step, shown before it is made: the plan with coloured per-target diffs.
 
 The dialog is built where the engine asks (its worker thread), so the plan's lines are
-rendered there, off the event loop (``screens.plan_view``).
+rendered there, off the event loop (``screens.steps.plan_view``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, Static
 
-from screens.dialog import Dialog, prose_width
-from screens.format import plan_parts
-from screens.plan_view import PlanView, render_parts
+from screens.dialogs.dialog import Dialog, prose_width
+from screens.steps.format import plan_parts
+from screens.steps.plan_view import PlanView, render_parts
 from wizard.engine.model import Plan
 
 

@@ -1,4 +1,9 @@
-"""Finding, opening and describing a setup, shared by the Textual app and the prompts."""
+"""Finding, opening and describing a setup, shared by the Textual app and the prompts.
+
+A session is one open setup seen from a face: its runner, its checklist rows and
+each step's progress, as plain data (the faces draw them). It sits above the
+engine because it lists the steps (``wizard.steps``), which the engine never imports.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from screens.words import ANSWERS
 from wizard.steps import all_steps, available
 
 if TYPE_CHECKING:
-    from screens.status import Row, StepProgress
     from wizard.answers_model import Answers
+    from wizard.engine.events import ProgressReported
     from wizard.engine.runner import Runner
     from wizard.engine.state import State, StepRecord
     from wizard.engine.step import Step
 
+
+#: The checklist's row before the steps: the answers the steps work from.
+ANSWERS = "answers"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the checklist."""
+
+    name: str
+    title: str
+    status: str
+    updated: str | None = None
+
+
+@dataclass
+class StepProgress:
+    """Where one step's work is: per target the last message, and the furthest fraction."""
+
+    step: str
+    messages: dict[str, str] = field(default_factory=dict)
+    fraction: float = 0.0
+    last_target: str | None = None
+    finished: bool = False
+    failed: bool = False
+
+    def report(self, event: ProgressReported) -> None:
+        self.messages[event.target] = event.message
+        self.last_target = event.target
+        if event.fraction is not None:
+            self.fraction = max(self.fraction, min(1.0, event.fraction))
+
+    def finish(self, *, failed: bool = False) -> None:
+        self.finished = True
+        self.failed = failed
+        if not failed:
+            self.fraction = 1.0
 
 
 @dataclass
@@ -69,8 +110,6 @@ def mark_interactive(runner: Runner) -> None:
 
 def pending_rows() -> list[Row]:
     """The checklist of a setup whose answers are still being written."""
-    from screens.status import Row
-
     return [Row(ANSWERS, "Answers", "incomplete")] + [Row(step.name, step.title, "pending") for step in all_steps()]
 
 
@@ -159,8 +198,6 @@ class Session:
         return earlier
 
     def rows(self) -> list[Row]:
-        from screens.status import Row
-
         rows = [Row(ANSWERS, "Answers", "complete")]
         for step in self.steps():
             record = self.record(step.name)

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-#: The checklist's row before the steps: the answers the steps work from.
-ANSWERS = "answers"
-
 #: Short names for the checklist, which is narrow at 80 columns.
 SHORT_TITLES = {"answers": "Answers", "preflight": "Preflight", "base-url": "Base URL",
                 "connector": "Connector", "restart": "Restart", "balancer": "Balancer",

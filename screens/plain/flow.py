@@ -1,7 +1,7 @@
 """The plain-prompt face (``--plain``): the same flow as the Textual app, as line prompts with questionary.
 
 Welcome (resume a saved setup, start a new one, open an answers file), the
-inventory (``screens.plain_answers``), then the checklist with the same
+inventory (``screens.plain.answers``), then the checklist with the same
 actions: run the next step (its plan printed and confirmed first), run every
 step not done, verify now, roll back a step, export the runbook, quit. The
 state is saved after every change, so quitting (or Ctrl-C) loses nothing.
@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from screens.draft import Draft, answers_path_for, draft_path, write_private
-from screens.fields import NEW_SETUP
-from screens.plain_answers import Asker, ask_new, complete
-from screens.session import Session, answers_from_state, mark_interactive, saved_setups
+from screens.plain.answers import Asker, ask_new, complete
+from wizard.answers.draft import Draft, answers_path_for, draft_path, write_private
+from wizard.answers.forms import NEW_SETUP
+from wizard.session import Session, answers_from_state, mark_interactive, saved_setups
 from wizard.answers import (
     answers_to_yaml,
     find_problems,
@@ -35,9 +35,9 @@ from wizard.errors import (
     WizardError,
 )
 from wizard.engine.model import Plan, UndoAction
-from wizard.report import EventPrinter, format_checks, format_status
 from wizard.engine.runner import Outcome, Runner
 from wizard.engine.state import StateStore, default_state_path
+from wizard.report import EventPrinter, format_checks, format_status
 
 COMMAND = "confluence-lb-wizard --plain"
 NO_TERMINAL = ("confluence-lb-wizard --plain needs a terminal to ask its questions, and there is none here.\n"
@@ -122,22 +122,14 @@ class PromptSession:
 
     def __init__(self, asker: Asker, answers: Answers, state_path: Path, answers_path: Path | None) -> None:
         self.asker = asker
-        self.runner = Runner(answers, StateStore(state_path), events=EventPrinter(asker.out), command=COMMAND)
+        self.runner = Runner(answers, StateStore(state_path), events=EventPrinter(asker.out),
+                             prompts=AskerPrompts(asker), command=COMMAND)
         self.answers_path = answers_path
-        # Nodes are reached in parallel: one SSH question at a time.
-        self._asking = threading.Lock()
 
     def run(self) -> int:
-        from wizard.transport import ssh
-
-        saved = (ssh.ask_passphrase, ssh.on_unknown_host_key)
-        ssh.ask_passphrase, ssh.on_unknown_host_key = self.ask_passphrase, self.on_unknown_host_key
-        try:
-            with self.runner:
-                mark_interactive(self.runner)
-                return self.menu(Session(self.runner, self.answers_path))
-        finally:
-            ssh.ask_passphrase, ssh.on_unknown_host_key = saved
+        with self.runner:
+            mark_interactive(self.runner)
+            return self.menu(Session(self.runner, self.answers_path))
 
     def menu(self, session: Session) -> int:
         say = self.asker.say
@@ -208,11 +200,24 @@ class PromptSession:
             self.asker.say(f"  - [{action.target}] {action.description}\n      by hand: {action.manual}")
         return self.asker.confirm(f"Undo these {len(actions)} change(s) of {step}?", default=False)
 
-    def ask_passphrase(self, prompt: str) -> str | None:
+
+class AskerPrompts:
+    """SSH's questions (``wizard.transport.prompts.Prompts``) asked as line prompts."""
+
+    can_ask = True
+
+    def __init__(self, asker: Asker) -> None:
+        self.asker = asker
+        # Nodes are reached in parallel: one SSH question at a time.
+        self._asking = threading.Lock()
+
+    def passphrase(self, prompt: str) -> str | None:
+        """The passphrase typed (hidden), or None when the admin gives none."""
         with self._asking:
             return self.asker.password(f"{prompt}:") or None
 
-    def on_unknown_host_key(self, error: HostKeyError) -> bool:
+    def trust_host_key(self, error: HostKeyError) -> bool:
+        """Show the unknown key's fingerprint and ask whether to trust it; a changed key never."""
         with self._asking:
             self.asker.say(f"\n{error.message}")
             if error.changed:

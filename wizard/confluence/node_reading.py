@@ -10,9 +10,10 @@ import copy
 from typing import Any
 
 from wizard.answers import validate
+from wizard.confluence.nodes import read_node_facts
 from wizard.errors import WizardError
 from wizard.transport.hosts import HostPool
-from wizard.confluence.nodes import read_node_facts
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 # A stand-in for the rest of the answers while only one node is known: the node is
 # read exactly as the steps will read it, and these values are never used for it.
@@ -20,8 +21,12 @@ _PROBE = {"name": "inventory", "public_url": "http://inventory.invalid",
           "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"}}}}
 
 
-def read_node(node: dict[str, Any], synchrony: dict[str, Any] | None = None) -> tuple[bool, str]:
-    """(True, what was read) or (False, why it could not be read and what to do)."""
+def read_node(node: dict[str, Any], synchrony: dict[str, Any] | None = None,
+              prompts: Prompts = NO_PROMPTS) -> tuple[bool, str]:
+    """(True, what was read) or (False, why it could not be read and what to do).
+
+    ``prompts`` answers SSH's questions (the face's own; nobody is asked by default).
+    """
     raw = copy.deepcopy(_PROBE)
     raw["nodes"] = [copy.deepcopy(node)]
     if synchrony:
@@ -31,7 +36,7 @@ def read_node(node: dict[str, Any], synchrony: dict[str, Any] | None = None) -> 
     except WizardError:
         return False, "Complete the node's answers first."
     target = answers.nodes[0]
-    pool = HostPool(answers)
+    pool = HostPool(answers, prompts=prompts)
     try:
         facts = read_node_facts(pool.node(target), target, answers)
     except WizardError as exc:

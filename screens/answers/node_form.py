@@ -10,15 +10,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
-from screens.dialog import Dialog
-from screens.draft import Draft, under
-from screens.fields import NODE_FIELDS
-from screens.form import FormView
+from screens.answers.form import FormView
+from screens.dialogs.dialog import Dialog
 from screens.messages import NodeRead
-from screens.node_reader import read_node
+from wizard.answers.draft import Draft, under
+from wizard.answers.forms import NODE_FIELDS
+from wizard.confluence.node_reading import read_node
 
 if TYPE_CHECKING:
     from screens.app import WizardApp
+    from wizard.transport.prompts import Prompts
 
 
 class NodeFormScreen(Dialog["tuple[dict[str, Any], tuple[bool, str] | None] | None"]):
@@ -97,12 +98,13 @@ class NodeFormScreen(Dialog["tuple[dict[str, Any], tuple[bool, str] | None] | No
             self.notify("Fix the marked answers first.", severity="warning")
             return
         self.query_one("#node-read", Static).update("Reading…")
-        cast("WizardApp", self.app).ensure_ssh_questions()
-        self.read_in_worker(self.node_answers(), self.draft.raw.get("synchrony"))
+        self.read_in_worker(self.node_answers(), self.draft.raw.get("synchrony"),
+                            cast("WizardApp", self.app).prompts)
 
     @work(thread=True, exclusive=True, group="read-node", exit_on_error=False)
-    def read_in_worker(self, node: dict[str, Any], synchrony: dict[str, Any] | None) -> None:
-        ok, summary = read_node(node, synchrony)
+    def read_in_worker(self, node: dict[str, Any], synchrony: dict[str, Any] | None,
+                       prompts: Prompts) -> None:
+        ok, summary = read_node(node, synchrony, prompts)
         self.post_message(NodeRead(str(node.get("name")), summary, ok))
 
     @on(NodeRead)
