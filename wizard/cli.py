@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except WizardError as exc:
-        from wizard.engine.redact import redact  # a failure can quote a command or a server's answer
+        # A failure can quote a command or a server's answer.
+        from wizard.engine.redact import redact
 
         print(f"{TOOL_NAME}: {redact(exc.for_admin())}", file=sys.stderr)
         return exc.exit_code
@@ -207,9 +208,9 @@ def answers_from_state(store):  # -> (State, Answers)
 
 def open_runner(answers, state_path: Path, *, read_only: bool = False, events=None):
     """A runner for a headless verb; SSH asks on the terminal when there is one."""
-    from wizard.report import EventPrinter
     from wizard.engine.runner import Runner
     from wizard.engine.state import StateStore
+    from wizard.report import EventPrinter
 
     return Runner(answers, StateStore(state_path), events=events or EventPrinter(),
                   prompts=terminal_prompts(), command=command_line(), read_only=read_only)
@@ -329,8 +330,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from wizard.report import format_status
     from wizard.engine.state import StateStore
+    from wizard.report import format_status
     from wizard.steps import available
 
     path = find_state_file(args.state)
@@ -353,8 +354,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from wizard.engine.redact import redact
-    from wizard.report import format_checks
     from wizard.engine.state import StateStore, redact_state
+    from wizard.report import format_checks
 
     if args.answers:
         answers = load_answers(args.answers)
@@ -374,8 +375,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
-    from wizard.runbook import build_runbook, write_runbook
     from wizard.engine.state import StateStore
+    from wizard.runbook import build_runbook, write_runbook
 
     state = StateStore(find_state_file(args.state)).load()
     text = build_runbook(state, args.format)
@@ -410,9 +411,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from wizard.engine.state import StateStore
     from wizard.errors import BadInputError
     from wizard.export import run_export
-    from wizard.engine.state import StateStore
 
     if args.answers and args.state:
         raise BadInputError("`export` takes the answers from --answers FILE or from --state PATH, not both.",
@@ -421,8 +422,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         answers = load_answers(args.answers)
     else:
         _, answers = answers_from_state(StateStore(find_state_file(args.state)))
-    install_terminal_prompts()
-    written = run_export(args.format, answers, Path(args.output).expanduser())
+    written = run_export(args.format, answers, Path(args.output).expanduser(), terminal_prompts())
     print(f"Wrote {len(written)} file(s) to {args.output}:", file=sys.stderr)
     for path in written:
         print(f"  {path}", file=sys.stderr)
@@ -475,7 +475,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
             if args.headless:
                 return run_headless(lab, args.only)
             if args.plain:
-                from screens.plain.flow import run_prompts  # questionary loads only here
+                from screens.plain.flow import (
+                    run_prompts,  # questionary loads only here
+                )
 
                 lab.prepare_state()
                 return run_prompts(state=str(lab.state_path))

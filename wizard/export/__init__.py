@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from wizard.answers_model import Answers
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 FORMATS = ("ansible", "cloudformation")
 _KEY_FILE_LINE = re.compile(r"^[ \t]*ansible_ssh_private_key_file: .*$", re.MULTILINE)
@@ -21,8 +22,8 @@ _KEY_FILE_LINE = re.compile(r"^[ \t]*ansible_ssh_private_key_file: .*$", re.MULT
 
 def check_no_secret(files: dict[str, str], skip: tuple[str, ...] = ()) -> None:
     """Refuse to write a file the wizard's secret masking would change (none should ever be)."""
-    from wizard.errors import WizardError
     from wizard.engine.redact import redact
+    from wizard.errors import WizardError
 
     for name, text in files.items():
         if name in skip:
@@ -35,13 +36,13 @@ def check_no_secret(files: dict[str, str], skip: tuple[str, ...] = ()) -> None:
                               "was written.", "Report this as a bug; use `apply` meanwhile.")
 
 
-def run_export(fmt: str, answers: Answers, folder: Path) -> list[Path]:
+def run_export(fmt: str, answers: Answers, folder: Path, prompts: Prompts = NO_PROMPTS) -> list[Path]:
     """Read what the files depend on, build them, and write them into ``folder``; returns the files written."""
     from wizard.export.folder import earlier_files, write_export
     from wizard.export.project import Session
 
     earlier_files(folder)  # refuse a folder that is not ours before reading any host
-    with Session(answers) as session:
+    with Session(answers, prompts) as session:
         if fmt == "ansible":
             from wizard.export import ansible
 

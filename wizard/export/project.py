@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wizard.answers_model import Answers, Node
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 #: The line of wizard.confluence.serverxml the vendoring replaces with a stand-alone error class.
 _ERRORS_IMPORT = "from wizard.errors import BadInputError\n"
@@ -67,12 +68,12 @@ class ApacheExport:
 class Session:
     """Read-only access to the setup's machines, closed with ``close`` (or ``with``)."""
 
-    def __init__(self, answers: Answers) -> None:
-        from wizard.transport.hosts import HostPool
+    def __init__(self, answers: Answers, prompts: Prompts = NO_PROMPTS) -> None:
         from wizard.engine.step import Context
+        from wizard.transport.hosts import HostPool
 
         self.answers = answers
-        self.hosts = HostPool(answers)
+        self.hosts = HostPool(answers, prompts=prompts)
         self.ctx = Context(answers=answers, hosts=self.hosts)
 
     def __enter__(self) -> Session:
@@ -119,10 +120,10 @@ class Session:
 
     def apache(self) -> ApacheExport:
         """The vhost rendered from what the Apache host says, with the step's own refusals."""
-        from wizard.confluence.checks import apache_probe_address
         from wizard.balancers.apache import step
         from wizard.balancers.apache.undo import site_of
         from wizard.balancers.apache.vhost import build_vhost, render_vhost
+        from wizard.confluence.checks import apache_probe_address
 
         answers = self.answers
         facts = step.STEP.inspect(self.ctx)
