@@ -278,16 +278,23 @@ def require_terminal_or_yes(yes: bool, verb: str) -> None:
                             "Review the plan with `plan --answers FILE`, then run again with --yes.")
 
 
+def face(name: str):  # -> the face's module
+    """A face, loaded only when it is used (Textual or questionary then loads with it).
+
+    By name, because the faces build on the core and not the other way round: the core
+    imports no screen (the import contracts in pyproject.toml hold it to that).
+    """
+    from importlib import import_module
+
+    return import_module({"textual": "screens.app", "prompts": "screens.plain.flow"}[name])
+
+
 # The verbs.
 
 def run_wizard(args: argparse.Namespace) -> int:
     if args.plain:
-        from screens.plain.flow import run_prompts  # questionary loads only here
-
-        return run_prompts(state=args.state)
-    from screens.app import run_app  # Textual loads only here
-
-    return run_app(state=args.state)
+        return face("prompts").run_prompts(state=args.state)
+    return face("textual").run_app(state=args.state)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -475,15 +482,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
             if args.headless:
                 return run_headless(lab, args.only)
             if args.plain:
-                from screens.plain.flow import (
-                    run_prompts,  # questionary loads only here
-                )
-
                 lab.prepare_state()
-                return run_prompts(state=str(lab.state_path))
-            from screens.app import create_app  # Textual loads only here
-
-            app = create_app(state=lab.state_path, answers_file=str(lab.answers_path), lab=lab)
+                return face("prompts").run_prompts(state=str(lab.state_path))
+            app = face("textual").create_app(state=lab.state_path, answers_file=str(lab.answers_path), lab=lab)
 
             def quit_app() -> None:
                 # A signal handler runs between two steps of the app's event loop: hand the

@@ -16,12 +16,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Label, Select, SelectionList, Static
 
-from screens.answers.balancer_choice import balancer_section
 from screens.answers.form import FormView
 from screens.dialogs.error import as_admin_error
 from screens.messages import AwsListsFailed, AwsListsRead
 from screens.page import DraftPage
-from wizard.answers.draft import set_key, under
+from wizard.answers.draft import balancer_section, set_key, under
 from wizard.answers.forms import ALB_FIELDS, NO_CERTIFICATE
 from wizard.balancers.alb.choices import AwsLists, Item, read_lists
 

@@ -8,10 +8,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 
-from screens.answers.balancer_choice import balancer_section
 from screens.answers.form import FormView
 from screens.page import DraftPage
-from wizard.answers.draft import under
+from wizard.answers.draft import balancer_section, under
 from wizard.answers.forms import APACHE_FIELDS
 
 

@@ -11,7 +11,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from screens.page import DraftPage
-from wizard.answers.draft import Draft, set_key
+from wizard.answers.draft import set_key
 from wizard.answers.forms import EXPLANATIONS
 
 
@@ -52,12 +52,3 @@ class BalancerChoiceScreen(DraftPage):
 
     def action_back(self) -> None:
         self.dismiss(None)
-
-
-def balancer_section(draft: Draft, kind: str) -> dict:
-    """The draft's options for one balancer kind (made empty when absent)."""
-    balancer = draft.raw.setdefault("balancer", {})
-    section = balancer.get(kind)
-    if not isinstance(section, dict):
-        section = balancer[kind] = {}
-    return section

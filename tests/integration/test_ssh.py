@@ -13,7 +13,7 @@ import pytest
 
 from wizard.answers_model import Access
 from wizard.errors import HostError, HostKeyError
-from wizard.transport.hosts import default_host_factory
+from wizard.transport.pool import default_host_factory
 from wizard.transport.ssh import SSHHost, trust_host_key
 
 # No agent, no ~/.ssh of the machine, no ssh config unless a test writes one (tests/conftest.py).

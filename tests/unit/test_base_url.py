@@ -9,17 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from wizard.confluence import checks
 from wizard.answers import find_problems, validate
 from wizard.answers_model import Database
-from wizard.errors import Interrupted, StepFailedError, WizardError
-from wizard.engine.events import ProgressReported
-from wizard.transport.hosts import HostPool
-from wizard.engine.model import Plan
+from wizard.confluence import checks
 from wizard.confluence.probes import HttpAnswer, manifest_base_url
-from wizard.steps import base_url
+from wizard.engine.events import ProgressReported
+from wizard.engine.model import Plan
 from wizard.engine.step import Context, Journal
-from wizard.steps.base_url import STEP, BaseUrlFacts, SettingsRow, manual_sql, psql_command
+from wizard.errors import Interrupted, StepFailedError, WizardError
+from wizard.steps import base_url
+from wizard.steps.base_url import (
+    STEP,
+    BaseUrlFacts,
+    SettingsRow,
+    manual_sql,
+    psql_command,
+)
+from wizard.transport.pool import HostPool
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 

@@ -18,15 +18,23 @@ import pytest
 from wizard import steps as registry
 from wizard.answers import validate
 from wizard.answers_model import Answers, Node
-from wizard.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK,
-                           EXIT_STEP_FAILED, HostError, StateError, StateLockedError)
 from wizard.engine.events import PlanReady, StepFailed
 from wizard.engine.files import replace_file
-from wizard.transport.hosts import LocalHost
 from wizard.engine.model import Change, Check, Plan
 from wizard.engine.runner import Runner
 from wizard.engine.state import StateStore
 from wizard.engine.step import Context, Journal, Step
+from wizard.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STEP_FAILED,
+    HostError,
+    StateError,
+    StateLockedError,
+)
+from wizard.transport.hosts import LocalHost
 
 MARK = b"proxyName=wiki.example.com\n"
 
@@ -341,7 +349,7 @@ def test_nodes_fan_out_in_parallel(cluster) -> None:
         barrier.wait()  # both nodes must be in flight at once, or this times out
         return node.name
 
-    from wizard.transport.hosts import HostPool
+    from wizard.transport.pool import HostPool
     ctx = Context(answers=cluster["answers"], hosts=HostPool(cluster["answers"]))
     assert ctx.for_each_node(work) == ["node1", "node2"]
     assert len(threads) == 2

@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from wizard.confluence import checks
-from wizard.confluence import probes
 from wizard.answers import validate
 from wizard.answers_model import PublicUrl
-from wizard.transport.hosts import LocalHost
-from wizard.engine.model import BALANCER
+from wizard.confluence import checks, probes
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import HttpAnswer, PeerCertificate
+from wizard.engine.model import BALANCER
 from wizard.steps.verify import STEP as VERIFY
+from wizard.transport.hosts import LocalHost
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 PUBLIC = PublicUrl.parse("https://wiki.example.com")
@@ -322,11 +321,11 @@ def test_base_url_check_names_the_admin_page(tmp_path: Path) -> None:
 
 def test_verify_adds_only_its_own_checks_while_apply_gets_them_all(tmp_path: Path, monkeypatch) -> None:
     """``Runner.verify`` runs every step's checks itself; the step's plan (the gate of apply) holds all."""
-    from wizard.transport.hosts import HostPool
+    from wizard.engine import step as base
     from wizard.engine.model import Check
     from wizard.engine.state import StepRecord
-    from wizard.engine import step as base
     from wizard.steps import verify as verify_module
+    from wizard.transport.pool import HostPool
 
     answers = cluster_answers(tmp_path)
     done = {name: StepRecord(name, status="verified") for name in ("preflight", "base-url", "connector",
@@ -357,10 +356,10 @@ def test_verify_adds_only_its_own_checks_while_apply_gets_them_all(tmp_path: Pat
 
 def test_the_final_tests_wait_for_every_other_step(tmp_path: Path, monkeypatch) -> None:
     """Before the setup is made, the plan of the final tests probes nothing: each step to do fails once."""
-    from wizard.transport.hosts import HostPool
-    from wizard.engine.state import StepRecord
     from wizard.engine import step as base
+    from wizard.engine.state import StepRecord
     from wizard.steps import verify as verify_module
+    from wizard.transport.pool import HostPool
 
     answers = cluster_answers(tmp_path)
     previous = {"preflight": StepRecord("preflight", status="verified"),

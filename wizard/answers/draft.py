@@ -184,3 +184,12 @@ class Draft:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
         self.path = None
+
+
+def balancer_section(draft: Draft, kind: str) -> dict:
+    """The draft's options for one balancer kind (made empty when absent)."""
+    balancer = draft.raw.setdefault("balancer", {})
+    section = balancer.get(kind)
+    if not isinstance(section, dict):
+        section = balancer[kind] = {}
+    return section

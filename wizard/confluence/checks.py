@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from wizard.confluence import probes
 from wizard.answers_model import Answers, Node, PublicUrl
-from wizard.engine.model import BALANCER, Check
+from wizard.confluence import probes
 from wizard.confluence.nodes import NodeFacts
+from wizard.engine.model import BALANCER, Check
 
 if TYPE_CHECKING:
     from wizard.engine.step import Context

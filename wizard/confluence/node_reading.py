@@ -12,7 +12,7 @@ from typing import Any
 from wizard.answers import validate
 from wizard.confluence.nodes import read_node_facts
 from wizard.errors import WizardError
-from wizard.transport.hosts import HostPool
+from wizard.transport.pool import HostPool
 from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 # A stand-in for the rest of the answers while only one node is known: the node is

@@ -12,10 +12,15 @@ import posixpath
 from dataclasses import dataclass
 
 from wizard.answers_model import Answers, Node
+from wizard.confluence.serverxml import (
+    ServerXmlError,
+    ServerXmlFacts,
+    decode_server_xml,
+    read_facts,
+    read_synchrony_port,
+)
 from wizard.errors import WizardError
 from wizard.transport.hosts import Host
-from wizard.confluence.serverxml import (ServerXmlError, ServerXmlFacts, decode_server_xml, read_facts,
-                              read_synchrony_port)
 
 DEFAULT_SYNCHRONY_PORT = 8091
 

@@ -7,10 +7,10 @@ only then replace the file atomically.
 
 from __future__ import annotations
 
-from wizard.errors import ChangedSincePlanError
-from wizard.transport.hosts import Host, backup_path_for, sha256
 from wizard.engine.step import Journal
 from wizard.engine.undo import remove_file_action, restore_file_action
+from wizard.errors import ChangedSincePlanError
+from wizard.transport.hosts import Host, backup_path_for, sha256
 
 
 def link_note(target: str | None) -> str:

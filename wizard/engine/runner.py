@@ -15,18 +15,40 @@ from typing import Any, Callable, NamedTuple
 
 from wizard import __version__
 from wizard.answers_model import Answers
-from wizard.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK,
-                           EXIT_STEP_FAILED, Interrupted, StateError, WizardError)
-from wizard.engine.events import (ChecksCompleted, EventSink, PlanReady, StepApplied, StepFailed,
-                           StepRolledBack, StepSkipped, StepStarted, ignore_events)
-from wizard.transport.hosts import HostFactory, HostPool, default_host_factory
-from wizard.transport.prompts import NO_PROMPTS, Prompts
+from wizard.engine.catalogue import resolve
+from wizard.engine.events import (
+    ChecksCompleted,
+    EventSink,
+    PlanReady,
+    StepApplied,
+    StepFailed,
+    StepRolledBack,
+    StepSkipped,
+    StepStarted,
+    ignore_events,
+)
 from wizard.engine.model import WORKSTATION, Check, Plan, UndoAction
 from wizard.engine.shared_save import SharedSave
 from wizard.engine.state import State, StateStore, StepRecord, now_iso
-from wizard.engine.catalogue import resolve
 from wizard.engine.step import Context, Journal, Step
-from wizard.engine.undo import LegacyCommandError, UndoRecordError, parse_record, record_label
+from wizard.engine.undo import (
+    LegacyCommandError,
+    UndoRecordError,
+    parse_record,
+    record_label,
+)
+from wizard.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STEP_FAILED,
+    Interrupted,
+    StateError,
+    WizardError,
+)
+from wizard.transport.pool import HostFactory, HostPool, default_host_factory
+from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 Confirm = Callable[[Plan], bool]
 ConfirmRollback = Callable[[str, list[UndoAction]], bool]
@@ -274,7 +296,9 @@ class Runner:
             return self.ctx
         key = repr(sorted(snapshot.items()))
         if key not in self._undo_contexts:
-            from wizard.answers import validate  # the answers layer, loaded only for such a record
+            from wizard.answers import (
+                validate,  # the answers layer, loaded only for such a record
+            )
 
             try:
                 answers = validate(snapshot, source=f"the answers {label} was made with")

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from wizard.errors import StateError, StateLockedError
 from wizard.engine.redact import MASK, is_secret_name, redact
+from wizard.errors import StateError, StateLockedError
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "planned", "applied", "verified", "failed", "rolled-back")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, TypeVar
 
 from wizard.answers_model import Answers, Node
-from wizard.errors import Interrupted
 from wizard.engine.events import EventSink, ProgressReported, ignore_events
-from wizard.transport.hosts import HostPool
 from wizard.engine.model import Check, Plan, UndoAction
+from wizard.errors import Interrupted
+from wizard.transport.pool import HostPool
 
 T = TypeVar("T")
 

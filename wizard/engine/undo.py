@@ -25,9 +25,9 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from wizard.answers_model import Answers
+from wizard.engine.model import BALANCER, UndoAction
 from wizard.errors import WizardError
 from wizard.transport.hosts import BACKUP_TAG, Host, sha256
-from wizard.engine.model import BALANCER, UndoAction
 
 if TYPE_CHECKING:
     from wizard.engine.step import Context, Step

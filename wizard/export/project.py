@@ -70,7 +70,7 @@ class Session:
 
     def __init__(self, answers: Answers, prompts: Prompts = NO_PROMPTS) -> None:
         from wizard.engine.step import Context
-        from wizard.transport.hosts import HostPool
+        from wizard.transport.pool import HostPool
 
         self.answers = answers
         self.hosts = HostPool(answers, prompts=prompts)

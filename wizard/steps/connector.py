@@ -9,7 +9,6 @@ every other byte of server.xml stays as it was.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from wizard.answers_model import Answers, Node
@@ -20,9 +19,9 @@ from wizard.confluence.serverxml import (
     plan_connector_edit,
     read_facts,
 )
+from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note, replace_file
 from wizard.engine.model import Change, Check, Plan
-from wizard.engine.redact import redact
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import WizardError
 
@@ -41,14 +40,6 @@ class Wanted:
     def describe(self) -> str:
         secure = ', secure="true"' if self.scheme == "https" else ""
         return f'proxyName="{self.proxy_name}", proxyPort="{self.proxy_port}", scheme="{self.scheme}"{secure}'
-
-
-def unified_diff(node: str, path: str, before: str, after: str) -> str:
-    """A masked unified diff of a file's change, for the plan, the state and the runbook."""
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                 fromfile=f"{node}:{path}", tofile=f"{node}:{path} (planned)", n=2)
-    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    return redact(text.replace("\r", ""))
 
 
 class ConnectorStep(Step):

@@ -15,15 +15,11 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
 
-from wizard.answers_model import Access, Answers, Node
 from wizard.errors import CommandFailedError, HostError
-from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 BACKUP_TAG = "clbw"
 
@@ -301,74 +297,3 @@ def _file_error(verb: str, path: str, host: Host, exc: OSError) -> HostError:
     else:
         hint = "Check the file and the disk on that machine, then run the step again."
     return HostError(f"Could not {verb} {path} on {host.label} ({host.where}): {reason}.", hint)
-
-
-#: Builds the host for (label, access block, address to fall back on, who answers SSH's questions).
-HostFactory = Callable[[str, Access, str, Prompts], Host]
-
-
-def default_host_factory(label: str, access: Access, default_host: str,
-                         prompts: Prompts = NO_PROMPTS) -> Host:
-    """Build the host for an access block: local here, SSH through ``wizard.transport.ssh``."""
-    if access.transport == "local":
-        return LocalHost(label, sudo=access.sudo)
-    try:
-        from wizard.transport.ssh import SSHHost  # paramiko loads only when SSH is used
-    except ImportError as exc:  # until the SSH transport is installed
-        raise HostError(f"The SSH transport is not available: {exc}.",
-                        "Reinstall confluence-lb-wizard with its dependencies (paramiko).") from exc
-    return SSHHost(label, access, default_host, prompts=prompts)
-
-
-class HostPool:
-    """One host object per machine for a run, built on first use, closed at the end.
-
-    Thread-safe: steps fan out over nodes in a thread pool and ask for hosts
-    from several threads at once.
-    """
-
-    def __init__(self, answers: Answers, factory: HostFactory = default_host_factory, *,
-                 prompts: Prompts = NO_PROMPTS) -> None:
-        self.answers = answers
-        self.factory = factory
-        #: The face's answerer for SSH's questions, handed to every host built here.
-        self.prompts = prompts
-        self._hosts: dict[str, Host] = {}
-        self._lock = threading.Lock()
-
-    def node(self, node: Node | str) -> Host:
-        if isinstance(node, str):
-            node = self.answers.node(node)
-        return self._get(node.name, node.access, node.access.host or node.address)
-
-    def balancer(self) -> Host:
-        apache = self.answers.balancer.apache
-        if apache is None:
-            raise HostError("This setup's balancer is not Apache; there is no balancer host to reach.")
-        return self._get("balancer", apache.access, apache.access.host or "")
-
-    def _get(self, label: str, access: Access, default_host: str) -> Host:
-        with self._lock:
-            host = self._hosts.get(label)
-        if host is None:
-            created = self.factory(label, access, default_host, self.prompts)
-            with self._lock:
-                host = self._hosts.setdefault(label, created)
-            if host is not created:
-                created.close()
-        return host
-
-    def close(self) -> None:
-        with self._lock:
-            hosts, self._hosts = list(self._hosts.values()), {}
-        for host in hosts:
-            try:
-                host.close()
-            except Exception:  # closing is best effort; the work is already done
-                pass
-
-    def __enter__(self) -> HostPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

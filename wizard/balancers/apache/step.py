@@ -81,13 +81,13 @@ from wizard.balancers.kind import BalancerKind
 from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint, url_host
+from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note, replace_file
 from wizard.engine.model import BALANCER, Change, Check, Plan, UndoAction
 from wizard.engine.redact import MASK
 from wizard.engine.step import Context, Journal
 from wizard.engine.undo import LEGACY_RUN, UndoRecordError, perform
 from wizard.errors import CommandFailedError, WizardError
-from wizard.steps.connector import unified_diff
 
 
 def refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhost) -> None:
