@@ -28,6 +28,7 @@ from wizard.errors import (
 
 if TYPE_CHECKING:
     from screens.bridge import ThreadBridge
+    from screens.steps.setup import SetupScreen
     from wizard.engine.events import StepFailed
     from wizard.engine.model import Plan, UndoAction
     from wizard.session import Session
@@ -37,8 +38,8 @@ REDRAW_EVERY = 0.05
 
 
 class EngineApp(App[int]):
-    """Engine jobs; ``WizardApp`` adds the screens' routing and provides ``setup_screen``,
-    ``refresh_pages``, ``fail`` and ``action_summary``."""
+    """Engine jobs, in workers, reported to the screens; ``WizardApp`` adds the screens' routing
+    and refines the four hooks below (an engine alone has no setup screen and no pages)."""
 
     session: Session | None
     bridge: ThreadBridge
@@ -48,6 +49,23 @@ class EngineApp(App[int]):
     _redraw_pending: bool = False
     #: A cancelled step already said so (one notice per cancel, not two).
     _cancel_noted: bool = False
+
+    # The hooks the app built on this engine refines.
+
+    def setup_screen(self) -> SetupScreen | None:
+        """The setup screen in the stack, which logs the engine's events; none here."""
+        return None
+
+    def refresh_pages(self) -> None:
+        """Show the session as it is now on every page; there are none here."""
+
+    def action_summary(self) -> None:
+        """Show the summary of the setup; there is no summary page here."""
+
+    def fail(self, error: BaseException, *, title: str = "Something needs your attention",
+             then_welcome: bool = False) -> None:
+        """An error dialog with the next thing to try; never a traceback."""
+        self.push_screen(ErrorScreen(as_admin_error(error), title=title))
 
     # Starting a job.
 

@@ -290,7 +290,8 @@ def _check_view(check: dict[str, Any]) -> dict[str, Any]:
 
 
 def _undo_view(undo: dict[str, Any]) -> dict[str, Any]:
-    data = undo.get("data") if isinstance(undo.get("data"), dict) else {}
+    raw = undo.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"kind": str(undo.get("kind") or ""), "target": str(undo.get("target") or ""),
             "description": str(undo.get("description") or ""),
             "manual": str(undo.get("manual") or "").rstrip("\n"),

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from wizard.transport.prompts import Prompts
 
 
-class NodeTable(DataTable[str]):
+class NodeTable(DataTable[Text]):
     """The nodes; enter edits the highlighted one, delete removes it, r reads it again."""
 
     BINDINGS = [Binding("enter", "edit", "Edit node"), Binding("delete,x", "remove", "Remove node"),
@@ -67,7 +67,8 @@ class InventoryScreen(DraftPage):
         self.latest_read: dict[str, int] = {}
         self.read_serial = 0
         self.reveal = False
-        self.AUTO_FOCUS = "#setup--public-url" if draft.editing else "#setup--name"
+        # Editing: the name is fixed, so the first answer to change is the public URL.
+        self.AUTO_FOCUS = "#setup--public-url" if draft.editing else "#setup--name"  # type: ignore[misc]
 
     def compose_page(self) -> ComposeResult:
         with VerticalScroll(id="inventory"):
@@ -101,14 +102,15 @@ class InventoryScreen(DraftPage):
         table.clear()
         for index, node in enumerate(self.draft.nodes):
             access = node.get("access") or {}
+            user = access.get("user")
             reached = "local" if access.get("transport") == "local" else (
-                f"ssh {access.get('user') + '@' if access.get('user') else ''}"
+                f"ssh {f'{user}@' if user else ''}"
                 f"{access.get('host') or node.get('address', '')}")
             ok, summary = self.readings.get(str(node.get("name")), (None, "not read yet"))
             shown = one_line(summary) if ok else ("✘ " + summary.splitlines()[0] if ok is False else summary)
             # Text cells: what was typed or read is shown as it is, never read as markup.
-            table.add_row(*(Text(cell) for cell in (str(node.get("name", "")), str(node.get("address", "")),
-                                                    reached, shown[:60])), key=str(index))
+            cells = (str(node.get("name", "")), str(node.get("address", "")), reached, shown[:60])
+            table.add_row(*[Text(cell) for cell in cells], key=str(index))
 
     def check(self) -> None:
         problems = self.draft.problems()

@@ -319,9 +319,13 @@ def _manager_allow_not_everyone(ck: Checker, raw: Mapping[str, Any], checked: Ma
     """Networks that together cover every address (0.0.0.0/1 and 128.0.0.0/1) are everyone too."""
     allowed = ((checked.get("balancer") or {}).get("apache") or {}).get("manager_allow") or []
     networks = [ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed]
-    for version, everything in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
-        of_version = [net for net in networks if net.version == version]
-        if of_version and everything in list(ipaddress.collapse_addresses(of_version)):  # type: ignore[arg-type]
+    v4 = [net for net in networks if isinstance(net, ipaddress.IPv4Network)]
+    v6 = [net for net in networks if isinstance(net, ipaddress.IPv6Network)]
+    for version, everything, of_version in ((4, ipaddress.ip_network("0.0.0.0/0"), v4),
+                                            (6, ipaddress.ip_network("::/0"), v6)):
+        collapsed: list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network] = (
+            list(ipaddress.collapse_addresses(v4)) if version == 4 else list(ipaddress.collapse_addresses(v6)))
+        if of_version and everything in collapsed:
             ck.add("balancer.apache.manager_allow",
                    f"together covers every IPv{version} address ({', '.join(map(str, of_version))}): "
                    "/balancer-manager lets whoever opens it disable nodes, so it must be restricted (for example "

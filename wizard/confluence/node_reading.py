@@ -17,7 +17,7 @@ from wizard.transport.prompts import NO_PROMPTS, Prompts
 
 # A stand-in for the rest of the answers while only one node is known: the node is
 # read exactly as the steps will read it, and these values are never used for it.
-_PROBE = {"name": "inventory", "public_url": "http://inventory.invalid",
+_PROBE: dict[str, Any] = {"name": "inventory", "public_url": "http://inventory.invalid",
           "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"}}}}
 
 

@@ -359,7 +359,8 @@ def _read_start_tag(text: str, start: int, parent: _Tag | None) -> _Tag:
     name_match = _NAME.match(text, start + 1)
     if not name_match:
         raise _ScanError(start, "a '<' is not followed by an element name")
-    pos, attributes = name_match.end(), []
+    pos = name_match.end()
+    attributes: list[Attribute] = []
     while True:
         gap_start = pos
         pos = _SPACES.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches

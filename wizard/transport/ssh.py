@@ -156,7 +156,9 @@ class SSHHost(Host):
                 hops.append(client)
                 following = chain[index + 1]
                 try:
-                    sock = client.get_transport().open_channel(  # type: ignore[union-attr]
+                    hop = client.get_transport()
+                    assert hop is not None, "a connected client has a transport"
+                    sock = hop.open_channel(
                         "direct-tcpip", (following.hostname, following.port), ("127.0.0.1", 0),
                         timeout=CONNECT_TIMEOUT)
                 except paramiko.ChannelException as exc:
@@ -174,6 +176,7 @@ class SSHHost(Host):
             raise
         self._hop_clients = hops
         self.connect_count += 1
+        assert self._client is not None, "connected just above"
         transport = self._client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_SECONDS)
@@ -390,7 +393,7 @@ class SSHHost(Host):
 
     # ------------------------------------------------------------------ errors
 
-    def _auth_error(self, endpoint: _Endpoint, strategy: _KeyStrategy,
+    def _auth_error(self, endpoint: _Endpoint, strategy: Any,  # a _KeyStrategy (paramiko's, built in __new__)
                     notes: list[str]) -> HostError:
         tried = strategy.tried or ["no key at all (no key_file, no ssh-agent, no ~/.ssh/id_* key)"]
         lines = [f"  - {item}" for item in tried] + [f"  - {note}" for note in notes]

@@ -81,8 +81,8 @@ def plan_changes(desired: Desired, facts: AlbFacts) -> list[Change]:
         changes.append(_ingress_change(ROLE_NODE_INGRESS, desired.node_security_group or "", rule,
                                        f"allow {rule.purpose} port {rule.port} from the balancer's group into "
                                        f"the nodes' group {desired.node_security_group}"))
-    for spec in desired.target_groups:
-        changes += _target_group_changes(spec, facts, desired)
+    for group_spec in desired.target_groups:
+        changes += _target_group_changes(group_spec, facts, desired)
     changes += _load_balancer_changes(desired, facts, balancer_group)
     balancer = facts.load_balancer
     tg_arns = {key: (tg.arn if tg else None) for key, tg in facts.target_groups.items()}
@@ -227,15 +227,16 @@ def _synchrony_cleanup(desired: Desired, facts: AlbFacts) -> list[Change]:
             priority=rule.priority))
     group = leftovers.target_group
     if group is not None:
+        targets = [_target_api(t) for t in group.targets if t.state != "draining"]
         previous = {"protocol": group.protocol, "port": group.port, "vpc_id": group.vpc_id,
-                    "target_type": group.target_type, "health": _health(group),
-                    "attributes": dict(group.attributes), "tags": dict(group.tags),
-                    "targets": [_target_api(t) for t in group.targets if t.state != "draining"]}
+                                    "target_type": group.target_type, "health": _health(group),
+                                    "attributes": dict(group.attributes), "tags": dict(group.tags),
+                                    "targets": targets}
         changes.append(_change(
             Action(ROLE_SYNCHRONY_TG, "delete", group.name, previous=previous, arn=group.arn),
-            f"delete target group {group.name} ({group.protocol} {group.port}, {len(previous['targets'])} "
+            f"delete target group {group.name} ({group.protocol} {group.port}, {len(targets)} "
             f"target(s)): {_INTERNAL_PROXY}, and nothing routes to this group any more",
-            arn=group.arn, port=group.port, targets=[f"{t['Id']}:{t['Port']}" for t in previous["targets"]]))
+            arn=group.arn, port=group.port, targets=[f"{t['Id']}:{t['Port']}" for t in targets]))
     nodes_group = desired.node_security_group or ""
     for port, source in leftovers.ingress:
         spec = IngressSpec(port, "Synchrony", node_ingress_description(names.setup, "Synchrony"))

@@ -239,7 +239,7 @@ def _tags_cli(tags: list[dict[str, str]]) -> str:
 def perform(aws: Aws, action: UndoAction, report: Report) -> None:
     """Carry out one ALB undo; a resource already gone (or never made) is fine."""
     data = action.data
-    handler = _HANDLERS.get((action.kind, data.get("resource")))
+    handler = _HANDLERS.get((action.kind, str(data.get("resource"))))
     if handler is None:
         raise AwsError(f"This version does not know how to undo a {action.kind} of a {data.get('resource')}.",
                        f"Undo it by hand: {action.manual}")
@@ -531,7 +531,7 @@ def _recreate_rule(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
 
 def _forwarding_to(actions: list[dict[str, Any]], arns: Mapping[str, str]) -> list[dict[str, Any]]:
     """The actions with each target group's old ARN replaced by the one it has now."""
-    rewritten = json.loads(json.dumps(actions))
+    rewritten: list[dict[str, Any]] = json.loads(json.dumps(actions))
     for action in rewritten:
         if action.get("TargetGroupArn"):
             action["TargetGroupArn"] = arns[action["TargetGroupArn"]]

@@ -130,8 +130,13 @@ class ApacheChecks:
                          "Run `apply --only balancer` to write the wizard's vhost.")
         https_origin = f"https://{self.url.host}" + ("" if self.url.port == 443 else f":{self.url.port}")
         probe = "/clbw-redirect-check?keep=1&and=2"
-        answers = [self.patiently(lambda port=port: self.get(probe, base=f"http://{self.address}:{port}"),
-                                  lambda a: a.status == 301) for port in ports]
+        def redirected(answer: HttpAnswer) -> bool:
+            return answer.status == 301
+
+        def probe_port(port: int) -> HttpAnswer:
+            return self.patiently(lambda: self.get(probe, base=f"http://{self.address}:{port}"), redirected)
+
+        answers = [probe_port(port) for port in ports]
         expected = https_origin + probe
         passed = all(a.status == 301 and a.headers.get("location") == expected for a in answers)
         seen = "; ".join(f"{a.url}: HTTP {a.status} -> {a.headers.get('location', a.error or '(no Location)')}"

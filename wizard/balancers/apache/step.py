@@ -362,7 +362,7 @@ class ApacheBalancerStep(BalancerKind):
         except CommandFailedError as exc:
             raise ApacheReloadError(exc.message, "The previous configuration is put back and Apache reloaded "
                                                  "with it. Fix what the reload said, then run the step again.") from exc
-        if was_running:
+        if was_running and pid_file:
             wait_still_running(host, pid_file)
         journal.changed(target=BALANCER, kind=RELOAD_DONE, reload_id=token,
                         summary="Apache runs the new configuration")
@@ -389,7 +389,7 @@ class ApacheBalancerStep(BalancerKind):
             return
         record = ctx.previous.get(self.name)
         changes = getattr(record, "changes", None)
-        reload_id = action.data.get("reload_id", action.data.get("token"))
+        reload_id = str(action.data.get("reload_id", action.data.get("token")))
         if changes is not None and not any(same_reload(c, reload_id)
                                            for c in changes):
             return  # that apply never reloaded: Apache still runs what it ran before
