@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from importlib import import_module
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from wizard.answers_model import Answers
 from wizard.confluence import checks
 from wizard.confluence.probes import Endpoint
 from wizard.engine.model import Check
-from wizard.engine.step import Context, Step
+from wizard.engine.step import Context, FactsT, Step
 
 #: Each kind of ``balancer.kind`` and the module holding its ``STEP``.
 KINDS: dict[str, str] = {
@@ -27,7 +27,7 @@ KINDS: dict[str, str] = {
 }
 
 
-class BalancerKind(Step):
+class BalancerKind(Step[FactsT]):
     """The ``balancer`` step of one kind of balancer."""
 
     name = "balancer"
@@ -53,7 +53,7 @@ class BalancerKind(Step):
         return found
 
 
-def kind_for(answers: Answers) -> BalancerKind:
+def kind_for(answers: Answers) -> BalancerKind[Any]:
     """The balancer step of this setup's kind."""
     step = import_module(KINDS[answers.balancer.kind]).STEP
     assert isinstance(step, BalancerKind), f"{KINDS[answers.balancer.kind]}.STEP is not a BalancerKind"

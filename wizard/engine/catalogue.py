@@ -8,12 +8,12 @@ asks this module for the steps of ``--only NAMES`` or for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wizard.engine.step import Step
 
-Resolver = Callable[[list[str] | None], list["Step"]]
+Resolver = Callable[[list[str] | None], list["Step[Any]"]]
 
 _resolver: Resolver | None = None
 
@@ -29,7 +29,7 @@ def register(resolver: Resolver) -> None:
 DEFAULT_CATALOGUE = "wizard.steps"
 
 
-def resolve(names: list[str] | None) -> list[Step]:
+def resolve(names: list[str] | None) -> list[Step[Any]]:
     """The steps for ``names`` in their running order, or every step."""
     if _resolver is None:
         from importlib import import_module

@@ -223,7 +223,7 @@ class Runner:
                 return outcome
         return Outcome(EXIT_OK, "Every step is done and its checks passed.", checks)
 
-    def run_step(self, step: Step, *, confirm: Confirm = _yes) -> Outcome:
+    def run_step(self, step: Step[Any], *, confirm: Confirm = _yes) -> Outcome:
         """One step, start to finish, with the state saved at every turn."""
         assert self.state is not None
         record = self.state.step(step.name)
@@ -312,7 +312,7 @@ class Runner:
                                                previous=self.ctx.previous, cancel=self.ctx.cancel)
         return self._undo_contexts[key]
 
-    def _finish_checks(self, step: Step, record: StepRecord, checks: list[Check], *, gate: bool) -> Outcome:
+    def _finish_checks(self, step: Step[Any], record: StepRecord, checks: list[Check], *, gate: bool) -> Outcome:
         record.checks = [check.to_dict() for check in checks]
         record.finished = now_iso()
         self.events(ChecksCompleted(step.name, tuple(checks)))
@@ -335,7 +335,7 @@ class Runner:
         self.save()
         return Outcome(EXIT_CHECK_FAILED, f"{step.title}: {record.summary}", checks)
 
-    def _fail(self, step: Step, record: StepRecord, exc: BaseException) -> Outcome:
+    def _fail(self, step: Step[Any], record: StepRecord, exc: BaseException) -> Outcome:
         interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
         if isinstance(exc, WizardError):
             message, hint = exc.message, exc.hint
@@ -357,7 +357,7 @@ class Runner:
         self.events(StepFailed(step.name, message, hint, tuple(undone)))
         return Outcome(exit_status, f"{step.title} failed: {message}" + (f"\n  -> {hint}" if hint else ""))
 
-    def _pending(self, step: Step, record: StepRecord, *, since: str | None = None) -> list[Pending]:
+    def _pending(self, step: Step[Any], record: StepRecord, *, since: str | None = None) -> list[Pending]:
         """The step's not-yet-undone records (recorded after ``since``, if given), newest first,
         each checked against the setup: the action to perform, or why it is refused."""
         pending: list[Pending] = []
@@ -376,13 +376,13 @@ class Runner:
             pending.append(Pending(entry, action, ctx))
         return pending
 
-    def _undo_pending(self, step: Step, record: StepRecord, *,
+    def _undo_pending(self, step: Step[Any], record: StepRecord, *,
                       since: str | None = None) -> tuple[list[str], list[str]]:
         """Perform the step's not-yet-undone actions (recorded after ``since``, if given),
         newest first, saving after each. A record refused by the checks is not performed."""
         return self._perform(step, self._pending(step, record, since=since))
 
-    def _perform(self, step: Step, pending: list[Pending]) -> tuple[list[str], list[str]]:
+    def _perform(self, step: Step[Any], pending: list[Pending]) -> tuple[list[str], list[str]]:
         undone: list[str] = []
         errors: list[str] = []
         for entry, action, ctx in pending:

@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 from wizard.answers_model import Answers, Node
 from wizard.engine.events import EventSink, ProgressReported, ignore_events
@@ -94,8 +94,12 @@ class Journal:
             self._record_change(dict(change))
 
 
-class Step(ABC):
-    """One step of the setup. Subclasses set the class attributes and the methods."""
+#: What a step reads in ``inspect`` and plans from (a step's own dataclass, or a list of checks).
+FactsT = TypeVar("FactsT")
+
+
+class Step(ABC, Generic[FactsT]):
+    """One step of the setup, generic over its facts. Subclasses set the class attributes and the methods."""
 
     #: The contract's step name ("preflight", "connector", ...).
     name: ClassVar[str]
@@ -117,11 +121,11 @@ class Step(ABC):
         return True
 
     @abstractmethod
-    def inspect(self, ctx: Context) -> Any:
+    def inspect(self, ctx: Context) -> FactsT:
         """Read what is there now. Read-only; raises WizardError when it cannot."""
 
     @abstractmethod
-    def plan(self, answers: Answers, facts: Any) -> Plan:
+    def plan(self, answers: Answers, facts: FactsT) -> Plan:
         """Pure: the changes to make, or a no-op plan with its reason."""
 
     def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:

@@ -126,7 +126,7 @@ def check_target(answers: Answers, action: UndoAction, label: str) -> None:
             "answers nor the balancer; rollback refused and nothing was undone.", _EDITED_HINT)
 
 
-def vet(step: Step, answers: Answers, action: UndoAction, label: str) -> UndoAction:
+def vet(step: Step[Any], answers: Answers, action: UndoAction, label: str) -> UndoAction:
     """The generic kinds checked against the setup and described afresh; any other kind refused."""
     if action.kind in (RESTORE_FILE, REMOVE_FILE):
         return vet_file_action(answers, action, label, step.undo_paths(answers, action.target))

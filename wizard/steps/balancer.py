@@ -22,7 +22,7 @@ def implementation(answers: Answers) -> Step:
     return kind_for(answers)
 
 
-class BalancerStep(Step):
+class BalancerStep(Step[Any]):  # the facts are the kind's own
     name = "balancer"
     title = "The load balancer"
     explanation = ("Configures the balancer in front of the nodes: Apache httpd (a vhost with the "

@@ -209,7 +209,7 @@ def _require_stopped(ctx: Context, doing: str) -> None:
 # --------------------------------------------------------------------------- the step
 
 
-class BaseUrlStep(Step):
+class BaseUrlStep(Step[BaseUrlFacts]):
     name = "base-url"
     title = "Confluence's base URL"
     explanation = ("Confluence must know the address users type (its Server Base URL), or the editor spins and "

@@ -42,7 +42,7 @@ class Wanted:
         return f'proxyName="{self.proxy_name}", proxyPort="{self.proxy_port}", scheme="{self.scheme}"{secure}'
 
 
-class ConnectorStep(Step):
+class ConnectorStep(Step[dict[str, NodeFacts]]):
     name = "connector"
     title = "Tomcat Connector on every node"
     explanation = ("Sets proxyName, proxyPort and scheme (and secure for HTTPS) on the Connector "

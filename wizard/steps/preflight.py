@@ -45,7 +45,7 @@ def find_program(host: Host, program: str) -> str | None:
     return host.which(program)
 
 
-class Preflight(Step):
+class Preflight(Step[list[Check]]):
     name = "preflight"
     title = "Preflight checks"
     explanation = ("Reaches every node and the balancer and checks that the files and commands the "

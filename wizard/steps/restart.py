@@ -99,7 +99,7 @@ def restart_times(record: Any) -> dict[str, str]:
     return latest
 
 
-class RestartStep(Step):
+class RestartStep(Step[RestartFacts]):
     name = "restart"
     title = "Restart the nodes one at a time"
     explanation = ("A server.xml change takes effect only after Confluence restarts. Nodes restart one "

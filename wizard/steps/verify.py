@@ -35,7 +35,7 @@ BALANCER_STEPS = ("balancer",)
 NOT_APPLIED = "not applied yet"
 
 
-class VerifyStep(Step):
+class VerifyStep(Step[list[Check]]):
     name = "verify"
     title = "Final tests"
     explanation = ("Checks the whole setup end to end, changing nothing: every node RUNNING with its Synchrony, the "

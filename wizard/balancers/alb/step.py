@@ -40,7 +40,7 @@ def options(answers: Answers) -> AlbOptions:
     return alb
 
 
-class AlbBalancerStep(BalancerKind):
+class AlbBalancerStep(BalancerKind[AlbFacts]):
     kind = "alb"
     sticky_cookie = "AWSALB"
     title = "AWS Application Load Balancer"

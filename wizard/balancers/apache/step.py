@@ -187,7 +187,7 @@ def modules_file_text(answers: Answers, apache: ApacheFacts, modules: list[str])
     return "\n".join(lines) + "\n"
 
 
-class ApacheBalancerStep(BalancerKind):
+class ApacheBalancerStep(BalancerKind[BalancerFacts]):
     kind = "apache"
     sticky_cookie = "ROUTEID"
     title = "The load balancer (Apache httpd)"
