@@ -28,7 +28,7 @@ import yaml
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from wizard.lab.cluster import apache as lab_apache
+from wizard.lab import apache as lab_apache
 from wizard.answers import find_problems, load_answers_file, merge, missing_keys, validate
 from wizard.answers.schema import answers_schema
 from wizard.answers.template import answers_template
