@@ -158,7 +158,7 @@ class SetupScreen(Page):
     def lab_waits_for_base_url(self) -> bool:
         """The lab can play the admin now: the guided base-url step runs on it."""
         session = self.wizard.session
-        return (self.wizard.lab.cluster is not None and session is not None and session.running == "base-url"
+        return (self.wizard.lab is not None and session is not None and session.running == "base-url"
                 and session.answers.base_url.method == "guided")
 
     def action_lab_base_url(self) -> None:
