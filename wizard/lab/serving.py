@@ -134,7 +134,7 @@ class LabHandler(BaseHTTPRequestHandler):
         # The request again as it came (http.server has read it): the protocol parses it
         # itself, and then expects frames.
         head = "".join(f"{name}: {value}\r\n" for name, value in self.headers.items())
-        protocol.receive_data(self.raw_requestline + f"{head}\r\n".encode("iso-8859-1"))
+        protocol.receive_data(f"{self.requestline}\r\n{head}\r\n".encode("iso-8859-1"))
         requests = [event for event in protocol.events_received() if isinstance(event, Request)]
         if requests:
             response = protocol.accept(requests[0])
@@ -157,7 +157,7 @@ class LabHandler(BaseHTTPRequestHandler):
             else:
                 protocol.receive_eof()
             for event in protocol.events_received():
-                text = _message_text(event, message)
+                text = _message_text(event, message) if isinstance(event, Frame) else None
                 if text is not None:
                     protocol.send_text(reply(text).encode("utf-8"))
             _send_pending(protocol, sock)
