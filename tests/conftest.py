@@ -6,8 +6,11 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from wizard.lab.node import LabNode
 
 
 def _load_test_helper(name: str, filename: str):
@@ -109,25 +112,27 @@ def sshd_factory(ssh_testbed) -> Iterator[Callable]:
         ssh_testbed.stop_server(server)
 
 
-# --- Simulated Confluence nodes (tests/integration/fake_confluence.py) ------------------------
+# --- Simulated Confluence nodes (the lab's, wizard/lab/node.py) -------------------------------
 
 
 @pytest.fixture
-def fake_confluence_factory() -> Iterator[Callable]:
-    """Start simulated Confluence nodes: ``start(trigger=PATH, restart_delay=0.3,
-    never_comes_back=False, down=False, ...)`` returns a running ``FakeConfluence``
-    (``.port``, ``.restarts``, ``.restart_log``, ``.stop()``); all stop when the test ends."""
-    module = _load_test_helper("clbw_tests_fake_confluence", "fake_confluence.py")
-    started = []
+def lab_node_factory(tmp_path_factory) -> Iterator[Callable[..., LabNode]]:
+    """Start simulated nodes, the lab's own (Confluence + Synchrony, WebSocket echoes, restarts by
+    the trigger file): ``start(name, install_dir=None, **knobs)`` returns a running ``LabNode``
+    that writes nothing in ``install_dir`` (the test writes server.xml there; the restart trigger
+    is ``<install_dir>/restart-requested``). Knobs: ``LabNode``'s (``restart_seconds``, default
+    0.3 here; ``never_comes_back``, ``echo_pages``, ``context_path``...). All stop when the test ends."""
+    started: list[LabNode] = []
 
-    def start(trigger=None, **kwargs):
-        fake = module.FakeConfluence(trigger, **kwargs)
-        started.append(fake)
-        return fake.start()
+    def start(name: str, install_dir: Path | None = None, **knobs: Any) -> LabNode:
+        folder = install_dir if install_dir is not None else tmp_path_factory.mktemp(f"{name}-install")
+        node = LabNode(name, folder, managed_files=False, **{"restart_seconds": 0.3, **knobs})
+        started.append(node)
+        return node.start()
 
     yield start
-    for fake in started:
-        fake.stop()
+    for node in started:
+        node.stop()
 
 
 # --- moto's AWS server (tests/integration/moto_server.py) ----------------------------------
@@ -169,7 +174,7 @@ def aws_lab(aws_env, moto_helpers):
     return moto_helpers.build_lab()
 
 
-# --- Real Apache httpd and simulated nodes (tests/integration/apache.py, fake_node.py) ----------
+# --- Real Apache httpd (tests/integration/apache.py) ----------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -193,21 +198,3 @@ def apache_factory(apache_helpers) -> Iterator[Callable]:
     yield create
     for server in created:
         server.remove()
-
-
-@pytest.fixture
-def fake_node_factory() -> Iterator[Callable]:
-    """Start simulated nodes (Confluence + Synchrony with WebSocket echoes, tests/integration/
-    fake_node.py): ``start(name, context_path="")`` returns a running ``FakeNode``
-    (``.confluence_port``, ``.synchrony_port``, ``.hits``); all stop when the test ends."""
-    module = _load_test_helper("clbw_tests_fake_node", "fake_node.py")
-    started = []
-
-    def start(name: str, **kwargs):
-        node = module.FakeNode(name, **kwargs)
-        started.append(node)
-        return node.start()
-
-    yield start
-    for node in started:
-        node.stop()

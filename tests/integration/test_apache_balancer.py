@@ -1,10 +1,10 @@
 """The balancer step, kind apache, against a REAL Apache 2.4 in front of simulated nodes.
 
 Each test starts its own self-contained Apache (tests/integration/apache.py) on free
-ports of 127.0.0.1 and two simulated nodes (tests/integration/fake_node.py: Confluence
-/status, Synchrony /synchrony/heartbeat, WebSocket echoes, every answer naming its
-node). The nodes' install folders hold a server.xml whose Connector is on the fake
-node's port and a bin/setenv.sh with its Synchrony port, so the wizard reads the ports
+ports of 127.0.0.1 and two simulated nodes (the lab's ``LabNode``: Confluence /status,
+Synchrony /synchrony/heartbeat, WebSocket echoes, pages that echo the request, every
+answer naming its node). The nodes' install folders hold a server.xml whose Connector is
+on the simulated node's port and a bin/setenv.sh with its Synchrony port, so the wizard reads the ports
 as it would on a real node. The wizard reaches Apache locally (one test over a real
 sshd) with ``configtest_command``/``reload_command`` carrying ``-f MAIN.conf``.
 
@@ -59,7 +59,7 @@ class Lab:
     """A started Apache, simulated nodes with install folders, and the answers that tie them."""
 
     apache: Any  # ApacheServer
-    nodes: list[Any]  # FakeNode
+    nodes: list[Any]  # wizard.lab.node.LabNode
     tmp: Path
     raw: dict
     events: list = field(default_factory=list)
@@ -120,14 +120,14 @@ def insecure() -> ssl.SSLContext:
     return context
 
 
-def make_lab(tmp: Path, apache_factory, fake_node_factory, *, tls: bool = False, context: str = "",
+def make_lab(tmp: Path, apache_factory, lab_node_factory, *, tls: bool = False, context: str = "",
              mode: str = "direct", count: int = 2, start: bool = True, **apache_options: Any) -> Lab:
     apache = apache_factory(start=False)
     nodes, raw_nodes = [], []
     stock = (FIXTURES / ("context-path-wiki.xml" if context == "/wiki" else "confluence-7-stock.xml")).read_text()
     for index in range(1, count + 1):
-        node = fake_node_factory(f"node{index}", context_path=context)
-        install = tmp / node.name
+        install = tmp / f"node{index}"
+        node = lab_node_factory(f"node{index}", install, context_path=context, echo_pages=True)
         (install / "conf").mkdir(parents=True)
         (install / "bin").mkdir()
         (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{node.confluence_port}"'))
@@ -153,8 +153,8 @@ def make_lab(tmp: Path, apache_factory, fake_node_factory, *, tls: bool = False,
 
 
 @pytest.fixture
-def lab(tmp_path, apache_factory, fake_node_factory) -> Lab:
-    return make_lab(tmp_path, apache_factory, fake_node_factory)
+def lab(tmp_path, apache_factory, lab_node_factory) -> Lab:
+    return make_lab(tmp_path, apache_factory, lab_node_factory)
 
 
 def old_config(lab: Lab) -> bytes:
@@ -241,8 +241,8 @@ def test_sticky_sessions_hold_a_user_to_one_node_for_confluence_and_synchrony(la
 
 
 def test_tls_with_a_self_signed_certificate_and_the_redirect_to_https(tmp_path, apache_factory,
-                                                                      fake_node_factory) -> None:
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, tls=True)
+                                                                      lab_node_factory) -> None:
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, tls=True)
     outcome = lab.apply()
     assert outcome.exit_status == EXIT_OK, outcome.message
     assert any("redirects to HTTPS" in check.name and check.passed for check in outcome.checks)
@@ -266,8 +266,8 @@ def test_the_balancer_manager_is_refused_and_never_proxied(lab: Lab) -> None:
 
 
 def test_manager_allow_opens_the_manager_to_those_addresses_only(tmp_path, apache_factory,
-                                                                 fake_node_factory) -> None:
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, manager_allow=["127.0.0.1"])
+                                                                 lab_node_factory) -> None:
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, manager_allow=["127.0.0.1"])
     outcome = lab.apply()
     assert outcome.exit_status == EXIT_OK, outcome.message
     page = lab.get("/balancer-manager")
@@ -297,8 +297,8 @@ def test_older_apache_gets_the_rewrite_style_and_websockets_still_work(lab: Lab,
     assert re.fullmatch(r"node[12]: rewritten", lab.websocket(message="rewritten"))
 
 
-def test_internal_proxy_mode_under_a_context_path(tmp_path, apache_factory, fake_node_factory) -> None:
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, context="/wiki", mode="internal-proxy")
+def test_internal_proxy_mode_under_a_context_path(tmp_path, apache_factory, lab_node_factory) -> None:
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, context="/wiki", mode="internal-proxy")
     outcome = lab.apply()
     assert outcome.exit_status == EXIT_OK, outcome.message
     text = lab.apache.config_path.read_text()
@@ -314,8 +314,8 @@ def test_internal_proxy_mode_under_a_context_path(tmp_path, apache_factory, fake
 
 
 def test_a_failed_config_test_is_rolled_back_and_the_old_config_keeps_serving(tmp_path, apache_factory,
-                                                                              fake_node_factory) -> None:
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, start=False)
+                                                                              lab_node_factory) -> None:
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, start=False)
     old = old_config(lab)
     lab.apache.config_path.write_bytes(old)
     lab.apache.start()
@@ -341,14 +341,14 @@ def test_a_failed_config_test_is_rolled_back_and_the_old_config_keeps_serving(tm
 
 
 def test_a_reload_that_kills_apache_is_rolled_back_and_apache_serves_again(tmp_path, apache_factory,
-                                                                           fake_node_factory, monkeypatch) -> None:
+                                                                           lab_node_factory, monkeypatch) -> None:
     """A certificate Apache cannot load passes `apache2 -t` and ends the server on the reload. The wizard
     checks certificates with openssl first; with that check out of the way, the safety net must hold."""
     from wizard.balancers.apache import facts as apache_module
     from wizard.balancers.apache.facts import TlsFacts
 
     monkeypatch.setattr(apache_module, "read_tls_facts", lambda host, options: TlsFacts(note="skipped"))
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, tls=True, start=False)
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, tls=True, start=False)
     old = old_config(lab)
     lab.apache.config_path.write_bytes(old)
     Path(lab.raw["balancer"]["apache"]["tls"]["certificate_file"]).write_text("not a certificate\n")
@@ -383,8 +383,8 @@ def test_a_rival_vhost_for_the_same_name_is_refused(lab: Lab) -> None:
 
 
 def test_rollback_restores_the_previous_file_and_apache_serves_it(tmp_path, apache_factory,
-                                                                   fake_node_factory) -> None:
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, start=False)
+                                                                   lab_node_factory) -> None:
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, start=False)
     old = old_config(lab)
     lab.apache.config_path.write_bytes(old)
     lab.apache.start()
@@ -456,10 +456,10 @@ def test_the_installed_command_applies_verifies_and_rolls_back(lab: Lab) -> None
 
 
 def test_an_apply_killed_before_the_reload_is_finished_by_the_next_apply(tmp_path, apache_factory,
-                                                                        fake_node_factory) -> None:
+                                                                        lab_node_factory) -> None:
     """kill -9 after the vhost is written and before Apache is reloaded: the file is already as
     planned, yet the next apply must test and reload, not report "nothing to change"."""
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, start=False)
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, start=False)
     old = old_config(lab)
     lab.apache.config_path.write_bytes(old)
     lab.apache.start()
@@ -573,9 +573,9 @@ def test_plan_shows_the_diffs_but_no_secret(lab: Lab) -> None:
 # --------------------------------------------------------------------------- over SSH
 
 
-def test_the_balancer_host_over_ssh(tmp_path, apache_factory, fake_node_factory, ssh_testbed, sshd,
+def test_the_balancer_host_over_ssh(tmp_path, apache_factory, lab_node_factory, ssh_testbed, sshd,
                                     isolated_ssh_client) -> None:
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, tls=True)
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, tls=True)
     lab.raw["balancer"]["apache"]["access"] = {
         "transport": "ssh", "host": "127.0.0.1", "port": sshd.port, "user": ssh_testbed.login_user,
         "key_file": str(ssh_testbed.client_key), "known_hosts": str(ssh_testbed.known_hosts(sshd))}

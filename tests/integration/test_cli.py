@@ -32,19 +32,19 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 
 
 @pytest.fixture
-def setup(tmp_path: Path, fake_confluence_factory) -> dict:
+def setup(tmp_path: Path, lab_node_factory) -> dict:
     """Two local nodes: real install folders and a simulated Confluence answering /status."""
     nodes = []
     for index, name in enumerate(("node1", "node2"), start=1):
         install = tmp_path / name
         (install / "conf").mkdir(parents=True)
         (install / "bin").mkdir()
-        fake = fake_confluence_factory(trigger=install / "restart-requested", restart_delay=0.2)
+        node = lab_node_factory(name, install, restart_seconds=0.2)
         stock = (FIXTURES / "confluence-7-stock.xml").read_text()
-        (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{fake.port}"'))
+        (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{node.confluence_port}"'))
         nodes.append({"name": name, "address": "127.0.0.1", "install_dir": str(install),
                       "restart_command": f"touch {install / 'restart-requested'}",
-                      "confluence_port": fake.port, "access": {"transport": "local"}})
+                      "confluence_port": node.confluence_port, "access": {"transport": "local"}})
     (tmp_path / "apache").mkdir()
     answers = {
         "version": 1, "name": "cli-test", "public_url": "http://wiki.example.com", "nodes": nodes,

@@ -2,11 +2,12 @@
 
 Every node is a directory under /tmp (0755, so the non-root test user can reach it)
 holding an install: conf/server.xml copied from tests/fixtures/serverxml with the
-Connector moved to the port of the node's ``FakeConfluence``, and bin/setenv.sh.
+Connector moved to the port of the node's simulated Confluence (the lab's ``LabNode``), and
+bin/setenv.sh.
 The wizard reaches the nodes over SSH (sshd on 127.0.0.1, from the ssh_testbed
 fixtures); every node has address 127.0.0.1 and its own confluence_port. The
-restart command is ``touch <install>/restart-requested``, which the fake server
-notices and answers STARTING for a moment, then RUNNING.
+restart command is ``touch <install>/restart-requested``, which the simulated node
+notices: it goes down for a moment, answers STARTING, then RUNNING.
 
 Most tests drive ``wizard.engine.runner.Runner`` directly; a few run the installed command
 (``apply --answers F --only connector --yes``) as an admin would.
@@ -61,7 +62,7 @@ SECRET = "s3cret"  # plain-and-ssl.xml: keystorePass="s3cret&amp;more"
 
 @pytest.fixture(autouse=True)
 def _fast_polling(monkeypatch):
-    """The restart step polls /status every 2 s; the fake nodes come back in 0.3 s."""
+    """The restart step polls /status every 2 s; the simulated nodes come back in under a second."""
     monkeypatch.setattr(restart_module, "POLL_SECONDS", 0.05)
 
 
@@ -90,7 +91,7 @@ class NodeDir:
     name: str
     install: Path
     fixture: str
-    fake: Any  # FakeConfluence
+    lab_node: Any  # wizard.lab.node.LabNode
     original: bytes
 
     @property
@@ -103,7 +104,7 @@ class NodeDir:
 
     @property
     def port(self) -> int:
-        return self.fake.port
+        return self.lab_node.confluence_port
 
     def read(self) -> bytes:
         return self.server_xml.read_bytes()
@@ -115,22 +116,22 @@ class NodeDir:
         return [p.name for p in (self.install / "conf").iterdir() if p.name.endswith(".clbw-tmp")]
 
 
-def make_node(root: Path, name: str, fixture: str, start_fake: Callable, **fake_options: Any) -> NodeDir:
+def make_node(root: Path, name: str, fixture: str, start_node: Callable, **knobs: Any) -> NodeDir:
     install = root / name
     for folder in (install, install / "conf", install / "bin"):
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o755)
-    fake = start_fake(install / "restart-requested", name=name, **fake_options)
+    lab_node = start_node(name, install, **knobs)
     data = (FIXTURES / fixture).read_bytes()
-    data = data.replace(b'port="8090"', f'port="{fake.port}"'.encode())
-    data = data.replace(b"port='8090'", f"port='{fake.port}'".encode())
-    assert str(fake.port).encode() in data, f"{fixture} has no Connector on 8090 to move"
+    data = data.replace(b'port="8090"', f'port="{lab_node.confluence_port}"'.encode())
+    data = data.replace(b"port='8090'", f"port='{lab_node.confluence_port}'".encode())
+    assert str(lab_node.confluence_port).encode() in data, f"{fixture} has no Connector on 8090 to move"
     server_xml = install / "conf" / "server.xml"
     server_xml.write_bytes(data)
     server_xml.chmod(0o644)
     shutil.copyfile(FIXTURES / "setenv.sh", install / "bin" / "setenv.sh")
     (install / "bin" / "setenv.sh").chmod(0o755)
-    return NodeDir(name=name, install=install, fixture=fixture, fake=fake, original=data)
+    return NodeDir(name=name, install=install, fixture=fixture, lab_node=lab_node, original=data)
 
 
 def ssh_access(bed, server, *, known_hosts: Path | None = None, **overrides: Any) -> dict:
@@ -280,9 +281,9 @@ FIXTURE_SETS = {
 
 
 @pytest.fixture
-def three_nodes(shared_dir, fake_confluence_factory, request) -> list[NodeDir]:
+def three_nodes(shared_dir, lab_node_factory, request) -> list[NodeDir]:
     fixtures = FIXTURE_SETS[request.param]
-    return [make_node(shared_dir, f"node{i}", fixture, fake_confluence_factory)
+    return [make_node(shared_dir, f"node{i}", fixture, lab_node_factory)
             for i, fixture in enumerate(fixtures, start=1)]
 
 
@@ -392,12 +393,12 @@ def test_rollback_connector_puts_back_the_original_bytes(three_nodes, ssh_testbe
 
 
 def test_cli_apply_only_connector_over_two_sshd(ssh_testbed, sshd, start_sshd, shared_dir,
-                                                fake_confluence_factory, tmp_path):
+                                                lab_node_factory, tmp_path):
     """Nodes behind two different sshd instances, through the installed command."""
     other = start_sshd()
-    nodes = [make_node(shared_dir, "node1", "confluence-8-stock.xml", fake_confluence_factory),
-             make_node(shared_dir, "node2", "one-attribute-per-line.xml", fake_confluence_factory),
-             make_node(shared_dir, "node3", "plain-and-ssl.xml", fake_confluence_factory)]
+    nodes = [make_node(shared_dir, "node1", "confluence-8-stock.xml", lab_node_factory),
+             make_node(shared_dir, "node2", "one-attribute-per-line.xml", lab_node_factory),
+             make_node(shared_dir, "node3", "plain-and-ssl.xml", lab_node_factory)]
     accesses = [ssh_access(ssh_testbed, sshd), ssh_access(ssh_testbed, other),
                 ssh_access(ssh_testbed, other)]
     answers = tmp_path / "answers.yaml"
@@ -432,9 +433,9 @@ def test_cli_apply_only_connector_over_two_sshd(ssh_testbed, sshd, start_sshd, s
 
 
 @pytest.fixture
-def two_nodes(shared_dir, fake_confluence_factory) -> list[NodeDir]:
-    return [make_node(shared_dir, "node1", "confluence-7-stock.xml", fake_confluence_factory),
-            make_node(shared_dir, "node2", "plain-and-ssl.xml", fake_confluence_factory)]
+def two_nodes(shared_dir, lab_node_factory) -> list[NodeDir]:
+    return [make_node(shared_dir, "node1", "confluence-7-stock.xml", lab_node_factory),
+            make_node(shared_dir, "node2", "plain-and-ssl.xml", lab_node_factory)]
 
 
 def assert_untouched(nodes: list[NodeDir]) -> None:
@@ -522,9 +523,9 @@ def test_refused_key_is_a_clear_failure_and_nothing_changes(two_nodes, ssh_testb
 
 
 def test_permission_denied_names_the_path_and_sudo_and_leaves_every_file_original(
-        shared_dir, fake_confluence_factory, ssh_testbed, sshd, tmp_path):
+        shared_dir, lab_node_factory, ssh_testbed, sshd, tmp_path):
     user = ssh_testbed.plain_user()
-    nodes = [make_node(shared_dir, f"node{i}", "confluence-7-stock.xml", fake_confluence_factory)
+    nodes = [make_node(shared_dir, f"node{i}", "confluence-7-stock.xml", lab_node_factory)
              for i in (1, 2, 3)]
     for node in (nodes[0], nodes[2]):  # the plain user's own installs
         for path in (node.install, node.install / "conf", node.server_xml):
@@ -553,8 +554,8 @@ def test_permission_denied_names_the_path_and_sudo_and_leaves_every_file_origina
 
 
 def test_a_file_changed_between_plan_and_apply_is_refused_and_keeps_the_other_edit(
-        shared_dir, fake_confluence_factory, ssh_testbed, sshd, tmp_path):
-    nodes = [make_node(shared_dir, f"node{i}", "confluence-7-stock.xml", fake_confluence_factory)
+        shared_dir, lab_node_factory, ssh_testbed, sshd, tmp_path):
+    nodes = [make_node(shared_dir, f"node{i}", "confluence-7-stock.xml", lab_node_factory)
              for i in (1, 2, 3)]
     raw = answers_for(nodes, [ssh_access(ssh_testbed, sshd)] * 3, tmp_path)
     state = tmp_path / "state.json"
@@ -580,12 +581,12 @@ def test_a_file_changed_between_plan_and_apply_is_refused_and_keeps_the_other_ed
 
 
 @pytest.mark.parametrize("when", ["before-node2", "between-writes"])
-def test_sshd_killed_in_the_middle_of_an_apply(when, shared_dir, fake_confluence_factory, ssh_testbed,
+def test_sshd_killed_in_the_middle_of_an_apply(when, shared_dir, lab_node_factory, ssh_testbed,
                                                sshd, start_sshd, tmp_path, monkeypatch):
     """node1 behind one sshd, node2 behind another that dies after node1's file was written."""
     doomed = start_sshd()
-    nodes = [make_node(shared_dir, "node1", "confluence-7-stock.xml", fake_confluence_factory),
-             make_node(shared_dir, "node2", "crlf.xml", fake_confluence_factory)]
+    nodes = [make_node(shared_dir, "node1", "confluence-7-stock.xml", lab_node_factory),
+             make_node(shared_dir, "node2", "crlf.xml", lab_node_factory)]
     raw = answers_for(nodes, [ssh_access(ssh_testbed, sshd), ssh_access(ssh_testbed, doomed)], tmp_path)
     state = tmp_path / "state.json"
     confirm = None
@@ -640,10 +641,10 @@ def test_sshd_killed_in_the_middle_of_an_apply(when, shared_dir, fake_confluence
 
 
 @pytest.fixture
-def restart_cluster(shared_dir, fake_confluence_factory, ssh_testbed, sshd, tmp_path):
-    def build(count: int = 3, fake_options: dict[str, dict] | None = None, **answer_options):
-        options = fake_options or {}
-        nodes = [make_node(shared_dir, f"node{i}", "confluence-7-stock.xml", fake_confluence_factory,
+def restart_cluster(shared_dir, lab_node_factory, ssh_testbed, sshd, tmp_path):
+    def build(count: int = 3, knobs: dict[str, dict] | None = None, **answer_options):
+        options = knobs or {}
+        nodes = [make_node(shared_dir, f"node{i}", "confluence-7-stock.xml", lab_node_factory,
                            **options.get(f"node{i}", {}))
                  for i in range(1, count + 1)]
         raw = answers_for(nodes, [ssh_access(ssh_testbed, sshd)] * count, tmp_path, **answer_options)
@@ -662,8 +663,8 @@ def test_rolling_restart_over_ssh_one_node_at_a_time(restart_cluster):
     run = apply(raw, state, ["preflight", "connector", "restart"])
 
     assert run.outcome.exit_status == EXIT_OK, run.outcome.message
-    assert [node.fake.restarts for node in nodes] == [1, 1, 1]
-    logs = [node.fake.restart_log[0] for node in nodes]
+    assert [node.lab_node.restarts for node in nodes] == [1, 1, 1]
+    logs = [node.lab_node.restart_log[0] for node in nodes]
     for earlier, later in itertools.pairwise(logs):
         assert earlier.running_again is not None
         # The next restart was requested only once the previous node answered RUNNING again.
@@ -679,7 +680,7 @@ def test_rolling_restart_over_ssh_one_node_at_a_time(restart_cluster):
     again = apply(raw, state, ["restart"])
 
     assert again.outcome.exit_status == EXIT_OK, again.outcome.message
-    assert [node.fake.restarts for node in nodes] == [1, 1, 1]
+    assert [node.lab_node.restarts for node in nodes] == [1, 1, 1]
     reason = step_record(state, "restart")["plan"]["noop_reason"]
     assert "restarted after the last Connector change" in reason
     assert restart_changes(state) == ["node1", "node2", "node3"]
@@ -696,7 +697,7 @@ def test_rolling_restart_over_ssh_one_node_at_a_time(restart_cluster):
     third = apply(raw, state, ["restart"])
 
     assert third.outcome.exit_status == EXIT_OK, third.outcome.message
-    assert [node.fake.restarts for node in nodes] == [2, 2, 2]
+    assert [node.lab_node.restarts for node in nodes] == [2, 2, 2]
     assert restart_changes(state) == ["node1", "node2", "node3"] * 2
 
 
@@ -705,7 +706,7 @@ def test_restart_is_needed_after_a_connector_rollback_in_the_same_second(restart
     strings; they once had one-second resolution) counts as not yet in effect."""
     nodes, raw, state = restart_cluster(1)
     assert apply(raw, state, ["connector", "restart"]).outcome.exit_status == EXIT_OK
-    assert nodes[0].fake.restarts == 1
+    assert nodes[0].lab_node.restarts == 1
     [restarted_at] = [c["at"] for c in step_record(state, "restart")["changes"]]
     # The rollback finishes within the second the restart was recorded in (as a script
     # running `apply --only restart` then `rollback connector` easily does).
@@ -722,7 +723,9 @@ def test_restart_is_needed_after_a_connector_rollback_in_the_same_second(restart
 
 def test_restart_stops_at_the_node_that_never_comes_back(restart_cluster, monkeypatch):
     monkeypatch.setattr(restart_module, "time", FastClock(5))  # restart_timeout 10 s -> 2 s
-    nodes, raw, state = restart_cluster(3, {"node2": {"never_comes_back": True}}, restart_timeout=10)
+    # node2 answers STARTING with HTTP 200 (as Jira documents /status): the wizard names the state it read.
+    stuck = {"never_comes_back": True, "starting_status": 200}
+    nodes, raw, state = restart_cluster(3, {"node2": stuck}, restart_timeout=10)
     assert apply(raw, state, ["connector"]).outcome.exit_status == EXIT_OK
 
     started = time.monotonic()
@@ -733,13 +736,13 @@ def test_restart_stops_at_the_node_that_never_comes_back(restart_cluster, monkey
     message = run.outcome.message
     assert "node2 did not answer RUNNING within 10 s" in message
     assert "already restarted: node1" in message and "state STARTING" in message
-    assert [node.fake.restarts for node in nodes] == [1, 1, 0]  # node3 was NOT restarted
+    assert [node.lab_node.restarts for node in nodes] == [1, 1, 0]  # node3 was NOT restarted
     record = step_record(state, "restart")
     assert record["status"] == "failed" and "node2" in record["error"]["message"]
     assert restart_changes(state) == ["node1"]
 
     # Once node2 is back, the roll resumes with node2 and node3 only.
-    nodes[1].fake.come_back()
+    nodes[1].lab_node.come_back()
     [resumed] = plan(raw, state, ["restart"])
     assert [change.target for change in resumed.changes] == ["node2", "node3"]
     assert "node1 already restarted" in resumed.summary
@@ -748,7 +751,7 @@ def test_restart_stops_at_the_node_that_never_comes_back(restart_cluster, monkey
 def test_rolling_restart_waits_for_a_restart_that_begins_after_the_command_returns(restart_cluster):
     """Init scripts and service managers often return before the node has even stopped: the
     step must see each node go down and come back before it restarts the next one."""
-    nodes, raw, state = restart_cluster(3, {f"node{i}": {"restart_delay": 0.5} for i in (1, 2, 3)})
+    nodes, raw, state = restart_cluster(3, {f"node{i}": {"restart_seconds": 0.5} for i in (1, 2, 3)})
     raw = copy.deepcopy(raw)
     for entry, node in zip(raw["nodes"], nodes):
         entry["restart_command"] = f"(sleep 0.7; touch {node.trigger}) </dev/null >/dev/null 2>&1 &"
@@ -757,8 +760,8 @@ def test_rolling_restart_waits_for_a_restart_that_begins_after_the_command_retur
     run = apply(raw, state, ["restart"])
 
     assert run.outcome.exit_status == EXIT_OK, run.outcome.message
-    assert [node.fake.restarts for node in nodes] == [1, 1, 1]
-    logs = [node.fake.restart_log[0] for node in nodes]
+    assert [node.lab_node.restarts for node in nodes] == [1, 1, 1]
+    logs = [node.lab_node.restart_log[0] for node in nodes]
     for earlier, later in itertools.pairwise(logs):
         # Never two nodes down at once: the next restart began only after the previous
         # node answered RUNNING again.
@@ -769,7 +772,7 @@ def test_rolling_restart_waits_for_a_restart_that_begins_after_the_command_retur
 
 def test_restart_command_that_returns_only_once_the_node_is_back_is_accepted(restart_cluster):
     """The node went down and came back while its command ran: seen, so no wait for a second fall."""
-    nodes, raw, state = restart_cluster(2, {"node1": {"restart_delay": 0.3}, "node2": {"restart_delay": 0.3}})
+    nodes, raw, state = restart_cluster(2, {"node1": {"restart_seconds": 0.3}, "node2": {"restart_seconds": 0.3}})
     raw = copy.deepcopy(raw)
     for entry, node in zip(raw["nodes"], nodes):
         entry["restart_command"] = f"touch {node.trigger}; sleep 1.2"
@@ -778,8 +781,8 @@ def test_restart_command_that_returns_only_once_the_node_is_back_is_accepted(res
     run = apply(raw, state, ["restart"])
 
     assert run.outcome.exit_status == EXIT_OK, run.outcome.message
-    assert [node.fake.restarts for node in nodes] == [1, 1]
-    first, second = (node.fake.restart_log[0] for node in nodes)
+    assert [node.lab_node.restarts for node in nodes] == [1, 1]
+    first, second = (node.lab_node.restart_log[0] for node in nodes)
     assert first.running_again is not None and first.running_again < second.requested
 
 
@@ -798,7 +801,7 @@ def test_restart_command_that_never_takes_the_node_down_stops_the_roll(restart_c
     assert "does not seem to restart Confluence" in message and "No node was restarted" in message
     record = step_record(state, "restart")
     assert record["status"] == "failed" and "restart_command" in record["error"]["hint"]
-    assert [node.fake.restarts for node in nodes] == [0, 0]  # node2 was not touched either
+    assert [node.lab_node.restarts for node in nodes] == [0, 0]  # node2 was not touched either
     assert restart_changes(state) == []
 
 
@@ -827,9 +830,9 @@ def test_manual_restart_waits_for_running(restart_cluster):
     assert told == ["node1", "node2"]  # one at a time, in order
     assert [change.kind for change in shown] == ["manual", "manual"]
     assert all("you restart it" in change.summary for change in shown)
-    assert [node.fake.restarts for node in nodes] == [1, 1]
+    assert [node.lab_node.restarts for node in nodes] == [1, 1]
     # The wizard saw each node leave RUNNING and waited for it to answer RUNNING again.
-    assert all(node.fake.restart_log[0].running_again is not None for node in nodes)
+    assert all(node.lab_node.restart_log[0].running_again is not None for node in nodes)
     assert restart_changes(state) == ["node1", "node2"]
     assert step_record(state, "restart")["status"] == "verified"
 
@@ -844,7 +847,7 @@ def test_manual_restart_not_done_by_the_admin_is_not_recorded_as_done(restart_cl
 
     run = apply(raw, state, ["restart"], confirm=lambda plan: True)  # as `apply --yes` does
 
-    assert [node.fake.restarts for node in nodes] == [0, 0]
+    assert [node.lab_node.restarts for node in nodes] == [0, 0]
     recorded = restart_changes(state)
     assert recorded == [] or run.outcome.exit_status != EXIT_OK, (
         f"the state records restarts of {recorded}, which never restarted: "
@@ -863,7 +866,7 @@ def test_failing_restart_command_fails_the_step_with_its_stderr(restart_cluster)
     assert "Unit confluence.service not found" in message
     assert "node2" in message and "exited 1" in message
     assert "Already restarted: node1" in message
-    assert [node.fake.restarts for node in nodes] == [1, 0, 0]
+    assert [node.lab_node.restarts for node in nodes] == [1, 0, 0]
     record = step_record(state, "restart")
     assert record["status"] == "failed"
     assert "Unit confluence.service not found" in record["error"]["message"]

@@ -282,7 +282,7 @@ def test_the_tls_certificate_check_on_a_real_handshake(tmp_path: Path, tls_serve
 
 
 @pytest.mark.parametrize("days, passed", [(90, True), (5, False)])
-def test_the_checks_through_apache_with_tls(tmp_path: Path, apache_factory, fake_node_factory, days: int,
+def test_the_checks_through_apache_with_tls(tmp_path: Path, apache_factory, lab_node_factory, days: int,
                                             passed: bool) -> None:
     """Stickiness, redirects and the certificate over HTTPS, through a real Apache the wizard set up."""
     from wizard.steps.verify import STEP as VERIFY
@@ -292,8 +292,8 @@ def test_the_checks_through_apache_with_tls(tmp_path: Path, apache_factory, fake
     stock = (Path(__file__).resolve().parents[1] / "fixtures" / "serverxml" / "confluence-7-stock.xml").read_text()
     raw_nodes = []
     for index in (1, 2):
-        node = fake_node_factory(f"node{index}")
-        install = tmp_path / node.name
+        install = tmp_path / f"node{index}"
+        node = lab_node_factory(f"node{index}", install, echo_pages=True)
         (install / "conf").mkdir(parents=True)
         (install / "bin").mkdir()
         (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{node.confluence_port}"'))

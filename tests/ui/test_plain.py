@@ -38,9 +38,9 @@ def test_the_prompt_face_loads_no_textual() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_an_answers_file_then_steps_each_plan_confirmed(tmp_path: Path, fake_confluence_factory,
+def test_an_answers_file_then_steps_each_plan_confirmed(tmp_path: Path, lab_node_factory,
                                                         isolated_state_home: Path, capsys) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+    answers = make_setup(tmp_path, lab_node_factory)
     keys = (DOWN + ENTER + str(answers) + ENTER          # open an answers file
             + ENTER                                      # run the next step: preflight
             + DOWN + DOWN + ENTER + DOWN + ENTER + "y"   # run one step: connector, its plan confirmed

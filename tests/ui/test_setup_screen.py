@@ -27,8 +27,8 @@ async def select(pilot, app: WizardApp, name: str) -> None:
 
 
 async def test_a_step_runs_after_its_plan_is_shown_and_the_checklist_follows(
-        tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+        tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -53,8 +53,8 @@ async def test_a_step_runs_after_its_plan_is_shown_and_the_checklist_follows(
     assert b'proxyName="wiki.example.com"' in (tmp_path / "node1" / "conf" / "server.xml").read_bytes()
 
 
-async def test_declining_a_plan_changes_nothing(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_declining_a_plan_changes_nothing(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     before = (tmp_path / "node1" / "conf" / "server.xml").read_bytes()
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -68,8 +68,8 @@ async def test_declining_a_plan_changes_nothing(tmp_path: Path, fake_confluence_
     assert (tmp_path / "node1" / "conf" / "server.xml").read_bytes() == before
 
 
-async def test_a_failed_step_is_a_dialog_with_the_next_thing_to_try(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_a_failed_step_is_a_dialog_with_the_next_thing_to_try(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     (tmp_path / "node1" / "conf" / "server.xml").unlink()
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -87,8 +87,8 @@ async def test_a_failed_step_is_a_dialog_with_the_next_thing_to_try(tmp_path: Pa
         assert "Next:" in text_of(app.screen.query_one("#step-body", Static))
 
 
-async def test_long_work_can_be_cancelled_and_the_ui_keeps_answering(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_long_work_can_be_cancelled_and_the_ui_keeps_answering(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -110,8 +110,8 @@ async def test_long_work_can_be_cancelled_and_the_ui_keeps_answering(tmp_path: P
 
 
 async def test_a_step_is_rolled_back_from_the_palette_after_its_undo_is_listed(
-        tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+        tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     before = (tmp_path / "node1" / "conf" / "server.xml").read_bytes()
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -133,8 +133,8 @@ async def test_a_step_is_rolled_back_from_the_palette_after_its_undo_is_listed(
     assert (tmp_path / "node1" / "conf" / "server.xml").read_bytes() == before
 
 
-async def test_verify_now_shows_each_failure_with_what_to_do(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_verify_now_shows_each_failure_with_what_to_do(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -150,9 +150,9 @@ async def test_verify_now_shows_each_failure_with_what_to_do(tmp_path: Path, fak
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
 
 
-async def test_quitting_midway_and_coming_back_resumes_where_it_stopped(tmp_path: Path, fake_confluence_factory,
+async def test_quitting_midway_and_coming_back_resumes_where_it_stopped(tmp_path: Path, lab_node_factory,
                                                                        isolated_state_home: Path) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+    answers = make_setup(tmp_path, lab_node_factory)
     first = create_app(answers_file=answers)
     async with first.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(first.screen, SetupScreen))
@@ -176,8 +176,8 @@ async def test_quitting_midway_and_coming_back_resumes_where_it_stopped(tmp_path
     assert exported.with_suffix(".html").exists()
 
 
-async def test_the_summary_offers_the_runbook_export(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_the_summary_offers_the_runbook_export(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -191,8 +191,8 @@ async def test_the_summary_offers_the_runbook_export(tmp_path: Path, fake_conflu
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
 
 
-async def test_light_and_dark_themes_and_80_by_24(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_light_and_dark_themes_and_80_by_24(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -206,7 +206,7 @@ async def test_light_and_dark_themes_and_80_by_24(tmp_path: Path, fake_confluenc
         assert app.theme == dark
 
 
-async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path, fake_confluence_factory,
+async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path, lab_node_factory,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from wizard.engine.runner import Runner
 
@@ -214,7 +214,7 @@ async def test_an_unexpected_problem_is_a_dialog_not_a_traceback(tmp_path: Path,
         raise RuntimeError("the disk fell off")
 
     monkeypatch.setattr(Runner, "apply", broken)
-    answers = make_setup(tmp_path, fake_confluence_factory)
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
@@ -247,13 +247,13 @@ async def wait_in_a_manual_restart(pilot, app) -> None:
 
 
 async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
-        tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
+        tmp_path: Path, lab_node_factory, isolated_state_home: Path) -> None:
     from textual.widgets import Input
 
     from screens.answers.apache_form import ApacheFormScreen
     from screens.answers.balancer_choice import BalancerChoiceScreen
 
-    answers = make_setup(tmp_path, fake_confluence_factory)
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await open_answers_editor(pilot, app)
@@ -273,10 +273,10 @@ async def test_the_answers_are_changed_from_the_checklist_and_the_setup_reopens(
 
 
 async def test_changes_to_the_answers_not_saved_yet_survive_a_quit(
-        tmp_path: Path, fake_confluence_factory, isolated_state_home: Path) -> None:
+        tmp_path: Path, lab_node_factory, isolated_state_home: Path) -> None:
     from textual.widgets import Input
 
-    answers = make_setup(tmp_path, fake_confluence_factory)
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await open_answers_editor(pilot, app)
@@ -293,8 +293,8 @@ async def test_changes_to_the_answers_not_saved_yet_survive_a_quit(
         assert again.screen.query_one("#setup--public-url", Input).value == "http://wiki3.example.com"
 
 
-async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_in_a_manual_restart(pilot, app)
@@ -306,8 +306,8 @@ async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path,
 
 
 async def test_quitting_at_once_leaves_the_state_to_the_step_until_it_has_stopped(tmp_path: Path,
-                                                                                  fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+                                                                                  lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     state_path = tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json"
     app = create_app(answers_file=answers)
     async with app.run_test(size=(100, 30)) as pilot:

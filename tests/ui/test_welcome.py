@@ -35,8 +35,8 @@ async def test_the_welcome_offers_a_new_setup_and_the_lab(tmp_path: Path) -> Non
     assert app.return_code == 0
 
 
-async def test_a_complete_answers_file_opens_the_steps(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_a_complete_answers_file_opens_the_steps(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     app = create_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("o")
@@ -72,8 +72,8 @@ async def test_a_partial_answers_file_opens_the_inventory_to_finish_it(tmp_path:
         assert "https://" in text_of(app.screen.query_one("#setup--public-url-problem", Static))
 
 
-async def test_resume_lists_each_saved_setup_with_its_progress(tmp_path: Path, fake_confluence_factory) -> None:
-    answers = make_setup(tmp_path, fake_confluence_factory)
+async def test_resume_lists_each_saved_setup_with_its_progress(tmp_path: Path, lab_node_factory) -> None:
+    answers = make_setup(tmp_path, lab_node_factory)
     first = create_app(answers_file=answers)
     async with first.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(first.screen, SetupScreen))

@@ -65,13 +65,14 @@ def setup_answers(tmp_path: Path, port: int, apache: Any = None, *, name: str = 
     return answers
 
 
-def make_setup(tmp_path: Path, fake_confluence_factory: Any, apache: Any = None) -> Path:
-    """One local node: a real install folder and a simulated Confluence answering /status; with
-    ``apache`` (a self-contained test Apache) the balancer step can plan for real. The answers file."""
-    fake = fake_confluence_factory(trigger=tmp_path / "node1" / "restart-requested", restart_delay=0.2)
-    install_node(tmp_path / "node1", fake.port)
+def make_setup(tmp_path: Path, lab_node_factory: Any, apache: Any = None) -> Path:
+    """One local node: a real install folder and a simulated Confluence answering /status (the lab's
+    node); with ``apache`` (a self-contained test Apache) the balancer step can plan for real. The
+    answers file."""
+    node = lab_node_factory("node1", tmp_path / "node1", restart_seconds=0.2)
+    install_node(tmp_path / "node1", node.confluence_port)
     path = tmp_path / "answers.yaml"
-    path.write_text(yaml.safe_dump(setup_answers(tmp_path, fake.port, apache)))
+    path.write_text(yaml.safe_dump(setup_answers(tmp_path, node.confluence_port, apache)))
     return path
 
 

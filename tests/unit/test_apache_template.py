@@ -276,7 +276,7 @@ SAMPLES = [
 
 
 @pytest.mark.parametrize("count,tls,context,mode,version", SAMPLES)
-def test_a_sample_is_served_for_real(apache_factory, fake_node_factory, count: int, tls: bool, context: str,
+def test_a_sample_is_served_for_real(apache_factory, lab_node_factory, count: int, tls: bool, context: str,
                                      mode: str, version) -> None:
     server = apache_factory(start=False)
     cert, key = server.self_signed()
@@ -284,7 +284,7 @@ def test_a_sample_is_served_for_real(apache_factory, fake_node_factory, count: i
                          config_path=str(server.config_path), cert=str(cert), key=str(key),
                          configtest=server.configtest_command, reload=server.reload_command)
     facts = dataclasses.replace(read_apache_facts(LocalHost("balancer"), answers, ALL_MODULES), version=version)
-    fakes = [fake_node_factory(f"node{i}", context_path=context) for i in range(1, count + 1)]
+    fakes = [lab_node_factory(f"node{i}", context_path=context, echo_pages=True) for i in range(1, count + 1)]
     nodes = tuple(NodeTarget(f.name, "127.0.0.1", f.confluence_port, f.synchrony_port, context, "test")
                   for f in fakes)
     server.config_path.write_text(render_vhost(build_vhost(answers, BalancerFacts(facts, nodes))))

@@ -1,8 +1,8 @@
 """One simulated Confluence Data Center node of the lab: Confluence and Synchrony on loopback.
 
-Stdlib only (``http.server``), so the lab needs nothing the product does not already
-depend on. A ``LabNode`` owns an install folder with the stock ``conf/server.xml`` and
-``bin/setenv.sh`` and runs two HTTP servers on 127.0.0.1, each in its own thread:
+A ``LabNode`` owns an install folder with the stock ``conf/server.xml`` and
+``bin/setenv.sh`` and serves two ports on 127.0.0.1 (``wizard.lab.serving``: HTTP on the
+standard library's server, WebSockets on ``websockets``), each in its own thread:
 
 * Confluence (the Connector's port): ``<ctx>/status``, the applinks manifest (reporting
   the lab's shared base URL), ``/`` redirecting the way Tomcat builds the redirect from
@@ -13,35 +13,41 @@ depend on. A ``LabNode`` owns an install folder with the stock ``conf/server.xml
 
 Every answer carries ``X-Node: <name>``. A restart is requested the way the wizard's
 restart step does it on a lab node: ``touch <install>/restart-requested``. A watcher
-thread sees the file, answers STARTING for ``restart_seconds``, re-reads the Connector
-from server.xml (so a Connector edit takes effect only then, as on a real node) and
-counts the restart. Every thread the node starts is named ``clbw-lab-...`` and joined by
-``stop()``, open connections (WebSockets included) are closed, so nothing outlives it.
+thread sees the file and plays the restart as a real node goes through it: the old
+Confluence winds down (``stopping_seconds``, answering STARTING), then nothing listens
+on either port (``down_seconds``: connections refused), then Confluence answers 503
+``{"state":"STARTING"}`` (``restart_seconds``) with the Connector re-read from
+server.xml (so a Connector edit takes effect only then), then 200 RUNNING; Synchrony's
+heartbeat comes back ``synchrony_lag_seconds`` after that. Every thread the node starts
+is named ``clbw-lab-...`` and joined by ``stop()``, open connections (WebSockets
+included) are closed, so nothing outlives it.
+
+The tests build on the same class, with knobs for what they need: an install folder the
+test writes itself (``managed_files=False``), pages that echo what the balancer forwarded
+(``echo_pages``), a node that never comes back from a restart, a resting state other than
+RUNNING (FIRST_RUN...), slow answers (``answer_delay``), a node without Synchrony.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import html
 import json
 import secrets
 import shlex
-import socket
-import socketserver
-import struct
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qs
 
+from wizard.confluence.serverxml import ServerXmlError, decode_server_xml, read_facts
 from wizard.errors import WizardError
 from wizard.lab.files import server_xml, setenv_sh
-from wizard.confluence.serverxml import ServerXmlError, decode_server_xml, read_facts
+from wizard.lab.serving import LabHandler, LabHttpServer
 
 #: The file whose appearance restarts a node (the lab's ``restart_command`` touches it).
 TRIGGER_NAME = "restart-requested"
@@ -49,7 +55,6 @@ TRIGGER_NAME = "restart-requested"
 THREAD_PREFIX = "clbw-lab"
 #: How often the watcher looks for the restart trigger.
 WATCH_SECONDS = 0.05
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 WEBSOCKET_PATH = "/v1/bayeux-sync1"
 #: What the simulated nodes say they are (the applinks manifest).
 CONFLUENCE_VERSION = "8.5.4"
@@ -86,215 +91,92 @@ class LabDatabase:
             self.on_change()
 
 
-# --------------------------------------------------------------------------- servers
+# --------------------------------------------------------------------------- what the ports answer
 
 
-class LabHttpServer(ThreadingHTTPServer):
-    """A threading HTTP server that can close every open connection when it stops.
+class _NodeHandler(LabHandler):
+    """What both services share: X-Node on every answer, the hit count, the echo, the WebSocket echo."""
 
-    ``ThreadingHTTPServer.shutdown`` only stops accepting; a WebSocket or an idle
-    keep-alive connection would keep its thread alive for ever. Connections are
-    tracked here so ``close_all`` can shut their sockets down and join their threads.
-    """
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, port: int, handler: type[BaseHTTPRequestHandler], *, label: str, node: LabNode) -> None:
-        self.label = label
-        self.node = node
-        self._connections: dict[threading.Thread, socket.socket] = {}
-        self._connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind asks DNS for the address's name; on loopback that is
-        # only a delay (seconds on a machine with a slow resolver).
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self._serve_connection, args=(request, client_address),
-                                  name=f"{self.label}-connection", daemon=True)
-        with self._connections_lock:
-            self._connections[thread] = request
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except OSError:
-            pass  # the client hung up, or close_all shut the socket: nothing to report
-        finally:
-            self.shutdown_request(request)
-            with self._connections_lock:
-                self._connections.pop(threading.current_thread(), None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Quiet: a lab client that disconnects mid-answer is not worth a traceback on the admin's screen."""
-
-    def close_all(self) -> None:
-        """Stop accepting, close every open connection and join its thread."""
-        self.shutdown()
-        self.server_close()
-        with self._connections_lock:
-            open_connections = list(self._connections.items())
-        for _, sock in open_connections:
-            with contextlib.suppress(OSError):  # the client may have closed it already
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread, _ in open_connections:
-            thread.join(timeout=5)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """What both services share: X-Node on every answer, the WebSocket echo, quiet logs."""
-
-    server: LabHttpServer
-    protocol_version = "HTTP/1.1"
-    #: An idle keep-alive connection is closed after this long (a WebSocket has no timeout).
-    timeout = 60
-    server_version = "Apache-Coyote/1.1"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        pass  # the wizard's screen is no place for an access log
+    #: "confluence" or "synchrony" (the keys of ``LabNode.hits``).
+    service = ""
 
     @property
     def node(self) -> LabNode:
-        return self.server.node
+        node: LabNode = self.server.owner
+        return node
+
+    def begin(self) -> str:
+        """The request's path, once counted and delayed as the node's knobs say."""
+        path = self.path_only()
+        self.node.note_request(self.service, path)
+        return path
 
     def send(self, status: int, body: bytes | str = b"", content_type: str = "text/plain;charset=UTF-8",
              headers: dict[str, str] | None = None) -> None:
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("X-Node", self.node.name)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.answer(status, body, content_type, {"X-Node": self.node.name, **(headers or {})})
 
-    def path_only(self) -> str:
-        return self.path.split("?", 1)[0].split("#", 1)[0]
+    def echo(self) -> None:
+        """200 with JSON describing the request: what the balancer forwarded, for a test to look at."""
+        path, _, query = self.path.partition("?")
+        body = {"node": self.node.name, "service": self.service, "path": path, "query": query,
+                "host": self.headers.get("Host"), "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
+                "cookie": self.headers.get("Cookie")}
+        self.send(200, json.dumps(body), "application/json")
 
     def websocket_echo(self) -> None:
-        if self.headers.get("Upgrade", "").lower() != "websocket":
+        if not self.wants_websocket():
             # What Synchrony's Jetty answers a plain GET on its WebSocket path.
             self.send(400, 'Can "Upgrade" only to "WebSocket".')
             return
-        accept_websocket(self, self.node.name)
-        self.connection.settimeout(None)  # an editor's WebSocket may idle; stop() closes it
-        echo_websocket(self, self.node.name)
+        name = self.node.name
+        self.node.note_request(self.service, "websocket")
+        self.serve_websocket(lambda text: f"{name}: {text}", {"X-Node": name})
 
 
-# A minimal RFC 6455 server (the lab's nodes and the tests' simulated ones): the handshake,
-# then text frames echoed with the node's name.
-
-
-def accept_websocket(handler: BaseHTTPRequestHandler, node_name: str) -> None:
-    """Answer a WebSocket upgrade request with ``101 Switching Protocols`` (and ``X-Node``).
-
-    The connection is the WebSocket's from here: the handler will not read another request on it.
-    """
-    key = handler.headers.get("Sec-WebSocket-Key", "")
-    accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
-    handler.send_response(101, "Switching Protocols")
-    handler.send_header("Upgrade", "websocket")
-    handler.send_header("Connection", "Upgrade")
-    handler.send_header("Sec-WebSocket-Accept", accept)
-    handler.send_header("X-Node", node_name)
-    handler.end_headers()
-    handler.wfile.flush()
-    handler.close_connection = True
-
-
-def echo_websocket(handler: BaseHTTPRequestHandler, node_name: str) -> None:
-    """Echo every text or binary frame as the text ``"<node_name>: <message>"``, answer pings,
-    until the client closes (or hangs up): a test can tell which node holds the WebSocket."""
-    while True:
-        frame = read_frame(handler.rfile)
-        if frame is None:
-            return
-        opcode, payload = frame
-        if opcode == 0x8:  # close: answer it and stop
-            write_frame(handler.wfile, 0x8, payload[:2])
-            return
-        if opcode == 0x9:  # ping
-            write_frame(handler.wfile, 0xA, payload)
-        elif opcode in (0x1, 0x2):
-            text = payload.decode("utf-8", "replace")
-            write_frame(handler.wfile, 0x1, f"{node_name}: {text}".encode())
-
-
-def read_frame(rfile: BinaryIO) -> tuple[int, bytes] | None:
-    """One frame from the client: (opcode, unmasked payload); None when the connection ended mid-frame."""
-    head = rfile.read(2)
-    if len(head) < 2:
-        return None
-    opcode, length = head[0] & 0x0F, head[1] & 0x7F
-    masked = bool(head[1] & 0x80)
-    if length == 126:
-        length = struct.unpack("!H", rfile.read(2))[0]
-    elif length == 127:
-        length = struct.unpack("!Q", rfile.read(8))[0]
-    mask = rfile.read(4) if masked else b"\0\0\0\0"
-    data = rfile.read(length)
-    if len(data) < length:
-        return None
-    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-def write_frame(wfile: BinaryIO, opcode: int, payload: bytes) -> None:
-    """One unfragmented, unmasked frame (a server never masks), flushed at once."""
-    length = len(payload)
-    if length < 126:
-        head = struct.pack("!BB", 0x80 | opcode, length)
-    elif length < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, length)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, length)
-    wfile.write(head + payload)
-    wfile.flush()
-
-
-class SynchronyHandler(_Handler):
+class SynchronyHandler(_NodeHandler):
     """The node's Synchrony: heartbeat and the WebSocket echo."""
 
+    service = "synchrony"
+
     def do_GET(self) -> None:
-        path = self.path_only()
+        path = self.begin()
         if path == "/synchrony/heartbeat":
             self.send(200, "OK")
         elif path == f"/synchrony{WEBSOCKET_PATH}":
             self.websocket_echo()
+        elif self.node.echo_pages:
+            self.echo()
         else:
             self.send(404, "Not Found")
 
     do_HEAD = do_GET
 
 
-class ConfluenceHandler(_Handler):
+class ConfluenceHandler(_NodeHandler):
     """The node's Confluence, as far as a balancer set-up can see it."""
+
+    service = "confluence"
 
     def do_GET(self) -> None:
         node = self.node
         ctx = node.context_path
-        path = self.path_only()
+        path = self.begin()
+        state = node.state
         if path == f"{ctx}/status":
-            self.send(200, json.dumps({"state": node.state}), "application/json;charset=UTF-8")
+            status = 200 if state in (node.resting_state, "RUNNING") else node.starting_status
+            self.send(status, json.dumps({"state": state}), "application/json;charset=UTF-8")
+        elif path.startswith(f"{ctx}/synchrony-proxy/") and not node.synchrony_up:
+            # Confluence's proxy has no Synchrony behind it (stopped, or not back yet after a restart).
+            self.send(503, "Synchrony is not running.", headers={"Retry-After": "5"})
         elif path == f"{ctx}/synchrony-proxy/heartbeat":
             self.send(200, "OK")
         elif path == f"{ctx}/synchrony-proxy{WEBSOCKET_PATH}":
             self.websocket_echo()
-        elif node.state != "RUNNING":
+        elif state != "RUNNING":
             # A starting Confluence answers its pages with 503 until it is up.
             self.send(503, "Confluence is starting up.", "text/plain;charset=UTF-8", {"Retry-After": "5"})
+        elif node.echo_pages:
+            self.echo()
         elif path == f"{ctx}/rest/applinks/1.0/manifest":
             self.send(200, node.manifest_xml(), "application/xml;charset=UTF-8")
         elif path in ("/", f"{ctx}/", ctx or "/"):
@@ -312,7 +194,7 @@ class ConfluenceHandler(_Handler):
 
     def do_POST(self) -> None:
         node = self.node
-        path = self.path_only()
+        path = self.begin()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         if path not in (f"{node.context_path}/admin/editgeneralconfig.action",
@@ -355,36 +237,87 @@ class Connector:
                 "secure": self.secure}
 
 
+@dataclass
+class Restart:
+    """One restart the node went through: monotonic times of the trigger and of RUNNING again."""
+
+    requested: float
+    #: When Confluence answered RUNNING again (None: not yet, or it never did).
+    running_again: float | None = None
+    #: Over: up again with Synchrony, given up (server.xml unusable), or cut short by ``stop()``.
+    finished: bool = False
+
+
+class Phase(Enum):
+    """Where a node is in its life: up (or stopped by hand), or one of the stages of a restart."""
+
+    UP = "up"
+    STOPPING = "stopping"
+    DOWN = "down"
+    STARTING = "starting"
+
+
 class LabNode:
-    """One simulated node. ``start()`` it, ``stop()`` it; the lab does both.
+    """One simulated node. ``start()`` it, ``stop()`` it; the lab (or a test's fixture) does both.
 
     ``confluence_port`` and ``synchrony_port`` are free ports chosen when the node first
     starts (0 until then, unless given) and kept for the node's life, so a port that was
     stopped comes back on the same number.
+
+    ``managed_files`` (the lab): ``start`` writes the stock install files and every (re)start
+    loads the Connector from server.xml. False (a test that writes the install folder
+    itself): the node writes nothing there but reads the trigger, and keeps the Connector
+    it was given (``set_running_connector``). The other knobs are attributes a test may also
+    change on a running node.
     """
 
-    def __init__(self, name: str, install_dir: Path, database: LabDatabase, *, context_path: str = "",
-                 confluence_port: int = 0, synchrony_port: int = 0, restart_seconds: float = 1.0,
-                 thread_prefix: str = THREAD_PREFIX) -> None:
+    def __init__(self, name: str, install_dir: Path, database: LabDatabase | None = None, *,
+                 context_path: str = "", confluence_port: int = 0, synchrony_port: int = 0,
+                 thread_prefix: str = THREAD_PREFIX, managed_files: bool = True,
+                 stopping_seconds: float = 0.1, down_seconds: float = 0.3, restart_seconds: float = 0.6,
+                 synchrony_lag_seconds: float = 0.3, starting_status: int = 503,
+                 never_comes_back: bool = False, resting_state: str = "RUNNING", synchrony_runs: bool = True,
+                 answer_delay: float = 0.0, echo_pages: bool = False) -> None:
         self.name = name
         #: Names the node's threads (``<prefix>-<node>-...``), so its lab can tell its own apart.
         self.thread_prefix = thread_prefix
         self.install_dir = Path(install_dir)
-        self.database = database
+        self.database = database if database is not None else LabDatabase()
         self.context_path = context_path.rstrip("/")
         self.confluence_port = confluence_port
         self.synchrony_port = synchrony_port
-        #: How long a restart answers STARTING.
+        self.managed_files = managed_files
+        #: A restart: how long the old Confluence winds down (still answering, STARTING) ...
+        self.stopping_seconds = stopping_seconds
+        #: ... then how long nothing listens (connections refused) ...
+        self.down_seconds = down_seconds
+        #: ... then how long the new one answers STARTING before RUNNING ...
         self.restart_seconds = restart_seconds
-        #: How many restarts the node has done (through the trigger file).
-        self.restarts = 0
+        #: ... and how much later than RUNNING Synchrony's heartbeat comes back.
+        self.synchrony_lag_seconds = synchrony_lag_seconds
+        #: The HTTP status of a STARTING ``/status`` answer.
+        self.starting_status = starting_status
+        #: A restart stays STARTING until ``come_back()``.
+        self.never_comes_back = never_comes_back
+        #: What ``/status`` says when the node is up (FIRST_RUN: a node that was never set up).
+        self.resting_state = resting_state
+        #: Whether (re)starts bring Synchrony up (False: its port refuses connections).
+        self.synchrony_runs = synchrony_runs
+        #: Seconds every answer waits first (a slow or overloaded node).
+        self.answer_delay = answer_delay
+        #: Pages (anything but /status, the heartbeats and the WebSockets) answer JSON describing the request.
+        self.echo_pages = echo_pages
+        #: Requests seen, by ``"<service> <path>"`` (``"<service> websocket"`` for an accepted WebSocket).
+        self.hits: Counter[str] = Counter()
+        #: Every restart the node went through (or is going through), oldest first.
+        self.restart_log: list[Restart] = []
         #: Why the last restart could not load the Connector (Confluence then stays down), or "".
         self.last_error = ""
         self._connector = Connector()
         self._confluence: LabHttpServer | None = None
         self._synchrony: LabHttpServer | None = None
         self._threads: dict[str, threading.Thread] = {}
-        self._starting = False
+        self._phase = Phase.UP
         self._stopping = threading.Event()
         self._restarted = threading.Condition()
         self._lock = threading.RLock()
@@ -432,15 +365,30 @@ class LabNode:
 
     @property
     def state(self) -> str:
-        """RUNNING, STARTING (a restart requested or under way) or STOPPED."""
+        """What ``/status`` says: ``resting_state`` (RUNNING), STARTING (a restart requested or under
+        way) or STOPPED (Confluence not served, e.g. after a restart that could not load server.xml)."""
         with self._lock:
+            if self._phase is not Phase.UP:
+                return "STARTING"
             if self._confluence is None:
                 return "STOPPED"
             # The trigger file counts at once: the restart step asks for /status right after
             # its command returns, possibly before the watcher has looked.
-            if self._starting or self.trigger_path.exists():
+            if self.trigger_path.exists():
                 return "STARTING"
-            return "RUNNING"
+            return self.resting_state
+
+    @property
+    def synchrony_up(self) -> bool:
+        """Whether Synchrony is served (its heartbeat answers)."""
+        with self._lock:
+            return self._synchrony is not None
+
+    @property
+    def restarts(self) -> int:
+        """How many restarts the node has begun (through the trigger file), finished or not."""
+        with self._restarted:
+            return len(self.restart_log)
 
     @property
     def running_connector(self) -> dict[str, Any]:
@@ -469,6 +417,13 @@ class LabNode:
         connector = found[0]
         return Connector(proxy_name=connector.proxy_name, proxy_port=connector.proxy_port,
                          scheme=connector.scheme, secure=connector.secure)
+
+    def note_request(self, service: str, path: str) -> None:
+        """Count a request (``hits``) and make it wait ``answer_delay``."""
+        with self._lock:
+            self.hits[f"{service} {path}"] += 1
+        if self.answer_delay > 0:
+            self._stopping.wait(self.answer_delay)
 
     # What the Confluence port answers.
 
@@ -543,16 +498,19 @@ class LabNode:
         ``reinstall`` (a new lab): stock install files for the ports, since files an earlier lab
         left in the folder name ports that are gone. Otherwise (a resumed lab, on the ports it
         had) the files are kept as the wizard left them, and the node boots with them, as a
-        real node does after its machine restarts.
+        real node does after its machine restarts. Without ``managed_files`` no file is written.
         """
         self._stopping.clear()
         self.install_dir.mkdir(parents=True, exist_ok=True)
         self.start_confluence()
-        self.start_synchrony()
-        if reinstall or not self.server_xml_path.is_file():
-            self.install()
-        self.trigger_path.unlink(missing_ok=True)
-        self.set_running_connector(self.load_connector())
+        self.start_synchrony()  # its port is chosen (and kept) even when Synchrony is not to run
+        if self.managed_files:
+            if reinstall or not self.server_xml_path.is_file():
+                self.install()
+            self.trigger_path.unlink(missing_ok=True)
+            self.set_running_connector(self.load_connector())
+        if not self.synchrony_runs:
+            self.stop_synchrony()
         watcher = threading.Thread(target=self._watch, name=f"{self.thread_prefix}-{self.name}-restart-watcher",
                                    daemon=True)
         self._threads["watcher"] = watcher
@@ -585,10 +543,10 @@ class LabNode:
             server, self._synchrony = self._synchrony, None
         self._close("synchrony", server)
 
-    def _serve(self, service: str, port: int, handler: type[BaseHTTPRequestHandler]) -> LabHttpServer:
+    def _serve(self, service: str, port: int, handler: type[LabHandler]) -> LabHttpServer:
         label = f"{self.thread_prefix}-{self.name}-{service}"
         try:
-            server = LabHttpServer(port, handler, label=label, node=self)
+            server = LabHttpServer(port, handler, label=label, owner=self)
         except OSError as exc:
             raise WizardError(f"The lab's {self.name} could not listen on 127.0.0.1:{port} for {service}: "
                               f"{exc.strerror}.",
@@ -607,16 +565,22 @@ class LabNode:
             thread.join(timeout=5)
 
     def restart(self, *, timeout: float = 30.0) -> None:
-        """Restart the way the wizard does (the trigger file) and wait until the node is up again."""
+        """Restart the way the wizard does (the trigger file) and wait until the node is up again,
+        Synchrony included (or the restart gave up: see ``last_error``)."""
         with self._restarted:
-            before = self.restarts
+            before = len(self.restart_log)
             self.trigger_path.touch()
             # A restart already under way may finish first; ours is done once the trigger is gone too.
             done = self._restarted.wait_for(
-                lambda: self._stopping.is_set() or (self.restarts > before and not self.trigger_path.exists()),
+                lambda: self._stopping.is_set() or (len(self.restart_log) > before and self.restart_log[-1].finished
+                                                    and not self.trigger_path.exists()),
                 timeout=timeout)
         if not done:
             raise WizardError(f"The lab's {self.name} did not restart within {timeout:.0f} s.")
+
+    def come_back(self) -> None:
+        """End ``never_comes_back``: a restart waiting in STARTING goes on to RUNNING."""
+        self.never_comes_back = False
 
     def _watch(self) -> None:
         while not self._stopping.wait(WATCH_SECONDS):
@@ -624,28 +588,54 @@ class LabNode:
                 self._restart_now()
 
     def _restart_now(self) -> None:
-        with self._lock:
-            self._starting = True
+        record = Restart(requested=time.monotonic())
+        with self._restarted:
+            self.restart_log.append(record)
+        self._set_phase(Phase.STOPPING)
         self.trigger_path.unlink(missing_ok=True)
         try:
-            if self._stopping.wait(self.restart_seconds):
-                return  # the lab is stopping: no restart to finish
+            self._go_through_restart(record)
+        finally:
+            self._set_phase(Phase.UP)
+            with self._restarted:
+                record.finished = True
+                self._restarted.notify_all()
+
+    def _go_through_restart(self, record: Restart) -> None:
+        """The stages of a restart; each wait ends early when the node is stopped."""
+        if self._stopping.wait(self.stopping_seconds):
+            return
+        self._set_phase(Phase.DOWN)
+        self.stop_confluence()
+        self.stop_synchrony()  # Confluence starts and stops its Synchrony
+        if self._stopping.wait(self.down_seconds):
+            return
+        if self.managed_files:
             try:
                 connector = self.load_connector()
             except WizardError as exc:
-                # Tomcat does not come up with a server.xml it cannot use: the port goes quiet.
+                # Tomcat does not come up with a server.xml it cannot use: the ports stay quiet.
                 self.last_error = exc.message
-                self.stop_confluence()
-            else:
-                self.last_error = ""
-                self.set_running_connector(connector)
-                self.start_confluence()  # a restart brings a stopped Confluence back too
-            with self._restarted:
-                self.restarts += 1
-                self._restarted.notify_all()
-        finally:
-            with self._lock:
-                self._starting = False
+                return
+            self.set_running_connector(connector)
+        self.last_error = ""
+        self._set_phase(Phase.STARTING)
+        self.start_confluence()  # a restart brings a stopped Confluence back too
+        if self._stopping.wait(self.restart_seconds):
+            return
+        while self.never_comes_back:
+            if self._stopping.wait(WATCH_SECONDS):
+                return
+        self._set_phase(Phase.UP)
+        record.running_again = time.monotonic()
+        if self._stopping.wait(self.synchrony_lag_seconds):
+            return
+        if self.synchrony_runs:
+            self.start_synchrony()
+
+    def _set_phase(self, phase: Phase) -> None:
+        with self._lock:
+            self._phase = phase
 
     def stop(self) -> None:
         """Everything down: both ports closed, every thread joined; idempotent."""
@@ -657,7 +647,8 @@ class LabNode:
             watcher.join(timeout=5)
         self.stop_confluence()
         self.stop_synchrony()
-        self.trigger_path.unlink(missing_ok=True)
+        if self.managed_files:
+            self.trigger_path.unlink(missing_ok=True)
 
 
 def _split_host(host_header: str, default_port: int) -> tuple[str, int]:
