@@ -401,10 +401,10 @@ def test_rollback_restores_the_previous_file_and_apache_serves_it(tmp_path, apac
 
 
 def test_an_apache_setup_whose_answers_moved_to_an_alb_still_rolls_back_its_vhost(tmp_path, apache_factory,
-                                                                                  fake_node_factory) -> None:
+                                                                                  lab_node_factory) -> None:
     # Undo records are undone with the answers they were made with, never today's: an admin who
     # moves the setup to an ALB can still take the Apache vhost back, byte for byte.
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory, start=False)
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, start=False)
     old = old_config(lab)
     lab.apache.config_path.write_bytes(old)
     lab.apache.start()
