@@ -314,7 +314,7 @@ class LabHaproxy(LabProxy):
 
     @property
     def configtest_command(self) -> str:
-        return f"{shlex.quote(self.binary)} -c -q {self._files()}"
+        return f"{shlex.quote(self.binary)} -c {self._files()}"
 
     @property
     def reload_command(self) -> str:
