@@ -77,6 +77,8 @@ class LabProxy:
     program = ""
     suffix = ""
     install_hint = ""
+    #: The main file's name under ``root``.
+    main_name = ""
 
     def __init__(self, root: Path, *, binary: str | None = None, port: int | None = None,
                  spare_port: int | None = None, thread_prefix: str = THREAD_PREFIX) -> None:
@@ -109,7 +111,7 @@ class LabProxy:
 
     @property
     def main_file(self) -> Path:
-        raise NotImplementedError
+        return self.root / self.main_name
 
     @property
     def configtest_command(self) -> str:
@@ -234,12 +236,9 @@ class LabNginx(LabProxy):
 
     program = "nginx"
     suffix = ".conf"
+    main_name = "main.conf"
     install_hint = ("Install nginx: `sudo apt-get install nginx` (Debian, Ubuntu) or `sudo dnf install nginx`; "
                     "then start the lab again.")
-
-    @property
-    def main_file(self) -> Path:
-        return self.root / "main.conf"
 
     def _options(self) -> str:
         return (f"-c {shlex.quote(str(self.main_file))} -p {shlex.quote(str(self.root) + '/')} "
@@ -294,12 +293,9 @@ class LabHaproxy(LabProxy):
 
     program = "haproxy"
     suffix = ".cfg"
+    main_name = "main.cfg"
     install_hint = ("Install HAProxy: `sudo apt-get install haproxy` (Debian, Ubuntu) or `sudo dnf install haproxy`; "
                     "then start the lab again.")
-
-    @property
-    def main_file(self) -> Path:
-        return self.root / "main.cfg"
 
     @property
     def error_log(self) -> Path:
