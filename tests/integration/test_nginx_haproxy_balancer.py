@@ -427,3 +427,22 @@ def test_haproxy_drains_and_readies_a_node_through_the_runtime_api(make_bed) -> 
         with bed.client() as fresh:
             seen.add(fresh.get(bed.base + "/status").headers["x-node"])
     assert seen == {"node1", "node2"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_preflight_finds_the_program_its_version_and_features(make_bed, kind: str) -> None:
+    bed = make_bed(kind, tls=True)
+    bed.raw["restart"] = "manual"  # the simulated nodes have no restart command; preflight looks for one
+    with bed.runner() as runner:
+        outcome = runner.apply(["preflight"], confirm=lambda plan: True)
+    balancer = {check.name: check for check in outcome.checks if check.target == "balancer"}
+    assert outcome.exit_status == EXIT_OK, outcome.message
+    product = "nginx" if kind == "nginx" else "HAProxy"
+    assert balancer[f"{product} version"].passed and ("1.22" in balancer[f"{product} version"].seen
+                                                      or "2.6" in balancer[f"{product} version"].seen)
+    assert any("TLS" in name and check.passed for name, check in balancer.items()), balancer
+    bed.raw["balancer"][kind]["configtest_command"] = f"/nonexistent/{kind} -t"
+    with bed.runner() as runner:
+        refused = runner.apply(["preflight"], confirm=lambda plan: True)
+    assert refused.exit_status != EXIT_OK
+    assert any(c.name == f"{kind} program" and not c.passed for c in refused.checks), refused.checks
