@@ -93,6 +93,46 @@ class ApacheOptions:
 
 
 @dataclass
+class NginxOptions:
+    """nginx (open source) as the balancer: one file of ``server`` blocks included inside ``http {}``."""
+
+    access: Access
+    config_path: str = "/etc/nginx/conf.d/confluence-lb.conf"
+    server_name: str | None = None  # None: the public URL's host
+    listen_port: int | None = None  # None: the public URL's port
+    #: With TLS, the plain-HTTP port that redirects to HTTPS (None: 80).
+    http_port: int | None = None
+    tls: Tls | None = None
+    configtest_command: str = "nginx -t"
+    reload_command: str = "nginx -s reload"
+
+
+@dataclass
+class HaproxyOptions:
+    """HAProxy 2.x as the balancer: one file of frontends and backends loaded by one of HAProxy's ``-f``."""
+
+    access: Access
+    config_path: str = "/etc/haproxy/conf.d/confluence-lb.cfg"
+    server_name: str | None = None  # None: the public URL's host
+    listen_port: int | None = None  # None: the public URL's port
+    #: With TLS, the plain-HTTP port that redirects to HTTPS (None: 80).
+    http_port: int | None = None
+    #: One PEM per certificate: certificate_file holds certificate and key, or key_file is
+    #: ``<certificate_file>.key`` (HAProxy loads it from beside the certificate).
+    tls: Tls | None = None
+    #: HAProxy's runtime API (a ``stats socket ... level admin``): drains a node without a reload.
+    admin_socket: str | None = None
+    #: Who may open /haproxy-stats; empty: there is no stats page.
+    stats_allow: list[str] = field(default_factory=list)
+    configtest_command: str = "haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d"
+    reload_command: str = "systemctl reload haproxy"
+
+
+#: Options of a balancer the wizard reaches as a machine (its files and commands).
+HostBalancerOptions = ApacheOptions | NginxOptions | HaproxyOptions
+
+
+@dataclass
 class AlbOptions:
     region: str
     vpc_id: str
@@ -107,9 +147,17 @@ class AlbOptions:
 
 @dataclass
 class Balancer:
-    kind: Literal["apache", "alb"]
+    kind: Literal["apache", "alb", "nginx", "haproxy"]
     apache: ApacheOptions | None = None
     alb: AlbOptions | None = None
+    nginx: NginxOptions | None = None
+    haproxy: HaproxyOptions | None = None
+
+    @property
+    def host_options(self) -> HostBalancerOptions | None:
+        """The options of a balancer that runs on a machine the wizard reaches (not an ALB)."""
+        options = {"apache": self.apache, "nginx": self.nginx, "haproxy": self.haproxy}.get(self.kind)
+        return options
 
 
 @dataclass

@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "`lab` again comes back to it where you left off (an Apache lab; an ALB lab starts afresh).")
     lab.add_argument("--nodes", type=int, default=None, metavar="N",
                      help="how many nodes (default: as many as the lab you come back to, or 2)")
-    lab.add_argument("--balancer", choices=("apache", "alb"), default="apache",
-                     help="apache: the real Apache httpd of this machine (default); alb: AWS simulated by moto")
+    lab.add_argument("--balancer", choices=("apache", "alb", "nginx", "haproxy"), default="apache",
+                     help="apache: the real Apache httpd of this machine (default); nginx, haproxy: the real "
+                          "nginx or HAProxy of this machine; alb: AWS simulated by moto")
     lab.add_argument("--plain", action="store_true", help="plain line prompts instead of the full-screen app")
     lab.add_argument("--fresh", action="store_true",
                      help="start over with a new lab instead of coming back to the last one (its state file "
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--version", action="version", version=f"{TOOL_NAME} {__version__}")
     init.add_argument("-o", "--output", metavar="FILE", help="write to FILE (never over an existing file) "
                                                              "instead of standard output")
-    init.add_argument("--balancer", choices=("apache", "alb"), default="apache",
+    init.add_argument("--balancer", choices=("apache", "alb", "nginx", "haproxy"), default="apache",
                       help="the balancer kind to fill in (the other kind's keys stay commented out)")
     return parser
 

@@ -50,7 +50,8 @@ STEP_PURPOSES = {
               "Synchrony reachable over WebSocket, and the Base URL matching what users type.",
 }
 
-BALANCER_LABELS = {"apache": "Apache httpd", "alb": "AWS Application Load Balancer"}
+BALANCER_LABELS = {"apache": "Apache httpd", "alb": "AWS Application Load Balancer", "nginx": "nginx",
+                   "haproxy": "HAProxy"}
 
 # Keys of a recorded change, in the order and with the label a reader expects.
 CHANGE_FIELDS = [

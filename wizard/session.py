@@ -229,6 +229,11 @@ class Session:
             apache = balancer.apache
             where = "this machine" if apache.access.transport == "local" else f"ssh {apache.access.host}"
             pairs.append(("Balancer", f"Apache httpd on {where}, {apache.config_path or 'default vhost path'}"))
+        elif balancer.kind in ("nginx", "haproxy") and balancer.host_options is not None:
+            served = balancer.host_options
+            where = "this machine" if served.access.transport == "local" else f"ssh {served.access.host}"
+            pairs.append(("Balancer", f"{'nginx' if balancer.kind == 'nginx' else 'HAProxy'} on {where}, "
+                                      f"{served.config_path}"))
         elif balancer.alb is not None:
             alb = balancer.alb
             pairs.append(("Balancer", (f"AWS ALB {alb.name or answers.name} in {alb.region}, {alb.vpc_id}, "

@@ -289,9 +289,26 @@ def test_without_apache_the_lab_says_how_to_install_it_and_leaves_nothing(tmp_pa
     assert lab_threads(lab) == [] and not lab.running
 
 
+@pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
+def test_the_nginx_and_haproxy_labs_finish_green_and_leave_nothing_running(tmp_path: Path, balancer: str) -> None:
+    import io
+
+    from wizard.lab.cluster import run_headless
+
+    out = io.StringIO()
+    with Lab(tmp_path / balancer, balancer=balancer) as lab:
+        assert lab.proxy is not None and lab.apache is None
+        status = run_headless(lab, out=out)
+        server = lab.proxy
+    assert status == 0, out.getvalue()[-3000:]
+    assert "Every step is done and its checks passed." in out.getvalue()
+    assert f"{balancer}-reload" in (tmp_path / balancer / "lab.state.json").read_text()
+    assert not server.running and lab_threads(lab) == []
+
+
 def test_bad_lab_arguments_are_refused_before_anything_starts(tmp_path: Path) -> None:
-    with pytest.raises(BadInputError, match="apache or alb"):
-        Lab(tmp_path, balancer="nginx")
+    with pytest.raises(BadInputError, match="apache, alb, nginx or haproxy"):
+        Lab(tmp_path, balancer="traefik")
     with pytest.raises(BadInputError, match="1 to 16 nodes"):
         Lab(tmp_path, nodes=0)
 

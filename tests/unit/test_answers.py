@@ -744,8 +744,36 @@ def test_balancer_required_and_kind_required() -> None:
 
 def test_balancer_kind_choice() -> None:
     raw = apache_raw()
+    raw["balancer"]["kind"] = "traefik"
+    assert "'apache' or 'alb' or 'nginx' or 'haproxy'" in problem_for(raw, "balancer.kind").message
+
+
+def test_nginx_and_haproxy_need_their_own_block_and_refuse_apaches() -> None:
+    raw = apache_raw()
     raw["balancer"]["kind"] = "nginx"
-    assert "'apache' or 'alb'" in problem_for(raw, "balancer.kind").message
+    assert set(keys_of(raw)) == {"balancer.apache", "balancer.nginx"}
+    raw["balancer"]["nginx"] = raw["balancer"].pop("apache")
+    raw["balancer"]["nginx"].pop("manager_allow", None)
+    raw["balancer"]["nginx"]["config_path"] = "/etc/nginx/conf.d/wiki.conf"
+    assert keys_of(raw) == []
+
+
+def test_haproxy_tls_is_one_pem_or_the_key_beside_it() -> None:
+    raw = apache_raw()
+    raw["public_url"] = "https://wiki.example.com"
+    raw["balancer"] = {"kind": "haproxy", "haproxy": {"access": {"host": "lb1"}, "tls": {
+        "certificate_file": "/etc/ssl/wiki.crt", "key_file": "/etc/ssl/wiki.key"}}}
+    assert "wiki.crt.key" in problem_for(raw, "balancer.haproxy.tls.key_file").message
+    for key in ("/etc/ssl/wiki.crt", "/etc/ssl/wiki.crt.key"):
+        raw["balancer"]["haproxy"]["tls"]["key_file"] = key
+        assert keys_of(raw) == []
+
+
+def test_haproxy_stats_allow_never_everyone_even_in_halves() -> None:
+    raw = apache_raw()
+    raw["balancer"] = {"kind": "haproxy", "haproxy": {"access": {"host": "lb1"},
+                                                      "stats_allow": ["0.0.0.0/1", "128.0.0.0/1"]}}
+    assert "every IPv4 address" in problem_for(raw, "balancer.haproxy.stats_allow").message
 
 
 def test_balancer_kind_missing_still_checks_the_blocks() -> None:

@@ -25,6 +25,8 @@ from wizard.answers_model import (
     Balancer,
     BaseUrl,
     Database,
+    HaproxyOptions,
+    NginxOptions,
     Node,
     PublicUrl,
     Synchrony,
@@ -34,7 +36,7 @@ from wizard.answers_model import (
 if TYPE_CHECKING:
     from wizard.answers.checking import Checker
 
-BALANCER_KINDS = ("apache", "alb")
+BALANCER_KINDS = ("apache", "alb", "nginx", "haproxy")
 
 
 def _access(host_required: str | None) -> Section:
@@ -63,6 +65,8 @@ def _access(host_required: str | None) -> Section:
 NODE_ACCESS = _access(None)
 BALANCER_ACCESS = _access("the Apache machine's host name or ssh alias (there is no node address to "
                           "default to)")
+NGINX_ACCESS = _access("the nginx machine's host name or ssh alias (there is no node address to default to)")
+HAPROXY_ACCESS = _access("the HAProxy machine's host name or ssh alias (there is no node address to default to)")
 
 NODE = Section(build=Node, what="a mapping describing one node (name, address, ...)", keys=(
     Key("name", v.node_name(), "names the node in the plan, the checks and the runbook",
@@ -116,6 +120,53 @@ APACHE = Section(build=ApacheOptions, keys=(
         "apachectl graceful)", example="apache2ctl graceful"),
 ))
 
+def _served_keys(product: str, access: Section, suffix: str, why: str, example_path: str) -> tuple[Key, ...]:
+    """The keys nginx and HAProxy share with Apache's (access, the managed file, names, ports, TLS)."""
+    return (
+        Key("access", access, f"how the wizard reaches the {product} machine",
+            required=f"how the wizard reaches the {product} machine (transport, host, user), like "
+                     "{transport: ssh, host: lb1.internal}"),
+        Key("config_path", v.config_path(suffix, why), f"the file the wizard manages, one {product} loads",
+            example=example_path),
+        Key("server_name", v.hostname(), "the public host name served (default: the public URL's host)",
+            example="wiki.example.com"),
+        Key("listen_port", v.port(), f"the port {product} serves users on (default: the public URL's port)",
+            example=443),
+        Key("http_port", v.port(), "with tls: the plain-HTTP port that redirects to HTTPS (default: 80)",
+            example=80),
+    )
+
+
+NGINX = Section(build=NginxOptions, keys=(
+    *_served_keys("nginx", NGINX_ACCESS, ".conf", "nginx includes it inside http {}, by name or by a glob",
+                  "/etc/nginx/conf.d/confluence-lb.conf"),
+    Key("tls", TLS, "nginx terminates TLS with these files (required for an https:// public URL)"),
+    Key("configtest_command", v.command(), "tests nginx's configuration (a self-contained nginx: "
+        "nginx -c MAIN.conf -p PREFIX -t)", example="nginx -t"),
+    Key("reload_command", v.command(), "reloads nginx (a self-contained nginx: nginx -c MAIN.conf -p PREFIX "
+        "-s reload)", example="nginx -s reload"),
+))
+
+_EVERYONE_STATS = ("the stats page shows every node and its state, so it must be restricted (for example "
+                   "127.0.0.1 or 10.0.0.0/24); leave stats_allow out for no stats page")
+
+HAPROXY = Section(build=HaproxyOptions, keys=(
+    *_served_keys("HAProxy", HAPROXY_ACCESS, ".cfg", "HAProxy loads it as one of its -f files, or from a -f "
+                  "folder of *.cfg files", "/etc/haproxy/conf.d/confluence-lb.cfg"),
+    Key("tls", TLS, "HAProxy terminates TLS (required for an https:// public URL): one PEM per certificate, "
+        "certificate_file holding certificate and key (key_file the same path), or key_file "
+        "<certificate_file>.key"),
+    Key("admin_socket", v.absolute_path(), "HAProxy's runtime API (a `stats socket ... level admin` of its "
+        "global section), used to drain a node without a reload", example="/run/haproxy/admin.sock"),
+    Key("stats_allow", ListOf(v.network("an IP address or CIDR network", _EVERYONE_STATS),
+                              "IP addresses or CIDR networks (like [127.0.0.1, 10.0.0.0/24])"),
+        "who may open /haproxy-stats on the balancer's port (default: nobody, and no stats page)",
+        example=["127.0.0.1"]),
+    Key("configtest_command", v.command(), "tests HAProxy's configuration; its -f files and folders are what "
+        "HAProxy loads", example="haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d"),
+    Key("reload_command", v.command(), "reloads HAProxy", example="systemctl reload haproxy"),
+))
+
 _SUBNETS_WHY = "an ALB needs subnets in at least two availability zones"
 
 ALB = Section(build=AlbOptions, keys=(
@@ -154,7 +205,7 @@ ALB = Section(build=AlbOptions, keys=(
 
 BALANCER = Section(build=Balancer, keys=(
     Key("kind", v.choice(*BALANCER_KINDS), "which balancer to set up",
-        required="the kind of balancer: apache or alb", example="apache"),
+        required="the kind of balancer: apache, alb, nginx or haproxy", example="apache"),
     Key("apache", APACHE, "kind apache: the Apache httpd settings",
         required="the Apache settings (access, and optionally config_path, tls, ...)",
         required_when=("kind", ("apache",)), only_when=("kind", ("apache",)),
@@ -163,6 +214,14 @@ BALANCER = Section(build=Balancer, keys=(
         required="the ALB settings (region, vpc_id, subnet_ids, ...)",
         required_when=("kind", ("alb",)), only_when=("kind", ("alb",)),
         misplaced=lambda kind: f"is for kind alb, but balancer.kind is {kind}: remove it or change kind"),
+    Key("nginx", NGINX, "kind nginx: the nginx (open source) settings",
+        required="the nginx settings (access, and optionally config_path, tls, ...)",
+        required_when=("kind", ("nginx",)), only_when=("kind", ("nginx",)),
+        misplaced=lambda kind: f"is for kind nginx, but balancer.kind is {kind}: remove it or change kind"),
+    Key("haproxy", HAPROXY, "kind haproxy: the HAProxy 2.x settings",
+        required="the HAProxy settings (access, and optionally config_path, tls, ...)",
+        required_when=("kind", ("haproxy",)), only_when=("kind", ("haproxy",)),
+        misplaced=lambda kind: f"is for kind haproxy, but balancer.kind is {kind}: remove it or change kind"),
 ))
 
 DATABASE = Section(build=Database, keys=(
@@ -210,7 +269,7 @@ ANSWERS = Section(build=Answers, keys=(
         "the Confluence Data Center nodes",
         required="the Confluence Data Center nodes, a list with one entry (name, address, ...) per node"),
     Key("balancer", BALANCER, "the load balancer in front of the nodes",
-        required="which balancer to set up (kind: apache or alb) and its settings"),
+        required="which balancer to set up (kind: apache, alb, nginx or haproxy) and its settings"),
 ))
 
 
@@ -315,21 +374,34 @@ def _unique_nodes(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any
     unique("instance_id", "instance_id", False)
 
 
-def _manager_allow_not_everyone(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+def _allow_list_not_everyone(section: str, key: str, why: str) -> Rule:
     """Networks that together cover every address (0.0.0.0/1 and 128.0.0.0/1) are everyone too."""
-    allowed = ((checked.get("balancer") or {}).get("apache") or {}).get("manager_allow") or []
-    networks = [ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed]
-    v4 = [net for net in networks if isinstance(net, ipaddress.IPv4Network)]
-    v6 = [net for net in networks if isinstance(net, ipaddress.IPv6Network)]
-    for version, everything, of_version in ((4, ipaddress.ip_network("0.0.0.0/0"), v4),
-                                            (6, ipaddress.ip_network("::/0"), v6)):
-        collapsed: list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network] = (
-            list(ipaddress.collapse_addresses(v4)) if version == 4 else list(ipaddress.collapse_addresses(v6)))
-        if of_version and everything in collapsed:
-            ck.add("balancer.apache.manager_allow",
-                   f"together covers every IPv{version} address ({', '.join(map(str, of_version))}): "
-                   "/balancer-manager lets whoever opens it disable nodes, so it must be restricted (for example "
-                   "127.0.0.1 or 10.0.0.0/24); leave manager_allow out to allow nobody")
+
+    def check(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+        allowed = ((checked.get("balancer") or {}).get(section) or {}).get(key) or []
+        networks = [ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed]
+        v4 = [net for net in networks if isinstance(net, ipaddress.IPv4Network)]
+        v6 = [net for net in networks if isinstance(net, ipaddress.IPv6Network)]
+        for version, everything, of_version in ((4, ipaddress.ip_network("0.0.0.0/0"), v4),
+                                                (6, ipaddress.ip_network("::/0"), v6)):
+            collapsed: list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network] = (
+                list(ipaddress.collapse_addresses(v4)) if version == 4 else list(ipaddress.collapse_addresses(v6)))
+            if of_version and everything in collapsed:
+                ck.add(f"balancer.{section}.{key}",
+                       f"together covers every IPv{version} address ({', '.join(map(str, of_version))}): {why}")
+
+    return Rule(f"balancer.{section}.{key} does not cover every address, even split into parts", check)
+
+
+def _haproxy_pem(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+    """HAProxy reads one PEM per certificate: the key inside it, or beside it as ``<certificate>.key``."""
+    tls = ((checked.get("balancer") or {}).get("haproxy") or {}).get("tls") or {}
+    cert, key = tls.get("certificate_file"), tls.get("key_file")
+    if cert and key and key not in (cert, cert + ".key"):
+        ck.add("balancer.haproxy.tls.key_file",
+               f"must be {cert} (a PEM holding the certificate and its key) or {cert}.key (the key beside the "
+               f"certificate, where HAProxy looks for it), not {v.shown(key)}: HAProxy loads one PEM per "
+               "certificate, and the wizard never copies a private key")
 
 
 RULES: tuple[Rule, ...] = (
@@ -341,6 +413,19 @@ RULES: tuple[Rule, ...] = (
                "http:// public_url",
                "is given, but public_url starts with http://: Apache would serve HTTPS while users and "
                "Confluence's base URL use plain HTTP; use an https:// public_url, or remove tls"),
+    _kind_rule("nginx", "nginx", "tls",
+               "the certificate for HTTPS: public_url starts with https:// and nginx terminates TLS, so give "
+               "tls with certificate_file and key_file (absolute paths on the nginx machine), or use an "
+               "http:// public_url",
+               "is given, but public_url starts with http://: nginx would serve HTTPS while users and "
+               "Confluence's base URL use plain HTTP; use an https:// public_url, or remove tls"),
+    _kind_rule("haproxy", "haproxy", "tls",
+               "the certificate for HTTPS: public_url starts with https:// and HAProxy terminates TLS, so give "
+               "tls with certificate_file (a PEM with the certificate and its key) and key_file, or use an "
+               "http:// public_url",
+               "is given, but public_url starts with http://: HAProxy would serve HTTPS while users and "
+               "Confluence's base URL use plain HTTP; use an https:// public_url, or remove tls"),
+    Rule("kind haproxy: tls.key_file is tls.certificate_file or <certificate_file>.key", _haproxy_pem),
     _kind_rule("alb", "alb", "certificate_arn",
                "the ARN of the ACM certificate for HTTPS, because public_url starts with https:// and the ALB "
                "terminates TLS; or use an http:// public_url",
@@ -348,8 +433,10 @@ RULES: tuple[Rule, ...] = (
                "Confluence's base URL uses plain HTTP; use an https:// public_url, or remove certificate_arn"),
     _alb_name_rule(),
     Rule("balancer.alb.certificate_arn is in the balancer's region", _certificate_region),
-    Rule("balancer.apache.manager_allow does not cover every address, even split into parts",
-         _manager_allow_not_everyone),
+    _allow_list_not_everyone("apache", "manager_allow",
+                             "/balancer-manager lets whoever opens it disable nodes, so it must be restricted (for "
+                             "example 127.0.0.1 or 10.0.0.0/24); leave manager_allow out to allow nobody"),
+    _allow_list_not_everyone("haproxy", "stats_allow", _EVERYONE_STATS),
 )
 
 

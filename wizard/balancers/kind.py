@@ -24,6 +24,8 @@ from wizard.engine.step import Context, FactsT, Step
 KINDS: dict[str, str] = {
     "apache": "wizard.balancers.apache.step",
     "alb": "wizard.balancers.alb.step",
+    "nginx": "wizard.balancers.nginx.step",
+    "haproxy": "wizard.balancers.haproxy.step",
 }
 
 

@@ -249,9 +249,9 @@ def base_url_check(reading: Reading, public: PublicUrl) -> Check:
 
 
 def apache_probe_address(ctx: Context) -> str:
-    """Where the workstation reaches Apache: this machine for a local balancer, else the SSH host
-    (its HostName when the answers name an ~/.ssh/config alias)."""
-    options = ctx.answers.balancer.apache
+    """Where the workstation reaches the balancer's machine (Apache, nginx, HAProxy): this machine for a
+    local balancer, else the SSH host (its HostName when the answers name an ~/.ssh/config alias)."""
+    options = ctx.answers.balancer.host_options
     assert options is not None
     if options.access.transport == "local":
         return "127.0.0.1"

@@ -18,6 +18,9 @@ What runs (all on 127.0.0.1, all stopped by ``stop()``, nothing left behind):
 * For ``balancer="apache"``: the real Apache httpd of this machine, self-contained, on
   a free loopback port (``wizard.lab.apache``). The public URL is
   ``http://localhost:<port>`` (plain HTTP).
+* For ``balancer="nginx"`` or ``"haproxy"``: the real nginx or HAProxy of this machine,
+  self-contained, on a free loopback port (``wizard.lab.proxies``); the public URL is
+  ``http://localhost:<port>`` too.
 * For ``balancer="alb"``: moto's AWS server in this process (``wizard.lab.aws``), with
   a VPC, two subnets in two zones, the nodes' security group, one instance per node
   and an issued certificate. AWS is simulated: nothing reaches real AWS, and no
@@ -57,12 +60,15 @@ from wizard.lab.aws import LabAws
 from wizard.lab.files import server_xml
 from wizard.lab.folder import FolderLock, LabRecord, NodePorts, load_record, save_record, why_not_resumable
 from wizard.lab.node import THREAD_PREFIX, Connector, LabDatabase, LabNode
+from wizard.lab.proxies import LabHaproxy, LabNginx, LabProxy, find_program
 
 #: The setup's name in the lab's answers (and so its state file's name).
 SETUP_NAME = "lab"
 #: The public host name of the ALB lab (a name no real DNS answers for).
 ALB_DOMAIN = "wiki.lab.example"
-BALANCERS = ("apache", "alb")
+BALANCERS = ("apache", "alb", "nginx", "haproxy")
+#: The lab's nginx and HAProxy classes, by balancer kind.
+PROXIES: dict[str, type[LabProxy]] = {"nginx": LabNginx, "haproxy": LabHaproxy}
 MAX_NODES = 16
 #: The faults ``Lab.inject`` knows, each described in its docstring.
 FAULTS = ("node-down", "synchrony-down", "wrong-base-url", "manager-exposed", "no-stickiness",
@@ -106,9 +112,9 @@ class Lab:
     def __init__(self, root: Path | None = None, *, nodes: int | None = None, balancer: str = "apache",
                  keep: bool = False, resume: bool = False) -> None:
         if balancer not in BALANCERS:
-            raise BadInputError(f"The lab's balancer must be apache or alb, not {balancer!r}.",
-                                "Use --balancer apache (a real Apache httpd) or --balancer alb "
-                                "(AWS simulated by moto).")
+            raise BadInputError(f"The lab's balancer must be apache, alb, nginx or haproxy, not {balancer!r}.",
+                                "Use --balancer apache (a real Apache httpd), nginx or haproxy (the real "
+                                "server of this machine) or alb (AWS simulated by moto).")
         if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int)
                                   or not 1 <= nodes <= MAX_NODES):
             raise BadInputError(f"The lab runs 1 to {MAX_NODES} nodes, not {nodes!r}.",
@@ -131,6 +137,8 @@ class Lab:
         self._record_lock = threading.Lock()
         self.nodes: list[LabNode] = []
         self.apache: LabApache | None = None
+        #: The lab's nginx or HAProxy (balancer "nginx" or "haproxy").
+        self.proxy: LabProxy | None = None
         self.aws: LabAws | None = None
         self._started = False
         self._stopped = False
@@ -155,9 +163,10 @@ class Lab:
         """What users type: Apache's loopback port (plain HTTP), or the ALB lab's HTTPS name."""
         if self.balancer == "alb":
             return f"https://{ALB_DOMAIN}"
-        if self.apache is None:
+        served = self.apache or self.proxy
+        if served is None:
             raise WizardError("The lab's public URL is known once the lab has started.", "Call Lab.start() first.")
-        return f"http://localhost:{self.apache.port}"
+        return f"http://localhost:{served.port}"
 
     @property
     def base_url(self) -> str:
@@ -196,7 +205,10 @@ class Lab:
             return self
 
     def _start(self) -> None:
-        binary = find_apache() if self.balancer == "apache" else None  # fail before starting anything
+        # Fail before starting anything when the balancer's program is not installed.
+        binary = find_apache() if self.balancer == "apache" else None
+        proxy_class = PROXIES.get(self.balancer)
+        proxy_binary = find_program(proxy_class.program, proxy_class.install_hint) if proxy_class else None
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._folder_lock.acquire()
         record = self._record_to_resume()
@@ -227,6 +239,14 @@ class Lab:
                 for old in apache.sites_dir.glob("*.conf"):
                     old.unlink()
             apache.start()
+        elif proxy_class is not None:
+            proxy = proxy_class(self.root / self.balancer, binary=proxy_binary, thread_prefix=self.thread_prefix,
+                                port=record.apache_port if record is not None else None)
+            self.proxy = proxy
+            if record is None and proxy.sites_dir.is_dir():
+                for old in proxy.sites_dir.glob(f"*{proxy.suffix}"):
+                    old.unlink()
+            proxy.start()
         else:
             self.aws = LabAws(self.root, thread_prefix=self.thread_prefix)
             self.aws.start([n.name for n in self.nodes], ALB_DOMAIN, SETUP_NAME)
@@ -248,6 +268,8 @@ class Lab:
         install_files = [self.root / "nodes" / n.name / "conf" / "server.xml" for n in record.nodes]
         if self.balancer == "apache":
             install_files.append(self.root / "apache" / "main.conf")
+        elif self.balancer in PROXIES:
+            install_files.append(self.root / self.balancer / PROXIES[self.balancer].main_name)
         reason = why_not_resumable(record, balancer=self.balancer, nodes=self.asked_nodes,
                                    install_files=install_files)
         self.resume_note = reason or ""
@@ -262,7 +284,9 @@ class Lab:
                 return  # not before the lab has all its ports, nor after it stopped
             record = LabRecord(balancer=self.balancer, base_url=self.database.base_url,
                                server_id=self.database.server_id,
-                               apache_port=self.apache.port if self.apache is not None else None,
+                               # The balancer's port (Apache's, nginx's or HAProxy's).
+                               apache_port=(self.apache or self.proxy).port  # type: ignore[union-attr]
+                               if (self.apache or self.proxy) is not None else None,
                                nodes=tuple(NodePorts(n.name, n.confluence_port, n.synchrony_port)
                                            for n in self.nodes))
             save_record(self.root, record)
@@ -284,6 +308,8 @@ class Lab:
             try:
                 if self.apache is not None:
                     self.apache.stop()
+                if self.proxy is not None:
+                    self.proxy.stop()
             finally:
                 try:
                     for node in self.nodes:
@@ -329,6 +355,14 @@ class Lab:
                 "server_name": "localhost", "listen_port": self.apache.port,
                 "configtest_command": self.apache.configtest_command,
                 "reload_command": self.apache.reload_command}}
+        elif self.proxy is not None:
+            section: dict[str, Any] = {
+                "access": {"transport": "local"}, "config_path": str(self.proxy.config_path),
+                "server_name": "localhost", "listen_port": self.proxy.port,
+                "configtest_command": self.proxy.configtest_command, "reload_command": self.proxy.reload_command}
+            if isinstance(self.proxy, LabHaproxy):
+                section["admin_socket"] = str(self.proxy.admin_socket)
+            balancer = {"kind": self.balancer, self.balancer: section}
         else:
             assert self.aws is not None and self.aws.account is not None
             account = self.aws.account
@@ -370,7 +404,9 @@ class Lab:
         lines += [f"The confluence-lb-wizard lab is running: {len(self.nodes)} simulated Confluence node(s) on "
                  "this machine, "
                  + (f"behind the real Apache httpd ({self.apache.binary}) on 127.0.0.1:{self.apache.port}."
-                    if self.apache else "behind an AWS Application Load Balancer simulated by moto."),
+                    if self.apache else
+                    f"behind the real {self.proxy.program} ({self.proxy.binary}) on port {self.proxy.port}."
+                    if self.proxy else "behind an AWS Application Load Balancer simulated by moto."),
                  "",
                  f"  lab folder   {self.root}"
                  + ("" if self.keep else "  (removed when the lab stops)"),
@@ -391,6 +427,10 @@ class Lab:
         lines.append("  restart      touch <install>/restart-requested  (what the restart step runs)")
         if self.apache is not None:
             lines += [f"  Apache       {self.apache.main_conf}; the wizard writes {self.apache.config_path}",
+                      "",
+                      f"Open {self.public_url} in a browser once the balancer step is done."]
+        elif self.proxy is not None:
+            lines += [f"  {self.proxy.program:<12} {self.proxy.main_file}; the wizard writes {self.proxy.config_path}",
                       "",
                       f"Open {self.public_url} in a browser once the balancer step is done."]
         elif self.aws is not None:
@@ -419,7 +459,7 @@ class Lab:
         if self.keep and self.root.exists():
             # An ALB lab cannot come back: moto's AWS went with it.
             comeback = ("Run `confluence-lb-wizard lab` again to come back to it where you left off, or add "
-                        "--fresh to start over.\n") if self.resume and self.balancer == "apache" else ""
+                        "--fresh to start over.\n") if self.resume and self.balancer != "alb" else ""
             return (f"The lab has stopped; nothing of it is left running. Its files are kept in {self.root}.\n"
                     + comeback + f"The runbook of what was done: confluence-lb-wizard runbook --state {self.state_path}")
         return "The lab has stopped; nothing of it is left running."
@@ -564,7 +604,8 @@ class Lab:
     def _edit_vhost(self, fault: str, edit: Callable[[str], str]) -> Callable[[], None]:
         apache = self.apache
         if apache is None:
-            raise WizardError(f"The fault {fault} breaks the Apache configuration; this lab's balancer is an ALB.",
+            raise WizardError(f"The fault {fault} breaks the Apache configuration; this lab's balancer is "
+                              f"{self.balancer}.",
                               "Start an Apache lab (balancer='apache') to try it.")
         path = apache.config_path
         if not path.exists():

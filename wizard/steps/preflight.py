@@ -98,6 +98,8 @@ class Preflight(Step[list[Check]]):
             return _apache_checks(ctx)
         if balancer.kind == "alb" and balancer.alb is not None:
             return [_aws_credentials_check(balancer.alb.profile)]
+        if balancer.kind in _SERVED_CHECKS and balancer.host_options is not None:
+            return _SERVED_CHECKS[balancer.kind](ctx)
         return []
 
 
@@ -189,6 +191,113 @@ def _apache_checks(ctx: Context) -> list[Check]:
             f"{found[0]} at {found[1]}" if found else f"none of {', '.join(candidates)} found",
             "" if found else "Install Apache httpd 2.4 (apt install apache2, or dnf install httpd)."))
     return checks
+
+
+def _reach_balancer(ctx: Context, product: str) -> tuple[Host | None, list[Check]]:
+    """The balancer host and the "reachable" check (the host is None when it cannot be reached)."""
+    try:
+        host = ctx.hosts.balancer()
+        reached = host.run("echo clbw-ok", timeout=30.0)
+    except WizardError as exc:
+        return None, [Check("reachable", BALANCER, False, exc.message,
+                            exc.hint or f"Check balancer.{ctx.answers.balancer.kind}.access in the answers file.")]
+    if "clbw-ok" not in reached.stdout:
+        return None, [Check("reachable", BALANCER, False, reached.stderr.strip()[:200] or "no answer",
+                            f"Log in to the {product} host by hand and look at what the shell prints.")]
+    return host, [Check("reachable", BALANCER, True, f"reached {host.where}")]
+
+
+def _nginx_checks(ctx: Context) -> list[Check]:
+    from wizard.balancers.nginx.facts import MINIMUM_VERSION, configure_arguments, nginx_commands, parse_version
+
+    options = ctx.answers.balancer.nginx
+    assert options is not None
+    host, checks = _reach_balancer(ctx, "nginx")
+    if host is None:
+        return checks
+    checks.append(_folder_check(host, options.config_path, "nginx", "apt-get install nginx"))
+    commands = nginx_commands(options)
+    found = _program_check(host, "nginx", options.configtest_command, "apt-get install nginx (or dnf install nginx)")
+    checks.append(found)
+    if not found.passed:
+        return checks
+    result = host.run(commands.version, timeout=60.0)
+    text = result.stdout + "\n" + result.stderr
+    version = parse_version(text)
+    arguments = configure_arguments(text)
+    checks.append(_version_check("nginx", version, MINIMUM_VERSION, commands.version, text))
+    needs = [("the map and proxy modules (sticky sessions, proxying)",
+              "--without-http_map_module" not in arguments and "--without-http_proxy_module" not in arguments)]
+    if options.tls is not None:
+        needs.append(("TLS (the SSL module)", "--with-http_ssl_module" in arguments or "built with OpenSSL" in text))
+    for what, present in needs:
+        checks.append(Check(f"nginx has {what}", BALANCER, present,
+                            f"`{commands.version}`: " + ("built in" if present else "missing"),
+                            "" if present else "Install a standard nginx build (the distributions' packages)."))
+    checks.append(Check("nginx health checks", BALANCER, True,
+                        "passive only in open-source nginx: a node is skipped after failed connections, never "
+                        "probed; the wizard's verify checks each node's /status itself"))
+    return checks
+
+
+def _haproxy_checks(ctx: Context) -> list[Check]:
+    from wizard.balancers.haproxy.facts import MINIMUM_VERSION, haproxy_commands, has_feature, parse_version
+
+    options = ctx.answers.balancer.haproxy
+    assert options is not None
+    host, checks = _reach_balancer(ctx, "HAProxy")
+    if host is None:
+        return checks
+    checks.append(_folder_check(host, options.config_path, "HAProxy", "apt-get install haproxy"))
+    commands = haproxy_commands(options)
+    found = _program_check(host, "haproxy", options.configtest_command,
+                           "apt-get install haproxy (or dnf install haproxy)")
+    checks.append(found)
+    if not found.passed:
+        return checks
+    result = host.run(commands.version, timeout=60.0)
+    text = result.stdout + "\n" + result.stderr
+    checks.append(_version_check("HAProxy", parse_version(text), MINIMUM_VERSION, commands.version, text))
+    if options.tls is not None:
+        present = has_feature(text, "OPENSSL")
+        checks.append(Check("HAProxy has TLS (OpenSSL)", BALANCER, present,
+                            f"`{commands.version}`: " + ("+OPENSSL" if present else "no +OPENSSL in the feature list"),
+                            "" if present else "Install a HAProxy built with OpenSSL (the distributions' are)."))
+    if options.admin_socket:
+        exists = host.exists(options.admin_socket)
+        checks.append(Check("HAProxy runtime API socket", BALANCER, exists,
+                            f"{options.admin_socket} {'exists' if exists else 'does not exist'}",
+                            "" if exists else "Start HAProxy with `stats socket " + options.admin_socket
+                            + " mode 660 level admin` in its global section, or leave admin_socket out."))
+    return checks
+
+
+def _folder_check(host: Host, config_path: str, product: str, install: str) -> Check:
+    folder = posixpath.dirname(config_path)
+    is_dir = host.is_dir(folder)
+    return Check(f"{product} config folder", BALANCER, is_dir, f"{folder} {'exists' if is_dir else 'does not exist'}",
+                 "" if is_dir else f"Create it and make {product} load it, or correct config_path ({install} "
+                                   "creates the distribution's folders).")
+
+
+def _program_check(host: Host, program: str, command: str, install: str) -> Check:
+    words = shlex.split(command) if command else []
+    named = next((w for w in words if posixpath.basename(w) == program), program)
+    where = find_program(host, named)
+    return Check(f"{program} program", BALANCER, where is not None,
+                 f"{named} at {where}" if where else f"{named} not found", "" if where else f"Install it: {install}.")
+
+
+def _version_check(product: str, version: tuple[int, ...] | None, minimum: tuple[int, ...], command: str,
+                   text: str) -> Check:
+    shown = ".".join(map(str, version)) if version else "unknown"
+    passed = version is not None and version >= minimum
+    return Check(f"{product} version", BALANCER, passed,
+                 f"{product} {shown} (`{command}`)" if version else f"`{command}` printed no version: {text.strip()[:200]}",
+                 "" if passed else f"The wizard needs {product} {'.'.join(map(str, minimum))} or later: upgrade it.")
+
+
+_SERVED_CHECKS = {"nginx": _nginx_checks, "haproxy": _haproxy_checks}
 
 
 def _aws_credentials_check(profile: str | None) -> Check:

@@ -49,10 +49,11 @@ class HostPool:
         return self._get(node.name, node.access, node.access.host or node.address)
 
     def balancer(self) -> Host:
-        apache = self.answers.balancer.apache
-        if apache is None:
-            raise HostError("This setup's balancer is not Apache; there is no balancer host to reach.")
-        return self._get("balancer", apache.access, apache.access.host or "")
+        options = self.answers.balancer.host_options
+        if options is None:
+            raise HostError("This setup's balancer is not a machine the wizard reaches (an ALB); there is no "
+                            "balancer host to reach.")
+        return self._get("balancer", options.access, options.access.host or "")
 
     def _get(self, label: str, access: Access, default_host: str) -> Host:
         with self._lock:

@@ -1,0 +1,224 @@
+"""The nginx and HAProxy kinds' pure parts: parsers of what the servers say, the rendered file,
+refusals, the undo records, and hostile answers (refused, or landing as one argument)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wizard.answers import find_problems, validate
+from wizard.balancers.haproxy.config import build as haproxy_build
+from wizard.balancers.haproxy.config import render_config as haproxy_render
+from wizard.balancers.haproxy.facts import covers, haproxy_commands, parse_sections, parse_version
+from wizard.balancers.haproxy.step import STEP as HAPROXY
+from wizard.balancers.nginx.config import build as nginx_build
+from wizard.balancers.nginx.config import regex_literal
+from wizard.balancers.nginx.config import render_config as nginx_render
+from wizard.balancers.nginx.facts import nginx_commands, parse_dump, walk_dump
+from wizard.balancers.nginx.step import STEP as NGINX
+from wizard.balancers.served import Facts, NodeTarget, ServerError, ServerFacts
+from wizard.engine.model import BALANCER, UndoAction
+from wizard.engine.undo import UndoRecordError
+
+NODES = (NodeTarget("node1", "10.0.0.1", 8090, 8091, ""), NodeTarget("node2", "10.0.0.2", 8090, 8091, ""))
+
+
+def raw(kind: str, **options: Any) -> dict[str, Any]:
+    section: dict[str, Any] = {"access": {"transport": "local"}, "server_name": "wiki.example.com"}
+    section.update(options)
+    return {"name": "wiki", "public_url": "https://wiki.example.com",
+            "nodes": [{"name": "node1", "address": "10.0.0.1"}, {"name": "node2", "address": "10.0.0.2"}],
+            "balancer": {"kind": kind, kind: section}}
+
+
+TLS = {"certificate_file": "/etc/ssl/wiki.pem", "key_file": "/etc/ssl/wiki.pem"}
+
+
+def facts(kind: str, **extra: Any) -> Facts:
+    server = ServerFacts(kind, (1, 22, 1) if kind == "nginx" else (2, 6, 12), "", "/x", None, None, "t", "r",
+                         None, "loaded", extra=extra)
+    return Facts(server, NODES)
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+DUMP = """nginx: the configuration file /etc/nginx/nginx.conf syntax is ok
+# configuration file /etc/nginx/nginx.conf:
+pid /run/nginx.pid;
+events { }
+http {
+    include /etc/nginx/conf.d/*.conf;
+    include sites/*;
+}
+stream { include /etc/nginx/stream.d/*.conf; }
+
+# configuration file /etc/nginx/conf.d/old.conf:
+upstream clbw_wiki_confluence_all { server 10.0.0.9:8090; }
+map $cookie_x $clbw_wiki_route { default ""; }
+server { listen 443 ssl; server_name wiki.example.com; }
+
+# configuration file /etc/nginx/sites/a:
+server { listen 80; server_name "other.example.com"; }
+"""
+
+
+def test_the_dump_is_walked_from_the_main_file_through_its_includes() -> None:
+    files = parse_dump(DUMP)
+    assert list(files) == ["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/old.conf", "/etc/nginx/sites/a"]
+    walk = walk_dump(files, "/etc/nginx", "/etc/nginx/conf.d/confluence-lb.conf")
+    assert walk.config_contexts == [("http",)] and not walk.config_read
+    assert walk_dump(files, "/etc/nginx", "/etc/nginx/stream.d/x.conf").config_contexts == [("stream",)]
+    assert walk_dump(files, "/etc/nginx", "/etc/nginx/conf.d/sub/x.conf").config_contexts == []  # * never crosses /
+    assert walk_dump(files, "/etc/nginx", "/etc/nginx/sites/x.conf").config_contexts == [("http",)]  # relative
+
+
+def test_nginx_refuses_names_another_file_defines_and_a_rival_server() -> None:
+    files = parse_dump(DUMP)
+    walk = walk_dump(files, "/etc/nginx", "/etc/nginx/conf.d/confluence-lb.conf")
+    from wizard.balancers.nginx.facts import defined_names, other_servers
+
+    upstreams, variables = defined_names(walk.others)
+    answers = validate(raw("nginx", tls={"certificate_file": "/a.crt", "key_file": "/a.key"}))
+    taken = facts("nginx", upstreams=frozenset(upstreams), variables=frozenset(), servers=())
+    with pytest.raises(ServerError, match="clbw_wiki_confluence_all"):
+        NGINX.plan(answers, taken)
+    shadowed = facts("nginx", upstreams=frozenset(), variables=frozenset(variables), servers=())
+    with pytest.raises(ServerError, match=r"\$clbw_wiki_route"):
+        NGINX.plan(answers, shadowed)
+    rival = facts("nginx", upstreams=frozenset(), variables=frozenset(), servers=tuple(other_servers(walk.others)))
+    with pytest.raises(ServerError, match="old.conf:3"):
+        NGINX.plan(answers, rival)
+
+
+def test_the_nginx_file_builds_stickiness_from_maps_without_a_backslash() -> None:
+    answers = validate(raw("nginx", tls={"certificate_file": "/a.crt", "key_file": "/a.key"}))
+    text = nginx_render(nginx_build(answers, facts("nginx"), "wiki.example.com", 443, 80))
+    assert "\\" not in text
+    assert "upstream clbw_wiki_confluence_n1 {\n    server 10.0.0.1:8090 max_fails=1 fail_timeout=10s;\n" \
+           "    server 10.0.0.2:8090 max_fails=1 fail_timeout=10s backup;\n}" in text
+    assert '"~(^| )10[.]0[.]0[.]1:8091$" node1;' in text
+    assert '"node1|node1" "";' in text and 'ROUTEID=node1; Path=/; HttpOnly; Secure' in text
+    assert "return 301 https://wiki.example.com$request_uri;" in text
+    assert text.index("location ^~ /synchrony/v1/bayeux-sync1") < text.index("location ^~ /synchrony/ {") \
+        < text.index("location / {")
+    assert "proxy_read_timeout 300s;" in text and "client_max_body_size 250m;" in text
+    assert "passive only" in text
+    assert regex_literal("[::1]:80") == "[[]::1[]]:80"
+
+
+def test_nginx_commands_carry_the_main_file_and_prefix() -> None:
+    answers = validate(raw("nginx", configtest_command="sudo /opt/nginx/sbin/nginx -c /srv/lb/main.conf -p /srv/lb/ -t",
+                           reload_command="sudo /opt/nginx/sbin/nginx -c /srv/lb/main.conf -p /srv/lb/ -s reload",
+                           tls={"certificate_file": "/a.crt", "key_file": "/a.key"}))
+    commands = nginx_commands(answers.balancer.nginx)
+    assert commands.dump == "sudo /opt/nginx/sbin/nginx -c /srv/lb/main.conf -p /srv/lb/ -T"
+    assert commands.main_config == "/srv/lb/main.conf" and commands.prefix == "/srv/lb/"
+
+
+# --------------------------------------------------------------------------- HAProxy
+
+
+def test_haproxy_loads_a_file_named_by_f_or_a_cfg_in_an_f_folder() -> None:
+    loads = ("/etc/haproxy/haproxy.cfg", "/etc/haproxy/conf.d")
+    folders = frozenset({"/etc/haproxy/conf.d"})
+    assert covers(loads, folders, "/etc/haproxy/conf.d/lb.cfg") == "/etc/haproxy/conf.d"
+    assert covers(loads, folders, "/etc/haproxy/haproxy.cfg") == "/etc/haproxy/haproxy.cfg"
+    assert covers(loads, folders, "/etc/haproxy/conf.d/sub/lb.cfg") is None
+    assert covers(loads, frozenset(), "/etc/haproxy/conf.d/lb.cfg") is None  # conf.d is not a folder there
+    answers = validate(raw("haproxy", tls=TLS, configtest_command="haproxy -c -f /a.cfg -f /d",
+                           reload_command="haproxy -W -f /a.cfg -f /d -f /e.cfg -p /run/h.pid"))
+    commands = haproxy_commands(answers.balancer.haproxy)
+    assert commands.loads == ("/a.cfg", "/d", "/e.cfg") and commands.pid_file == "/run/h.pid"
+    assert parse_version("HAProxy version 2.6.12-1+deb12u4 2026/10/17") == (2, 6, 12)
+
+
+def test_haproxy_refuses_a_section_name_or_a_port_already_taken() -> None:
+    answers = validate(raw("haproxy", tls=TLS))
+    sections = parse_sections("frontend web\n    bind :443 ssl crt /x.pem\n", "/etc/haproxy/haproxy.cfg")
+    with pytest.raises(ServerError, match="already binds port 443"):
+        HAPROXY.plan(answers, facts("haproxy", sections=tuple(sections)))
+    named = parse_sections("backend clbw-wiki-confluence\n    server a 1.2.3.4:80\n", "/etc/haproxy/old.cfg")
+    with pytest.raises(ServerError, match="old.cfg:1 already defines the backend clbw-wiki-confluence"):
+        HAPROXY.plan(answers, facts("haproxy", sections=tuple(named)))
+
+
+def test_the_haproxy_file_has_cookies_checks_tunnel_timeouts_and_no_stats_by_default() -> None:
+    answers = validate(raw("haproxy", tls=TLS))
+    text = haproxy_render(haproxy_build(answers, facts("haproxy"), "wiki.example.com", 443, 80))
+    assert "bind :443 ssl crt /etc/ssl/wiki.pem" in text and "wiki.pem.key" not in text
+    assert text.count("cookie ROUTEID insert indirect nocache httponly secure") == 2
+    assert "http-check expect string RUNNING" in text and "option redispatch" in text
+    assert "timeout tunnel 300s" in text and "http-redirect" not in text
+    assert "http-request redirect prefix https://wiki.example.com code 301" in text
+    assert "server node1 10.0.0.1:8090 cookie node1 check" in text
+    assert "stats" not in text.replace("# Stats page: none (no stats_allow in the answers).", "")
+    assert "\ndefaults" not in text
+    opened = validate(raw("haproxy", tls=TLS, stats_allow=["10.0.0.0/24", "127.0.0.1"]))
+    text = haproxy_render(haproxy_build(opened, facts("haproxy"), "wiki.example.com", 443, 80))
+    assert "http-request deny deny_status 403 if clbw_stats !{ src 10.0.0.0/24 127.0.0.1 }" in text
+
+
+# --------------------------------------------------------------------------- undo records
+
+
+@pytest.mark.parametrize("step", [NGINX, HAPROXY], ids=["nginx", "haproxy"])
+def test_undo_records_are_checked_against_the_answers(step: Any) -> None:
+    kind = step.kind
+    answers = validate(raw(kind, tls=TLS if kind == "haproxy" else {"certificate_file": "/a.crt", "key_file": "/a.key"}))
+    path = answers.balancer.host_options.config_path
+    assert step.undo_paths(answers, BALANCER) == frozenset({path})
+    good = UndoAction(f"{kind}-reload", BALANCER, "", "", {"reload_id": "ab12"})
+    vetted = step.vet_undo(answers, good, "undo record 1")
+    assert vetted.data == {"reload_id": "ab12"} and answers.balancer.host_options.reload_command in vetted.manual
+    for bad in ({"reload_id": "; rm -rf /"}, {}):
+        with pytest.raises(UndoRecordError):
+            step.vet_undo(answers, UndoAction(f"{kind}-reload", BALANCER, "", "", bad), "undo record 1")
+    with pytest.raises(UndoRecordError):
+        step.vet_undo(answers, UndoAction("remove-file", BALANCER, "", "", {"path": "/etc/passwd",
+                                                                             "sha256_after": "0" * 64}), "r")
+    with pytest.raises(UndoRecordError):
+        step.vet_undo(answers, UndoAction("apache-module", BALANCER, "", "", {"module": "ssl"}), "r")
+
+
+# --------------------------------------------------------------------------- hostile answers
+
+HOSTILE = '"\'\\\n\r\t ;&|$`<>#%{}()*?[]~!=,:@/\x00\x1b'
+hostile_text = st.text(alphabet=st.sampled_from(HOSTILE) | st.characters(codec="ascii", categories=("L", "N")),
+                       min_size=1, max_size=30)
+
+INTO_THE_FILE = {
+    "server_name": ("server_name",),
+    "tls.certificate_file": ("tls", "certificate_file"),
+    "stats_allow[0]": ("stats_allow", 0),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(sorted(INTO_THE_FILE)), value=hostile_text, kind=st.sampled_from(["nginx", "haproxy"]))
+def test_a_hostile_value_is_refused_or_lands_whole(key: str, value: str, kind: str) -> None:
+    if kind == "nginx" and key == "stats_allow[0]":
+        return
+    document = raw(kind, tls=copy.deepcopy(TLS), stats_allow=["127.0.0.1"] if kind == "haproxy" else None)
+    if kind == "nginx":
+        del document["balancer"]["nginx"]["stats_allow"]
+    place: Any = document["balancer"][kind]
+    path = INTO_THE_FILE[key]
+    for part in path[:-1]:
+        place = place[part]
+    place[path[-1]] = value
+    if key == "tls.certificate_file":
+        document["balancer"][kind]["tls"]["key_file"] = value
+    if find_problems(document):
+        return
+    answers = validate(document)
+    step = NGINX if kind == "nginx" else HAPROXY
+    text = step.render(answers, facts(kind))
+    for line in text.splitlines():
+        assert not any(ord(ch) < 32 for ch in line)
+    assert value in text
+    assert not any(ch in value for ch in "\"\\\n;{}#")

@@ -1,0 +1,150 @@
+"""Balancer, HAProxy kind: one file of frontends and backends loaded by one of HAProxy's ``-f``,
+written, tested with ``haproxy -c``, then reloaded (``wizard.balancers.served`` holds the order);
+``drain`` and ``undrain`` take a node out of and back into service through the runtime API."""
+
+from __future__ import annotations
+
+from wizard.answers_model import Answers, HaproxyOptions
+from wizard.balancers.haproxy.config import backend_names, build, render_config
+from wizard.balancers.haproxy.facts import MINIMUM_VERSION, bound_ports, read_haproxy_facts
+from wizard.balancers.haproxy.runtime import server_states, set_state
+from wizard.balancers.served import Facts, Refusal, ServedFileKind, ServerFacts
+from wizard.confluence.probes import Endpoint
+from wizard.engine.model import BALANCER, Check
+from wizard.engine.step import Context
+from wizard.errors import WizardError
+from wizard.transport.hosts import Host
+
+STATS_CHECK = "HAProxy stats page closed to everyone not in stats_allow"
+HEALTH_CHECK = "HAProxy's active health checks see every node UP"
+
+
+class HaproxyBalancerStep(ServedFileKind):
+    kind = "haproxy"
+    product = "HAProxy"
+    reload_undo_kind = "haproxy-reload"
+    title = "The load balancer (HAProxy)"
+    explanation = ("Writes the HAProxy configuration for the setup: a frontend, Confluence and Synchrony backends "
+                   "with the ROUTEID cookie for sticky sessions, active health checks on /status, WebSocket "
+                   "timeouts, TLS when the public URL is https, and no stats page unless stats_allow. HAProxy tests "
+                   "it before it is reloaded.")
+    rollback_note = "HAProxy is back on the configuration it had before, tested and reloaded."
+
+    def read_server(self, host: Host, answers: Answers) -> ServerFacts:
+        return read_haproxy_facts(host, answers)
+
+    def _config(self, answers: Answers, facts: Facts):  # type: ignore[no-untyped-def]
+        return build(answers, facts, self.server_name(answers), self.listen_port(answers), self.http_port(answers))
+
+    def render(self, answers: Answers, facts: Facts) -> str:
+        return render_config(self._config(answers, facts))
+
+    def refusals(self, answers: Answers, facts: Facts) -> list[Refusal]:
+        server = facts.server
+        found: list[Refusal] = []
+        if server.version < MINIMUM_VERSION:
+            found.append(Refusal(
+                f"The balancer runs HAProxy {server.version_string}; the wizard needs HAProxy "
+                f"{'.'.join(map(str, MINIMUM_VERSION))} or later (http-check send). Nothing was changed.",
+                "Upgrade HAProxy (Debian 12 has 2.6), then run the step again."))
+        config = self._config(answers, facts)
+        ours = set(config.sections)
+        ports = {config.listen_port} | ({config.http_port} if config.http_port else set())
+        for section in server.extra.get("sections", ()):
+            if section.kind in ("frontend", "backend", "listen") and section.name in ours:
+                found.append(Refusal(
+                    f"{section.file}:{section.line} already defines the {section.kind} {section.name}, a name the "
+                    f"wizard's file uses for the setup {answers.name!r}. Nothing was changed.",
+                    "Remove that section (a copy of the wizard's file under another name?), or give this setup "
+                    "another name, then run the step again."))
+                break
+            clash = sorted(set(bound_ports(section)) & ports) if section.kind in ("frontend", "listen") else []
+            if clash:
+                found.append(Refusal(
+                    f"{section.file}:{section.line}: the {section.kind} {section.name} already binds port "
+                    f"{', '.join(map(str, clash))}, which the wizard's frontend needs; HAProxy would bind both and "
+                    "split the traffic between them. Nothing was changed.",
+                    "Move that frontend to another port (or remove it), or set balancer.haproxy.listen_port and "
+                    "http_port to free ports, then run the step again."))
+                break
+        return found
+
+    def plan_notes(self, answers: Answers, facts: Facts) -> str:
+        return "active health checks on /status (RUNNING)"
+
+    # The runtime API (the restart work drains a node with these).
+
+    def _runtime(self, ctx: Context) -> tuple[Host, str]:
+        options = haproxy_options(ctx.answers)
+        if not options.admin_socket:
+            raise WizardError("balancer.haproxy.admin_socket is not set, so HAProxy cannot drain a node without a "
+                              "reload.", "Set admin_socket to the `stats socket ... level admin` of HAProxy's global "
+                              "section (Debian: /run/haproxy/admin.sock).")
+        return ctx.hosts.balancer(), options.admin_socket
+
+    def _set(self, ctx: Context, node: str, state: str) -> None:
+        ctx.answers.node(node)  # a node of these answers, or KeyError
+        host, socket_path = self._runtime(ctx)
+        for backend in backend_names(ctx.answers.name, ctx.answers.synchrony.mode == "direct"):
+            set_state(host, socket_path, backend, node, state)
+
+    def drain(self, ctx: Context, node: str) -> None:
+        """Send no new users to ``node`` (users whose cookie names it stay until it goes down)."""
+        self._set(ctx, node, "drain")
+
+    def undrain(self, ctx: Context, node: str) -> None:
+        """Put ``node`` back into service (``ready``)."""
+        self._set(ctx, node, "ready")
+
+    def states(self, ctx: Context) -> dict[tuple[str, str], str]:
+        """(backend, node) -> the state HAProxy reports for the setup's servers."""
+        host, socket_path = self._runtime(ctx)
+        backends = set(backend_names(ctx.answers.name, ctx.answers.synchrony.mode == "direct"))
+        return {key: value for key, value in server_states(host, socket_path).items() if key[0] in backends}
+
+    # Checks.
+
+    def own_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
+        options = haproxy_options(ctx.answers)
+        found = [self._stats_check(endpoint, options.stats_allow)]
+        if options.admin_socket:
+            found.append(self._health_check(ctx))
+        return found
+
+    def _stats_check(self, endpoint: Endpoint, allowed: list[str]) -> Check:
+        from wizard.balancers.haproxy.config import STATS_PATH
+
+        answer = endpoint.get(STATS_PATH)
+        is_stats = answer.status == 200 and "Statistics Report" in answer.body
+        if allowed:
+            passed = is_stats or answer.status == 403
+            seen = f"{answer.url}: HTTP {answer.status}" + (" (the stats page, for stats_allow)" if is_stats else "")
+        else:
+            passed = not is_stats
+            seen = f"{answer.url}: HTTP {answer.status}" + (" (the stats page!)" if is_stats else ", no stats page")
+        return Check(STATS_CHECK, BALANCER, passed, seen,
+                     "" if passed else "Run `apply --only balancer` to restore the wizard's file (no stats page "
+                                       "without stats_allow).")
+
+    def _health_check(self, ctx: Context) -> Check:
+        try:
+            states = self.states(ctx)
+        except WizardError as exc:
+            return Check(HEALTH_CHECK, BALANCER, False, exc.message, exc.hint or "")
+        seen = ", ".join(f"{backend}/{server} {state}" for (backend, server), state in sorted(states.items()))
+        passed = bool(states) and all(state.startswith("UP") for state in states.values())
+        return Check(HEALTH_CHECK, BALANCER, passed, seen or "no server of the setup in `show stat`",
+                     "" if passed else "A node HAProxy marks DOWN fails its /status (or heartbeat) check: see the "
+                                       "node checks; a node in DRAIN or MAINT was taken out on purpose (undrain it).")
+
+
+STEP = HaproxyBalancerStep()
+
+
+def haproxy_options(answers: Answers) -> HaproxyOptions:
+    """The answers' HAProxy section (the kind's step only runs for a haproxy setup)."""
+    options = answers.balancer.haproxy
+    if options is None:
+        raise WizardError("The answers have no balancer.haproxy section.",
+                          "Use the answers of the setup that applied the HAProxy balancer.")
+    return options
