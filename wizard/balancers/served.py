@@ -32,13 +32,13 @@ from wizard.balancers.kind import BalancerKind
 from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint, url_host
+from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note, replace_file
 from wizard.engine.model import BALANCER, Change, Check, Plan, UndoAction
 from wizard.engine.redact import MASK
 from wizard.engine.step import Context, Journal
 from wizard.engine.undo import UndoRecordError
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
-from wizard.steps.connector import unified_diff
 from wizard.transport.hosts import Host
 
 ServedOptions = NginxOptions | HaproxyOptions

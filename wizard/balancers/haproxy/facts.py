@@ -25,7 +25,13 @@ import shlex
 from dataclasses import dataclass
 
 from wizard.answers_model import Answers, HaproxyOptions
-from wizard.balancers.served import Refusal, ServerFacts, managed_setup, run_read, split_command
+from wizard.balancers.served import (
+    Refusal,
+    ServerFacts,
+    managed_setup,
+    run_read,
+    split_command,
+)
 from wizard.transport.hosts import Host
 
 #: ``http-check send`` (the health check's request) is HAProxy 2.2's.

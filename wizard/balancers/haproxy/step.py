@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from wizard.answers_model import Answers, HaproxyOptions
 from wizard.balancers.haproxy.config import backend_names, build, render_config
-from wizard.balancers.haproxy.facts import MINIMUM_VERSION, bound_ports, read_haproxy_facts
+from wizard.balancers.haproxy.facts import (
+    MINIMUM_VERSION,
+    bound_ports,
+    read_haproxy_facts,
+)
 from wizard.balancers.haproxy.runtime import server_states, set_state
 from wizard.balancers.served import Facts, Refusal, ServedFileKind, ServerFacts
 from wizard.confluence.probes import Endpoint

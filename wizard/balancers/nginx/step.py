@@ -7,7 +7,12 @@ from typing import Any
 
 from wizard.answers_model import Answers
 from wizard.balancers.nginx.config import build, render_config
-from wizard.balancers.nginx.facts import MINIMUM_VERSION, answers_to, file_is_read, read_nginx_facts
+from wizard.balancers.nginx.facts import (
+    MINIMUM_VERSION,
+    answers_to,
+    file_is_read,
+    read_nginx_facts,
+)
 from wizard.balancers.served import Facts, Refusal, ServedFileKind, ServerFacts
 from wizard.errors import StepFailedError
 from wizard.transport.hosts import Host
