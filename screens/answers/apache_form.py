@@ -1,4 +1,5 @@
-"""The Apache form: where Apache runs, where the vhost goes, TLS, and who may open the balancer manager."""
+"""The forms of the balancers on a machine you run (Apache, nginx, HAProxy): where it runs, the file the
+wizard writes, TLS, and the kind's own keys."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ from textual.widgets import Button, Static
 from screens.answers.form import FormView
 from screens.page import DraftPage
 from wizard.answers.draft import balancer_section, under
-from wizard.answers.forms import APACHE_FIELDS
+from wizard.answers.forms import APACHE_FIELDS, HAPROXY_FIELDS, NGINX_FIELDS
 
 
 class ApacheFormScreen(DraftPage):
     """ctrl+s saves the answers and opens the steps; escape goes back to the choice."""
+
+    #: The balancer kind (the answers' section under ``balancer``), its fields and its introduction.
+    KIND = "apache"
+    FIELDS = APACHE_FIELDS
+    INTRO = ("Apache httpd 2.4 with mod_proxy, mod_proxy_balancer, mod_headers and mod_rewrite. "
+             "Empty fields take the distribution's defaults, read from the Apache host.")
 
     AUTO_FOCUS = "#apache--access-transport"
 
@@ -24,28 +31,26 @@ class ApacheFormScreen(DraftPage):
     PREFIX = "balancer.apache"
 
     def compose_page(self) -> ComposeResult:
-        section = balancer_section(self.draft, "apache")
+        section = balancer_section(self.draft, self.KIND)
         section.setdefault("access", {"transport": "ssh"})
-        with VerticalScroll(id="apache-form"):
-            yield Static("Apache httpd 2.4 with mod_proxy, mod_proxy_balancer, mod_headers and mod_rewrite. "
-                         "Empty fields take the distribution's defaults, read from the Apache host.",
-                         classes="intro", markup=False)
-            yield FormView(APACHE_FIELDS, prefix=self.PREFIX, values=section, id="apache")
-            yield Static("", id="apache-problems", classes="problem", markup=False)
+        with VerticalScroll(id=f"{self.KIND}-form"):
+            yield Static(self.INTRO, classes="intro", markup=False)
+            yield FormView(self.FIELDS, prefix=self.PREFIX, values=section, id=self.KIND)
+            yield Static("", id=f"{self.KIND}-problems", classes="problem", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save and go to the steps (ctrl+s)", variant="primary", id="finish")
                 yield Button("Back (esc)", id="back")
 
     def on_mount(self) -> None:
         form = self.query_one(FormView)
-        access = balancer_section(self.draft, "apache").get("access") or {}
+        access = balancer_section(self.draft, self.KIND).get("access") or {}
         form.show_group("ssh", access.get("transport", "ssh") != "local")
         self.check()
 
     def check(self, *, reveal: bool = False) -> list:
         problems = under(self.draft.problems(), self.PREFIX)
         rest = self.query_one(FormView).show_problems(problems, reveal_missing=reveal)
-        self.query_one("#apache-problems", Static).update("\n".join(f"⚠ {p}" for p in rest))
+        self.query_one(f"#{self.KIND}-problems", Static).update("\n".join(f"⚠ {p}" for p in rest))
         return problems
 
     @on(FormView.Changed)
@@ -53,7 +58,7 @@ class ApacheFormScreen(DraftPage):
         form = event.form
         if event.key == "access.transport":
             form.show_group("ssh", form.raw_value(form.spec("access.transport")) != "local")
-        self.draft.raw["balancer"]["apache"] = form.merge_into(balancer_section(self.draft, "apache"))
+        self.draft.raw["balancer"][self.KIND] = form.merge_into(balancer_section(self.draft, self.KIND))
         self.check()
         self.draft_changed()
 
@@ -67,3 +72,21 @@ class ApacheFormScreen(DraftPage):
     @on(Button.Pressed, "#back")
     def action_back(self) -> None:
         self.dismiss(None)
+
+
+class NginxFormScreen(ApacheFormScreen):
+    KIND = "nginx"
+    PREFIX = "balancer.nginx"
+    FIELDS = NGINX_FIELDS
+    INTRO = ("nginx (open source) with the map, proxy and ssl modules. Stickiness comes from a route cookie "
+             "mapped to one upstream per node; health checks are passive only.")
+    AUTO_FOCUS = "#nginx--access-transport"
+
+
+class HaproxyFormScreen(ApacheFormScreen):
+    KIND = "haproxy"
+    PREFIX = "balancer.haproxy"
+    FIELDS = HAPROXY_FIELDS
+    INTRO = ("HAProxy 2.x: cookie stickiness and active health checks on /status. With the runtime API socket "
+             "a node can be drained without a reload.")
+    AUTO_FOCUS = "#haproxy--access-transport"

@@ -41,10 +41,11 @@ class BalancerChoiceScreen(DraftPage):
         kind = event.option.id or "apache"
         set_key(self.draft.raw, "balancer.kind", kind)
         self.save_draft()
-        if kind == "apache":
-            from screens.answers.apache_form import ApacheFormScreen
+        if kind in ("apache", "nginx", "haproxy"):
+            from screens.answers.apache_form import ApacheFormScreen, HaproxyFormScreen, NginxFormScreen
 
-            self.app.push_screen(ApacheFormScreen(self.draft))
+            form = {"apache": ApacheFormScreen, "nginx": NginxFormScreen, "haproxy": HaproxyFormScreen}[kind]
+            self.app.push_screen(form(self.draft))
         else:
             from screens.answers.alb_form import AlbFormScreen
 

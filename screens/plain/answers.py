@@ -17,8 +17,8 @@ from wizard.answers.draft import Draft, get_key, set_key, under
 from wizard.balancers.alb.choices import AwsLists, read_lists
 from wizard.answers.forms import (
     ALB_FIELDS,
-    APACHE_FIELDS,
     EXPLANATIONS,
+    SERVED_FIELDS,
     GROUP_SWITCHES,
     NO_CERTIFICATE,
     NODE_FIELDS,
@@ -148,10 +148,10 @@ def ask_balancer(asker: Asker, draft: Draft) -> None:
                         default=current)
     set_key(draft.raw, "balancer.kind", kind)
     draft.save()
-    if kind == "apache":
-        if get_key(draft.raw, "balancer.apache.access") is None:
-            set_key(draft.raw, "balancer.apache.access", {"transport": "ssh"})
-        ask_fields(asker, draft, "balancer.apache", APACHE_FIELDS)
+    if kind in SERVED_FIELDS:
+        if get_key(draft.raw, f"balancer.{kind}.access") is None:
+            set_key(draft.raw, f"balancer.{kind}.access", {"transport": "ssh"})
+        ask_fields(asker, draft, f"balancer.{kind}", SERVED_FIELDS[kind])
     else:
         ask_fields(asker, draft, "balancer.alb", ALB_FIELDS)
         ask_alb_lists(asker, draft)
@@ -215,7 +215,8 @@ def ask_new(asker: Asker, draft: Draft) -> None:
 
 # Which fields answer the problems of which part of the answers.
 _SECTIONS: list[tuple[str, list[FieldSpec]]] = [
-    ("balancer.apache", APACHE_FIELDS), ("balancer.alb", ALB_FIELDS), ("", SETUP_FIELDS)]
+    *((f"balancer.{kind}", fields) for kind, fields in SERVED_FIELDS.items()), ("balancer.alb", ALB_FIELDS),
+    ("", SETUP_FIELDS)]
 _ALB_LISTED = ("vpc_id", "subnet_ids", "certificate_arn", "node_security_group_id")
 
 

@@ -92,3 +92,25 @@ def test_a_key_asked_as_yaml_asks_again_after_invalid_yaml(tmp_path: Path) -> No
         _answer(Asker(pipe, DummyOutput(), out), draft, "extras.unknown")
     assert "extras.unknown:" in out.getvalue() and "Type a plain value" in out.getvalue()
     assert draft.raw["extras"]["unknown"] == [1, 2]
+
+
+def test_the_prompts_offer_haproxy_and_ask_its_own_keys(tmp_path: Path) -> None:
+    from screens.plain.answers import Asker, ask_balancer
+    from wizard.answers.draft import Draft
+
+    draft = Draft({"name": "x"}, tmp_path / "draft.yaml")
+    out = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(DOWN * 3 + ENTER                             # HAProxy, the fourth kind
+                       + DOWN + ENTER + ENTER                       # reached locally, no sudo
+                       + "/etc/haproxy/conf.d/wiki.cfg" + ENTER     # the file the wizard writes
+                       + ENTER * 6                                  # server name ... reload: defaults
+                       + "/run/haproxy/admin.sock" + ENTER          # the runtime API, for draining
+                       + ENTER)                                     # nobody may open the stats page
+        ask_balancer(Asker(pipe, DummyOutput(), out), draft)
+    assert "HAProxy: " in out.getvalue() and "nginx: " in out.getvalue()
+    assert draft.raw["balancer"]["kind"] == "haproxy"
+    haproxy = draft.raw["balancer"]["haproxy"]
+    assert haproxy["config_path"] == "/etc/haproxy/conf.d/wiki.cfg"
+    assert haproxy["admin_socket"] == "/run/haproxy/admin.sock"
+    assert haproxy["access"]["transport"] == "local"

@@ -327,3 +327,30 @@ async def test_quitting_at_once_leaves_the_state_to_the_step_until_it_has_stoppe
     state = store.load()
     assert state.steps["restart"].status == "failed" and state.steps["restart"].error["interrupted"]
     assert state.runs[-1]["exit_status"] == 130 and state.runs[-1]["finished"]
+
+
+async def test_the_balancer_choice_offers_nginx_and_haproxy_with_forms_of_their_own(
+        tmp_path: Path, lab_node_factory, isolated_state_home: Path) -> None:
+    from textual.widgets import Input, OptionList
+
+    from screens.answers.apache_form import HaproxyFormScreen, NginxFormScreen
+    from screens.answers.balancer_choice import BalancerChoiceScreen
+
+    answers = make_setup(tmp_path, lab_node_factory)
+    app = create_app(answers_file=answers)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_answers_editor(pilot, app)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, BalancerChoiceScreen))
+        kinds = app.screen.query_one("#kinds", OptionList)
+        assert [kinds.get_option_at_index(i).id for i in range(kinds.option_count)] == \
+            ["apache", "alb", "nginx", "haproxy"]
+        for index, form, key in ((2, NginxFormScreen, "nginx"), (3, HaproxyFormScreen, "haproxy")):
+            kinds.highlighted = index
+            await pilot.press("enter")
+            await wait_for(pilot, lambda form=form: isinstance(app.screen, form))
+            path = app.screen.query_one(f"#{key}--config-path", Input)
+            assert path.placeholder.endswith((".conf", ".cfg"))
+            assert app.screen.draft.raw["balancer"]["kind"] == key
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, BalancerChoiceScreen))

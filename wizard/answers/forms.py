@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.answers.declaration import ALB, ANSWERS, APACHE, NODE
+from wizard.answers.declaration import ALB, ANSWERS, APACHE, HAPROXY, NGINX, NODE
 from wizard.answers.shape import Key, Section
 from wizard.answers.values import ListOf, Value
 
@@ -181,6 +181,39 @@ APACHE_FIELDS = [
 ]
 
 
+def _served_fields(section: Section, product: str, config: str, configtest: str, reload: str) -> list[FieldSpec]:
+    """The fields of a balancer the wizard reaches and writes one file on (nginx, HAProxy)."""
+    return [
+        ask(section, "access.transport", f"{product} is reached by", shown={**_BY_SSH, "local": "local (this machine)"}),
+        ask(section, "access.host", "SSH host", placeholder="lb1.internal (a ~/.ssh/config alias works)",
+            group="ssh"),
+        ask(section, "access.user", "SSH user", placeholder="as ssh would choose", group="ssh"),
+        ask(section, "access.port", "SSH port", placeholder="22", group="ssh"),
+        ask(section, "access.key_file", "SSH key file", placeholder="~/.ssh/id_ed25519 (ssh-agent is used too)",
+            group="ssh"),
+        ask(section, "access.sudo", "Use sudo (files and commands)"),
+        ask(section, "config_path", "Configuration file", placeholder=config,
+            help="The one file the wizard writes (a backup is kept)."),
+        ask(section, "server_name", "Server name", placeholder="the public URL's host"),
+        ask(section, "listen_port", "Listen port", placeholder="the public URL's port"),
+        ask(section, "tls.certificate_file", "TLS certificate file", placeholder="/etc/ssl/wiki.crt (empty: plain HTTP)"),
+        ask(section, "tls.key_file", "TLS key file", placeholder="/etc/ssl/wiki.key"),
+        ask(section, "configtest_command", "Config test command", placeholder=configtest),
+        ask(section, "reload_command", "Reload command", placeholder=reload),
+    ]
+
+
+NGINX_FIELDS = _served_fields(NGINX, "nginx", "/etc/nginx/conf.d/confluence-lb.conf", "nginx -t", "nginx -s reload")
+HAPROXY_FIELDS = [
+    *_served_fields(HAPROXY, "HAProxy", "/etc/haproxy/conf.d/confluence-lb.cfg",
+                    "haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d", "systemctl reload haproxy"),
+    ask(HAPROXY, "admin_socket", "Runtime API socket", placeholder="/run/haproxy/admin.sock (optional: drains a node)"),
+    ask(HAPROXY, "stats_allow", "Who may open /haproxy-stats", placeholder="127.0.0.1, 10.0.0.0/8 (empty: nobody)"),
+]
+#: The fields of each kind whose balancer is a machine the wizard writes a file on.
+SERVED_FIELDS = {"apache": APACHE_FIELDS, "nginx": NGINX_FIELDS, "haproxy": HAPROXY_FIELDS}
+
+
 ALB_FIELDS = [
     ask(ALB, "name", "Load balancer name", placeholder="the setup's name",
         help="Also names its target groups and security group; everything is tagged with the setup."),
@@ -204,4 +237,12 @@ EXPLANATIONS = {
             "tags a security group, two target groups with stickiness and health checks, the load balancer, "
             "its listeners and the /synchrony rule; you pick the VPC, subnets, instances and certificate "
             "from lists read from AWS.")),
+    "nginx": ("nginx",
+              ("On a machine you run. The wizard writes one file nginx includes: a route cookie mapped to one "
+               "upstream per node (open-source nginx has no sticky directive, and only passive health "
+               "checks), the Synchrony route with WebSockets; it tests the configuration before a reload.")),
+    "haproxy": ("HAProxy",
+                ("On a machine you run. The wizard writes one file HAProxy loads: cookie stickiness, active "
+                 "health checks on /status, the Synchrony route with WebSockets, the stats page closed; with "
+                 "the runtime API socket a node can be drained without a reload.")),
 }
