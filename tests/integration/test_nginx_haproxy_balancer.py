@@ -35,7 +35,8 @@ from wizard.engine.step import Context
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED
 from wizard.lab.processes import free_port
 from wizard.lab.proxies import LabHaproxy, LabNginx, LabProxy
-from wizard.transport.hosts import HostPool, LocalHost
+from wizard.transport.hosts import LocalHost
+from wizard.transport.pool import HostPool
 
 pytestmark = pytest.mark.integration
 
