@@ -23,11 +23,13 @@ from wizard.answers_model import (
     Answers,
     ApacheOptions,
     Balancer,
+    BalancerSettings,
     BaseUrl,
     Database,
     Node,
     PublicUrl,
     Synchrony,
+    SynchronyNode,
     Tls,
 )
 
@@ -148,7 +150,28 @@ ALB = Section(build=AlbOptions, keys=(
         "the nodes' security group, opened to the balancer on the Confluence and Synchrony ports",
         example="sg-0123456789abcdef0"),
     Key("idle_timeout", v.integer(1, 4000, "a number of seconds"),
-        "seconds an idle connection stays open; below 300 the editor's WebSockets drop"),
+        "seconds an idle connection stays open; below 300 the editor's WebSockets drop (the plan warns, "
+        "verify fails)"),
+    Key("allowed_cidrs", ListOf(v.cidr(), "CIDR networks (like [203.0.113.0/24, 2001:db8::/32])", min_items=1,
+                                unique=True, too_few="must list at least one network (leave allowed_cidrs out "
+                                                     "for the default)"),
+        "who may reach the balancer on every listener port, IPv4 or IPv6 (default: anywhere when "
+        "internet-facing, the VPC's CIDR when internal); rules this setup made that are no longer listed "
+        "are revoked", example=["203.0.113.0/24"]),
+))
+
+SETTINGS = Section(build=BalancerSettings, keys=(
+    Key("read_timeout", v.integer(1, 3600, "a number of seconds"),
+        "seconds an ordinary request may wait for its node (then 502 or 504: Apache answers 502); "
+        "WebSockets keep their own longer timeout"),
+    Key("max_upload_mb", v.integer(1, 102400, "a number of megabytes"),
+        "the largest request body (attachments): 413 above it for a request that declares its length; "
+        "where a kind cannot limit chunked uploads, the plan says so"),
+    Key("tls_protocols", ListOf(v.choice("TLSv1.2", "TLSv1.3"), "TLS protocols (like [TLSv1.2, TLSv1.3])",
+                                min_items=1, unique=True, too_few="must list at least one protocol"),
+        "Apache/nginx/HAProxy when they terminate TLS (the ALB: its policy)"),
+    Key("hsts_max_age", v.integer(0, 63072000, "a number of seconds"),
+        "seconds; 0: no header; else exactly `Strict-Transport-Security: max-age=N` (over HTTPS)"),
 ))
 
 
@@ -163,6 +186,7 @@ BALANCER = Section(build=Balancer, keys=(
         required="the ALB settings (region, vpc_id, subnet_ids, ...)",
         required_when=("kind", ("alb",)), only_when=("kind", ("alb",)),
         misplaced=lambda kind: f"is for kind alb, but balancer.kind is {kind}: remove it or change kind"),
+    Key("settings", SETTINGS, "what every balancer kind applies the same way: timeouts, uploads, TLS, HSTS"),
 ))
 
 DATABASE = Section(build=Database, keys=(
@@ -184,11 +208,34 @@ BASE_URL = Section(build=BaseUrl, keys=(
                                  "sets the base URL in Confluence: remove it, or set base_url.method to postgres"),
 ))
 
+SYNCHRONY_NODE = Section(build=SynchronyNode, what="a mapping describing one Synchrony machine (name, address, ...)",
+                         keys=(
+    Key("name", v.node_name(), "names the Synchrony machine in the plan and the checks",
+        required="the Synchrony machine's name, like synchrony1", example="synchrony1"),
+    Key("address", v.address(), "where the balancer reaches it: a host name or IP address",
+        required="the host name or IP address where the balancer reaches this Synchrony machine",
+        example="10.0.2.21"),
+    Key("port", v.port(), "its Synchrony port (default: synchrony.port)", example=8091),
+    Key("instance_id", v.pattern(r"i-[0-9a-f]{8,17}", "an EC2 instance id: i- and 8 or 17 hex digits",
+                                 "i-0123456789abcdef0"),
+        "ALB only: the EC2 instance to register; without it the address is registered as an ip target",
+        example="i-0123456789abcdef0"),
+))
+
 SYNCHRONY = Section(build=Synchrony, keys=(
-    Key("mode", v.choice("direct", "internal-proxy"),
+    Key("mode", v.choice("direct", "internal-proxy", "standalone"),
         "direct: the balancer sends /synchrony to each node's Synchrony port; internal-proxy: "
-        "Confluence's own synchrony-proxy"),
-    Key("port", v.port(), "Synchrony's port on the nodes"),
+        "Confluence's own synchrony-proxy (sets -Dsynchrony.proxy.enabled=true in setenv.sh); standalone: a "
+        "separate Synchrony cluster (synchrony.nodes) behind /synchrony, each node's setenv.sh gets "
+        "-Dsynchrony.service.url"),
+    Key("port", v.port(), "Synchrony's port on the nodes (and the standalone machines' default)"),
+    Key("nodes", ListOf(SYNCHRONY_NODE, "Synchrony machines (each '- name: ...' with an address)", min_items=1,
+                        too_few="must list at least one Synchrony machine"),
+        "mode standalone: the machines of the Synchrony cluster the balancer sends /synchrony to",
+        required="the standalone Synchrony machines, a list with one entry (name, address) per machine",
+        required_when=("mode", ("standalone",)), only_when=("mode", ("standalone",)),
+        misplaced=lambda mode: f"is only for mode standalone, but synchrony.mode is {mode}: remove it or set "
+                               "synchrony.mode to standalone"),
 ))
 
 ANSWERS = Section(build=Answers, keys=(
@@ -315,6 +362,33 @@ def _unique_nodes(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any
     unique("instance_id", "instance_id", False)
 
 
+def _unique_synchrony_nodes(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+    """Each standalone Synchrony machine once: by name (ignoring case) and by address and port."""
+    synchrony = raw.get("synchrony")
+    items = synchrony.get("nodes") if isinstance(synchrony, dict) else None
+    if not isinstance(items, list):
+        return
+    default_port = synchrony.get("port", 8091)
+    names: dict[str, int] = {}
+    places: dict[tuple[str, Any], int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        name, address = item.get("name"), item.get("address")
+        if isinstance(name, str) and name.strip():
+            if name.lower() in names:
+                ck.add(f"synchrony.nodes[{index}].name", f"{v.shown(name)} is already the name of "
+                                                         f"synchrony.nodes[{names[name.lower()]}]; each needs its own")
+            names.setdefault(name.lower(), index)
+        if isinstance(address, str) and address.strip():
+            place = (address.lower(), item.get("port", default_port))
+            if place in places:
+                ck.add(f"synchrony.nodes[{index}].address",
+                       f"{v.shown(address)} on port {place[1]} is already synchrony.nodes[{places[place]}]; "
+                       "each Synchrony machine once (or give it its own port)")
+            places.setdefault(place, index)
+
+
 def _manager_allow_not_everyone(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
     """Networks that together cover every address (0.0.0.0/1 and 128.0.0.0/1) are everyone too."""
     allowed = ((checked.get("balancer") or {}).get("apache") or {}).get("manager_allow") or []
@@ -346,6 +420,8 @@ RULES: tuple[Rule, ...] = (
     Rule("balancer.alb.certificate_arn is in the balancer's region", _certificate_region),
     Rule("balancer.apache.manager_allow does not cover every address, even split into parts",
          _manager_allow_not_everyone),
+    Rule("standalone Synchrony machines are unique by name (ignoring case) and by address and port",
+         _unique_synchrony_nodes),
 )
 
 
