@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from wizard.lab.node import accept_websocket, echo_websocket
@@ -53,12 +54,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"OK", "text/plain")
         elif kind == "websocket" and self.headers.get("Upgrade", "").lower() == "websocket":
             self._websocket()
+        elif path.endswith("/clbw-slow"):
+            # A node that answers late: the balancer's read timeout is tested against it.
+            time.sleep(float(query or "1"))
+            self._send(200, b"late", "text/plain")
         else:
             body = {"node": node.name, "service": self.server.service, "path": path, "query": query,
                     "host": self.headers.get("Host"),
                     "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
+                    "x_forwarded_for": self.headers.get("X-Forwarded-For"),
                     "cookie": self.headers.get("Cookie")}
             self._send(200, json.dumps(body).encode(), "application/json")
+
+    def do_POST(self) -> None:
+        """An upload: the body is read and its size said (what reached the node)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        self.server.node.count(self.server.service, "POST " + self.path)
+        self._send(200, json.dumps({"node": self.server.node.name, "received": length}).encode(), "application/json")
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)

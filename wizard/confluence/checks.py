@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 # The checks' names, so tests, faces and the runbook can find a check without repeating its words.
 NODE_SYNCHRONY = "Synchrony heartbeat on the node"
+#: The preflight's probe of the same heartbeat (direct mode), before the balancer points users at it.
+NODE_SYNCHRONY_FIRST = "Synchrony heartbeat on the node, before the balancer points users at it"
 CONNECTOR_IN_EFFECT = "Connector settings in effect (the node redirects to the public address)"
 BASE_URL = "base URL matches public_url"
 STICKY = "sticky sessions through the balancer"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from dataclasses import replace
 
 from wizard.answers_model import Answers, Node
 from wizard.confluence import checks as confluence_checks
@@ -119,7 +120,9 @@ def synchrony_checks(host: Host, node: Node, answers: Answers) -> list[Check]:
     version, seen = confluence_checks.read_version(node, facts)
     found = [confluence_checks.version_check(node.name, version, seen, mode)]
     if mode == "direct":
-        found.append(confluence_checks.node_synchrony(node, facts, mode))
+        # Its own name: verify makes the same probe later, and each check is made once per run.
+        found.append(replace(confluence_checks.node_synchrony(node, facts, mode),
+                             name=confluence_checks.NODE_SYNCHRONY_FIRST))
     return found
 
 
