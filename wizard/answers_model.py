@@ -119,9 +119,6 @@ class AlbOptions:
     certificate_arn: str | None = None
     node_security_group_id: str | None = None
     idle_timeout: int = 300
-    #: Who may reach the balancer on every listener port; None: anywhere when internet-facing,
-    #: the VPC's CIDR blocks when internal.
-    allowed_cidrs: list[str] | None = None
 
 
 @dataclass

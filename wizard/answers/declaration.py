@@ -152,12 +152,6 @@ ALB = Section(build=AlbOptions, keys=(
     Key("idle_timeout", v.integer(1, 4000, "a number of seconds"),
         "seconds an idle connection stays open; below 300 the editor's WebSockets drop (the plan warns, "
         "verify fails)"),
-    Key("allowed_cidrs", ListOf(v.cidr(), "CIDR networks (like [203.0.113.0/24, 2001:db8::/32])", min_items=1,
-                                unique=True, too_few="must list at least one network (leave allowed_cidrs out "
-                                                     "for the default)"),
-        "who may reach the balancer on every listener port, IPv4 or IPv6 (default: anywhere when "
-        "internet-facing, the VPC's CIDR when internal); rules this setup made that are no longer listed "
-        "are revoked", example=["203.0.113.0/24"]),
 ))
 
 SETTINGS = Section(build=BalancerSettings, keys=(

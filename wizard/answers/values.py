@@ -384,37 +384,6 @@ def network(what: str, everyone: str) -> Value:
                  refines="an IP network's own syntax; not a /0 network")
 
 
-def _cidr(value: Any) -> str:
-    what = "a CIDR network (like 203.0.113.0/24 or 2001:db8::/32)"
-    if not isinstance(value, str):
-        raise Bad(f"must be {what} in text, not {type_name(value)}")
-    text_ = value.strip()
-    if "%" in text_ or not text_.isascii() or not _fullmatch(_NETWORK, text_):
-        raise Bad(f"must be {what}, not {shown(text_)}")
-    try:
-        network_ = ipaddress.ip_network(text_, strict=False)
-    except ValueError:
-        raise Bad(f"must be {what}, not {shown(text_)}") from None
-    if "/" in text_:
-        try:
-            ipaddress.ip_network(text_, strict=True)
-        except ValueError:
-            # AWS refuses a CIDR with host bits set; say which network was meant.
-            raise Bad(f"has host bits set: write the network {shown(str(network_))}, not {shown(text_)}") from None
-    # A plain address means that one address (/32 or /128), as AWS needs it written.
-    return str(network_)
-
-
-def cidr() -> Value:
-    """A security group source: an IPv4 or IPv6 CIDR network (a plain address is that one address).
-
-    Unlike :func:`network`, every address (``0.0.0.0/0``) is allowed: the public face of an
-    internet-facing balancer is meant for everyone.
-    """
-    return Value(_cidr, {"type": "string", "pattern": _NETWORK},
-                 refines="an IP network's own syntax; no host bits set")
-
-
 def pattern(regex: str, what: str, example: str) -> Value:
     """Text that matches ``regex`` whole (the same expression in the check and in the schema)."""
     anchored = f"^(?:{regex})$"
