@@ -7,7 +7,9 @@ the node's restart command is something like ``touch <install>/restart-requested
 (it works over SSH and locally alike). When the server sees that file, checked by
 a watcher thread every few milliseconds and again at the start of every request,
 it deletes it, counts a restart and answers ``{"state":"STARTING"}`` for
-``restart_delay`` seconds, then RUNNING again.
+``restart_delay`` seconds, then RUNNING again. It also answers ``GET /synchrony/heartbeat``
+with ``OK``: a node whose Synchrony runs, on the same port (the answers give
+``synchrony_port`` = the fake's port), as direct mode asks before it points users at it.
 
 Options:
 - ``never_comes_back=True``: after a restart it stays STARTING (``come_back()`` ends that);
@@ -57,6 +59,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.server.fake
         path = self.path.split("?", 1)[0]
+        if path == "/synchrony/heartbeat":
+            data = b"OK"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if path != f"{fake.context_path}/status":
             self._send(404, {"error": "not found", "path": path})
             return

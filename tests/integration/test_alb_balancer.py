@@ -49,17 +49,8 @@ def fast_waits(monkeypatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _nodes_answer_their_heartbeat(monkeypatch):
-    """The nodes here are moto's instances: addresses that exist only inside moto, where no
-    Synchrony can run. Direct mode's refusal of a node whose Synchrony does not answer is tested
-    over real simulated nodes (tests/integration/test_synchrony_topologies.py); here each node
-    is taken to answer, so these tests stay about what the ALB step makes in AWS."""
-    from wizard.engine.model import Check
-    from wizard.steps import balancer
-
-    monkeypatch.setattr(balancer, "synchrony_heartbeats",
-                        lambda ctx: [Check("Synchrony heartbeat on the node", node.name, True, "moto instance")
-                                     for node in ctx.answers.nodes])
+def _nodes_answer_their_heartbeat(moto_nodes_answer_synchrony) -> None:
+    """moto's instances run no Synchrony (see the fixture)."""
 
 
 def make_setup(tmp_path: Path, lab, *, public_url: str = "https://wiki.example.com", instance_ids: bool = True,

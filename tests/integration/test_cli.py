@@ -32,8 +32,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 
 
 @pytest.fixture
-def setup(tmp_path: Path, fake_confluence_factory) -> dict:
-    """Two local nodes: real install folders and a simulated Confluence answering /status."""
+def setup(tmp_path: Path, fake_confluence_factory, fake_node_factory) -> dict:
+    """Two local nodes: real install folders, a simulated Confluence answering /status and a
+    simulated Synchrony answering its heartbeat (direct mode refuses a node without one)."""
     nodes = []
     for index, name in enumerate(("node1", "node2"), start=1):
         install = tmp_path / name
@@ -42,6 +43,9 @@ def setup(tmp_path: Path, fake_confluence_factory) -> dict:
         fake = fake_confluence_factory(trigger=install / "restart-requested", restart_delay=0.2)
         stock = (FIXTURES / "confluence-7-stock.xml").read_text()
         (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{fake.port}"'))
+        synchrony = fake_node_factory(f"{name}-synchrony")
+        (install / "bin" / "setenv.sh").write_text(
+            f'CATALINA_OPTS="-Dsynchrony.port={synchrony.synchrony_port} ${{CATALINA_OPTS}}"\n')
         nodes.append({"name": name, "address": "127.0.0.1", "install_dir": str(install),
                       "restart_command": f"touch {install / 'restart-requested'}",
                       "confluence_port": fake.port, "access": {"transport": "local"}})

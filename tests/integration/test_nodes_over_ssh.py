@@ -150,6 +150,7 @@ def answers_for(nodes: list[NodeDir], accesses: list[dict], tmp: Path, *, name: 
     return {
         "version": 1, "name": name, "public_url": PUBLIC_URL,
         "nodes": [{"name": node.name, "address": "127.0.0.1", "confluence_port": node.port,
+                   "synchrony_port": node.port,  # the fake answers Synchrony's heartbeat too
                    "install_dir": str(node.install),
                    "restart_command": commands.get(node.name, f"touch {node.trigger}"),
                    "access": access}

@@ -55,6 +55,7 @@ def setup_answers(tmp_path: Path, port: int, apache: Any = None, *, name: str = 
     answers: dict[str, Any] = {
         "name": name, "public_url": "http://wiki.example.com",
         "nodes": [{"name": "node1", "address": "127.0.0.1", "install_dir": str(install), "confluence_port": port,
+                   "synchrony_port": port,  # the fake answers Synchrony's heartbeat too
                    "restart_command": f"touch {install}/restart-requested", "access": {"transport": "local"}}],
         "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
                                                   "config_path": str(tmp_path / "apache" / "lb.conf")}}}
