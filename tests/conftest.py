@@ -168,6 +168,20 @@ def aws_env(moto_server, moto_helpers, monkeypatch, tmp_path) -> str:
 
 
 @pytest.fixture
+def moto_nodes_answer_synchrony(monkeypatch) -> None:
+    """The nodes of the moto tests are moto's instances: addresses that exist only inside moto,
+    where no Synchrony can run. Direct mode's refusal of a node whose Synchrony does not answer
+    is tested over real simulated nodes (tests/integration/test_synchrony_topologies.py); with
+    this fixture each node is taken to answer, so those tests stay about what is made in AWS."""
+    from wizard.engine.model import Check
+    from wizard.steps import balancer
+
+    monkeypatch.setattr(balancer, "synchrony_heartbeats",
+                        lambda ctx: [Check("Synchrony heartbeat on the node", node.name, True, "a moto instance")
+                                     for node in ctx.answers.nodes])
+
+
+@pytest.fixture
 def aws_lab(aws_env, moto_helpers):
     """A VPC with two subnets in two zones, the nodes' security group, two running instances and an
     issued certificate for wiki.example.com, in moto (``AwsLab``)."""

@@ -41,9 +41,25 @@ class Node:
 
 
 @dataclass
+class SynchronyNode:
+    """One machine of a standalone Synchrony cluster (``synchrony.mode: standalone``)."""
+
+    name: str
+    address: str
+    port: int | None = None  # None: synchrony.port
+    instance_id: str | None = None  # ALB only: registered as an instance rather than by address
+
+
+@dataclass
 class Synchrony:
-    mode: Literal["direct", "internal-proxy"] = "direct"
+    mode: Literal["direct", "internal-proxy", "standalone"] = "direct"
     port: int = 8091
+    #: Only for ``standalone``: the machines of the separate Synchrony cluster.
+    nodes: list[SynchronyNode] = field(default_factory=list)
+
+    def port_of(self, node: SynchronyNode) -> int:
+        """The port a standalone Synchrony machine answers on."""
+        return node.port or self.port
 
 
 @dataclass
@@ -146,12 +162,31 @@ class AlbOptions:
 
 
 @dataclass
+class BalancerSettings:
+    """What every balancer kind applies the same way (defaults from Atlassian's guidance)."""
+
+    #: Seconds an ordinary request may wait for its node (WebSockets keep their own, longer, timeout).
+    read_timeout: int = 300
+    #: The largest request body (attachments) in MB; larger ones that declare their length get 413.
+    max_upload_mb: int = 250
+    #: The TLS protocols a balancer that terminates TLS accepts (the ALB: its security policy).
+    tls_protocols: list[str] = field(default_factory=lambda: ["TLSv1.2", "TLSv1.3"])
+    #: Strict-Transport-Security max-age in seconds; 0: no header.
+    hsts_max_age: int = 0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@dataclass
 class Balancer:
     kind: Literal["apache", "alb", "nginx", "haproxy"]
     apache: ApacheOptions | None = None
     alb: AlbOptions | None = None
     nginx: NginxOptions | None = None
     haproxy: HaproxyOptions | None = None
+    settings: BalancerSettings = field(default_factory=BalancerSettings)
 
     @property
     def host_options(self) -> HostBalancerOptions | None:
@@ -216,4 +251,6 @@ class Answers:
         """The answers as an answers file would hold them (no secret is ever among them)."""
         data = asdict(self)
         data["public_url"] = self.public_url.url
+        if not data["synchrony"]["nodes"]:
+            del data["synchrony"]["nodes"]  # only standalone has (and may have) its machines
         return data

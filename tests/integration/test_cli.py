@@ -42,6 +42,9 @@ def setup(tmp_path: Path, lab_node_factory) -> dict:
         node = lab_node_factory(name, install, restart_seconds=0.2)
         stock = (FIXTURES / "confluence-7-stock.xml").read_text()
         (install / "conf" / "server.xml").write_text(stock.replace('port="8090"', f'port="{node.confluence_port}"'))
+        # Direct mode asks each node's Synchrony for its heartbeat before anything changes.
+        (install / "bin" / "setenv.sh").write_text(
+            f'CATALINA_OPTS="-Dsynchrony.port={node.synchrony_port} ${{CATALINA_OPTS}}"\n')
         nodes.append({"name": name, "address": "127.0.0.1", "install_dir": str(install),
                       "restart_command": f"touch {install / 'restart-requested'}",
                       "confluence_port": node.confluence_port, "access": {"transport": "local"}})

@@ -46,6 +46,11 @@ MOTO_DROPS = ("TargetGroup.TargetGroupAttributes (stickiness)", "TargetGroup.Tar
 
 
 @pytest.fixture(autouse=True)
+def _nodes_answer_their_heartbeat(moto_nodes_answer_synchrony) -> None:
+    """moto's instances run no Synchrony (see the fixture)."""
+
+
+@pytest.fixture(autouse=True)
 def fast_waits(monkeypatch) -> None:
     monkeypatch.setattr(timing, "POLL_SECONDS", 0.01)
     monkeypatch.setattr(timing, "ACTIVE_TIMEOUT", 3.0)

@@ -2,7 +2,7 @@
 
 Each test starts its own self-contained server (the lab's: ``wizard.lab.proxies``; nginx
 ``-c main.conf -p ROOT``, HAProxy ``-W -f main.cfg -f sites/``) on free ports and two
-simulated nodes (tests/integration/fake_node.py: Confluence /status, Synchrony
+simulated nodes (the lab's simulated node, wizard/lab/node.py: Confluence /status, Synchrony
 heartbeat, WebSocket echoes, every answer naming its node). The nodes' install folders
 hold a server.xml and a bin/setenv.sh with their ports, so the wizard reads the ports as
 on a real node. Every claim is proved with real requests through the server.
@@ -166,7 +166,7 @@ def self_signed(folder: Path, name: str = SERVER_NAME) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def make_bed(tmp_path: Path, fake_node_factory) -> Any:
+def make_bed(tmp_path: Path, lab_node_factory) -> Any:
     started: list[LabProxy] = []
 
     def make(kind: str, *, tls: bool = False, context: str = "", mode: str = "direct", start: bool = True,
@@ -177,7 +177,7 @@ def make_bed(tmp_path: Path, fake_node_factory) -> Any:
         nodes, raw_nodes = [], []
         stock = (FIXTURES / ("context-path-wiki.xml" if context == "/wiki" else "confluence-7-stock.xml")).read_text()
         for index in (1, 2):
-            node = fake_node_factory(f"node{index}", context_path=context)
+            node = lab_node_factory(f"node{index}", context_path=context, echo_pages=True)
             install = tmp_path / node.name
             (install / "conf").mkdir(parents=True)
             (install / "bin").mkdir()

@@ -151,6 +151,7 @@ def answers_for(nodes: list[NodeDir], accesses: list[dict], tmp: Path, *, name: 
     return {
         "version": 1, "name": name, "public_url": PUBLIC_URL,
         "nodes": [{"name": node.name, "address": "127.0.0.1", "confluence_port": node.port,
+                   "synchrony_port": node.lab_node.synchrony_port,  # direct mode asks its heartbeat
                    "install_dir": str(node.install),
                    "restart_command": commands.get(node.name, f"touch {node.trigger}"),
                    "access": access}

@@ -48,13 +48,15 @@ def install_node(folder: Path, port: int) -> Path:
     return folder
 
 
-def setup_answers(tmp_path: Path, port: int, apache: Any = None, *, name: str = "ui-test") -> dict[str, Any]:
+def setup_answers(tmp_path: Path, port: int, apache: Any = None, *, name: str = "ui-test",
+                  synchrony_port: int | None = None) -> dict[str, Any]:
     """Answers for one local node (and a local Apache when given)."""
     install = tmp_path / "node1"
     (tmp_path / "apache").mkdir(exist_ok=True)
     answers: dict[str, Any] = {
         "name": name, "public_url": "http://wiki.example.com",
         "nodes": [{"name": "node1", "address": "127.0.0.1", "install_dir": str(install), "confluence_port": port,
+                   "synchrony_port": synchrony_port or port,  # direct mode asks its heartbeat
                    "restart_command": f"touch {install}/restart-requested", "access": {"transport": "local"}}],
         "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
                                                   "config_path": str(tmp_path / "apache" / "lb.conf")}}}
@@ -72,7 +74,8 @@ def make_setup(tmp_path: Path, lab_node_factory: Any, apache: Any = None) -> Pat
     node = lab_node_factory("node1", tmp_path / "node1", restart_seconds=0.2)
     install_node(tmp_path / "node1", node.confluence_port)
     path = tmp_path / "answers.yaml"
-    path.write_text(yaml.safe_dump(setup_answers(tmp_path, node.confluence_port, apache)))
+    path.write_text(yaml.safe_dump(setup_answers(tmp_path, node.confluence_port, apache,
+                                                 synchrony_port=node.synchrony_port)))
     return path
 
 

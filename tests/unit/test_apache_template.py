@@ -136,7 +136,7 @@ def test_every_combination_is_closed_ordered_and_restricted(tls: bool, mode: str
     ws_path = "/synchrony/v1/bayeux-sync1" if mode == "direct" else f"{context}/synchrony-proxy/v1/bayeux-sync1"
     if websocket_style(version) == "upgrade":
         assert passes.index(ws_path) < passes.index(context or "/")
-        assert "upgrade=websocket" in text and "ws://" not in text and "RewriteCond" not in text
+        assert "upgrade=websocket" in text and "ws://" not in text and "RewriteCond %{HTTP:Upgrade}" not in text
     else:
         assert "upgrade=websocket" not in text and "ws://10.0.0.1:" in text
         assert "RewriteCond %{HTTP:Upgrade} ^websocket$ [NC]" in lines
@@ -201,7 +201,8 @@ def test_redirect_covers_every_plain_port_apache_listens_on() -> None:
 
 def test_needed_modules_follow_the_features() -> None:
     base = needed_modules(answers_of(), NEW)
-    assert "proxy_wstunnel" not in base and "rewrite" not in base and "ssl" not in base
+    assert "proxy_wstunnel" not in base and "ssl" not in base
+    assert "rewrite" in base  # the upload limit (balancer.settings.max_upload_mb) is a rewrite rule
     assert base.index("proxy") < base.index("proxy_http") < base.index("proxy_balancer") < base.index(
         "lbmethod_byrequests")
     assert {"proxy_wstunnel", "rewrite"} <= set(needed_modules(answers_of(), OLD))
@@ -336,3 +337,61 @@ def test_an_explicit_http_port_is_the_only_redirect() -> None:
     text = render_for(answers, plain_facts(listens={18443: None, 18080: None}))
     assert redirect_ports_in(text) == (18081,)
     assert "Listen 18081" in directives(text) and "<VirtualHost *:18080>" not in text
+
+
+# --------------------------------------------------------------------------- issue 16: standalone, settings
+
+
+def standalone_answers(**settings):
+    raw = answers_of(tls=True).to_dict()
+    raw["synchrony"] = {"mode": "standalone", "nodes": [{"name": "sync1", "address": "10.0.2.1"},
+                                                        {"name": "sync2", "address": "fd00::2", "port": 8095}]}
+    if settings:
+        raw["balancer"]["settings"] = settings
+    for key in ("apache", "alb"):
+        if raw["balancer"].get(key) is None:
+            del raw["balancer"][key]
+    return validate(raw)
+
+
+@pytest.mark.parametrize("version", (NEW, OLD))
+def test_standalone_synchrony_is_a_balancer_over_the_synchrony_machines_without_routes(version) -> None:
+    text = render_for(standalone_answers(), plain_facts(version))
+    assert_blocks_closed(text)
+    for name in ("synchrony-ws", "synchrony-http"):
+        block = text.split(f'<Proxy "balancer://{name}">', 1)[1].split("</Proxy>", 1)[0]
+        assert "10.0.2.1:8091\"" in block and "[fd00::2]:8095\"" in block
+        # No route and no stickysession: a Synchrony answer never resets the user's ROUTEID.
+        assert "route=" not in block and "stickysession" not in block
+    assert ":8091\" route=node" not in text  # the Confluence nodes' own Synchrony is not used
+    assert proxy_pass_paths(text).index("/synchrony/") < proxy_pass_paths(text).index("/")
+    assert "a standalone Synchrony cluster (2 machine(s))" in text
+
+
+def test_settings_land_in_the_vhost_with_their_defaults() -> None:
+    lines = directives(render_for(answers_of(tls=True), plain_facts()))
+    assert "ProxyTimeout 300" in lines and "ProxyAddHeaders On" in lines
+    assert 'RewriteCond expr "%{HTTP:Content-Length} -gt 262144000"' in lines
+    assert "RewriteRule ^ - [R=413,L]" in lines
+    assert "SSLProtocol -all +TLSv1.2 +TLSv1.3" in lines
+    assert not any("Strict-Transport-Security" in line for line in lines)
+
+
+def test_settings_land_in_the_vhost_as_answered() -> None:
+    text = render_for(standalone_answers(read_timeout=30, max_upload_mb=10, tls_protocols=["TLSv1.3"],
+                                         hsts_max_age=31536000), plain_facts())
+    lines = directives(text)
+    assert "ProxyTimeout 30" in lines and "SSLProtocol -all +TLSv1.3" in lines
+    assert 'RewriteCond expr "%{HTTP:Content-Length} -gt 10485760"' in lines
+    assert 'Header always set Strict-Transport-Security "max-age=31536000"' in lines
+    assert "timeout=300" in text  # WebSockets keep their own longer timeout
+    # The 413 rule comes before every proxied route, so no node sees the body.
+    assert text.index("R=413") < text.index("ProxyPass        ")
+
+
+def test_hsts_only_over_https() -> None:
+    raw = answers_of().to_dict()
+    raw["balancer"]["settings"] = {"hsts_max_age": 600}
+    del raw["balancer"]["alb"]
+    text = render_for(validate(raw), plain_facts())
+    assert "Strict-Transport-Security" not in text and "SSLProtocol" not in text

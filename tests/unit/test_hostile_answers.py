@@ -190,3 +190,65 @@ def test_hostile_yaml_is_refused_quickly_with_the_reason(tmp_path: Path) -> None
             assert "port" in problems["public_url"], problems
         assert time.monotonic() - started < 5, name
     assert os.listdir(tmp_path)  # the files were there to read
+
+
+# --- issue 16: standalone Synchrony machines and balancer.settings ------------------------------
+
+
+def _standalone(machine: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    raw = copy.deepcopy(BASE)
+    raw["synchrony"] = {"mode": "standalone", "nodes": [machine]}
+    if settings is not None:
+        raw["balancer"]["settings"] = settings
+    return raw
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(address=hostile_text, name=hostile_text)
+@example(address='10.0.2.1" route=x', name="sync1")
+@example(address="10.0.2.1\nProxyPass / http://evil/", name="sync1")
+@example(address="sync.internal", name="s1 route=node1")
+def test_a_hostile_synchrony_machine_is_refused_or_lands_as_one_member(address: str, name: str) -> None:
+    raw = _standalone({"name": name, "address": address, "port": 8091})
+    problems = {problem.key for problem in find_problems(raw)}
+    if problems:
+        assert problems & {"synchrony.nodes[0].address", "synchrony.nodes[0].name"}
+        return
+    text = render_for(validate(raw), plain_facts())
+    members = [line.strip() for line in text.splitlines() if line.strip().startswith("BalancerMember")
+               and ":8091\"" in line and "route=" not in line]
+    assert len(members) == 2  # the WebSocket and the HTTP balancer, one member each
+    for member in members:
+        assert re.fullmatch(r'BalancerMember "(?:ws|http)://[^"\s]+:8091"(?: upgrade=websocket)?(?: timeout=\d+)?',
+                            member), member
+
+
+@pytest.mark.parametrize("settings_, key", [
+    ({"read_timeout": "300; ProxyPass / http://evil/"}, "balancer.settings.read_timeout"),
+    ({"max_upload_mb": "250\"\nRewriteEngine Off"}, "balancer.settings.max_upload_mb"),
+    ({"tls_protocols": ["TLSv1.2 +SSLv3"]}, "balancer.settings.tls_protocols[0]"),
+    ({"tls_protocols": ["all"]}, "balancer.settings.tls_protocols[0]"),
+    ({"tls_protocols": []}, "balancer.settings.tls_protocols"),
+    ({"hsts_max_age": "31536000; includeSubDomains"}, "balancer.settings.hsts_max_age"),
+    ({"hsts_max_age": True}, "balancer.settings.hsts_max_age"),
+    ({"read_timeout": 1e9}, "balancer.settings.read_timeout"),
+])
+def test_hostile_settings_are_refused_naming_the_key(settings_: dict[str, Any], key: str) -> None:
+    raw = copy.deepcopy(BASE)
+    raw["balancer"]["settings"] = settings_
+    assert key in {problem.key for problem in find_problems(raw)}
+
+
+@settings(max_examples=100, deadline=None)
+@given(timeout=st.integers(1, 3600), upload=st.integers(1, 102400), hsts=st.integers(0, 63072000),
+       protocols=st.sampled_from([["TLSv1.2"], ["TLSv1.3"], ["TLSv1.2", "TLSv1.3"], ["TLSv1.3", "TLSv1.2"]]))
+def test_every_valid_setting_lands_as_exactly_its_directive(timeout, upload, hsts, protocols) -> None:
+    raw = copy.deepcopy(BASE)
+    raw["balancer"]["settings"] = {"read_timeout": timeout, "max_upload_mb": upload, "hsts_max_age": hsts,
+                                   "tls_protocols": protocols}
+    lines = [line.strip() for line in render_for(validate(raw), plain_facts()).splitlines()]
+    assert f"ProxyTimeout {timeout}" in lines
+    assert f'RewriteCond expr "%{{HTTP:Content-Length}} -gt {upload * 1024 * 1024}"' in lines
+    assert "SSLProtocol -all " + " ".join(f"+{p}" for p in protocols) in lines
+    hsts_lines = [line for line in lines if "Strict-Transport-Security" in line]
+    assert hsts_lines == ([f'Header always set Strict-Transport-Security "max-age={hsts}"'] if hsts else [])

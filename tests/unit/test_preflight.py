@@ -20,10 +20,12 @@ def answers_with(tmp_path: Path, base_url: dict):
         install = tmp_path / f"node{index}"
         (install / "conf").mkdir(parents=True)
         (install / "conf" / "server.xml").write_bytes(STOCK.read_bytes())
-        nodes.append({"name": f"node{index}", "address": f"10.0.0.{index}", "install_dir": str(install),
-                      "access": {"transport": "local"}, "restart_command": "true"})
+        # Closed loopback ports: the version probe gets its answer (none) at once, and
+        # internal-proxy asks for no Synchrony heartbeat on the nodes.
+        nodes.append({"name": f"node{index}", "address": "127.0.0.1", "confluence_port": index,
+                      "install_dir": str(install), "access": {"transport": "local"}, "restart_command": "true"})
     return validate({"name": "preflight-test", "public_url": "http://wiki.example.com", "nodes": nodes,
-                     "base_url": base_url,
+                     "base_url": base_url, "synchrony": {"mode": "internal-proxy"},
                      "balancer": {"kind": "apache", "apache": {"access": {"transport": "local"},
                                                                "config_path": str(tmp_path / "site.conf"),
                                                                "configtest_command": "true",

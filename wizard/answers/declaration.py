@@ -23,6 +23,7 @@ from wizard.answers_model import (
     Answers,
     ApacheOptions,
     Balancer,
+    BalancerSettings,
     BaseUrl,
     Database,
     HaproxyOptions,
@@ -30,6 +31,7 @@ from wizard.answers_model import (
     Node,
     PublicUrl,
     Synchrony,
+    SynchronyNode,
     Tls,
 )
 
@@ -199,7 +201,22 @@ ALB = Section(build=AlbOptions, keys=(
         "the nodes' security group, opened to the balancer on the Confluence and Synchrony ports",
         example="sg-0123456789abcdef0"),
     Key("idle_timeout", v.integer(1, 4000, "a number of seconds"),
-        "seconds an idle connection stays open; below 300 the editor's WebSockets drop"),
+        "seconds an idle connection stays open; below 300 the editor's WebSockets drop (the plan warns, "
+        "verify fails)"),
+))
+
+SETTINGS = Section(build=BalancerSettings, keys=(
+    Key("read_timeout", v.integer(1, 3600, "a number of seconds"),
+        "seconds an ordinary request may wait for its node (then 502 or 504: Apache answers 502); "
+        "WebSockets keep their own longer timeout"),
+    Key("max_upload_mb", v.integer(1, 102400, "a number of megabytes"),
+        "the largest request body (attachments): 413 above it for a request that declares its length; "
+        "where a kind cannot limit chunked uploads, the plan says so"),
+    Key("tls_protocols", ListOf(v.choice("TLSv1.2", "TLSv1.3"), "TLS protocols (like [TLSv1.2, TLSv1.3])",
+                                min_items=1, unique=True, too_few="must list at least one protocol"),
+        "Apache/nginx/HAProxy when they terminate TLS (the ALB: its policy)"),
+    Key("hsts_max_age", v.integer(0, 63072000, "a number of seconds"),
+        "seconds; 0: no header; else exactly `Strict-Transport-Security: max-age=N` (over HTTPS)"),
 ))
 
 
@@ -222,6 +239,7 @@ BALANCER = Section(build=Balancer, keys=(
         required="the HAProxy settings (access, and optionally config_path, tls, ...)",
         required_when=("kind", ("haproxy",)), only_when=("kind", ("haproxy",)),
         misplaced=lambda kind: f"is for kind haproxy, but balancer.kind is {kind}: remove it or change kind"),
+    Key("settings", SETTINGS, "what every balancer kind applies the same way: timeouts, uploads, TLS, HSTS"),
 ))
 
 DATABASE = Section(build=Database, keys=(
@@ -243,11 +261,34 @@ BASE_URL = Section(build=BaseUrl, keys=(
                                  "sets the base URL in Confluence: remove it, or set base_url.method to postgres"),
 ))
 
+SYNCHRONY_NODE = Section(build=SynchronyNode, what="a mapping describing one Synchrony machine (name, address, ...)",
+                         keys=(
+    Key("name", v.node_name(), "names the Synchrony machine in the plan and the checks",
+        required="the Synchrony machine's name, like synchrony1", example="synchrony1"),
+    Key("address", v.address(), "where the balancer reaches it: a host name or IP address",
+        required="the host name or IP address where the balancer reaches this Synchrony machine",
+        example="10.0.2.21"),
+    Key("port", v.port(), "its Synchrony port (default: synchrony.port)", example=8091),
+    Key("instance_id", v.pattern(r"i-[0-9a-f]{8,17}", "an EC2 instance id: i- and 8 or 17 hex digits",
+                                 "i-0123456789abcdef0"),
+        "ALB only: the EC2 instance to register; without it the address is registered as an ip target",
+        example="i-0123456789abcdef0"),
+))
+
 SYNCHRONY = Section(build=Synchrony, keys=(
-    Key("mode", v.choice("direct", "internal-proxy"),
+    Key("mode", v.choice("direct", "internal-proxy", "standalone"),
         "direct: the balancer sends /synchrony to each node's Synchrony port; internal-proxy: "
-        "Confluence's own synchrony-proxy"),
-    Key("port", v.port(), "Synchrony's port on the nodes"),
+        "Confluence's own synchrony-proxy (sets -Dsynchrony.proxy.enabled=true in setenv.sh); standalone: a "
+        "separate Synchrony cluster (synchrony.nodes) behind /synchrony, each node's setenv.sh gets "
+        "-Dsynchrony.service.url"),
+    Key("port", v.port(), "Synchrony's port on the nodes (and the standalone machines' default)"),
+    Key("nodes", ListOf(SYNCHRONY_NODE, "Synchrony machines (each '- name: ...' with an address)", min_items=1,
+                        too_few="must list at least one Synchrony machine"),
+        "mode standalone: the machines of the Synchrony cluster the balancer sends /synchrony to",
+        required="the standalone Synchrony machines, a list with one entry (name, address) per machine",
+        required_when=("mode", ("standalone",)), only_when=("mode", ("standalone",)),
+        misplaced=lambda mode: f"is only for mode standalone, but synchrony.mode is {mode}: remove it or set "
+                               "synchrony.mode to standalone"),
 ))
 
 ANSWERS = Section(build=Answers, keys=(
@@ -374,6 +415,33 @@ def _unique_nodes(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any
     unique("instance_id", "instance_id", False)
 
 
+def _unique_synchrony_nodes(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+    """Each standalone Synchrony machine once: by name (ignoring case) and by address and port."""
+    synchrony = raw.get("synchrony")
+    if not isinstance(synchrony, dict) or not isinstance(synchrony.get("nodes"), list):
+        return
+    items = synchrony["nodes"]
+    default_port = synchrony.get("port", 8091)
+    names: dict[str, int] = {}
+    places: dict[tuple[str, Any], int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        name, address = item.get("name"), item.get("address")
+        if isinstance(name, str) and name.strip():
+            if name.lower() in names:
+                ck.add(f"synchrony.nodes[{index}].name", f"{v.shown(name)} is already the name of "
+                                                         f"synchrony.nodes[{names[name.lower()]}]; each needs its own")
+            names.setdefault(name.lower(), index)
+        if isinstance(address, str) and address.strip():
+            place = (address.lower(), item.get("port", default_port))
+            if place in places:
+                ck.add(f"synchrony.nodes[{index}].address",
+                       f"{v.shown(address)} on port {place[1]} is already synchrony.nodes[{places[place]}]; "
+                       "each Synchrony machine once (or give it its own port)")
+            places.setdefault(place, index)
+
+
 def _allow_list_not_everyone(section: str, key: str, why: str) -> Rule:
     """Networks that together cover every address (0.0.0.0/1 and 128.0.0.0/1) are everyone too."""
 
@@ -437,6 +505,8 @@ RULES: tuple[Rule, ...] = (
                              "/balancer-manager lets whoever opens it disable nodes, so it must be restricted (for "
                              "example 127.0.0.1 or 10.0.0.0/24); leave manager_allow out to allow nobody"),
     _allow_list_not_everyone("haproxy", "stats_allow", _EVERYONE_STATS),
+    Rule("standalone Synchrony machines are unique by name (ignoring case) and by address and port",
+         _unique_synchrony_nodes),
 )
 
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 # The checks' names, so tests, faces and the runbook can find a check without repeating its words.
 NODE_SYNCHRONY = "Synchrony heartbeat on the node"
+#: The preflight's probe of the same heartbeat (direct mode), before the balancer points users at it.
+NODE_SYNCHRONY_FIRST = "Synchrony heartbeat on the node, before the balancer points users at it"
 CONNECTOR_IN_EFFECT = "Connector settings in effect (the node redirects to the public address)"
 BASE_URL = "base URL matches public_url"
 STICKY = "sticky sessions through the balancer"
@@ -38,6 +40,11 @@ BALANCER_STATUS = "Confluence /status RUNNING through the balancer"
 BALANCER_HEARTBEAT = "Synchrony heartbeat OK through the balancer"
 BALANCER_WEBSOCKET = "WebSocket upgrade through the balancer"
 HTTPS_REDIRECT = "HTTP redirects to HTTPS, keeping path and query"
+CONFLUENCE_VERSION = "Confluence version (from the applinks manifest)"
+
+#: Before this Confluence Data Center version Synchrony only runs standalone: Confluence
+#: neither manages it on the nodes (direct) nor proxies it (internal-proxy).
+MANAGED_SYNCHRONY_VERSION = (6, 12)
 
 #: A certificate with fewer days left than this fails: time to renew before users see warnings.
 MIN_CERTIFICATE_DAYS = 14
@@ -232,6 +239,34 @@ def read_manifest(node: Node, facts: NodeFacts) -> Reading:
     return Reading(node.name, url, admin_page(node, facts), base, seen, answer.status is not None)
 
 
+def read_version(node: Node, facts: NodeFacts) -> tuple[str | None, str]:
+    """The Confluence version a node's manifest reports (None when it cannot be read), and what was seen."""
+    url = manifest_url(node, facts)
+    answer = probes.http_get(url, timeout=5.0, headers={"Accept": "application/xml"}, limit=65536)
+    version = probes.manifest_version(answer.body) if answer.status == 200 else None
+    if version:
+        return version, f"Confluence {version} (from {url})"
+    return None, answer.seen if answer.status != 200 else f"{url}: no <version> in the manifest"
+
+
+def version_check(node: str, version: str | None, seen: str, mode: str) -> Check:
+    """Whether this Confluence version has the Synchrony mode of the answers.
+
+    Passes when the version cannot be read (a node not started yet): it is said, not judged.
+    """
+    if version is None:
+        return Check(CONFLUENCE_VERSION, node, True, f"not known ({seen}); the Synchrony mode is not checked "
+                                                     "against it")
+    numbers = probes.version_tuple(version)
+    if mode != "standalone" and numbers and numbers < MANAGED_SYNCHRONY_VERSION:
+        return Check(CONFLUENCE_VERSION, node, False,
+                     f"{seen}; synchrony.mode {mode} needs Confluence 6.12 or later",
+                     f"Before 6.12 Confluence Data Center runs Synchrony only standalone: set synchrony.mode to "
+                     f"standalone with synchrony.nodes (Atlassian's \"Set up a Synchrony cluster for Confluence Data "
+                     f"Center\"), or upgrade Confluence on {node}.")
+    return Check(CONFLUENCE_VERSION, node, True, f"{seen}; synchrony.mode {mode} exists there")
+
+
 def base_url_check(reading: Reading, public: PublicUrl) -> Check:
     """The base URL a node reports is the public URL (else the editor spins)."""
     if reading.base_url is None:
@@ -262,7 +297,7 @@ def apache_probe_address(ctx: Context) -> str:
 
 def synchrony_paths(answers: Answers) -> tuple[str, str]:
     """(heartbeat, WebSocket) paths users' browsers use through the balancer."""
-    if answers.synchrony.mode == "direct":
+    if answers.synchrony.mode in ("direct", "standalone"):
         return "/synchrony/heartbeat", "/synchrony/v1/bayeux-sync1"
     ctx = answers.public_url.context_path
     return f"{ctx}/synchrony-proxy/heartbeat", f"{ctx}/synchrony-proxy/v1/bayeux-sync1"

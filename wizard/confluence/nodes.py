@@ -39,6 +39,10 @@ class NodeFacts:
     synchrony_port_source: str
     #: ``server_xml_path`` is a symbolic link to this file (its target is what gets written).
     server_xml_link: str | None = None
+    #: bin/setenv.sh as it is (None: there is none), its path, and its link target if a link.
+    setenv: bytes | None = None
+    setenv_path: str = ""
+    setenv_link: str | None = None
 
     def status_url(self, address: str) -> str:
         return f"http://{_host_in_url(address)}:{self.confluence_port}{self.context_path}/status"
@@ -84,20 +88,22 @@ def read_node_facts(host: Host, node: Node, answers: Answers) -> NodeFacts:
         raise WizardError(f"{node.name}: cannot tell Confluence's context path from {path}: "
                           f"{xml.context_path_reason}.",
                           "Check the <Context path=...> element of server.xml.")
-    synchrony_port, source = _synchrony_port(host, node, answers)
+    setenv_file = setenv_path(node)
+    setenv = host.read_bytes(setenv_file) if host.exists(setenv_file) else None
+    synchrony_port, source = _synchrony_port(node, answers, setenv_file, setenv)
     return NodeFacts(node=node.name, server_xml_path=path, server_xml=raw, text=text,
                      encoding=encoding, xml=xml, confluence_port=port, context_path=context,
                      synchrony_port=synchrony_port, synchrony_port_source=source,
-                     server_xml_link=host.link_target(path))
+                     server_xml_link=host.link_target(path), setenv=setenv, setenv_path=setenv_file,
+                     setenv_link=host.link_target(setenv_file) if setenv is not None else None)
 
 
-def _synchrony_port(host: Host, node: Node, answers: Answers) -> tuple[int, str]:
+def _synchrony_port(node: Node, answers: Answers, path: str, setenv: bytes | None) -> tuple[int, str]:
     if node.synchrony_port:
         return node.synchrony_port, "the answers (nodes[].synchrony_port)"
-    path = setenv_path(node)
-    if host.exists(path):
+    if setenv is not None:
         try:
-            found = read_synchrony_port(host.read_bytes(path).decode("utf-8", "replace"))
+            found = read_synchrony_port(setenv.decode("utf-8", "replace"))
         except ServerXmlError as exc:
             raise ServerXmlError(f"{node.name}: {path}: {exc.message}", exc.hint) from exc
         if found:

@@ -109,6 +109,30 @@ def manifest_base_url(body: str) -> str | None:
     return None
 
 
+def manifest_version(body: str) -> str | None:
+    """Confluence's version from an applinks manifest (its root's ``version`` child), or None."""
+    text = body.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        version = data.get("version") if isinstance(data, dict) else None
+        return version.strip() if isinstance(version, str) and version.strip() else None
+    match = re.search(r"<(?:[\w.-]+:)?version>\s*([0-9][0-9A-Za-z.\-]*)\s*</(?:[\w.-]+:)?version>", text)
+    return match[1] if match else None
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"7.19.2"`` as ``(7, 19, 2)``; a suffix ("-m12") is ignored, a part that is no number stops it."""
+    parts: list[int] = []
+    for part in version.split("-", 1)[0].split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
 def _xml_unescape(text: str) -> str:
     from xml.sax.saxutils import unescape
 

@@ -225,7 +225,7 @@ def checks_play(answers: Answers, apache: ApacheExport) -> dict[str, Any]:
     host = f"[{address}]" if ":" in address else address
     base = f"{'https' if tls else 'http'}://{host}:{apache.listen_port}"
     context = answers.public_url.context_path
-    heartbeat = ("/synchrony/heartbeat" if answers.synchrony.mode == "direct"
+    heartbeat = ("/synchrony/heartbeat" if answers.synchrony.mode in ("direct", "standalone")
                  else f"{context}/synchrony-proxy/heartbeat")
     common = {"headers": {"Host": apache.server_name}, "validate_certs": False, "follow_redirects": "none",
               "timeout": 5, "return_content": True}

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from wizard.answers_model import Answers
+from wizard.answers_model import Answers, Node
 from wizard.balancers.kind import kind_for
+from wizard.confluence import checks
+from wizard.confluence.nodes import read_node_facts
 from wizard.engine.model import Check, Plan, UndoAction
 from wizard.engine.step import Context, Journal, Step
+from wizard.errors import WizardError
 
 
 def implementation(answers: Answers) -> Step:
@@ -30,6 +33,7 @@ class BalancerStep(Step[Any]):  # the facts are the kind's own
                    "Application Load Balancer (target groups, listeners, the /synchrony/* rule).")
 
     def inspect(self, ctx: Context) -> Any:
+        refuse_nodes_without_synchrony(ctx)
         return implementation(ctx.answers).inspect(ctx)
 
     def plan(self, answers: Answers, facts: Any) -> Plan:
@@ -49,6 +53,34 @@ class BalancerStep(Step[Any]):  # the facts are the kind's own
 
     def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
         return implementation(answers).vet_undo(answers, action, label)
+
+
+def synchrony_heartbeats(ctx: Context) -> list[Check]:
+    """In direct mode, each node's Synchrony heartbeat where the balancer will send users."""
+    def probe(node: Node) -> Check:
+        try:
+            facts = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
+        except WizardError as exc:
+            return Check(checks.NODE_SYNCHRONY, node.name, False, exc.message, exc.hint or "")
+        return checks.node_synchrony(node, facts, "direct")
+
+    return ctx.for_each_node(probe)
+
+
+def refuse_nodes_without_synchrony(ctx: Context) -> None:
+    """Direct mode points users at each node's own Synchrony: refuse, before anything changes,
+    when one does not answer its heartbeat (whatever ``--only`` chose)."""
+    if ctx.answers.synchrony.mode != "direct":
+        return
+    failed = [check for check in synchrony_heartbeats(ctx) if not check.passed]
+    if failed:
+        names = ", ".join(check.target for check in failed)
+        raise WizardError(
+            f"synchrony.mode is direct, but Synchrony does not answer its heartbeat on {names} "
+            f"({'; '.join(check.seen for check in failed)}): the balancer would send the editor to a node "
+            "without Synchrony. Nothing was changed.",
+            failed[0].fix + " Or, if these nodes run no Synchrony, use synchrony.mode standalone (with "
+            "synchrony.nodes) or internal-proxy.")
 
 
 STEP = BalancerStep()

@@ -5,6 +5,11 @@ public host, port and scheme (``proxyName``, ``proxyPort``, ``scheme``, and
 ``secure`` behind HTTPS), or users are sent to ``http://`` or to ``:8090``.
 The edit touches only the active Connector's start tag (``wizard.confluence.serverxml``);
 every other byte of server.xml stays as it was.
+
+This step also owns the Synchrony options of ``bin/setenv.sh`` (``wizard.confluence.setenv``):
+``-Dsynchrony.service.url`` for a standalone Synchrony, ``-Dsynchrony.proxy.enabled=true`` for
+internal-proxy, neither for direct (removing only what this setup added). They are JVM
+options, so they take effect at the same restart as the Connector's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,15 @@ from dataclasses import dataclass
 
 from wizard.answers_model import Answers, Node
 from wizard.confluence.nodes import NodeFacts, node_files, read_node_facts
+from wizard.confluence.setenv import (
+    PROXY_ENABLED,
+    SERVICE_URL,
+    SetenvError,
+    decode_setenv,
+    plan_setenv_edit,
+    read_option,
+    wanted_options,
+)
 from wizard.confluence.serverxml import (
     ServerXmlError,
     encode_server_xml,
@@ -47,9 +61,11 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
     title = "Tomcat Connector on every node"
     explanation = ("Sets proxyName, proxyPort and scheme (and secure for HTTPS) on the Connector "
                    "that serves Confluence in each node's conf/server.xml, so Confluence builds its "
-                   "links with the public address. Only that tag changes; a restart makes it take effect.")
-    rollback_note = ("server.xml is back as it was on every node; restart the nodes "
-                     "(`apply --only restart`) for Tomcat to use it.")
+                   "links with the public address. Only that tag changes. In bin/setenv.sh it adds the "
+                   "Synchrony option the mode needs (standalone: -Dsynchrony.service.url; internal-proxy: "
+                   "-Dsynchrony.proxy.enabled=true), one line each. A restart makes them take effect.")
+    rollback_note = ("server.xml and setenv.sh are back as they were on every node; restart the nodes "
+                     "(`apply --only restart`) for Tomcat to use them.")
 
     def inspect(self, ctx: Context) -> dict[str, NodeFacts]:
         facts = ctx.for_each_node(lambda node: read_node_facts(ctx.hosts.node(node), node, ctx.answers))
@@ -67,6 +83,10 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
                                            proxy_port=wanted.proxy_port, scheme=wanted.scheme)
             except ServerXmlError as exc:
                 raise ServerXmlError(f"{node.name}: {fact.server_xml_path}: {exc.message}", exc.hint) from exc
+            setenv_change, setenv_notes = _setenv_change(answers, node, fact)
+            unchanged += [f"{node.name}: {note}" for note in setenv_notes]
+            if setenv_change is not None:
+                changes.append(setenv_change)
             if not edit.changed:
                 unchanged.append(f"{node.name}: {edit.reason}")
                 continue
@@ -83,28 +103,40 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
         if not changes:
             return Plan(self.name, "every node's Connector is already right",
                         noop_reason=f"Every Connector already has {wanted.describe()}: " + "; ".join(unchanged))
-        summary = f"edit the Connector on {len(changes)} of {len(answers.nodes)} node(s) to {wanted.describe()}"
-        return Plan(self.name, summary, changes)
+        connectors = [c for c in changes if c.details.get("role") != "setenv"]
+        setenvs = [c for c in changes if c.details.get("role") == "setenv"]
+        parts = []
+        if connectors:
+            parts.append(f"edit the Connector on {len(connectors)} of {len(answers.nodes)} node(s) to "
+                         f"{wanted.describe()}")
+        if setenvs:
+            parts.append(f"edit bin/setenv.sh on {len(setenvs)} node(s) for synchrony.mode "
+                         f"{answers.synchrony.mode}")
+        notes = f" ({'; '.join(unchanged)})" if unchanged else ""
+        return Plan(self.name, "; ".join(parts) + notes, changes)
 
     def undo_paths(self, answers: Answers, target: str) -> frozenset[str]:
         return node_files(answers, target)
 
     def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
-        by_node = {change.target: change for change in plan.changes}
+        by_node: dict[str, list[Change]] = {}
+        for change in plan.changes:
+            by_node.setdefault(change.target, []).append(change)
 
         def edit(node: Node) -> None:
-            change = by_node.get(node.name)
-            if change is None:
-                return
-            before, after = change.payload
-            ctx.check_cancelled()
-            ctx.progress(self.name, node.name, f"writing {change.details['path']}")
-            replace_file(ctx.hosts.node(node), node.name, change.details["path"], planned_from=before,
-                         new=after, journal=journal, summary=change.summary)
-            ctx.progress(self.name, node.name, "written", 1.0)
+            for change in by_node.get(node.name, []):
+                before, after = change.payload
+                ctx.check_cancelled()
+                ctx.progress(self.name, node.name, f"writing {change.details['path']}")
+                replace_file(ctx.hosts.node(node), node.name, change.details["path"], planned_from=before,
+                             new=after, journal=journal, summary=change.summary)
+            if node.name in by_node:
+                ctx.progress(self.name, node.name, "written", 1.0)
 
         ctx.for_each_node(edit)
-        return f"Connector edited on {len(by_node)} node(s); a restart makes it take effect"
+        files = len(plan.changes)
+        return (f"{files} file(s) edited on {len(by_node)} node(s) (Connector, setenv.sh); a restart makes them "
+                "take effect")
 
     def verify(self, ctx: Context) -> list[Check]:
         wanted = Wanted.of(ctx.answers)
@@ -127,7 +159,69 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
             return Check("Connector proxy settings", node.name, passed, seen,
                          "" if passed else f"Run `apply --only connector` to set {wanted.describe()}.")
 
-        return ctx.for_each_node(check)
+        def setenv_check(node: Node) -> Check | None:
+            try:
+                fact = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
+            except WizardError:
+                return None  # the Connector check above already says why
+            return synchrony_option_check(ctx.answers, node, fact)
+
+        found = ctx.for_each_node(check)
+        return found + [c for c in ctx.for_each_node(setenv_check) if c is not None]
+
+
+SERVICE_URL_CHECK = "Synchrony service URL in setenv.sh ends in /v1"
+PROXY_FLAG_CHECK = "-Dsynchrony.proxy.enabled in setenv.sh"
+
+
+def synchrony_option_check(answers: Answers, node: Node, fact: NodeFacts) -> Check | None:
+    """What the node's setenv.sh says about Synchrony, for the modes that need an option there."""
+    mode = answers.synchrony.mode
+    if mode == "direct":
+        return None
+    text = fact.setenv.decode("utf-8", "replace") if fact.setenv is not None else ""
+    if mode == "standalone":
+        wanted = wanted_options(answers)[SERVICE_URL]
+        seen = read_option(text, SERVICE_URL)
+        passed = seen is not None and seen.rstrip("/").endswith("/v1") and seen == wanted
+        return Check(SERVICE_URL_CHECK, node.name, passed,
+                     f"{fact.setenv_path}: -D{SERVICE_URL}={seen}" if seen else f"{fact.setenv_path}: not set",
+                     "" if passed else f"The editor must reach Synchrony at {wanted}: run `apply --only "
+                                       "connector`, then restart the node (`apply --only restart`).")
+    seen = read_option(text, PROXY_ENABLED)
+    passed = seen is not None
+    return Check(PROXY_FLAG_CHECK, node.name, passed,
+                 f"{fact.setenv_path}: -D{PROXY_ENABLED}={seen}" + ("" if seen in (None, "true") else
+                                                                   " (set by the admin; left as it is)")
+                 if seen else f"{fact.setenv_path}: not set",
+                 "" if passed else "Without it the editor first tries /synchrony on every load: run `apply "
+                                   "--only connector`, then restart the node.")
+
+
+def _setenv_change(answers: Answers, node: Node, fact: NodeFacts) -> tuple[Change | None, list[str]]:
+    """The setenv.sh edit of this node for the Synchrony mode, or None, and what was left alone."""
+    wanted = wanted_options(answers)
+    path = fact.setenv_path or "bin/setenv.sh"
+    if fact.setenv is None:
+        if not wanted:
+            return None, []
+        raise SetenvError(f"{node.name}: {path} does not exist, and synchrony.mode {answers.synchrony.mode} needs "
+                          f"{', '.join(f'-D{k}={v}' for k, v in wanted.items())} in it. Nothing was changed.",
+                          "Check nodes[].install_dir (Confluence's installation folder holds bin/setenv.sh).")
+    try:
+        text = decode_setenv(fact.setenv)
+        edit = plan_setenv_edit(text, setup=answers.name, wanted=wanted)
+    except SetenvError as exc:
+        raise SetenvError(f"{node.name}: {path}: {exc.message}", exc.hint) from exc
+    if not edit.changed:
+        return None, list(edit.notes)
+    return Change(
+        target=node.name, kind="file",
+        summary=f"{path}{link_note(fact.setenv_link)}: {edit.describe()} (synchrony.mode {answers.synchrony.mode})",
+        diff=unified_diff(node.name, path, text, edit.new_text),
+        details={"role": "setenv", "path": path, "added": [list(a) for a in edit.added],
+                 "removed": [list(r) for r in edit.removed], "notes": list(edit.notes)},
+        payload=(fact.setenv, edit.new_text.encode("utf-8"))), list(edit.notes)
 
 
 def check_context_path(node: Node, fact: NodeFacts, answers: Answers) -> None:

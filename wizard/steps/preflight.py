@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from dataclasses import replace
 
 from wizard.answers_model import Answers, Node
+from wizard.confluence import checks as confluence_checks
+from wizard.confluence.nodes import read_node_facts
 from wizard.engine.model import BALANCER, WORKSTATION, Check, Plan
 from wizard.engine.step import Context, Step
 from wizard.errors import WizardError
@@ -49,7 +52,9 @@ class Preflight(Step[list[Check]]):
     name = "preflight"
     title = "Preflight checks"
     explanation = ("Reaches every node and the balancer and checks that the files and commands the "
-                   "later steps need are there. It changes nothing.")
+                   "later steps need are there, which Confluence version each node runs (and that it has "
+                   "the Synchrony mode of the answers), and in direct mode that each node's Synchrony "
+                   "answers its heartbeat. It changes nothing.")
     read_only = True
 
     def inspect(self, ctx: Context) -> list[Check]:
@@ -88,6 +93,7 @@ class Preflight(Step[list[Check]]):
         checks.append(_restart_check(host, node, ctx.answers))
         if ctx.answers.base_url.method == "postgres" and node is ctx.answers.nodes[0]:
             checks.append(_psql_check(host, node, ctx.answers))
+        checks += synchrony_checks(host, node, ctx.answers)
         return checks
 
     # Balancer.
@@ -101,6 +107,25 @@ class Preflight(Step[list[Check]]):
         if balancer.kind in _SERVED_CHECKS and balancer.host_options is not None:
             return _SERVED_CHECKS[balancer.kind](ctx)
         return []
+
+
+def synchrony_checks(host: Host, node: Node, answers: Answers) -> list[Check]:
+    """The node's Confluence version against the Synchrony mode, and (direct) its Synchrony's heartbeat.
+
+    Nothing to say when the node's files cannot be read: the file checks above say why.
+    """
+    try:
+        facts = read_node_facts(host, node, answers)
+    except WizardError:
+        return []
+    mode = answers.synchrony.mode
+    version, seen = confluence_checks.read_version(node, facts)
+    found = [confluence_checks.version_check(node.name, version, seen, mode)]
+    if mode == "direct":
+        # Its own name: verify makes the same probe later, and each check is made once per run.
+        found.append(replace(confluence_checks.node_synchrony(node, facts, mode),
+                             name=confluence_checks.NODE_SYNCHRONY_FIRST))
+    return found
 
 
 def _file_checks(host: Host, node: Node) -> list[Check]:

@@ -91,7 +91,10 @@ class VerifyStep(Step[list[Check]]):
             if isinstance(fact, WizardError):
                 return [Check(checks.NODE_SYNCHRONY, node.name, False, fact.message, fact.hint or "")]
             ctx.progress(self.name, node.name, "checking Synchrony and the running Connector")
-            found = [checks.node_synchrony(node, fact, answers.synchrony.mode)]
+            # A standalone Synchrony runs on machines of its own: the node's setenv.sh points at it
+            # (the connector step's check) and the balancer's heartbeat check reaches it.
+            found = ([] if answers.synchrony.mode == "standalone"
+                     else [checks.node_synchrony(node, fact, answers.synchrony.mode)])
             in_effect = checks.connector_in_effect(node, fact, answers.public_url)
             if in_effect is not None:
                 found.append(in_effect)

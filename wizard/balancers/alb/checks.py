@@ -10,6 +10,7 @@ from __future__ import annotations
 from wizard.balancers.alb import diff
 from wizard.balancers.alb.desired import (
     ANYWHERE,
+    IDLE_TIMEOUT_FLOOR,
     IDLE_TIMEOUT_KEY,
     STICKINESS,
     Desired,
@@ -89,10 +90,15 @@ def _balancer_checks(desired: Desired, facts: AlbFacts) -> list[Check]:
                     "" if active else "AWS needs a few minutes to make a balancer active; check again soon, or "
                                       "look at it in the EC2 console.")]
     timeout = balancer.attributes.get(IDLE_TIMEOUT_KEY, "60")
-    long_enough = timeout.isdigit() and int(timeout) >= desired.idle_timeout
-    checks.append(Check("idle timeout", BALANCER, long_enough, f"{timeout} s",
-                        "" if long_enough else
-                        f"Under {desired.idle_timeout} s the balancer drops idle editor WebSockets. {FIX}"))
+    # The floor holds whatever the answers say: under 300 s the editor's WebSockets drop.
+    floor = max(IDLE_TIMEOUT_FLOOR, desired.idle_timeout)
+    long_enough = timeout.isdigit() and int(timeout) >= floor
+    fix = f"Under {floor} s the balancer drops idle editor WebSockets. {FIX}"
+    if desired.idle_timeout < IDLE_TIMEOUT_FLOOR:
+        fix = (f"Under {IDLE_TIMEOUT_FLOOR} s the balancer drops idle editor WebSockets: set "
+               f"balancer.alb.idle_timeout to {IDLE_TIMEOUT_FLOOR} or more (it says {desired.idle_timeout}), "
+               f"then {FIX[0].lower()}{FIX[1:]}")
+    checks.append(Check("idle timeout", BALANCER, long_enough, f"{timeout} s", "" if long_enough else fix))
     confluence = facts.target_groups.get("confluence")
     for spec in desired.listeners:
         label = f"{spec.protocol} listener {spec.port}"

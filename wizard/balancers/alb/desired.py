@@ -36,6 +36,14 @@ HEALTH_MATCHER = "200"
 #: AWS's recommended policy (TLS 1.3 and 1.2); any ELBSecurityPolicy-TLS13-* counts as current.
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CURRENT_SSL_POLICY_PREFIX = "ELBSecurityPolicy-TLS13-"
+#: balancer.settings.tls_protocols -> the ALB security policy that offers exactly those.
+SSL_POLICIES = {
+    frozenset({"TLSv1.2", "TLSv1.3"}): SSL_POLICY,
+    frozenset({"TLSv1.3"}): "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    frozenset({"TLSv1.2"}): "ELBSecurityPolicy-TLS-1-2-2017-01",
+}
+#: Under this idle timeout the editor's WebSockets drop (the plan warns, verify fails), whatever the answers say.
+IDLE_TIMEOUT_FLOOR = 300
 SYNCHRONY_PATH = "/synchrony/*"
 SYNCHRONY_HEALTH_PATH = "/synchrony/heartbeat"
 ANYWHERE = "0.0.0.0/0"
@@ -152,6 +160,8 @@ class Desired:
     listeners: tuple[ListenerSpec, ...]
     rule: RuleSpec | None
     context_path: str
+    #: What balancer.settings become on an ALB (or why they do not apply), for the plan.
+    settings_note: str = ""
 
     def target_group(self, key: str) -> TargetGroupSpec | None:
         return next((tg for tg in self.target_groups if tg.key == key), None)
@@ -176,26 +186,43 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
     context_path = _context_path(nodes)
     target_type = _target_type(nodes)
     direct = answers.synchrony.mode == "direct"
+    standalone = answers.synchrony.mode == "standalone"
 
     def targets(port_of: str) -> tuple[TargetSpec, ...]:
         return tuple(_target(node, target_type, getattr(node, port_of), facts) for node in nodes)
+
+    synchrony_group: TargetGroupSpec | None = None
+    if direct:
+        synchrony_group = TargetGroupSpec(
+            key="synchrony", role=ROLE_SYNCHRONY_TG, name=names.synchrony_target_group, label="Synchrony",
+            port=nodes[0].synchrony_port, vpc_id=alb.vpc_id, target_type=target_type,
+            health_path=SYNCHRONY_HEALTH_PATH, targets=targets("synchrony_port"))
+    elif standalone:
+        # The standalone cluster's machines: instances where every one names its instance, else addresses.
+        machines = tuple(NodePorts(s.name, s.address, s.instance_id, 0, answers.synchrony.port_of(s), "")
+                         for s in answers.synchrony.nodes)
+        machine_type = _target_type(machines)
+        synchrony_group = TargetGroupSpec(
+            key="synchrony", role=ROLE_SYNCHRONY_TG, name=names.synchrony_target_group, label="Synchrony",
+            port=machines[0].synchrony_port, vpc_id=alb.vpc_id, target_type=machine_type,
+            health_path=SYNCHRONY_HEALTH_PATH,
+            targets=tuple(_target(m, machine_type, m.synchrony_port, facts) for m in machines))
 
     groups = [TargetGroupSpec(
         key="confluence", role=ROLE_CONFLUENCE_TG, name=names.confluence_target_group, label="Confluence",
         port=nodes[0].confluence_port, vpc_id=alb.vpc_id, target_type=target_type,
         health_path=f"{context_path}/status", targets=targets("confluence_port"))]
-    if direct:
-        groups.append(TargetGroupSpec(
-            key="synchrony", role=ROLE_SYNCHRONY_TG, name=names.synchrony_target_group, label="Synchrony",
-            port=nodes[0].synchrony_port, vpc_id=alb.vpc_id, target_type=target_type,
-            health_path=SYNCHRONY_HEALTH_PATH, targets=targets("synchrony_port")))
+    if synchrony_group is not None:
+        groups.append(synchrony_group)
+    settings = answers.balancer.settings
+    policy = SSL_POLICIES[frozenset(settings.tls_protocols)]
 
     public = answers.public_url
     listeners: list[ListenerSpec] = []
     if alb.certificate_arn:
         listeners.append(ListenerSpec(role=ROLE_HTTPS_LISTENER, port=public.port, protocol="HTTPS",
                                       action="forward", certificate_arn=alb.certificate_arn,
-                                      ssl_policy=SSL_POLICY))
+                                      ssl_policy=policy))
         if public.port != 80:
             listeners.append(ListenerSpec(role=ROLE_HTTP_LISTENER, port=80, protocol="HTTP",
                                           action="redirect", redirect_port=public.port))
@@ -219,7 +246,32 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
                    subnets=tuple(sorted(alb.subnet_ids)), idle_timeout=alb.idle_timeout,
                    balancer_ingress=balancer_ingress, node_security_group=alb.node_security_group_id,
                    node_ingress=node_ingress, target_groups=tuple(groups), listeners=tuple(listeners),
-                   rule=RuleSpec(listener_port=forward_port) if direct else None, context_path=context_path)
+                   rule=RuleSpec(listener_port=forward_port) if synchrony_group is not None else None,
+                   context_path=context_path, settings_note=_settings_note(answers, policy))
+
+
+def _settings_note(answers: Answers, policy: str) -> str:
+    """balancer.settings on an ALB: what each becomes, or why it does not apply."""
+    settings = answers.balancer.settings
+    alb = answers.balancer.alb
+    assert alb is not None
+    parts = [f"TLS {' '.join(settings.tls_protocols)}: policy {policy}" if alb.certificate_arn
+             else "tls_protocols: no HTTPS listener",
+             f"read_timeout: an ALB has no per-request timeout; its idle timeout ({alb.idle_timeout} s) applies",
+             f"max_upload_mb ({settings.max_upload_mb}): an ALB does not limit request bodies (Confluence's own "
+             "attachment limit applies)",
+             "X-Forwarded-For: added by the ALB"]
+    if settings.hsts_max_age:
+        parts.append(f"hsts_max_age ({settings.hsts_max_age}): not set on an ALB by this setup (send it from "
+                     "Confluence or a response-header rule)")
+    if alb.idle_timeout < IDLE_TIMEOUT_FLOOR:
+        parts.append(f"WARNING: idle_timeout {alb.idle_timeout} s is under {IDLE_TIMEOUT_FLOOR} s: the editor's "
+                     "WebSockets drop, and verify fails")
+    if answers.synchrony.mode == "standalone":
+        parts.append("the Synchrony target group registers the standalone Synchrony machines ("
+                     + ", ".join(s.name for s in answers.synchrony.nodes) + "); their own security group is "
+                     "not changed: let the balancer's group reach their Synchrony port")
+    return "; ".join(parts)
 
 
 def node_ingress_description(setup: str, purpose: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from wizard.balancers.alb.desired import (
     ANYWHERE,
     CURRENT_SSL_POLICY_PREFIX,
+    SSL_POLICY,
     IDLE_TIMEOUT_KEY,
     SYNCHRONY_PATH,
     Desired,
@@ -217,7 +218,10 @@ def listener_differences(spec: ListenerSpec, fact: ListenerFact,
         current_cert = fact.certificates[0] if fact.certificates else None
         if current_cert != spec.certificate_arn:
             differences.append(Difference("certificate", current_cert, spec.certificate_arn))
-        if not (fact.ssl_policy or "").startswith(CURRENT_SSL_POLICY_PREFIX):
+        # For the default protocols any current TLS 1.3 policy will do; others ask for their own policy.
+        default = spec.ssl_policy == SSL_POLICY
+        if (not (fact.ssl_policy or "").startswith(CURRENT_SSL_POLICY_PREFIX) if default
+                else fact.ssl_policy != spec.ssl_policy):
             differences.append(Difference("TLS policy", fact.ssl_policy, spec.ssl_policy))
     if spec.action == "redirect":
         wanted = redirect_config(spec.redirect_port or 443)

@@ -80,14 +80,14 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
         note = _unmanaged_nodes_note(desired)
         if not changes:
             return Plan(self.name, f"the load balancer {desired.names.load_balancer} is in place",
-                        noop_reason=noop_reason(desired, facts) + note)
+                        noop_reason=noop_reason(desired, facts) + note + f" Settings: {desired.settings_note}.")
         counted = {verb: sum(1 for c in changes if c.details["action"] in actions)
                    for verb, actions in (("create", ("create",)), ("modify", ("modify",)),
                                          ("add", ("authorize", "register")),
                                          ("remove", ("delete", "revoke")))}
         counts = ", ".join(f"{count} to {verb}" for verb, count in counted.items() if count)
         summary = (f"load balancer {desired.names.load_balancer} in {desired.region}: {counts} "
-                   f"(account {facts.env.account}, as {facts.env.caller_arn}){note}")
+                   f"(account {facts.env.account}, as {facts.env.caller_arn}){note}. Settings: {desired.settings_note}")
         return Plan(self.name, summary, changes)
 
     def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from wizard.balancers.apache.facts import detect_layout, resolve_config_path
 from wizard.balancers.apache.vhost import listen_port, redirect_ports_in, server_name
-from wizard.confluence.checks import apache_probe_address
+from wizard.confluence.checks import apache_probe_address, synchrony_paths
 from wizard.confluence.probes import (
     HttpAnswer,
     confluence_state,
@@ -79,20 +79,20 @@ class ApacheChecks:
                      running and sticky, seen, fix)
 
     def heartbeat(self) -> Check:
-        path = ("/synchrony/heartbeat" if self.answers.synchrony.mode == "direct"
-                else f"{self.url.context_path}/synchrony-proxy/heartbeat")
+        path, _ = synchrony_paths(self.answers)
         answer = self.patiently(lambda: self.get(path), heartbeat_ok)
         fix = "" if heartbeat_ok(answer) else (
-            "Synchrony does not answer through the balancer: check that each node's Synchrony runs and that "
-            "the balancer host reaches its port"
-            + (" (the Synchrony port must be open to the balancer)" if self.answers.synchrony.mode == "direct"
+            "Synchrony does not answer through the balancer: check that "
+            + ("each standalone Synchrony machine runs" if self.answers.synchrony.mode == "standalone"
+               else "each node's Synchrony runs")
+            + " and that the balancer host reaches its port"
+            + (" (the Synchrony port must be open to the balancer)" if self.answers.synchrony.mode != "internal-proxy"
                else "") + ", then run `apply --only balancer` again.")
         return Check(f"Synchrony heartbeat OK through the balancer ({path})", BALANCER, heartbeat_ok(answer),
                      answer.seen, fix)
 
     def websocket(self) -> Check:
-        path = ("/synchrony/v1/bayeux-sync1" if self.answers.synchrony.mode == "direct"
-                else f"{self.url.context_path}/synchrony-proxy/v1/bayeux-sync1")
+        _, path = synchrony_paths(self.answers)
         status, seen = 0, ""
         deadline = time.monotonic() + VERIFY_PATIENCE_SECONDS
         while True:

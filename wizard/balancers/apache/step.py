@@ -252,7 +252,9 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
                          "layout": apache.layout.name, "websocket_style": vhost.ws_style,
                          "nodes": [{"name": n.name, "address": n.host, "confluence_port": n.confluence_port,
                                     "synchrony_port": n.synchrony_port, "synchrony_port_from": n.synchrony_port_source}
-                                   for n in facts.nodes]},
+                                   for n in facts.nodes],
+                         "synchrony_nodes": [dict(s) for s in vhost.synchrony_nodes],
+                         "settings": vhost.settings_note()},
                 payload=(apache.current, new)))
         modules = modules_to_enable(answers, apache)
         changes += self._module_changes(answers, apache, modules)
@@ -263,10 +265,16 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
                 target=BALANCER, kind="command", summary=f"enable the site: {enable}",
                 details={"role": "site", "site": site, "command": enable,
                          "undo": apache.enabler.disable_command(site)}))
+        if vhost.standalone:
+            nodes_note = (", ".join(f"{n.name} {n.host}:{n.confluence_port}" for n in facts.nodes)
+                          + "; /synchrony to a balancer over the standalone Synchrony cluster: "
+                          + ", ".join(f"{s['name']} {s['host']}:{s['port']}" for s in vhost.synchrony_nodes))
+        else:
+            nodes_note = ", ".join(f"{n.name} {n.host}:{n.confluence_port} (Synchrony {n.synchrony_port})"
+                                   for n in facts.nodes)
         facts_note = (f"Apache {apache.version_string} ({apache.layout.name} layout), WebSockets by "
                       f"{'upgrade=websocket members' if vhost.ws_style == 'upgrade' else 'rewrite to ws:// members'}; "
-                      + ", ".join(f"{n.name} {n.host}:{n.confluence_port} (Synchrony {n.synchrony_port})"
-                                  for n in facts.nodes))
+                      + nodes_note + f". Settings: {vhost.settings_note()}")
         if not changes and not facts.pending_reload:
             return Plan(self.name, "Apache already has this setup's configuration",
                         noop_reason=(f"{path} already holds what the wizard would write, every module it needs "

@@ -19,6 +19,7 @@ from wizard.balancers.apache.facts import (
     ApacheFacts,
     module_id,
 )
+from wizard.confluence.probes import url_host
 from wizard.render import ConfigText, render
 
 TEMPLATE = "apache/confluence-lb.conf.j2"
@@ -30,7 +31,8 @@ MODULE_ORDER = ("authz_core", "authz_host", "headers", "rewrite", "ssl", "proxy"
                 "proxy_wstunnel", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests")
 
 
-BASE_MODULES = ("authz_core", "authz_host", "headers", "proxy", "proxy_http", "slotmem_shm",
+# rewrite: the upload limit (balancer.settings.max_upload_mb) is a rewrite rule.
+BASE_MODULES = ("authz_core", "authz_host", "headers", "rewrite", "proxy", "proxy_http", "slotmem_shm",
                 "proxy_balancer", "lbmethod_byrequests")
 
 
@@ -126,6 +128,16 @@ class Vhost:
     listens: tuple[str, ...] = ()
     redirect_ports: tuple[int, ...] = ()
     https_origin: str = ""
+    #: synchrony.mode standalone: the Synchrony cluster's machines ({name, host, port}).
+    standalone: bool = False
+    synchrony_nodes: tuple[dict[str, Any], ...] = ()
+    # balancer.settings
+    read_timeout: int = 300
+    ws_timeout: int = 300
+    max_upload_mb: int = 250
+    max_upload_bytes: int = 250 * 1024 * 1024
+    ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    hsts_max_age: int = 0
 
     @property
     def redirect_addresses(self) -> list[str]:
@@ -133,7 +145,21 @@ class Vhost:
 
     @property
     def rewrite_in_vhost(self) -> bool:
-        return self.ws_style == "rewrite" or bool(self.context_path)
+        return True  # the upload limit is a rewrite rule
+
+    def settings_note(self) -> str:
+        """balancer.settings as this vhost applies them, for the plan."""
+        parts = [f"read timeout {self.read_timeout} s (then Apache answers 502; WebSockets {self.ws_timeout} s)",
+                 f"uploads up to {self.max_upload_mb} MB (413 above it for a request that declares its length; "
+                 "Apache does not limit a chunked upload here)",
+                 "X-Forwarded-For to the nodes"]
+        if self.tls:
+            parts.append(f"TLS {' '.join(self.ssl_protocols)}")
+            parts.append(f"Strict-Transport-Security max-age={self.hsts_max_age}" if self.hsts_max_age
+                         else "no HSTS header")
+        elif self.hsts_max_age:
+            parts.append("no HSTS header (hsts_max_age needs HTTPS)")
+        return ", ".join(parts)
 
 
 def rewrite_substitution(text: str) -> ConfigText:
@@ -172,7 +198,10 @@ def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
         redirect = tuple(plain)
     style = websocket_style(apache.version)
     direct = answers.synchrony.mode == "direct"
-    ws_path = "/synchrony/v1/bayeux-sync1" if direct else f"{url.context_path}/synchrony-proxy/v1/bayeux-sync1"
+    standalone = answers.synchrony.mode == "standalone"
+    ws_path = ("/synchrony/v1/bayeux-sync1" if direct or standalone
+               else f"{url.context_path}/synchrony-proxy/v1/bayeux-sync1")
+    settings = answers.balancer.settings
     load: tuple[LoadModuleLine, ...] = ()
     if apache.layout.module_mechanism == "vhost":
         directory = apache.module_dir or apache.layout.module_dirs[0]
@@ -188,7 +217,12 @@ def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
         nodes=tuple({"name": n.name, "host": n.host, "confluence_port": n.confluence_port,
                      "synchrony_port": n.synchrony_port} for n in facts.nodes),
         manager_allow=tuple(options.manager_allow), load_modules=load, listens=tuple(listens),
-        redirect_ports=redirect, https_origin=https_origin)
+        redirect_ports=redirect, https_origin=https_origin, standalone=standalone,
+        synchrony_nodes=tuple({"name": s.name, "host": url_host(s.address), "port": answers.synchrony.port_of(s)}
+                              for s in answers.synchrony.nodes) if standalone else (),
+        read_timeout=settings.read_timeout, ws_timeout=max(300, settings.read_timeout),
+        max_upload_mb=settings.max_upload_mb, max_upload_bytes=settings.max_upload_bytes,
+        ssl_protocols=tuple(settings.tls_protocols), hsts_max_age=settings.hsts_max_age)
 
 
 def render_vhost(vhost: Vhost) -> str:
