@@ -222,3 +222,27 @@ def test_a_hostile_value_is_refused_or_lands_whole(key: str, value: str, kind: s
         assert not any(ord(ch) < 32 for ch in line)
     assert value in text
     assert not any(ch in value for ch in "\"\\\n;{}#")
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_the_balancer_settings_reach_nginx_and_haproxy(kind: str) -> None:
+    settings = {"read_timeout": 120, "max_upload_mb": 50, "tls_protocols": ["TLSv1.3"], "hsts_max_age": 31536000}
+    document = raw(kind, tls=TLS)
+    document["balancer"]["settings"] = settings
+    answers = validate(document)
+    if kind == "nginx":
+        text = nginx_render(nginx_build(answers, facts("nginx"), "wiki.example.com", 443, 80))
+        assert "proxy_read_timeout 120s;" in text and "client_max_body_size 50m;" in text
+        assert "ssl_protocols TLSv1.3;" in text
+        assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in text
+        assert "proxy_read_timeout 300s;" in text  # the WebSocket routes keep Atlassian's 300 s
+    else:
+        text = haproxy_render(haproxy_build(answers, facts("haproxy"), "wiki.example.com", 443, 80))
+        assert "timeout server 120s" in text and f"gt {50 * 1024 * 1024} }}" in text
+        assert "ssl-min-ver TLSv1.3" in text
+        assert 'http-response set-header Strict-Transport-Security "max-age=31536000"' in text
+        assert "timeout tunnel 300s" in text
+    plain = validate(raw(kind, tls=TLS))
+    rendered = (nginx_render(nginx_build(plain, facts("nginx"), "wiki.example.com", 443, 80)) if kind == "nginx"
+                else haproxy_render(haproxy_build(plain, facts("haproxy"), "wiki.example.com", 443, 80)))
+    assert "Strict-Transport-Security" not in rendered  # 0: no header
