@@ -9,13 +9,15 @@ kind changed still undoes what the old kind made.
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from wizard.answers_model import Answers, Node
 from wizard.balancers.kind import kind_for
 from wizard.confluence import checks
 from wizard.confluence.nodes import read_node_facts
-from wizard.engine.model import Check, Plan, UndoAction
+from wizard.engine.model import BALANCER, Check, Plan, UndoAction
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import WizardError
 
@@ -67,12 +69,29 @@ def synchrony_heartbeats(ctx: Context) -> list[Check]:
     return ctx.for_each_node(probe)
 
 
+#: How long a node restarted a moment ago may take for its Synchrony to answer: Confluence's
+#: managed Synchrony starts after Confluence itself answers RUNNING.
+SYNCHRONY_GRACE_SECONDS = 120.0
+#: A restart this recent counts as "a moment ago".
+RECENT_RESTART_SECONDS = 900.0
+POLL_SECONDS = 1.0
+
+
 def refuse_nodes_without_synchrony(ctx: Context) -> None:
     """Direct mode points users at each node's own Synchrony: refuse, before anything changes,
-    when one does not answer its heartbeat (whatever ``--only`` chose)."""
+    when one does not answer its heartbeat (whatever ``--only`` chose). A node the restart step
+    restarted a moment ago gets time for its Synchrony to start; any other is refused at once."""
     if ctx.answers.synchrony.mode != "direct":
         return
     failed = [check for check in synchrony_heartbeats(ctx) if not check.passed]
+    deadline = time.monotonic() + SYNCHRONY_GRACE_SECONDS
+    while failed and {check.target for check in failed} <= _recently_restarted(ctx) \
+            and time.monotonic() < deadline:
+        ctx.check_cancelled()
+        ctx.progress("balancer", BALANCER, "waiting for Synchrony to start on "
+                     + ", ".join(check.target for check in failed))
+        time.sleep(POLL_SECONDS)
+        failed = [check for check in synchrony_heartbeats(ctx) if not check.passed]
     if failed:
         names = ", ".join(check.target for check in failed)
         raise WizardError(
@@ -81,6 +100,23 @@ def refuse_nodes_without_synchrony(ctx: Context) -> None:
             "without Synchrony. Nothing was changed.",
             failed[0].fix + " Or, if these nodes run no Synchrony, use synchrony.mode standalone (with "
             "synchrony.nodes) or internal-proxy.")
+
+
+def _recently_restarted(ctx: Context) -> set[str]:
+    """The nodes whose restart the state recorded in the last ``RECENT_RESTART_SECONDS``."""
+    record = ctx.previous.get("restart")
+    now = datetime.now(timezone.utc)
+    recent: set[str] = set()
+    for change in getattr(record, "changes", None) or []:
+        if not isinstance(change, dict) or change.get("kind") != "restart":
+            continue
+        try:
+            at = datetime.fromisoformat(str(change.get("at")))
+        except ValueError:
+            continue
+        if at.tzinfo is not None and (now - at).total_seconds() < RECENT_RESTART_SECONDS:
+            recent.add(str(change.get("target")))
+    return recent
 
 
 STEP = BalancerStep()
