@@ -115,12 +115,26 @@ class _NodeHandler(LabHandler):
              headers: dict[str, str] | None = None) -> None:
         self.answer(status, body, content_type, {"X-Node": self.node.name, **(headers or {})})
 
-    def echo(self) -> None:
-        """200 with JSON describing the request: what the balancer forwarded, for a test to look at."""
+    def echo(self, received: int | None = None) -> None:
+        """200 with JSON describing the request: what the balancer forwarded, for a test to look at.
+
+        ``/clbw-slow?SECONDS`` answers ``late`` after that long (a balancer's read timeout is
+        tested with it); a POST says how many bytes of body arrived."""
         path, _, query = self.path.partition("?")
-        body = {"node": self.node.name, "service": self.service, "path": path, "query": query,
+        if path == "/clbw-slow":
+            try:
+                delay = min(float(query or 0), 60.0)
+            except ValueError:
+                delay = 0.0
+            self.node._stopping.wait(delay)
+            self.send(200, "late", "text/plain")
+            return
+        body: dict[str, str | int | None] = {"node": self.node.name, "service": self.service, "path": path,
+                                             "query": query,
                 "host": self.headers.get("Host"), "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
-                "cookie": self.headers.get("Cookie")}
+                "x_forwarded_for": self.headers.get("X-Forwarded-For"), "cookie": self.headers.get("Cookie")}
+        if received is not None:
+            body["received"] = received
         self.send(200, json.dumps(body), "application/json")
 
     def websocket_echo(self) -> None:
@@ -197,6 +211,9 @@ class ConfluenceHandler(_NodeHandler):
         path = self.begin()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        if node.echo_pages and "generalconfig" not in path:
+            self.echo(received=length)
+            return
         if path not in (f"{node.context_path}/admin/editgeneralconfig.action",
                         f"{node.context_path}/admin/doeditgeneralconfig.action"):
             self.send(405 if path.endswith(".action") else 404, "Not allowed here.")
