@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import threading
 import time
+from abc import abstractmethod
 from pathlib import Path
 
 from wizard.errors import WizardError
@@ -114,18 +115,22 @@ class LabProxy:
         return self.root / self.main_name
 
     @property
+    @abstractmethod
     def configtest_command(self) -> str:
-        raise NotImplementedError
+        """The answers' configtest_command for this server (it names the lab's main file)."""
 
     @property
+    @abstractmethod
     def reload_command(self) -> str:
-        raise NotImplementedError
+        """The answers' reload_command for this server."""
 
+    @abstractmethod
     def start_argv(self) -> list[str]:
-        raise NotImplementedError
+        """How the lab starts the server in the foreground."""
 
+    @abstractmethod
     def main_text(self) -> str:
-        raise NotImplementedError
+        """The server's own main file, which loads the wizard's file."""
 
     @property
     def running(self) -> bool:
