@@ -71,7 +71,7 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-class LabProxy:
+class LabProxy(ABC):
     """One self-contained server under ``root`` serving 127.0.0.1:``port`` once the wizard's file is there."""
 
     #: The program's name, its config file's suffix and how to install it.
