@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import threading
 import time
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from wizard.errors import WizardError
