@@ -142,8 +142,13 @@ def rewrite_substitution(text: str) -> ConfigText:
     return ConfigText(re.sub(r"([$%\\])", r"\\\1", text))
 
 
-def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
-    """The template's input for these answers on this Apache (pure)."""
+def build_vhost(answers: Answers, facts: BalancerFacts, drained: frozenset[str] = frozenset()) -> Vhost:
+    """The template's input for these answers on this Apache (pure).
+
+    ``drained``: the nodes a rolling restart has put in drain mode (``status=+D`` on their
+    members in every balancer: no new request, sticky or not, goes there; requests under way
+    finish). The balancer step itself always writes the vhost with no node drained.
+    """
     options = answers.balancer.apache
     assert options is not None
     apache = facts.apache
@@ -186,7 +191,8 @@ def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
         listen_port=listen, tls=tls, direct=direct, ws_style=style, context_path=url.context_path,
         root_redirect=rewrite_substitution(url.context_path), ws_path=ws_path, ws_pattern=ConfigText(re.escape(ws_path)),  # a regex of checked path segments
         nodes=tuple({"name": n.name, "host": n.host, "confluence_port": n.confluence_port,
-                     "synchrony_port": n.synchrony_port} for n in facts.nodes),
+                     "synchrony_port": n.synchrony_port, "drained": n.name in drained}
+                    for n in facts.nodes),
         manager_allow=tuple(options.manager_allow), load_modules=load, listens=tuple(listens),
         redirect_ports=redirect, https_origin=https_origin)
 
@@ -205,3 +211,12 @@ def redirect_ports_in(text: str) -> tuple[int, ...]:
                          if (port := address.rsplit(":", 1)[-1]).isdigit())
     return ()
 
+
+
+#: A member line the template writes for a drained node: its route, then the drain flag.
+_DRAINED_MEMBER = re.compile(r'^\s*BalancerMember "[^"]*" route=(\S+)[^\n]* status=\+D\b', re.MULTILINE)
+
+
+def drained_in(text: str) -> frozenset[str]:
+    """The nodes the wizard's vhost ``text`` has in drain mode (by their route, the node's name)."""
+    return frozenset(match[1] for match in _DRAINED_MEMBER.finditer(text))
