@@ -16,12 +16,21 @@ body (the JSON's ``node``, ``OK`` bodies excepted; WebSocket replies are
 ``"<node>: <message>"``). The JSON also carries what the balancer sent (``host``,
 ``x_forwarded_proto``, ``path``, ``query``), so tests can check what Apache forwards.
 HTTP/1.1 keep-alive is supported, as Apache reuses its backend connections.
+
+A restart, for the rolling-restart tests: ``GET <ctx>/__restart`` on the Confluence port
+(what a node's ``restart_command`` curls) answers at once, then the node answers 503
+``{"state":"STARTING"}`` on every Confluence path for ``down_seconds`` (for ever with
+``stay_down``), then RUNNING, and its Synchrony answers 503 until ``synchrony_lag`` seconds
+later. ``synchrony_up = False`` alone is a node whose Synchrony is down while Confluence runs.
+Every request the node served with a 2xx is counted in ``hits`` (``"<service> <path>"``), and
+requests it got while not serving in ``refused_hits``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from wizard.lab.node import accept_websocket, echo_websocket
@@ -44,9 +53,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         node = self.server.node
         path, _, query = self.path.partition("?")
-        node.count(self.server.service, path)
         routes = node.routes(self.server.service)
         kind = routes.get(path)
+        if self.server.service == "confluence" and path == f"{node.context_path}/__restart":
+            node.restart()
+            self._send(200, b"restarting", "text/plain")
+            return
+        if not node.serving(self.server.service):
+            node.count(self.server.service, path, served=False)
+            body = json.dumps({"state": "STARTING"}).encode() if self.server.service == "confluence" else b"down"
+            self._send(503, body, "application/json")
+            return
+        node.count(self.server.service, path)
         if kind == "status":
             self._send(200, json.dumps({"state": node.state}).encode(), "application/json;charset=UTF-8")
         elif kind == "heartbeat":
@@ -85,6 +103,13 @@ class FakeNode:
         self.confluence_port = 0
         self.synchrony_port = 0
         self.hits: dict[str, int] = {}
+        self.refused_hits: dict[str, int] = {}
+        self.synchrony_up = True
+        self.down_seconds = 1.5
+        self.synchrony_lag = 1.0
+        self.stay_down = False
+        #: When each restart began (time.monotonic()).
+        self.restarts: list[float] = []
         self._lock = threading.Lock()
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
@@ -96,10 +121,29 @@ class FakeNode:
         return {f"{ctx}/status": "status", f"{ctx}/synchrony-proxy/heartbeat": "heartbeat",
                 f"{ctx}/synchrony-proxy/v1/bayeux-sync1": "websocket"}
 
-    def count(self, service: str, path: str) -> None:
+    def count(self, service: str, path: str, served: bool = True) -> None:
         with self._lock:
             key = f"{service} {path}"
-            self.hits[key] = self.hits.get(key, 0) + 1
+            hits = self.hits if served else self.refused_hits
+            hits[key] = hits.get(key, 0) + 1
+
+    def serving(self, service: str) -> bool:
+        return self.state == "RUNNING" and (service == "confluence" or self.synchrony_up)
+
+    def restart(self) -> None:
+        """Go STARTING (Synchrony down) now, RUNNING after ``down_seconds``, Synchrony ``synchrony_lag`` later."""
+        self.restarts.append(time.monotonic())
+        self.state, self.synchrony_up = "STARTING", False
+
+        def come_back() -> None:
+            time.sleep(self.down_seconds)
+            if self.stay_down:
+                return
+            self.state = "RUNNING"
+            time.sleep(self.synchrony_lag)
+            self.synchrony_up = True
+
+        threading.Thread(target=come_back, name=f"fake-{self.name}-restart", daemon=True).start()
 
     def start(self) -> FakeNode:
         for service in ("confluence", "synchrony"):

@@ -190,3 +190,10 @@ def test_hostile_yaml_is_refused_quickly_with_the_reason(tmp_path: Path) -> None
             assert "port" in problems["public_url"], problems
         assert time.monotonic() - started < 5, name
     assert os.listdir(tmp_path)  # the files were there to read
+
+
+@pytest.mark.parametrize("value", ["30; reboot", "30\n", -1, 3601, True, 2.5, [30], "$(sleep 9)"])
+def test_restart_drain_takes_only_a_number_of_seconds(value: Any) -> None:
+    """restart_drain becomes a sleep (and an ALB deregistration delay): only whole seconds in range pass."""
+    problems = find_problems({**copy.deepcopy(BASE), "restart_drain": value})
+    assert "restart_drain" in {problem.key for problem in problems}, problems
