@@ -138,3 +138,18 @@ def test_a_node_that_does_not_come_back_stays_drained_and_the_next_run_resumes_w
     record = restart_record(lab)
     assert "resuming with node1" in record["plan"]["summary"]
     assert [c["kind"] for c in record["changes"]][-3:] == ["drain", "restart", "undrain"]
+
+
+def test_the_restart_verb_shows_the_plan_and_restarts_only_the_named_node(lab) -> None:
+    answers = lab.tmp / "answers.json"
+    answers.write_text(json.dumps(lab.raw))
+    run = balancer_tests.run_cli("restart", "--answers", str(answers), "--state", str(lab.state), "--yes",
+                                 "--node", "node2", cwd=lab.tmp)
+    assert run.returncode == EXIT_OK, run.stdout + run.stderr
+    assert "node2" in run.stdout and "drained first" in run.stdout
+    assert [len(node.restarts) for node in lab.nodes] == [0, 1]
+    # No terminal and no --yes: refused before anything changes (exit status 2).
+    refused = balancer_tests.run_cli("restart", "--state", str(lab.state), cwd=lab.tmp)
+    assert refused.returncode == 2 and [len(node.restarts) for node in lab.nodes] == [0, 1]
+    unknown = balancer_tests.run_cli("restart", "--state", str(lab.state), "--yes", "--node", "node9", cwd=lab.tmp)
+    assert unknown.returncode != EXIT_OK and "node9" in unknown.stdout + unknown.stderr
