@@ -29,6 +29,7 @@ requests it got while not serving in ``refused_hits``.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,18 @@ from wizard.lab.node import accept_websocket, echo_websocket
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        #: The open connections, closed by ``FakeNode.stop_service``.
+        self.connections: set[socket.socket] = set()
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        self.connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.discard(request)
     node: FakeNode
     service: str  # "confluence" | "synchrony"
 
@@ -53,6 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         node = self.server.node
         path, _, query = self.path.partition("?")
+        if self.server.service in node.stopped:
+            self.close_connection = True  # dropped unanswered, as by a process that died
+            return
         routes = node.routes(self.server.service)
         kind = routes.get(path)
         if self.server.service == "confluence" and path == f"{node.context_path}/__restart":
@@ -108,6 +124,7 @@ class FakeNode:
         self.down_seconds = 1.5
         self.synchrony_lag = 1.0
         self.stay_down = False
+        self.stopped: set[str] = set()
         #: When each restart began (time.monotonic()).
         self.restarts: list[float] = []
         self._lock = threading.Lock()
@@ -156,6 +173,20 @@ class FakeNode:
             self._servers.append(server)
             self._threads.append(thread)
         return self
+
+    def stop_service(self, service: str) -> None:
+        """Close one service's port (connections refused), the other one serving on; connections
+        already open (Apache keeps its backend connections) are dropped at their next request."""
+        self.stopped.add(service)
+        for server in [s for s in self._servers if s.service == service]:
+            server.shutdown()
+            server.server_close()
+            for connection in list(server.connections):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._servers.remove(server)
 
     def stop(self) -> None:
         servers, self._servers = self._servers, []

@@ -186,8 +186,7 @@ class RestartStep(Step[RestartFacts]):
             raise WizardError(f"No node is named {', '.join(unknown)} in the answers (nodes: {', '.join(names)}).",
                               "Name nodes as nodes[].name spells them: restart --node NAME.")
         return RestartFacts(
-            heartbeat_urls={n: synchrony_heartbeat_url(node, r[3], "direct")
-                            for n, node, r in zip(names, ctx.answers.nodes, results) if direct},
+            heartbeat_urls=self._heartbeats(ctx, results, drained) if direct else {},
             balancer_live=bool(balancer is not None and getattr(balancer, "done", False)),
             can_drain=kind.can_drain, drain_summary=kind.drain_summary,
             left_drained=tuple(n for n in drained if n in names),
@@ -200,6 +199,19 @@ class RestartStep(Step[RestartFacts]):
             last_connector_change=max(
                 (t for t in (last_file_change(ctx.previous.get("connector")),
                              last_change(ctx.previous.get("base-url"), "database")) if t), default=None))
+
+    def _heartbeats(self, ctx: Context, results: list[tuple[str, str, str, NodeFacts]],
+                    drained: tuple[str, ...]) -> dict[str, str]:
+        """The heartbeat of each node whose own Synchrony runs (direct mode): one that answers now,
+        or one an earlier roll left drained (its node may be down right now). A node whose Synchrony
+        does not answer before its restart is not waited for after it."""
+        def probe(node: Node) -> str | None:
+            facts = results[[n.name for n in ctx.answers.nodes].index(node.name)][3]
+            url = synchrony_heartbeat_url(node, facts, "direct")
+            return url if node.name in drained or heartbeat_ok(http_get(url, timeout=5.0)) else None
+
+        found = ctx.for_each_node(probe)
+        return {node.name: url for node, url in zip(ctx.answers.nodes, found) if url}
 
     def plan(self, answers: Answers, facts: RestartFacts) -> Plan:
         # An earlier roll's drained nodes come first: they are out of the balancer until put back.
