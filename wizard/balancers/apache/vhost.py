@@ -26,8 +26,8 @@ TEMPLATE = "apache/confluence-lb.conf.j2"
 
 # What each part of the configuration needs loaded, in the order LoadModule lines must
 # come (a module after the ones it builds on).
-MODULE_ORDER = ("authz_core", "authz_host", "headers", "rewrite", "ssl", "proxy", "proxy_http",
-                "proxy_wstunnel", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests")
+MODULE_ORDER = ("authz_core", "authz_host", "headers", "rewrite", "ssl", "watchdog", "proxy", "proxy_http",
+                "proxy_wstunnel", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests", "proxy_hcheck")
 
 
 BASE_MODULES = ("authz_core", "authz_host", "headers", "proxy", "proxy_http", "slotmem_shm",
@@ -38,7 +38,15 @@ FEATURE_MODULES = {
     "websocket-rewrite": ("proxy_wstunnel", "rewrite"),
     "tls": ("ssl", "rewrite"),
     "context-path": ("rewrite",),
+    "health-checks": ("watchdog", "proxy_hcheck"),
 }
+
+
+def health_checks(version: tuple[int, int, int]) -> bool:
+    """Whether the members get mod_proxy_hcheck health checks: on the Apache whose WebSocket members
+    are http:// (2.4.47 and later), which mod_proxy_hcheck can check like any other; older ones
+    (ws:// members) keep Apache's own error detection only."""
+    return websocket_style(version) == "upgrade"
 
 
 #: Every module any answers may need: inspect reads their availability before the plan
@@ -96,6 +104,8 @@ def needed_modules(answers: Answers, version: tuple[int, int, int]) -> tuple[str
         wanted.update(FEATURE_MODULES["tls"])
     if answers.public_url.context_path:
         wanted.update(FEATURE_MODULES["context-path"])
+    if health_checks(version):
+        wanted.update(FEATURE_MODULES["health-checks"])
     return tuple(m for m in MODULE_ORDER if m in wanted)
 
 
@@ -126,6 +136,7 @@ class Vhost:
     listens: tuple[str, ...] = ()
     redirect_ports: tuple[int, ...] = ()
     https_origin: str = ""
+    health_checks: bool = False
 
     @property
     def redirect_addresses(self) -> list[str]:
@@ -194,7 +205,7 @@ def build_vhost(answers: Answers, facts: BalancerFacts, drained: frozenset[str] 
                      "synchrony_port": n.synchrony_port, "drained": n.name in drained}
                     for n in facts.nodes),
         manager_allow=tuple(options.manager_allow), load_modules=load, listens=tuple(listens),
-        redirect_ports=redirect, https_origin=https_origin)
+        redirect_ports=redirect, https_origin=https_origin, health_checks=health_checks(apache.version))
 
 
 def render_vhost(vhost: Vhost) -> str:
