@@ -127,6 +127,11 @@ def test_a_node_that_does_not_come_back_stays_drained_and_the_next_run_resumes_w
     with lab.client() as client:  # its users are on node2 meanwhile
         client.cookies.set("ROUTEID", ".node1")
         assert client.get(lab.base + "/display/X").headers["x-node"] == "node2"
+    # Rollback has nothing to undo in a restart, but says which node is left drained and how to finish it.
+    with Runner(validate(lab.raw), StateStore(lab.state), command="test") as runner:
+        rolled = runner.rollback("restart")
+    assert rolled.exit_status == EXIT_OK
+    assert "node1 DRAINED" in rolled.message and "restart --node node1" in rolled.message, rolled.message
     # The node comes back; `restart --node node1` resumes with it (restarted again: its restart was
     # never seen through) and puts it back.
     lab.nodes[0].stay_down = False

@@ -161,6 +161,16 @@ class RestartStep(Step[RestartFacts]):
     explanation = ("A server.xml change takes effect only after Confluence restarts. Nodes restart one "
                    "at a time, each waited for until /status answers RUNNING, so users keep working.")
 
+    def rollback_warning(self, record: Any) -> str:
+        drained, _ = left_drained(record)
+        if not drained:
+            return ""
+        names = ", ".join(drained)
+        return (f"A restart has nothing to undo, but a stopped roll left {names} DRAINED in the balancer "
+                "(it sends them no users): once they answer RUNNING, run "
+                + " and ".join(f"`confluence-lb-wizard restart --node {n}`" for n in drained)
+                + " to put them back.")
+
     def __init__(self, only: tuple[str, ...] | None = None) -> None:
         #: ``restart --node NAME``: the nodes to restart whether or not a change needs it.
         self.only = only
@@ -251,6 +261,7 @@ class RestartStep(Step[RestartFacts]):
                                   details={"command": facts.commands[name], "status_url": facts.status_urls[name],
                                            "heartbeat_url": heartbeat, "drain": drain,
                                            "drain_seconds": answers.restart_drain if drain else 0,
+                                           "left_drained": name in facts.left_drained,
                                            "order": index + 1}))
         how = "you restart each node" if manual else "restart each node"
         skipped = [n.name for n in answers.nodes if n not in pending]
@@ -312,6 +323,11 @@ class RestartStep(Step[RestartFacts]):
                                 command=change.details["command"])
             if change.details.get("heartbeat_url"):
                 self._wait_heartbeat(ctx, node, change.details["heartbeat_url"], restarted, drained=drain)
+            if not drain and change.details.get("left_drained"):
+                # Drained by an earlier roll behind a balancer that is no longer live (rolled back,
+                # or another kind now): there is nothing to put back, and the record says so.
+                journal.changed(target=node.name, kind="undrain",
+                                summary="the balancer is no longer live: nothing to put back")
             if drain:
                 ctx.progress(self.name, node.name, "putting it back in the balancer")
                 try:
