@@ -135,6 +135,25 @@ def lab_node_factory(tmp_path_factory) -> Iterator[Callable[..., LabNode]]:
         node.stop()
 
 
+@pytest.fixture
+def fake_node_factory() -> Iterator[Callable]:
+    """Start the rolling-restart tests' simulated nodes (tests/integration/fake_node.py: Confluence +
+    Synchrony with WebSocket echoes, a restart triggered by HTTP, a service stopped on its own, refused
+    connections counted): ``start(name, context_path="")`` returns a running ``FakeNode``. The lab's
+    node (``lab_node_factory``) is the simulator everywhere else; these knobs move there next."""
+    module = _load_test_helper("clbw_tests_fake_node", "fake_node.py")
+    started = []
+
+    def start(name: str, **kwargs):
+        node = module.FakeNode(name, **kwargs)
+        started.append(node)
+        return node.start()
+
+    yield start
+    for node in started:
+        node.stop()
+
+
 # --- moto's AWS server (tests/integration/moto_server.py) ----------------------------------
 
 

@@ -238,6 +238,9 @@ class Answers:
     restart: Literal["rolling", "manual"] = "rolling"
     #: How long one node may take to answer RUNNING again after its restart.
     restart_timeout: int = 900
+    #: How long a node drained in a live balancer gets to finish the requests under way before
+    #: the rolling restart restarts it.
+    restart_drain: int = 30
     base_url: BaseUrl = field(default_factory=BaseUrl)
     version: int = 1
 

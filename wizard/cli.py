@@ -85,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("step", nargs="?", choices=STEP_NAMES, metavar="STEP", help="only this step")
     rollback.add_argument("--yes", action="store_true", help="roll back without asking for confirmation")
 
+    restart = command("restart", "restart the nodes one at a time, each drained in a live balancer first",
+                      "Restart the nodes one at a time (all of them, or the --node ones): behind a live balancer "
+                      "each is drained first, given restart_drain seconds, restarted, waited for until /status "
+                      "answers RUNNING and its Synchrony its heartbeat, and put back; then the next. Resumes "
+                      "with a node an interrupted roll left drained. A restart has nothing to roll back.")
+    restart.add_argument("--answers", metavar="FILE", help="the answers file (instead of --state)")
+    restart.add_argument("--yes", action="store_true", help="restart without asking for confirmation")
+    restart.add_argument("--node", nargs="+", metavar="NAME", action="extend",
+                         help="only these nodes (nodes[].name), restarted even when no change needs it")
+
     lab = command("lab", "start the built-in lab (a simulated cluster on this machine) and open the wizard on it",
                   "Start simulated Confluence nodes on this machine's loopback, behind the real Apache httpd "
                   "(or an AWS ALB simulated by moto), write answers for them, and open the wizard on it. "
@@ -143,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = {
         None: run_wizard, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
         "verify": cmd_verify, "runbook": cmd_runbook, "rollback": cmd_rollback, "lab": cmd_lab,
+        "restart": cmd_restart,
         "schema": cmd_schema, "init": cmd_init, "export": cmd_export,
     }[args.command]
     try:
@@ -413,6 +424,30 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     with open_runner(answers, path) as runner:
         outcome = runner.rollback(args.step, confirm=confirm)
         print(f"\n{redact(outcome.message)}")
+    return outcome.exit_status
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from wizard.engine.redact import redact
+    from wizard.engine.state import StateStore
+    from wizard.steps.restart import RestartStep
+
+    if args.answers:
+        answers = load_answers(args.answers)
+        path = state_for_answers(args.state, answers)
+    else:
+        path = find_state_file(args.state)
+        _, answers = answers_from_state(StateStore(path))
+    require_terminal_or_yes(args.yes, "restart")
+
+    def confirm(plan) -> bool:
+        return args.yes or confirm_on_terminal("Restart the nodes as planned above?")
+
+    only = tuple(dict.fromkeys(args.node)) if args.node else None
+    with open_runner(answers, path) as runner:
+        outcome = runner.run_step(RestartStep(only), confirm=confirm)
+        print(f"\n{redact(outcome.message)}")
+        print(f"State: {runner.store.path}")
     return outcome.exit_status
 
 

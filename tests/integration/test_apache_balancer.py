@@ -235,7 +235,11 @@ def test_sticky_sessions_hold_a_user_to_one_node_for_confluence_and_synchrony(la
         landed = {client.get(lab.base + "/status").headers["x-node"] for _ in range(20)}
         assert landed == {route[1:]}
         synchrony = {client.get(lab.base + "/synchrony/heartbeat").headers["x-node"] for _ in range(5)}
-        assert synchrony == {route[1:]}  # the same route names in every balancer
+        # Synchrony sticks to one node through its own cookie, scoped to /synchrony (it may be
+        # another node than the Confluence session's: Synchrony's nodes form one cluster).
+        sync_route = client.cookies.get("SYNCROUTEID")
+        assert sync_route in (".node1", ".node2") and synchrony == {sync_route[1:]}
+        assert client.cookies.get("ROUTEID") == route
     cookie = lab.get("/status").headers["set-cookie"]
     assert "path=/" in cookie and "HttpOnly" in cookie and "Secure" not in cookie
 

@@ -409,7 +409,7 @@ def test_haproxy_drains_and_readies_a_node_through_the_runtime_api(make_bed) -> 
     step = kind_for(answers)
     with HostPool(answers) as hosts:
         ctx = Context(answers, hosts)
-        step.drain(ctx, "node1")  # type: ignore[attr-defined]
+        step.drain(ctx, ctx.answers.node("node1"))
         states = step.states(ctx)  # type: ignore[attr-defined]
         assert {state.split()[0] for (_, server), state in states.items() if server == "node1"} == {"DRAIN"}, states
         newcomers = set()
@@ -421,7 +421,7 @@ def test_haproxy_drains_and_readies_a_node_through_the_runtime_api(make_bed) -> 
         with bed.client() as old_user:
             old_user.cookies.set("ROUTEID", "node1")
             assert old_user.get(bed.base + "/status").headers["x-node"] == "node1"
-        step.undrain(ctx, "node1")  # type: ignore[attr-defined]
+        step.undrain(ctx, ctx.answers.node("node1"))
         assert all(state.startswith("UP") for state in step.states(ctx).values())  # type: ignore[attr-defined]
     seen = set()
     for _ in range(8):

@@ -112,7 +112,8 @@ def load_line(module: str, depends: str = "") -> str:
 DEBIAN_DEPENDS = {"proxy": "", "proxy_http": "proxy", "proxy_wstunnel": "proxy", "headers": "",
                   "proxy_balancer": "proxy alias slotmem_shm", "slotmem_shm": "", "lbmethod_byrequests": "proxy_balancer",
                   "rewrite": "", "ssl": "setenvif mime socache_shmcb", "socache_shmcb": "", "authz_core": "",
-                  "authz_host": "authz_core", "alias": "", "setenvif": "", "mime": "", "mpm_event": ""}
+                  "authz_host": "authz_core", "alias": "", "setenvif": "", "mime": "", "mpm_event": "",
+                  "proxy_hcheck": "proxy"}
 
 
 # --------------------------------------------------------------------------- a scripted host
@@ -327,9 +328,9 @@ def test_debian_plan_enables_modules_in_dependency_order_then_the_site_then_test
              for c in plan.changes]
     assert roles[0] == ("vhost", "/etc/apache2/sites-available/confluence-lb.conf")
     modules = [value for role, value in roles if role == "module"]
-    # rewrite: the upload limit of balancer.settings.max_upload_mb.
+    # rewrite: the upload limit of balancer.settings.max_upload_mb; proxy_hcheck: the health checks.
     assert modules == ["headers", "rewrite", "proxy", "proxy_http", "slotmem_shm", "proxy_balancer",
-                       "lbmethod_byrequests"]
+                       "lbmethod_byrequests", "proxy_hcheck"]
     assert roles[-2] == ("site", "a2ensite -q confluence-lb")
     assert roles[-1][0] == "reload"
     enable = next(c for c in plan.changes if c.details.get("module") == "proxy_http")
@@ -357,14 +358,15 @@ def test_second_run_is_a_noop_with_a_reason() -> None:
     host.files["/etc/apache2/sites-enabled/confluence-lb.conf"] = plan.changes[0].payload[1]
     loaded = DEBIAN_M + "".join(f" {m}_module (shared)\n" for m in
                                 ("headers", "rewrite", "proxy", "proxy_http", "slotmem_shm", "proxy_balancer",
-                                 "lbmethod_byrequests"))
+                                 "lbmethod_byrequests", "proxy_hcheck"))
     host.commands["apache2ctl -M"] = loaded
     host.commands["apache2ctl -t -D DUMP_INCLUDES"] = DEBIAN_INCLUDES + "".join(
         f"    (146) /etc/apache2/mods-enabled/{m}.load\n" for m in
-        ("headers", "rewrite", "proxy", "proxy_http", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests")) + \
+        ("headers", "rewrite", "proxy", "proxy_http", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests",
+         "proxy_hcheck")) + \
         "    (225) /etc/apache2/sites-enabled/confluence-lb.conf\n"
-    for module in ("headers", "rewrite", "proxy", "proxy_http", "slotmem_shm", "proxy_balancer",
-                   "lbmethod_byrequests"):
+    for module in ("headers", "rewrite", "proxy", "proxy_http", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests",
+                   "proxy_hcheck"):
         host.files[f"/etc/apache2/mods-enabled/{module}.load"] = load_line(module, DEBIAN_DEPENDS[module]).encode()
     again, _ = plan_for(host)
     assert again.is_noop and "already holds what the wizard would write" in again.noop_reason
@@ -483,7 +485,8 @@ def test_rhel_plan_writes_a_modules_file_of_ours_for_what_is_missing() -> None:
     assert roles == ["vhost", "modules-file", "reload"]  # nothing to enable on RHEL: conf.d is read
     modules_file = plan.changes[1]
     assert modules_file.details["path"] == "/etc/httpd/conf.modules.d/99-confluence-lb.conf"
-    assert modules_file.details["modules"] == ["rewrite", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests"]
+    assert modules_file.details["modules"] == ["rewrite", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests",
+                                               "proxy_hcheck"]
     text = modules_file.payload[1].decode()
     assert "<IfModule !proxy_balancer_module>" in text
     assert "LoadModule proxy_balancer_module /usr/lib64/httpd/modules/mod_proxy_balancer.so" in text
@@ -498,7 +501,7 @@ def test_rhel_modules_file_stays_the_same_on_the_next_run() -> None:
     host.files["/etc/httpd/conf.modules.d/99-confluence-lb.conf"] = plan.changes[1].payload[1]
     # Apache now loads them, but only through the wizard's own file: still planned, so unchanged.
     host.commands["httpd -M"] = host.commands["httpd -M"] + "".join(
-        f" {m}_module (shared)\n" for m in ("rewrite", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests"))
+        f" {m}_module (shared)\n" for m in ("rewrite", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests", "proxy_hcheck"))
     host.commands["httpd -t -D DUMP_INCLUDES"] += ("    (3) /etc/httpd/conf.modules.d/99-confluence-lb.conf\n"
                                                    "    (4) /etc/httpd/conf.d/confluence-lb.conf\n")
     again, _ = plan_for(host)

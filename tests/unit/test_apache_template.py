@@ -129,10 +129,21 @@ def test_every_combination_is_closed_ordered_and_restricted(tls: bool, mode: str
     for balancer in re.findall(r'<Proxy "balancer://([\w-]+)">', text):
         block = text.split(f'<Proxy "balancer://{balancer}">', 1)[1].split("</Proxy>", 1)[0]
         assert [m for m in re.findall(r"route=(\S+)", block)] == ["node1", "node2", "node3"], balancer
-        assert "stickysession=ROUTEID" in block
-    cookie = next(line for line in lines if line.startswith("Header add Set-Cookie"))
-    assert "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" in cookie and "env=BALANCER_ROUTE_CHANGED" in cookie
-    assert ("; Secure" in cookie) is tls
+        # Synchrony's own balancers (direct mode) keep their route in a cookie of their own, so a
+        # Synchrony failover never moves the Confluence session.
+        own = "SYNCROUTEID" if balancer.startswith("synchrony-") else "ROUTEID"
+        assert f"stickysession={own}\n" in block and block.count(" retry=5") == 3
+    cookies = [line for line in lines if line.startswith("Header add Set-Cookie")]
+    if mode == "direct":
+        assert len(cookies) == 2
+        assert ("ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/;" in cookies[0]
+                and "reqenv('BALANCER_NAME') == 'balancer://confluence'" in cookies[0])
+        assert ("SYNCROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/synchrony;" in cookies[1]
+                and "m#^balancer://synchrony-#" in cookies[1])
+    else:
+        assert len(cookies) == 1
+        assert "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" in cookies[0] and "env=BALANCER_ROUTE_CHANGED" in cookies[0]
+    assert all(("; Secure" in cookie) is tls for cookie in cookies)
     ws_path = "/synchrony/v1/bayeux-sync1" if mode == "direct" else f"{context}/synchrony-proxy/v1/bayeux-sync1"
     if websocket_style(version) == "upgrade":
         assert passes.index(ws_path) < passes.index(context or "/")

@@ -252,3 +252,10 @@ def test_every_valid_setting_lands_as_exactly_its_directive(timeout, upload, hst
     assert "SSLProtocol -all " + " ".join(f"+{p}" for p in protocols) in lines
     hsts_lines = [line for line in lines if "Strict-Transport-Security" in line]
     assert hsts_lines == ([f'Header always set Strict-Transport-Security "max-age={hsts}"'] if hsts else [])
+
+
+@pytest.mark.parametrize("value", ["30; reboot", "30\n", -1, 3601, True, 2.5, [30], "$(sleep 9)"])
+def test_restart_drain_takes_only_a_number_of_seconds(value: Any) -> None:
+    """restart_drain becomes a sleep (and an ALB deregistration delay): only whole seconds in range pass."""
+    problems = find_problems({**copy.deepcopy(BASE), "restart_drain": value})
+    assert "restart_drain" in {problem.key for problem in problems}, problems

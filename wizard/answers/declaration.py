@@ -304,6 +304,8 @@ ANSWERS = Section(build=Answers, keys=(
         "rolling: one node at a time, waited for; manual: the wizard tells you and watches"),
     Key("restart_timeout", v.integer(10, 7200, "a number of seconds"),
         "seconds one node may take to answer RUNNING again"),
+    Key("restart_drain", v.integer(0, 3600, "a number of seconds"),
+        "seconds a drained node gets to finish its requests under way before it restarts"),
     Key("base_url", BASE_URL, "how Confluence's base URL is set to the public URL"),
     Key("nodes", ListOf(NODE, "nodes (each '- name: ...' with an address)", min_items=1,
                         too_few="must list at least one node"),

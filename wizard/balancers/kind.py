@@ -14,11 +14,12 @@ from abc import abstractmethod
 from importlib import import_module
 from typing import Any, ClassVar
 
-from wizard.answers_model import Answers
+from wizard.answers_model import Answers, Node
 from wizard.confluence import checks
 from wizard.confluence.probes import Endpoint
 from wizard.engine.model import Check
 from wizard.engine.step import Context, FactsT, Step
+from wizard.errors import WizardError
 
 #: Each kind of ``balancer.kind`` and the module holding its ``STEP``.
 KINDS: dict[str, str] = {
@@ -37,11 +38,34 @@ class BalancerKind(Step[FactsT]):
     kind: ClassVar[str]
     #: The cookie the balancer sets to keep a user on one node (verify checks that it does).
     sticky_cookie: ClassVar[str]
+    #: Whether ``drain``/``undrain`` work for this kind. A kind that cannot drain says so here, and
+    #: the rolling restart then restarts its nodes without draining them, saying so in its plan.
+    can_drain: ClassVar[bool] = False
+    #: What draining a node means for this kind, in a few words for the restart's plan
+    #: ("Apache sends it no new request, sticky or not; requests under way finish").
+    drain_summary: ClassVar[str] = "this kind of balancer cannot drain a node: it keeps sending it users"
 
     @abstractmethod
     def endpoint(self, ctx: Context) -> Endpoint:
         """Where the workstation reaches the balancer, asking for the public URL there (its own
         address with the public name in the Host header and TLS), or ``WizardError`` saying why not."""
+
+    def drain(self, ctx: Context, node: Node) -> None:
+        """Stop sending ``node`` new requests (sticky users included) while requests under way
+        finish; returns once the balancer runs that way, or raises ``WizardError`` with the balancer
+        still sending the node its users. Calling it for a node already drained changes nothing.
+
+        The rolling restart records the drain in its state before calling this, so a roll
+        interrupted anywhere finds the node drained and calls ``undrain`` for it.
+        """
+        raise WizardError(f"A {self.kind} balancer cannot drain a node.",
+                          "The rolling restart restarts its nodes without draining them.")
+
+    def undrain(self, ctx: Context, node: Node) -> None:
+        """Send ``node`` users again, as the balancer step configured it; returns once the balancer
+        runs that way. Calling it for a node that is not drained changes nothing."""
+        raise WizardError(f"A {self.kind} balancer cannot drain a node, so none is drained.",
+                          "Nothing to undo.")
 
     def through_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
         """The shared checks through the balancer that this kind's own checks do not make: by

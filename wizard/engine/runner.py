@@ -445,6 +445,7 @@ class Runner:
             self.save()
             self.events(StepRolledBack(step.name, tuple(undone)))
         notes = [s.rollback_note for s in touched if s.rollback_note and self.state.steps[s.name].undo]
+        notes += [w for s in touched if (w := s.rollback_warning(self.state.steps[s.name]))]
         return Outcome(EXIT_OK, f"Rolled back: {', '.join(s.name for s in touched)}."
                        + "".join(f"\n  -> {note}" for note in notes))
 

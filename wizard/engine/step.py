@@ -111,6 +111,11 @@ class Step(ABC, Generic[FactsT]):
     read_only: ClassVar[bool] = False
     #: What the admin must still do after this step's changes are rolled back, if anything.
     rollback_note: ClassVar[str] = ""
+
+    def rollback_warning(self, record: Any) -> str:
+        """What rollback must tell the admin about this step's record although it undoes nothing
+        there (a restart's node left drained by a stopped roll), or ""."""
+        return ""
     #: The exit status when a read-only step's checks fail: preflight stops a run before
     #: anything changes (1, a step failed); the final tests report a setup that does not
     #: work (3, a verification check failed).

@@ -10,6 +10,17 @@ process, not the restarted one. The roll stops at the first node that does not
 go down or does not come back. Manual: the admin restarts the nodes; the wizard
 says exactly what to run and then waits for each to answer RUNNING.
 A restart cannot be undone; the state records which nodes were restarted.
+
+Behind a live balancer (the balancer step is done) each node is drained first when
+the balancer kind can drain (Apache: drain mode on its members), given ``restart_drain``
+seconds to finish the requests under way, restarted, waited for until ``/status``
+answers RUNNING and, in direct mode, its own Synchrony answers its heartbeat (users
+who land on a node whose Synchrony is still down cannot edit), and only then put
+back in the balancer; then the next node. The state records each drain, restart
+and undrain with its time, the drain before the balancer is touched: a node that
+does not come back stops the roll and stays drained (the admin is told so, and that
+``restart --node NAME`` finishes it), and the next run starts with the node it left
+drained.
 """
 
 from __future__ import annotations
@@ -18,12 +29,14 @@ import posixpath
 import shlex
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.answers_model import Answers, Node
+from wizard.balancers.kind import kind_for
+from wizard.confluence.checks import synchrony_heartbeat_url
 from wizard.confluence.nodes import NodeFacts, read_node_facts
-from wizard.confluence.probes import confluence_state, http_get
+from wizard.confluence.probes import confluence_state, heartbeat_ok, http_get
 from wizard.engine.model import Change, Check, Plan
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import StepFailedError, WizardError
@@ -43,8 +56,33 @@ class RestartFacts:
     #: wrote (or restored) a server.xml: a node restarted since then needs no restart.
     restarted_at: dict[str, str]
     last_connector_change: str | None
+    #: Each node's own Synchrony heartbeat, waited for before the node is put back (direct mode).
+    heartbeat_urls: dict[str, str] = field(default_factory=dict)
+    #: The balancer already serves users (its step is done): the roll drains each node first.
+    balancer_live: bool = False
+    #: Whether the balancer's kind can drain a node, and what a drain does there.
+    can_drain: bool = False
+    drain_summary: str = ""
+    #: Nodes an earlier roll drained and never put back (a drain record without its undrain), in drain order.
+    left_drained: tuple[str, ...] = ()
+    #: ``restart --node NAME``: only these nodes, restarted even when no change needs it.
+    only: tuple[str, ...] | None = None
 
     def needs_restart(self, node: str) -> bool:
+        if self.only is not None:
+            return node in self.only and not self._restarted_since_left_drained(node)
+        return self._needs_restart(node)
+
+    def _restarted_since_left_drained(self, node: str) -> bool:
+        # Resuming a roll stopped after this node's restart and before its undrain: it needs no second restart.
+        return node in self.left_drained and node in self.restarted_after_drain
+
+    #: Nodes left drained whose restart was recorded after their drain.
+    restarted_after_drain: tuple[str, ...] = ()
+
+    def _needs_restart(self, node: str) -> bool:
+        if node in self.left_drained:
+            return node not in self.restarted_after_drain
         restarted = self.restarted_at.get(node)
         if restarted is None:
             return True
@@ -90,6 +128,24 @@ def last_file_change(record: Any) -> str | None:
     return last_change(record, "file")
 
 
+def left_drained(record: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The nodes an earlier roll drained and did not put back (a ``drain`` change without a later
+    ``undrain``), in drain order; and those of them restarted since their drain."""
+    drained: dict[str, str] = {}
+    restarted: set[str] = set()
+    for change in record.changes if record is not None else []:
+        target, kind = change.get("target"), change.get("kind")
+        if kind == "drain":
+            drained[target] = change.get("at", "")
+            restarted.discard(target)
+        elif kind in ("undrain", "drain-failed"):
+            drained.pop(target, None)
+            restarted.discard(target)
+        elif kind == "restart" and target in drained:
+            restarted.add(target)
+    return tuple(drained), tuple(n for n in drained if n in restarted)
+
+
 def restart_times(record: Any) -> dict[str, str]:
     """Each node's latest restart by this step (a roll that stopped half-way counts for its nodes)."""
     latest: dict[str, str] = {}
@@ -105,6 +161,20 @@ class RestartStep(Step[RestartFacts]):
     explanation = ("A server.xml change takes effect only after Confluence restarts. Nodes restart one "
                    "at a time, each waited for until /status answers RUNNING, so users keep working.")
 
+    def rollback_warning(self, record: Any) -> str:
+        drained, _ = left_drained(record)
+        if not drained:
+            return ""
+        names = ", ".join(drained)
+        return (f"A restart has nothing to undo, but a stopped roll left {names} DRAINED in the balancer "
+                "(it sends them no users): once they answer RUNNING, run "
+                + " and ".join(f"`confluence-lb-wizard restart --node {n}`" for n in drained)
+                + " to put them back.")
+
+    def __init__(self, only: tuple[str, ...] | None = None) -> None:
+        #: ``restart --node NAME``: the nodes to restart whether or not a change needs it.
+        self.only = only
+
     def inspect(self, ctx: Context) -> RestartFacts:
         def read(node: Node) -> tuple[str, str, str, NodeFacts]:
             host = ctx.hosts.node(node)
@@ -117,7 +187,21 @@ class RestartStep(Step[RestartFacts]):
 
         results = ctx.for_each_node(read)
         names = [node.name for node in ctx.answers.nodes]
+        balancer = ctx.previous.get("balancer")
+        kind = kind_for(ctx.answers)
+        drained, restarted_after = left_drained(ctx.previous.get(self.name))
+        direct = ctx.answers.synchrony.mode == "direct"
+        unknown = [n for n in self.only or () if n not in names]
+        if unknown:
+            raise WizardError(f"No node is named {', '.join(unknown)} in the answers (nodes: {', '.join(names)}).",
+                              "Name nodes as nodes[].name spells them: restart --node NAME.")
         return RestartFacts(
+            heartbeat_urls=self._heartbeats(ctx, results, drained) if direct else {},
+            balancer_live=bool(balancer is not None and getattr(balancer, "done", False)),
+            can_drain=kind.can_drain, drain_summary=kind.drain_summary,
+            left_drained=tuple(n for n in drained if n in names),
+            restarted_after_drain=tuple(n for n in restarted_after if n in names),
+            only=self.only,
             commands={n: r[0] for n, r in zip(names, results)},
             command_sources={n: r[1] for n, r in zip(names, results)},
             status_urls={n: r[2] for n, r in zip(names, results)},
@@ -126,34 +210,91 @@ class RestartStep(Step[RestartFacts]):
                 (t for t in (last_file_change(ctx.previous.get("connector")),
                              last_change(ctx.previous.get("base-url"), "database")) if t), default=None))
 
+    def _heartbeats(self, ctx: Context, results: list[tuple[str, str, str, NodeFacts]],
+                    drained: tuple[str, ...]) -> dict[str, str]:
+        """The heartbeat of each node whose own Synchrony runs (direct mode): one that answers now,
+        or one an earlier roll left drained (its node may be down right now). A node whose Synchrony
+        does not answer before its restart is not waited for after it."""
+        def probe(node: Node) -> str | None:
+            facts = results[[n.name for n in ctx.answers.nodes].index(node.name)][3]
+            url = synchrony_heartbeat_url(node, facts, "direct")
+            return url if node.name in drained or heartbeat_ok(http_get(url, timeout=5.0)) else None
+
+        found = ctx.for_each_node(probe)
+        return {node.name: url for node, url in zip(ctx.answers.nodes, found) if url}
+
     def plan(self, answers: Answers, facts: RestartFacts) -> Plan:
-        pending = [node for node in answers.nodes if facts.needs_restart(node.name)]
+        # An earlier roll's drained nodes come first: they are out of the balancer until put back.
+        resumed = [answers.node(name) for name in facts.left_drained]
+        pending = resumed + [node for node in answers.nodes
+                             if node.name not in facts.left_drained and facts.needs_restart(node.name)]
         if not pending:
+            if facts.only is not None:
+                return Plan(self.name, "no node to restart", noop_reason="No node was named to restart.")
             return Plan(self.name, "every node was restarted after the last Connector change",
                         noop_reason="Every node was restarted after the last Connector change ("
                                     + ", ".join(f"{n}: {t}" for n, t in sorted(facts.restarted_at.items()))
                                     + "); nothing new needs a restart.")
         manual = answers.restart == "manual"
-        changes = [Change(target=node.name, kind="manual" if manual else "command",
-                          summary=(f"you restart it ({facts.commands[node.name]}), then the wizard waits for "
-                                   f"{facts.status_urls[node.name]} to answer RUNNING") if manual else
-                                  (f"run `{facts.commands[node.name]}` ({facts.command_sources[node.name]}), "
-                                   f"then wait for {facts.status_urls[node.name]} to answer RUNNING"),
-                          details={"command": facts.commands[node.name], "status_url": facts.status_urls[node.name],
-                                   "order": index + 1})
-                   for index, node in enumerate(pending)]
+        drain = facts.balancer_live and facts.can_drain
+        changes = []
+        for index, node in enumerate(pending):
+            name = node.name
+            restart = facts.needs_restart(name)
+            heartbeat = facts.heartbeat_urls.get(name)
+            back = f"{facts.status_urls[name]} to answer RUNNING" + (
+                f" and {heartbeat} to answer OK" if heartbeat else "")
+            if not restart:
+                kind, summary = "undrain", f"left drained by an earlier roll after its restart: wait for {back}"
+            elif manual:
+                kind, summary = "manual", (f"you restart it ({facts.commands[name]}), then the wizard waits for "
+                                           f"{back}")
+            else:
+                kind, summary = "command", (f"run `{facts.commands[name]}` ({facts.command_sources[name]}), "
+                                            f"then wait for {back}")
+            if drain:
+                first = ("still drained by an earlier roll; " if name in facts.left_drained else
+                         f"drain it ({facts.drain_summary}), wait {answers.restart_drain} s for the requests "
+                         "under way; ")
+                summary = first + summary + "; then put it back in the balancer"
+            changes.append(Change(target=name, kind=kind, summary=summary,
+                                  details={"command": facts.commands[name], "status_url": facts.status_urls[name],
+                                           "heartbeat_url": heartbeat, "drain": drain,
+                                           "drain_seconds": answers.restart_drain if drain else 0,
+                                           "left_drained": name in facts.left_drained,
+                                           "order": index + 1}))
         how = "you restart each node" if manual else "restart each node"
         skipped = [n.name for n in answers.nodes if n not in pending]
-        note = f" ({', '.join(skipped)} already restarted since the last Connector change)" if skipped else ""
+        note = (f" ({', '.join(skipped)} already restarted since the last Connector change)"
+                if skipped and facts.only is None else "")
+        if drain:
+            balancing = (f"; the balancer is live, so each node is drained first ({facts.drain_summary}) and "
+                         "put back once it answers again")
+        elif facts.balancer_live:
+            balancing = (f"; the balancer is live but {facts.drain_summary}, so each node is restarted WITHOUT "
+                         "draining: its users' requests fail while it restarts")
+        else:
+            balancing = ""
+        resume = (f"; resuming with {', '.join(facts.left_drained)}, left drained by an earlier roll"
+                  if facts.left_drained else "")
         return Plan(self.name, f"{how}, one at a time, in this order: "
-                    + ", ".join(n.name for n in pending) + note, changes)
+                    + ", ".join(n.name for n in pending) + note + balancing + resume, changes)
 
     def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
         restarted: list[str] = []
         total = len(plan.changes)
+        kind = kind_for(ctx.answers)
         for index, change in enumerate(plan.changes):
             node = ctx.answers.node(change.target)
             ctx.check_cancelled()
+            drain = bool(change.details.get("drain"))
+            if drain:
+                self._drain(ctx, kind, node, journal, restarted)
+                ctx.progress(self.name, node.name, f"drained; {change.details['drain_seconds']} s for the "
+                             "requests under way", index / total)
+                # Cancellable: the node stays drained and recorded so, and the next run resumes with it.
+                ctx.cancel.wait(float(change.details["drain_seconds"]))
+                ctx.check_cancelled()
             if change.kind == "command":
                 ctx.progress(self.name, node.name, f"restarting ({index + 1}/{total})", index / total)
                 host = ctx.hosts.node(node)
@@ -162,28 +303,85 @@ class RestartStep(Step[RestartFacts]):
                 with _DownWatcher(change.details["status_url"]) as watcher:
                     host.run_checked(change.details["command"], timeout=float(ctx.answers.restart_timeout),
                                      what=f"Restarting Confluence on {node.name}",
-                                     hint=_stopped_hint(restarted, node))
+                                     hint=_stopped_hint(restarted, node, drain))
                 if not watcher.seen_down:
                     ctx.progress(self.name, node.name, "waiting for it to go down")
                     self._wait_down(ctx, node, change.details["status_url"], restarted,
-                                    command=change.details["command"])
-            else:
+                                    command=change.details["command"], drained=drain)
+            elif change.kind == "manual":
                 ctx.progress(self.name, node.name, f"waiting for you to restart it: {change.details['command']}",
                              index / total)
                 # A node that was never restarted answers RUNNING at once; only a node seen
                 # leaving RUNNING and coming back has really been restarted by the admin.
-                self._wait_down(ctx, node, change.details["status_url"], restarted)
-            self._wait_running(ctx, node, change.details["status_url"], restarted)
-            # Recorded once RUNNING, so a roll stopped by a node that did not come back
-            # restarts that node again next time, and not the ones before it.
-            journal.changed(target=node.name, kind="restart", summary=f"restarted with {change.details['command']}",
-                            command=change.details["command"])
+                self._wait_down(ctx, node, change.details["status_url"], restarted, drained=drain)
+            self._wait_running(ctx, node, change.details["status_url"], restarted, drained=drain)
+            if change.kind != "undrain":
+                # Recorded once RUNNING, so a roll stopped by a node that did not come back
+                # restarts that node again next time, and not the ones before it.
+                journal.changed(target=node.name, kind="restart",
+                                summary=f"restarted with {change.details['command']}",
+                                command=change.details["command"])
+            if change.details.get("heartbeat_url"):
+                self._wait_heartbeat(ctx, node, change.details["heartbeat_url"], restarted, drained=drain)
+            if not drain and change.details.get("left_drained"):
+                # Drained by an earlier roll behind a balancer that is no longer live (rolled back,
+                # or another kind now): there is nothing to put back, and the record says so.
+                journal.changed(target=node.name, kind="undrain",
+                                summary="the balancer is no longer live: nothing to put back")
+            if drain:
+                ctx.progress(self.name, node.name, "putting it back in the balancer")
+                try:
+                    kind.undrain(ctx, node)
+                except WizardError as exc:
+                    raise StepFailedError(
+                        f"{node.name} restarted and answers, but putting it back in the balancer failed: "
+                        f"{exc.message} {node.name} STAYS DRAINED (the balancer sends it no users). "
+                        + _so_far(restarted),
+                        (exc.hint + " " if exc.hint else "")
+                        + f"Then `confluence-lb-wizard restart --node {node.name}` puts it back.") from exc
+                journal.changed(target=node.name, kind="undrain", summary="put back in the balancer")
             restarted.append(node.name)
             ctx.progress(self.name, node.name, "RUNNING", (index + 1) / total)
-        return f"restarted {', '.join(restarted)}, one at a time; each answered RUNNING"
+        how = "drained, restarted and put back" if any(c.details.get("drain") for c in plan.changes) \
+            else "restarted"
+        return f"{how}: {', '.join(restarted)}, one at a time; each answered RUNNING"
+
+    def _drain(self, ctx: Context, kind: Any, node: Node, journal: Journal, restarted: list[str]) -> None:
+        # Recorded before the balancer is touched: a roll killed from here on finds the node
+        # drained (or about to be) and resumes with it; a second drain changes nothing.
+        journal.changed(target=node.name, kind="drain", summary=f"drained in the balancer ({kind.drain_summary})")
+        ctx.progress(self.name, node.name, "draining it in the balancer")
+        try:
+            kind.drain(ctx, node)
+        except WizardError as exc:
+            journal.changed(target=node.name, kind="drain-failed", summary=f"not drained: {exc.message}")
+            raise StepFailedError(f"Draining {node.name} in the balancer failed, so it was not restarted: "
+                                  f"{exc.message} " + _so_far(restarted), exc.hint) from exc
+
+    def _wait_heartbeat(self, ctx: Context, node: Node, url: str, restarted: list[str], *, drained: bool) -> None:
+        """Until the node's own Synchrony answers its heartbeat: a node back without its Synchrony
+        would take editors it cannot serve."""
+        deadline = time.monotonic() + ctx.answers.restart_timeout
+        while True:
+            ctx.check_cancelled()
+            answer = http_get(url, timeout=5.0)
+            if heartbeat_ok(answer):
+                return
+            if time.monotonic() >= deadline:
+                raise StepFailedError(
+                    f"{node.name} answers RUNNING, but its Synchrony did not answer {url} within "
+                    f"{ctx.answers.restart_timeout} s (last seen: {answer.seen}). The roll stopped here"
+                    + (f"; {node.name} STAYS DRAINED (the balancer sends it no users). " if drained else ". ")
+                    + _so_far(restarted),
+                    f"Look at {node.name}'s atlassian-synchrony.log (in the Confluence home's logs folder); when "
+                    f"its heartbeat answers, `confluence-lb-wizard restart --node {node.name}` "
+                    + ("puts it back and restarts the remaining nodes." if drained else
+                       "restarts the remaining nodes."))
+            ctx.progress(self.name, node.name, f"waiting for Synchrony ({answer.seen})")
+            time.sleep(POLL_SECONDS)
 
     def _wait_down(self, ctx: Context, node: Node, url: str, restarted: list[str],
-                   command: str | None = None) -> None:
+                   command: str | None = None, *, drained: bool = False) -> None:
         """Until ``url`` stops answering RUNNING (refused, STARTING, an error page...).
 
         ``command`` is the restart command that just returned, or None when the admin
@@ -194,21 +392,24 @@ class RestartStep(Step[RestartFacts]):
             ctx.check_cancelled()
             if time.monotonic() >= deadline:
                 so_far = (f"Restarted so far: {', '.join(restarted)}." if restarted
-                          else "No node was restarted.")
+                          else "No node was restarted.") + _left_drained(node, drained)
                 if command is None:
                     raise StepFailedError(
                         f"{node.name} kept answering RUNNING for {ctx.answers.restart_timeout} s: it was not "
                         f"restarted, so its Connector change is not in effect yet. {so_far}",
-                        f"Restart Confluence on {node.name}, then run the step again.")
+                        f"Restart Confluence on {node.name}, then run the step again"
+                        + (f" (`confluence-lb-wizard restart --node {node.name}`)." if drained else "."))
                 raise StepFailedError(
                     f"{node.name} kept answering RUNNING for {ctx.answers.restart_timeout} s after `{command}` "
                     "returned: the command does not seem to restart Confluence (or the restart was too quick "
                     f"to be seen), so its Connector change may not be in effect. The roll stopped here. {so_far}",
                     f"Run the restart command by hand on {node.name} and check that Confluence stops and "
-                    "starts again (or fix nodes[].restart_command); then run the step again.")
+                    "starts again (or fix nodes[].restart_command); then run the step again"
+                    + (f" (`confluence-lb-wizard restart --node {node.name}`)." if drained else "."))
             time.sleep(MANUAL_POLL_SECONDS)
 
-    def _wait_running(self, ctx: Context, node: Node, url: str, restarted: list[str]) -> None:
+    def _wait_running(self, ctx: Context, node: Node, url: str, restarted: list[str], *,
+                      drained: bool = False) -> None:
         deadline = time.monotonic() + ctx.answers.restart_timeout
         last = ""
         while True:
@@ -222,9 +423,13 @@ class RestartStep(Step[RestartFacts]):
                 raise StepFailedError(
                     f"{node.name} did not answer RUNNING within {ctx.answers.restart_timeout} s after its "
                     f"restart (last seen: {last}). The roll stopped here; "
-                    + (f"already restarted: {', '.join(restarted)}." if restarted else "no other node was restarted."),
+                    + (f"already restarted: {', '.join(restarted)}." if restarted else "no other node was restarted.")
+                    + _left_drained(node, drained),
                     f"Look at {node.name}'s atlassian-confluence.log (in the Confluence home's logs folder); "
-                    "when it answers RUNNING, run the step again to restart the remaining nodes.")
+                    + (f"when it answers RUNNING, `confluence-lb-wizard restart --node {node.name}` waits for it, "
+                       "puts it back in the balancer, and a run of the step restarts the remaining nodes."
+                       if drained else
+                       "when it answers RUNNING, run the step again to restart the remaining nodes."))
             ctx.progress(self.name, node.name, f"waiting for RUNNING ({last})")
             time.sleep(POLL_SECONDS)
 
@@ -241,7 +446,15 @@ class RestartStep(Step[RestartFacts]):
                          "" if state == "RUNNING" else
                          f"Start Confluence on {node.name} and check its atlassian-confluence.log.")
 
-        return ctx.for_each_node(check)
+        found = ctx.for_each_node(check)
+        drained, _ = left_drained(ctx.previous.get(self.name))
+        for name in drained:
+            found.append(Check("node back in the balancer", name, False,
+                               "a rolling restart drained it and stopped before putting it back: the balancer "
+                               "sends it no users",
+                               f"When it answers RUNNING, run `confluence-lb-wizard restart --node {name}`: it "
+                               "waits for it and puts it back."))
+        return found
 
 
 class _DownWatcher:
@@ -283,10 +496,24 @@ def _manual_hint(host: Host, node: Node) -> tuple[str, str]:
         return "restart Confluence on this node your usual way", "the admin"
 
 
-def _stopped_hint(restarted: list[str], node: Node) -> str:
+def _stopped_hint(restarted: list[str], node: Node, drained: bool = False) -> str:
     done = f"Already restarted: {', '.join(restarted)}. " if restarted else ""
-    return (f"{done}Run the restart command by hand on {node.name} to see why it fails, or set "
-            "nodes[].restart_command; then run the step again.")
+    return (f"{done}{_left_drained(node, drained).strip()} Run the restart command by hand on {node.name} to see "
+            "why it fails, or set nodes[].restart_command; then run "
+            + (f"`confluence-lb-wizard restart --node {node.name}`." if drained else "the step again.")).replace(
+                "  ", " ")
+
+
+def _left_drained(node: Node, drained: bool) -> str:
+    """What a stopped roll says of the node it drained: the admin must know it is out of the balancer."""
+    if not drained:
+        return ""
+    return (f" {node.name} STAYS DRAINED: the balancer sends it no users until "
+            f"`confluence-lb-wizard restart --node {node.name}` sees it back and puts it back.")
+
+
+def _so_far(restarted: list[str]) -> str:
+    return f"Restarted so far: {', '.join(restarted)}." if restarted else "No node was restarted."
 
 
 STEP = RestartStep()

@@ -43,6 +43,8 @@ class ApacheChecks:
 
     def run(self) -> list[Check]:
         checks = [self.status(), self.heartbeat(), self.websocket(), self.manager()]
+        if self.answers.synchrony.mode == "direct":
+            checks.append(self.synchrony_cookie())
         if self.tls:
             checks.append(self.redirect())
         return checks
@@ -105,6 +107,25 @@ class ApacheChecks:
         return Check(f"WebSocket upgrade through the balancer ({path})", BALANCER, passed, seen,
                      "" if passed else "The editor needs the WebSocket upgrade: run `apply --only balancer` to "
                                        "restore the wizard's vhost, and check the Synchrony balancer in it.")
+
+    def synchrony_cookie(self) -> Check:
+        """A Synchrony request whose route is gone (as when that node's Synchrony is down) must not
+        re-set the Confluence session's ROUTEID: that would move the user's Confluence session to
+        another node (their session lost, "XSRF check failed"). A route no node has stands in for it."""
+        answer = http_get(self.base + "/synchrony/heartbeat", headers={"Host": self.server_name},
+                          verify_tls=False, limit=2000, cookies={"ROUTEID": ".clbw-no-such-node"})
+        reset = answer.cookie("ROUTEID")
+        passed = answer.status is not None and reset is None
+        seen = (answer.seen if answer.status is None else
+                f"a Synchrony failover re-sets ROUTEID={reset}" if reset is not None else
+                "a Synchrony failover re-sets only its own cookie"
+                + (f" (SYNCROUTEID={answer.cookie('SYNCROUTEID')})" if answer.cookie("SYNCROUTEID") else ""))
+        return Check("Synchrony's stickiness cannot move the Confluence session", BALANCER, passed, seen,
+                     "" if passed else
+                     "The Synchrony balancers share Confluence's ROUTEID cookie: when one node's Synchrony is "
+                     "down, a Synchrony request moves the user's Confluence session to another node. Give them a "
+                     "cookie of their own scoped to /synchrony (`confluence-lb-wizard apply --only balancer` "
+                     "writes SYNCROUTEID).")
 
     def manager(self) -> Check:
         answer = self.get("/balancer-manager")

@@ -28,6 +28,7 @@ import shlex
 
 from wizard.answers_model import Answers, Node
 from wizard.balancers.apache.checks import ApacheChecks
+from wizard.balancers.apache.drain import set_drained
 from wizard.balancers.apache.facts import (
     HEADER_LINE,
     MINIMUM_VERSION,
@@ -190,6 +191,9 @@ def modules_file_text(answers: Answers, apache: ApacheFacts, modules: list[str])
 class ApacheBalancerStep(BalancerKind[BalancerFacts]):
     kind = "apache"
     sticky_cookie = "ROUTEID"
+    can_drain = True
+    drain_summary = ("its members go to drain mode (status=+D) in every balancer, tested and gracefully "
+                     "reloaded: Apache sends it no new request, sticky or not, and lets the ones under way finish")
     title = "The load balancer (Apache httpd)"
     explanation = ("Writes the Apache httpd virtual host for the setup: a sticky Confluence balancer "
                    "and Synchrony balancers (HTTP and WebSocket) over every node, TLS when the public URL "
@@ -208,6 +212,21 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
         # Status, heartbeat, WebSocket and the redirect are this step's own checks (made through
         # Apache, knowing the vhost's ports): nothing more to add.
         return []
+
+    # Draining, for the rolling restart.
+
+    def drain(self, ctx: Context, node: Node) -> None:
+        ctx.progress("restart", BALANCER, f"draining {node.name}: status=+D, test, reload")
+        self._set_drained(ctx, node, True)
+
+    def undrain(self, ctx: Context, node: Node) -> None:
+        ctx.progress("restart", BALANCER, f"undraining {node.name}: test, reload")
+        self._set_drained(ctx, node, False)
+
+    def _set_drained(self, ctx: Context, node: Node, drained: bool) -> None:
+        facts = self.inspect(ctx)
+        settings = facts.apache.settings
+        set_drained(ctx, facts, _absolute(settings.pid_file, settings.server_root), node.name, drained)
 
     # Facts.
 

@@ -27,8 +27,8 @@ TEMPLATE = "apache/confluence-lb.conf.j2"
 
 # What each part of the configuration needs loaded, in the order LoadModule lines must
 # come (a module after the ones it builds on).
-MODULE_ORDER = ("authz_core", "authz_host", "headers", "rewrite", "ssl", "proxy", "proxy_http",
-                "proxy_wstunnel", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests")
+MODULE_ORDER = ("authz_core", "authz_host", "headers", "rewrite", "ssl", "watchdog", "proxy", "proxy_http",
+                "proxy_wstunnel", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests", "proxy_hcheck")
 
 
 # rewrite: the upload limit (balancer.settings.max_upload_mb) is a rewrite rule.
@@ -40,7 +40,15 @@ FEATURE_MODULES = {
     "websocket-rewrite": ("proxy_wstunnel", "rewrite"),
     "tls": ("ssl", "rewrite"),
     "context-path": ("rewrite",),
+    "health-checks": ("watchdog", "proxy_hcheck"),
 }
+
+
+def health_checks(version: tuple[int, int, int]) -> bool:
+    """Whether the members get mod_proxy_hcheck health checks: on the Apache whose WebSocket members
+    are http:// (2.4.47 and later), which mod_proxy_hcheck can check like any other; older ones
+    (ws:// members) keep Apache's own error detection only."""
+    return websocket_style(version) == "upgrade"
 
 
 #: Every module any answers may need: inspect reads their availability before the plan
@@ -98,6 +106,8 @@ def needed_modules(answers: Answers, version: tuple[int, int, int]) -> tuple[str
         wanted.update(FEATURE_MODULES["tls"])
     if answers.public_url.context_path:
         wanted.update(FEATURE_MODULES["context-path"])
+    if health_checks(version):
+        wanted.update(FEATURE_MODULES["health-checks"])
     return tuple(m for m in MODULE_ORDER if m in wanted)
 
 
@@ -138,6 +148,7 @@ class Vhost:
     max_upload_bytes: int = 250 * 1024 * 1024
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     hsts_max_age: int = 0
+    health_checks: bool = False
 
     @property
     def redirect_addresses(self) -> list[str]:
@@ -168,8 +179,13 @@ def rewrite_substitution(text: str) -> ConfigText:
     return ConfigText(re.sub(r"([$%\\])", r"\\\1", text))
 
 
-def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
-    """The template's input for these answers on this Apache (pure)."""
+def build_vhost(answers: Answers, facts: BalancerFacts, drained: frozenset[str] = frozenset()) -> Vhost:
+    """The template's input for these answers on this Apache (pure).
+
+    ``drained``: the nodes a rolling restart has put in drain mode (``status=+D`` on their
+    members in every balancer: no new request, sticky or not, goes there; requests under way
+    finish). The balancer step itself always writes the vhost with no node drained.
+    """
     options = answers.balancer.apache
     assert options is not None
     apache = facts.apache
@@ -215,14 +231,16 @@ def build_vhost(answers: Answers, facts: BalancerFacts) -> Vhost:
         listen_port=listen, tls=tls, direct=direct, ws_style=style, context_path=url.context_path,
         root_redirect=rewrite_substitution(url.context_path), ws_path=ws_path, ws_pattern=ConfigText(re.escape(ws_path)),  # a regex of checked path segments
         nodes=tuple({"name": n.name, "host": n.host, "confluence_port": n.confluence_port,
-                     "synchrony_port": n.synchrony_port} for n in facts.nodes),
+                     "synchrony_port": n.synchrony_port, "drained": n.name in drained}
+                    for n in facts.nodes),
         manager_allow=tuple(options.manager_allow), load_modules=load, listens=tuple(listens),
         redirect_ports=redirect, https_origin=https_origin, standalone=standalone,
         synchrony_nodes=tuple({"name": s.name, "host": url_host(s.address), "port": answers.synchrony.port_of(s)}
                               for s in answers.synchrony.nodes) if standalone else (),
         read_timeout=settings.read_timeout, ws_timeout=max(300, settings.read_timeout),
         max_upload_mb=settings.max_upload_mb, max_upload_bytes=settings.max_upload_bytes,
-        ssl_protocols=tuple(settings.tls_protocols), hsts_max_age=settings.hsts_max_age)
+        ssl_protocols=tuple(settings.tls_protocols), hsts_max_age=settings.hsts_max_age,
+        health_checks=health_checks(apache.version))
 
 
 def render_vhost(vhost: Vhost) -> str:
@@ -239,3 +257,12 @@ def redirect_ports_in(text: str) -> tuple[int, ...]:
                          if (port := address.rsplit(":", 1)[-1]).isdigit())
     return ()
 
+
+
+#: A member line the template writes for a drained node: its route, then the drain flag.
+_DRAINED_MEMBER = re.compile(r'^\s*BalancerMember "[^"]*" route=(\S+)[^\n]* status=\+D\b', re.MULTILINE)
+
+
+def drained_in(text: str) -> frozenset[str]:
+    """The nodes the wizard's vhost ``text`` has in drain mode (by their route, the node's name)."""
+    return frozenset(match[1] for match in _DRAINED_MEMBER.finditer(text))

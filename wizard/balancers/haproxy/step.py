@@ -4,7 +4,7 @@ written, tested with ``haproxy -c``, then reloaded (``wizard.balancers.served`` 
 
 from __future__ import annotations
 
-from wizard.answers_model import Answers, HaproxyOptions
+from wizard.answers_model import Answers, HaproxyOptions, Node
 from wizard.balancers.haproxy.config import backend_names, build, render_config
 from wizard.balancers.haproxy.facts import (
     MINIMUM_VERSION,
@@ -26,6 +26,9 @@ HEALTH_CHECK = "HAProxy's active health checks see every node UP"
 class HaproxyBalancerStep(ServedFileKind):
     kind = "haproxy"
     product = "HAProxy"
+    can_drain = True
+    drain_summary = ("HAProxy's runtime API sets the node's servers to drain (new users go elsewhere, users whose "
+                     "cookie names it stay until it stops), then back to ready; it needs admin_socket")
     reload_undo_kind = "haproxy-reload"
     title = "The load balancer (HAProxy)"
     explanation = ("Writes the HAProxy configuration for the setup: a frontend, Confluence and Synchrony backends "
@@ -92,13 +95,14 @@ class HaproxyBalancerStep(ServedFileKind):
         for backend in backend_names(ctx.answers.name, ctx.answers.synchrony.mode == "direct"):
             set_state(host, socket_path, backend, node, state)
 
-    def drain(self, ctx: Context, node: str) -> None:
-        """Send no new users to ``node`` (users whose cookie names it stay until it goes down)."""
-        self._set(ctx, node, "drain")
+    def drain(self, ctx: Context, node: Node) -> None:
+        """Send no new users to ``node`` (users whose cookie names it stay until it goes down).
+        Draining a drained node changes nothing, so a resumed roll may call it again."""
+        self._set(ctx, node.name, "drain")
 
-    def undrain(self, ctx: Context, node: str) -> None:
+    def undrain(self, ctx: Context, node: Node) -> None:
         """Put ``node`` back into service (``ready``)."""
-        self._set(ctx, node, "ready")
+        self._set(ctx, node.name, "ready")
 
     def states(self, ctx: Context) -> dict[tuple[str, str], str]:
         """(backend, node) -> the state HAProxy reports for the setup's servers."""
