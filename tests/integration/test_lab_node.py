@@ -89,7 +89,7 @@ def test_the_fault_knobs(tmp_path: Path, lab_node_factory) -> None:
     page = httpx.get(f"{slow.url}/display/DOC/Home?x=1", headers={"X-Forwarded-Proto": "https"}, timeout=5)
     assert time.monotonic() - started >= 0.5
     assert page.json() == {"node": "node2", "service": "confluence", "path": "/display/DOC/Home", "query": "x=1",
-                           "host": f"127.0.0.1:{slow.confluence_port}", "x_forwarded_proto": "https",
+                           "host": f"127.0.0.1:{slow.confluence_port}", "x_forwarded_proto": "https", "x_forwarded_for": None,
                            "cookie": None}
     assert slow.hits["confluence /display/DOC/Home"] == 1
 

@@ -220,7 +220,7 @@ def test_a_hostile_value_is_refused_or_lands_whole(key: str, value: str, kind: s
     text = step.render(answers, facts(kind))
     for line in text.splitlines():
         assert not any(ord(ch) < 32 for ch in line)
-    assert value in text
+    assert value.strip() in text  # host names are taken without surrounding blanks
     assert not any(ch in value for ch in "\"\\\n;{}#")
 
 
