@@ -144,7 +144,10 @@ def fake_node_factory() -> Iterator[Callable]:
     module = _load_test_helper("clbw_tests_fake_node", "fake_node.py")
     started = []
 
-    def start(name: str, **kwargs):
+    def start(name: str, install_dir: Any = None, **kwargs: Any):
+        # The same call as lab_node_factory's (a test's helpers take either): the install folder
+        # and the lab's echo switch mean nothing here (FakeNode writes no file and always echoes).
+        kwargs.pop("echo_pages", None)
         node = module.FakeNode(name, **kwargs)
         started.append(node)
         return node.start()

@@ -32,9 +32,9 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from wizard.lab.node import accept_websocket, echo_websocket
+from wizard.lab.serving import LabHandler
 
 
 class _Server(ThreadingHTTPServer):
@@ -56,7 +56,7 @@ class _Server(ThreadingHTTPServer):
     service: str  # "confluence" | "synchrony"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LabHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
@@ -103,10 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _websocket(self) -> None:
+        # The lab's own WebSocket serving (the websockets library's protocol), echoing as the lab does.
         node = self.server.node
-        accept_websocket(self, node.name)
         node.count(self.server.service, "websocket")
-        echo_websocket(self, node.name)
+        self.serve_websocket(lambda text: f"{node.name}: {text}", {"X-Node": node.name})
 
 
 class FakeNode:
