@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from wizard.answers_model import Answers, HaproxyOptions, NginxOptions, Node
 from wizard.balancers.kind import BalancerKind
+from wizard.balancers.reload_marker import RELOAD_DONE, RELOAD_PENDING, pending_reload
 from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint, url_host
@@ -49,8 +50,6 @@ _HEADER_RE = re.compile(r"^# Managed by confluence-lb-wizard for the setup (\S+?
 
 #: Change kinds around the writes (the same words as the Apache kind's): the first before
 #: anything is written, the second once the server runs the new configuration.
-RELOAD_PENDING = "reload-pending"
-RELOAD_DONE = "reloaded"
 
 #: How long a reloaded server may take to start the processes of its new configuration.
 RELOAD_SECONDS = 15.0
@@ -207,22 +206,6 @@ def wait_new_generation(host: Host, pid_file: str, before: frozenset[int], produ
                 f"The previous file is put back and {product} reloaded with it. Look at {product}'s error log "
                 "for the reason, fix it, then run the step again.")
         time.sleep(0.2)
-
-
-def pending_reload(record: Any, undo_kind: str) -> str | None:
-    """The reload id of the newest apply in ``record`` that marked a reload pending and never
-    finished it while its reload undo is still to be done (see the Apache kind's twin)."""
-    changes = [c for c in getattr(record, "changes", None) or [] if isinstance(c, dict)]
-    undo = [u for u in getattr(record, "undo", None) or [] if isinstance(u, dict)]
-    finished = {c.get("reload_id") for c in changes if c.get("kind") == RELOAD_DONE}
-    live = {(u.get("data") or {}).get("reload_id") for u in undo
-            if u.get("kind") == undo_kind and not u.get("undone") and isinstance(u.get("data"), dict)}
-    for change in reversed(changes):
-        reload_id = change.get("reload_id")
-        if change.get("kind") == RELOAD_PENDING and isinstance(reload_id, str) and reload_id \
-                and reload_id not in finished and reload_id in live:
-            return reload_id
-    return None
 
 
 class ServedFileKind(BalancerKind["Facts"]):

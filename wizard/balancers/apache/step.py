@@ -53,8 +53,6 @@ from wizard.balancers.apache.undo import (
     EDITED_HINT,
     KNOWN_MODULES,
     MODULE_UNDO,
-    RELOAD_DONE,
-    RELOAD_PENDING,
     RELOAD_UNDO,
     SITE_UNDO,
     apache_options,
@@ -79,6 +77,7 @@ from wizard.balancers.apache.vhost import (
     render_vhost,
 )
 from wizard.balancers.kind import BalancerKind
+from wizard.balancers.reload_marker import RELOAD_DONE, RELOAD_PENDING
 from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint, url_host

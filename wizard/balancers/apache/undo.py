@@ -19,6 +19,7 @@ from wizard.balancers.apache.facts import (
     resolve_config_path,
 )
 from wizard.balancers.apache.vhost import MODULE_ORDER
+from wizard.balancers.reload_marker import pending_reload as pending_reload_of
 from wizard.engine.model import BALANCER, UndoAction
 from wizard.engine.undo import legacy_command_error
 from wizard.errors import WizardError
@@ -35,34 +36,9 @@ SITE_UNDO = "apache-site"
 MODULE_UNDO = "apache-module"
 
 
-#: Change kinds recorded around the writes: the first before anything is written, the
-#: second once Apache runs the new configuration. One without the other (same reload_id)
-#: is an apply that was stopped before its reload was done.
-RELOAD_PENDING = "reload-pending"
-
-
-RELOAD_DONE = "reloaded"
-
-
 def pending_reload(record: Any) -> str | None:
-    """The reload id of the newest apply in ``record`` (the step's state record) that marked a
-    reload pending and never finished it, while its reload undo is still to be done.
-
-    An apply that failed, or was rolled back, had its undo performed: its files are back
-    and nothing is pending. (Ids live under ``reload_id``, a name the state's masking of
-    secret-looking keys leaves alone.)
-    """
-    changes = [c for c in getattr(record, "changes", None) or [] if isinstance(c, dict)]
-    undo = [u for u in getattr(record, "undo", None) or [] if isinstance(u, dict)]
-    finished = {c.get("reload_id") for c in changes if c.get("kind") == RELOAD_DONE}
-    live = {(u.get("data") or {}).get("reload_id") for u in undo
-            if u.get("kind") == RELOAD_UNDO and not u.get("undone") and isinstance(u.get("data"), dict)}
-    for change in reversed(changes):
-        reload_id = change.get("reload_id")
-        if change.get("kind") == RELOAD_PENDING and isinstance(reload_id, str) and reload_id \
-                and reload_id not in finished and reload_id in live:
-            return reload_id
-    return None
+    """The reload id of an Apache apply stopped before its reload (see ``reload_marker``)."""
+    return pending_reload_of(record, RELOAD_UNDO)
 
 
 def apache_options(answers: Answers) -> ApacheOptions:
