@@ -219,7 +219,8 @@ def test_a_hostile_synchrony_machine_is_refused_or_lands_as_one_member(address: 
                and ":8091\"" in line and "route=" not in line]
     assert len(members) == 2  # the WebSocket and the HTTP balancer, one member each
     for member in members:
-        assert re.fullmatch(r'BalancerMember "(?:ws|http)://[^"\s]+:8091"(?: upgrade=websocket)?(?: timeout=\d+)?',
+        assert re.fullmatch(r'BalancerMember "(?:ws|http)://[^"\s]+:8091"(?: retry=\d+)?(?: upgrade=websocket)?'
+                            r'(?: timeout=\d+)?',
                             member), member
 
 
