@@ -28,14 +28,17 @@ class ApacheFormScreen(DraftPage):
 
     BINDINGS = [Binding("ctrl+s", "finish", "Save and go to the steps"), Binding("escape", "back", "Back")]
 
-    PREFIX = "balancer.apache"
+    @property
+    def prefix(self) -> str:
+        """Where the kind's answers are: balancer.<kind>."""
+        return f"balancer.{self.KIND}"
 
     def compose_page(self) -> ComposeResult:
         section = balancer_section(self.draft, self.KIND)
         section.setdefault("access", {"transport": "ssh"})
         with VerticalScroll(id=f"{self.KIND}-form"):
             yield Static(self.INTRO, classes="intro", markup=False)
-            yield FormView(self.FIELDS, prefix=self.PREFIX, values=section, id=self.KIND)
+            yield FormView(self.FIELDS, prefix=self.prefix, values=section, id=self.KIND)
             yield Static("", id=f"{self.KIND}-problems", classes="problem", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save and go to the steps (ctrl+s)", variant="primary", id="finish")
@@ -48,7 +51,7 @@ class ApacheFormScreen(DraftPage):
         self.check()
 
     def check(self, *, reveal: bool = False) -> list:
-        problems = under(self.draft.problems(), self.PREFIX)
+        problems = under(self.draft.problems(), self.prefix)
         rest = self.query_one(FormView).show_problems(problems, reveal_missing=reveal)
         self.query_one(f"#{self.KIND}-problems", Static).update("\n".join(f"⚠ {p}" for p in rest))
         return problems
@@ -76,7 +79,6 @@ class ApacheFormScreen(DraftPage):
 
 class NginxFormScreen(ApacheFormScreen):
     KIND = "nginx"
-    PREFIX = "balancer.nginx"
     FIELDS = NGINX_FIELDS
     INTRO = ("nginx (open source) with the map, proxy and ssl modules. Stickiness comes from a route cookie "
              "mapped to one upstream per node; health checks are passive only.")
@@ -85,7 +87,6 @@ class NginxFormScreen(ApacheFormScreen):
 
 class HaproxyFormScreen(ApacheFormScreen):
     KIND = "haproxy"
-    PREFIX = "balancer.haproxy"
     FIELDS = HAPROXY_FIELDS
     INTRO = ("HAProxy 2.x: cookie stickiness and active health checks on /status. With the runtime API socket "
              "a node can be drained without a reload.")
