@@ -19,6 +19,7 @@ from wizard.balancers.apache.facts import (
     ApacheFacts,
     module_id,
 )
+from wizard.balancers.settings import proxy_settings
 from wizard.confluence.probes import url_host
 from wizard.render import ConfigText, render
 
@@ -145,7 +146,6 @@ class Vhost:
     read_timeout: int = 300
     ws_timeout: int = 300
     max_upload_mb: int = 250
-    max_upload_bytes: int = 250 * 1024 * 1024
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     hsts_max_age: int = 0
     health_checks: bool = False
@@ -157,6 +157,10 @@ class Vhost:
     @property
     def rewrite_in_vhost(self) -> bool:
         return True  # the upload limit is a rewrite rule
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
 
     def settings_note(self) -> str:
         """balancer.settings as this vhost applies them, for the plan."""
@@ -217,7 +221,7 @@ def build_vhost(answers: Answers, facts: BalancerFacts, drained: frozenset[str] 
     standalone = answers.synchrony.mode == "standalone"
     ws_path = ("/synchrony/v1/bayeux-sync1" if direct or standalone
                else f"{url.context_path}/synchrony-proxy/v1/bayeux-sync1")
-    settings = answers.balancer.settings
+    settings = proxy_settings(answers)
     load: tuple[LoadModuleLine, ...] = ()
     if apache.layout.module_mechanism == "vhost":
         directory = apache.module_dir or apache.layout.module_dirs[0]
@@ -237,9 +241,9 @@ def build_vhost(answers: Answers, facts: BalancerFacts, drained: frozenset[str] 
         redirect_ports=redirect, https_origin=https_origin, standalone=standalone,
         synchrony_nodes=tuple({"name": s.name, "host": url_host(s.address), "port": answers.synchrony.port_of(s)}
                               for s in answers.synchrony.nodes) if standalone else (),
-        read_timeout=settings.read_timeout, ws_timeout=max(300, settings.read_timeout),
-        max_upload_mb=settings.max_upload_mb, max_upload_bytes=settings.max_upload_bytes,
-        ssl_protocols=tuple(settings.tls_protocols), hsts_max_age=settings.hsts_max_age,
+        read_timeout=settings.read_timeout_seconds, ws_timeout=settings.websocket_timeout_seconds,
+        max_upload_mb=settings.max_body_megabytes,
+        ssl_protocols=settings.tls_protocols, hsts_max_age=settings.hsts_max_age,
         health_checks=health_checks(apache.version))
 
 
