@@ -7,13 +7,16 @@ asks this module for the steps of ``--only NAMES`` or for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
+# `--help` loads this module (the steps register here): even `typing` stays out of it, as in
+# wizard/cli.py (type checkers honour a plain TYPE_CHECKING constant).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from wizard.engine.step import Step
 
-Resolver = Callable[[list[str] | None], list["Step[Any]"]]
+    Resolver = Callable[[list[str] | None], list[Step[Any]]]
 
 _resolver: Resolver | None = None
 
