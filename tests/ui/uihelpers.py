@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from textual.css.query import NoMatches
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 
@@ -19,9 +20,18 @@ async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 1
     pushed has no widgets yet on a loaded machine); fails the test after ``timeout`` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not (condition() and pilot.app.screen.is_mounted):
-        assert loop.time() < deadline, "condition not met in time"
+    while not (_holds(pilot.app, condition) and pilot.app.screen.is_mounted):
+        assert loop.time() < deadline, f"condition not met in time; the screen shows:\n{screen_text(pilot.app)}"
         await pilot.pause(0.05)
+
+
+def _holds(app: Any, condition: Callable[[], bool]) -> bool:
+    """``condition()``, but a widget the condition looks for that is not on the screen in front fails the
+    test at once with what that screen shows (an error dialog's message says why the run stopped)."""
+    try:
+        return condition()
+    except NoMatches as exc:
+        raise AssertionError(f"{exc}; the screen shows:\n{screen_text(app)}") from exc
 
 
 def screen_text(app: Any) -> str:
