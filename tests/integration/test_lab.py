@@ -28,7 +28,7 @@ import yaml
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from wizard.lab import apache as lab_apache
+from wizard.lab import child_server
 from wizard.answers import find_problems, load_answers_file, merge, missing_keys, validate
 from wizard.answers.schema import answers_schema
 from wizard.answers.template import answers_template
@@ -280,7 +280,7 @@ def test_one_lab_per_folder(tmp_path: Path) -> None:
 
 
 def test_without_apache_the_lab_says_how_to_install_it_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(lab_apache.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(child_server.shutil, "which", lambda *args, **kwargs: None)
     lab = Lab(tmp_path / "lab")
     with pytest.raises(WizardError) as caught:
         lab.start()

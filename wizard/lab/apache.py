@@ -7,31 +7,31 @@ vhost with the LoadModule lines it needs. The wizard reaches it as any Apache st
 that way: ``configtest_command`` and ``reload_command`` carry ``-f MAIN.conf``, which
 selects the "self-contained" layout of ``wizard.balancers.apache.facts``.
 
-Apache runs in a session of its own, so a Ctrl-C meant for the wizard does not reach it
-half-way; ``stop()`` ends it (and anything it forked, including a server a
-``-k graceful`` started after a crash) and waits until every process is gone. Should the
-lab's process die without ``stop()`` (SIGKILL), the kernel's parent-death signal
-(``setpriv --pdeathsig``, util-linux) ends Apache too.
+How it is started, reaped and stopped (a session of its own, the parent-death signal,
+``stop()`` ending everything it forked, including a server a ``-k graceful`` started after
+a crash) is ``wizard.lab.child_server``'s, shared with the lab's nginx and HAProxy.
 """
 
 from __future__ import annotations
 
-import os
 import pwd
 import shlex
-import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from wizard.errors import WizardError
+from wizard.lab.child_server import (
+    LOGS_DIR,
+    RUN_DIR,
+    ChildServer,
+    find_program,
+    worker_user,
+)
 from wizard.lab.node import THREAD_PREFIX
-from wizard.lab.processes import cmdline, end_tree, free_port, port_answers, read_pid
+from wizard.lab.processes import free_port, port_answers
 
-#: Where distributions keep the server binary (sbin is often not on a user's PATH).
-_SEARCH_PATH = "/usr/sbin:/usr/local/sbin:/sbin:/usr/local/apache2/bin"
 _PROGRAMS = ("apache2", "httpd")
 _MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules",
                 "/usr/local/apache2/modules")
@@ -41,45 +41,38 @@ INSTALL_HINT = ("Install Apache httpd 2.4: `sudo apt-get install apache2-bin` (D
                 "and its modules, no system service) or "
                 "`sudo dnf install httpd` (RHEL, Fedora, Rocky); then start the lab again. "
                 "Or try the ALB lab, which needs no Apache: `confluence-lb-wizard lab --balancer alb`.")
-START_SECONDS = 15.0
 #: The self-contained layout below an Apache root (the lab's, and the tests' servers').
 MAIN_CONF = "main.conf"
 SITES_DIR = "sites"
-RUN_DIR = "run"
-LOGS_DIR = "logs"
 PID_FILE = f"{RUN_DIR}/httpd.pid"
 ERROR_LOG = f"{LOGS_DIR}/error.log"
 
 
 def find_apache() -> str:
     """The Apache httpd server binary; WizardError saying how to install it when there is none."""
-    search = os.pathsep.join(filter(None, (os.environ.get("PATH", ""), _SEARCH_PATH)))
-    for program in _PROGRAMS:
-        found = shutil.which(program, path=search)
-        if found:
-            return found
-    raise WizardError("The Apache lab runs a real Apache httpd on this machine, and none is installed "
-                      "(no apache2 or httpd found).", INSTALL_HINT)
+    return find_program(_PROGRAMS, "The Apache lab runs a real Apache httpd on this machine, and none is "
+                        "installed (no apache2 or httpd found).", INSTALL_HINT)
 
 
-class LabApache:
+class LabApache(ChildServer):
     """One self-contained Apache under ``root`` (``<lab>/apache``), listening on 127.0.0.1:``port``."""
+
+    program = "apache"
 
     def __init__(self, root: Path, *, binary: str | None = None, port: int | None = None,
                  thread_prefix: str = THREAD_PREFIX) -> None:
-        self.root = Path(root)
-        self.thread_prefix = thread_prefix
-        self.binary = binary or find_apache()
+        super().__init__(root, binary=binary or find_apache(), thread_prefix=thread_prefix)
         self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._reaper: threading.Thread | None = None
-        self._pids: set[int] = set()
 
     # Paths and commands (the answers use these).
 
     @property
     def main_conf(self) -> Path:
         return self.root / MAIN_CONF
+
+    @property
+    def main_file(self) -> Path:
+        return self.main_conf
 
     @property
     def sites_dir(self) -> Path:
@@ -106,88 +99,23 @@ class LabApache:
     def reload_command(self) -> str:
         return f"{shlex.quote(self.binary)} -f {shlex.quote(str(self.main_conf))} -k graceful"
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    # Starting.
 
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    # The main configuration.
-
-    def write_main_conf(self) -> None:
+    def write_main(self) -> Path:
         """The self-contained main file; the tree is made readable for the workers' user."""
-        write_main_conf(self.root, binary=self.binary, ports=[self.port], comment=[
+        return write_main_conf(self.root, binary=self.binary, ports=[self.port], comment=[
             "The lab's own Apache httpd, started by `confluence-lb-wizard lab` and stopped with it.",
             "Self-contained: it reads only this file and the *.conf files of sites/, where the",
             "wizard's balancer step writes its virtual host."])
 
-    # Life cycle.
+    def start_argv(self) -> list[str]:
+        return [self.binary, "-f", str(self.main_conf), "-DFOREGROUND"]
 
-    def start(self) -> LabApache:
-        """Start Apache and return once its port answers; WizardError with its own words otherwise.
+    def ready(self) -> bool:
+        return port_answers(self.port)
 
-        The port was free when chosen; if something took it since, a new one is tried.
-        """
-        for attempt in range(3):
-            self.write_main_conf()
-            problem = self._start_once()
-            if problem is None:
-                return self
-            if "Address already in use" not in problem or attempt == 2:
-                raise WizardError(f"The lab's Apache httpd did not start:\n{problem}",
-                                  f"Its configuration is {self.main_conf} and its log {self.error_log}. "
-                                  "Try `" + self.configtest_command + "` to see what Apache says.")
-            self.port = free_port()
-        raise AssertionError("unreachable")
-
-    def _start_once(self) -> str | None:
-        log = self.root / LOGS_DIR / "foreground.log"
-        started = threading.Event()
-        failed: list[OSError] = []
-
-        def keep() -> None:
-            # Started and reaped by this thread, which lives exactly as long as Apache: the kernel's
-            # parent-death signal follows the thread that started a process, so Apache is ended
-            # even when the lab's process dies without stop() (killed, or a script that forgot).
-            # Reaped at once, as init would: a dead Apache left a zombie still "exists" for
-            # `kill -0` and for `apache2 -k graceful`.
-            try:
-                with open(log, "ab") as output:
-                    self.process = subprocess.Popen(
-                        [*_parent_death_prefix(), self.binary, "-f", str(self.main_conf), "-DFOREGROUND"],
-                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-            except OSError as exc:
-                failed.append(exc)
-                return
-            finally:
-                started.set()
-            self.process.wait()
-
-        self._reaper = threading.Thread(target=keep, name=f"{self.thread_prefix}-apache-keeper", daemon=True)
-        self._reaper.start()
-        started.wait()
-        if failed or self.process is None:
-            self._forget_process()
-            return f"{self.binary} could not be run: {failed[0] if failed else 'unknown error'}"
-        self._pids.add(self.process.pid)
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                said = _tail(log) + _tail(self.error_log)
-                self._forget_process()
-                return said.strip() or f"apache exited with status {self.process.returncode}"
-            if port_answers(self.port):
-                return None
-            time.sleep(0.05)
-        self.stop()
-        return f"it did not answer on 127.0.0.1:{self.port} within {START_SECONDS:.0f} s. " + _tail(self.error_log)
-
-    def _forget_process(self) -> None:
-        if self._reaper is not None:
-            self._reaper.join(timeout=5)
-        self._reaper = None
+    def choose_new_ports(self) -> None:
+        self.port = free_port()
 
     def reload(self, timeout: float = 10.0) -> None:
         """A graceful reload, as the wizard does it, returning once Apache has read the new configuration."""
@@ -206,17 +134,6 @@ class LabApache:
         # The old generation's workers finish the requests they hold; new connections
         # go to the new one from here.
         time.sleep(0.2)
-
-    def stop(self) -> None:
-        """Stop Apache and every process it forked; wait until they are gone. Idempotent."""
-        pids = set(self._pids)
-        daemon = read_pid(self.pid_file)
-        if daemon is not None and str(self.main_conf) in cmdline(daemon):
-            pids.add(daemon)  # a server a `-k graceful` started after a crash, outside our session
-        end_tree(pids, process=self.process)
-        self._forget_process()
-        self._pids.clear()
-        self.process = None
 
 
 def write_main_conf(root: Path, *, binary: str, ports: Sequence[int], extra: Sequence[str] = (),
@@ -258,7 +175,7 @@ def write_main_conf(root: Path, *, binary: str, ports: Sequence[int], extra: Seq
     # Small: a lab serves one admin; a graceful reload must not wait long for old workers.
     lines += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 25", "MaxRequestWorkers 50",
               "MinSpareThreads 5", "MaxSpareThreads 25", "GracefulShutdownTimeout 3"]
-    user = _worker_user()
+    user = worker_user(_WORKER_USERS)
     if user:
         lines += [f"User {user}", f"Group {_primary_group(user)}"]
     lines += [*extra, f'IncludeOptional "{root / SITES_DIR}/*.conf"']
@@ -286,26 +203,6 @@ def _compiled_in(binary: str) -> str:
     return done.stdout
 
 
-def _worker_user() -> str | None:
-    """As root, Apache hands requests to an unprivileged user; as anyone else it stays that user."""
-    if os.geteuid() != 0:
-        return None
-    for user in _WORKER_USERS:
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            continue
-        return user
-    return None
-
-
-def _parent_death_prefix() -> list[str]:
-    """``setpriv --pdeathsig TERM --`` where util-linux has it (Linux): the command it runs gets
-    SIGTERM when the thread that started it ends. Elsewhere nothing, and stop() alone ends Apache."""
-    setpriv = shutil.which("setpriv", path=os.pathsep.join(filter(None, (os.environ.get("PATH", ""), _SEARCH_PATH))))
-    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-
-
 def _primary_group(user: str) -> str:
     import grp
 
@@ -313,14 +210,6 @@ def _primary_group(user: str) -> str:
         return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
     except KeyError:
         return user
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:]) + "\n"
 
 
 def _count_in(path: Path, needle: str) -> int:

@@ -10,9 +10,8 @@ HAProxy refuses to start with no listener at all, its main file keeps one small 
 on a port of its own (``spare_port``) that answers 200. HAProxy's runtime API is a
 socket in ``root/run`` (``admin_socket``), at level admin.
 
-Like the lab's Apache (``wizard.lab.apache``), the server runs in a session of its own and
-gets SIGTERM when the thread that started it ends (``setpriv --pdeathsig``), and ``stop()``
-ends it and everything it forked. The tests' servers are the same classes.
+How each is started, reaped and stopped is ``wizard.lab.child_server``'s, shared with the
+lab's Apache. The tests' servers are the same classes.
 """
 
 from __future__ import annotations
@@ -20,58 +19,29 @@ from __future__ import annotations
 import os
 import pwd
 import shlex
-import shutil
 import subprocess
-import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 
 from wizard.errors import WizardError
+from wizard.lab import child_server
+from wizard.lab.child_server import LOGS_DIR, RUN_DIR, ChildServer, worker_user
 from wizard.lab.node import THREAD_PREFIX
-from wizard.lab.processes import end_tree, free_port, port_answers, read_pid
+from wizard.lab.processes import free_port, port_answers, read_pid
 
-_SEARCH_PATH = "/usr/sbin:/usr/local/sbin:/sbin:/usr/local/nginx/sbin"
-START_SECONDS = 15.0
 SITES_DIR = "sites"
-RUN_DIR = "run"
-LOGS_DIR = "logs"
+#: Users the workers may run as when the server is started by root.
+_WORKER_USERS = ("www-data", "nginx", "nobody")
 
 
 def find_program(name: str, hint: str) -> str:
     """The server binary ``name``; WizardError saying how to install it when there is none."""
-    found = shutil.which(name, path=os.pathsep.join(filter(None, (os.environ.get("PATH", ""), _SEARCH_PATH))))
-    if found:
-        return found
-    raise WizardError(f"The {name} lab runs a real {name} on this machine, and none is installed.", hint)
+    return child_server.find_program((name,), f"The {name} lab runs a real {name} on this machine, and none is "
+                                     "installed.", hint)
 
 
-def _parent_death_prefix() -> list[str]:
-    setpriv = shutil.which("setpriv", path=os.pathsep.join(filter(None, (os.environ.get("PATH", ""), _SEARCH_PATH))))
-    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-
-
-def _worker_user() -> str | None:
-    """As root, the workers run as an unprivileged user (the first of these that exists)."""
-    if os.geteuid() != 0:
-        return None
-    for user in ("www-data", "nginx", "nobody"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            continue
-        return user
-    return None
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:]) + "\n"
-    except OSError:
-        return ""
-
-
-class LabProxy(ABC):
+class LabProxy(ChildServer):
     """One self-contained server under ``root`` serving 127.0.0.1:``port`` once the wizard's file is there."""
 
     #: The program's name, its config file's suffix and how to install it.
@@ -83,14 +53,11 @@ class LabProxy(ABC):
 
     def __init__(self, root: Path, *, binary: str | None = None, port: int | None = None,
                  spare_port: int | None = None, thread_prefix: str = THREAD_PREFIX) -> None:
-        self.root = Path(root)
-        self.binary = binary or find_program(self.program, self.install_hint)
+        super().__init__(root, binary=binary or find_program(self.program, self.install_hint),
+                         thread_prefix=thread_prefix)
         self.port = port or free_port()
         #: A port the server answers on before the wizard's file exists (HAProxy needs a listener).
         self.spare_port = spare_port or free_port()
-        self.thread_prefix = thread_prefix
-        self.process: subprocess.Popen[bytes] | None = None
-        self._reaper: threading.Thread | None = None
 
     # Paths and commands.
 
@@ -116,27 +83,14 @@ class LabProxy(ABC):
 
     @property
     @abstractmethod
-    def configtest_command(self) -> str:
-        """The answers' configtest_command for this server (it names the lab's main file)."""
-
-    @property
-    @abstractmethod
     def reload_command(self) -> str:
         """The answers' reload_command for this server."""
-
-    @abstractmethod
-    def start_argv(self) -> list[str]:
-        """How the lab starts the server in the foreground."""
 
     @abstractmethod
     def main_text(self) -> str:
         """The server's own main file, which loads the wizard's file."""
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    # Life cycle.
+    # Starting.
 
     def write_main(self) -> Path:
         for folder in (SITES_DIR, RUN_DIR, LOGS_DIR, "tmp"):
@@ -146,61 +100,11 @@ class LabProxy(ABC):
             path.chmod(0o755)
         return self.main_file
 
-    def start(self) -> LabProxy:
-        """Start the server and return once its spare port answers; WizardError with its words otherwise."""
-        for attempt in range(3):
-            self.write_main()
-            problem = self._start_once()
-            if problem is None:
-                return self
-            if "in use" not in problem or attempt == 2:
-                raise WizardError(f"The lab's {self.program} did not start:\n{problem}",
-                                  f"Its configuration is {self.main_file} and its log {self.error_log}. Try `"
-                                  + self.configtest_command + f"` to see what {self.program} says.")
-            self.port, self.spare_port = free_port(), free_port()
-        raise AssertionError("unreachable")
+    def ready(self) -> bool:
+        return port_answers(self.spare_port) and read_pid(self.pid_file) is not None
 
-    def _start_once(self) -> str | None:
-        log = self.root / LOGS_DIR / "foreground.log"
-        started = threading.Event()
-        failed: list[OSError] = []
-
-        def keep() -> None:
-            # Started and reaped by this thread (see wizard.lab.apache: the parent-death signal
-            # follows the thread that started the process).
-            try:
-                with open(log, "ab") as output:
-                    self.process = subprocess.Popen([*_parent_death_prefix(), *self.start_argv()],
-                                                    stdin=subprocess.DEVNULL, stdout=output,
-                                                    stderr=subprocess.STDOUT, start_new_session=True)
-            except OSError as exc:
-                failed.append(exc)
-                return
-            finally:
-                started.set()
-            self.process.wait()
-
-        self._reaper = threading.Thread(target=keep, name=f"{self.thread_prefix}-{self.program}-keeper", daemon=True)
-        self._reaper.start()
-        started.wait()
-        if failed or self.process is None:
-            return f"{self.binary} could not be run: {failed[0] if failed else 'unknown error'}"
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                said = _tail(log) + _tail(self.error_log)
-                self._join()
-                return said.strip() or f"{self.program} exited with status {self.process.returncode}"
-            if port_answers(self.spare_port) and read_pid(self.pid_file) is not None:
-                return None
-            time.sleep(0.05)
-        self.stop()
-        return f"it did not answer on 127.0.0.1:{self.spare_port} within {START_SECONDS:.0f} s. " + _tail(self.error_log)
-
-    def _join(self) -> None:
-        if self._reaper is not None:
-            self._reaper.join(timeout=5)
-        self._reaper = None
+    def choose_new_ports(self) -> None:
+        self.port, self.spare_port = free_port(), free_port()
 
     def reload(self, timeout: float = 10.0) -> None:
         """Reload as the wizard does (its reload command), returning once new processes serve."""
@@ -221,19 +125,6 @@ class LabProxy(ABC):
                                   f"See {self.error_log}.")
             time.sleep(0.05)
         time.sleep(0.3)
-
-    def stop(self) -> None:
-        """Stop the server and every process it forked; wait until they are gone. Idempotent."""
-        pids = set()
-        if self.process is not None:
-            pids.add(self.process.pid)
-        daemon = read_pid(self.pid_file)
-        if daemon is not None:
-            pids.add(daemon)
-        if pids:
-            end_tree(pids, process=self.process)
-        self._join()
-        self.process = None
 
 
 class LabNginx(LabProxy):
@@ -262,7 +153,7 @@ class LabNginx(LabProxy):
 
     def main_text(self) -> str:
         root = self.root
-        user = _worker_user()
+        user = worker_user(_WORKER_USERS)
         tmp = root / "tmp"
         if user and tmp.exists():
             # The workers write request bodies and buffered answers there.
