@@ -89,12 +89,7 @@ def manifest_base_url(body: str) -> str | None:
     """
     text = body.strip()
     if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        url = data.get("url") if isinstance(data, dict) else None
-        return url.strip() if isinstance(url, str) and url.strip() else None
+        return _json_text(text, "url")
     from xml.etree import ElementTree
 
     try:
@@ -113,15 +108,20 @@ def manifest_version(body: str) -> str | None:
     """Confluence's version from an applinks manifest (its root's ``version`` child), or None."""
     text = body.strip()
     if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        version = data.get("version") if isinstance(data, dict) else None
-        return version.strip() if isinstance(version, str) and version.strip() else None
+        return _json_text(text, "version")
     match = re.search(r"<(?:[\w.-]+:)?version>\s*([0-9][0-9A-Za-z.\-]*)\s*</(?:[\w.-]+:)?version>", text)
     return match[1] if match else None
 
+
+
+def _json_text(text: str, key: str) -> str | None:
+    """A JSON manifest's non-blank string ``key`` (stripped), or None."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    value = data.get(key) if isinstance(data, dict) else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 def version_tuple(version: str) -> tuple[int, ...]:
     """``"7.19.2"`` as ``(7, 19, 2)``; a suffix ("-m12") is ignored, a part that is no number stops it."""
