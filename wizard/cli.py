@@ -218,6 +218,18 @@ def answers_from_state(store):  # -> (State, Answers)
     return state, validate(state.answers, source=str(store.path))
 
 
+def setup_of(args: argparse.Namespace):  # -> (Answers, Path)
+    """The setup a verb works on: ``--answers FILE`` (its state file beside, or ``--state``), or the
+    answers an existing state file (``--state``, or the only one there is) was made with."""
+    from wizard.engine.state import StateStore
+
+    if args.answers:
+        answers = load_answers(args.answers)
+        return answers, state_for_answers(args.state, answers)
+    path = find_state_file(args.state)
+    return answers_from_state(StateStore(path))[1], path
+
+
 def open_runner(answers, state_path: Path, *, read_only: bool = False, events=None):
     """A runner for a headless verb; SSH asks on the terminal when there is one."""
     from wizard.engine.runner import Runner
@@ -373,15 +385,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from wizard.engine.redact import redact
-    from wizard.engine.state import StateStore, redact_state
+    from wizard.engine.state import redact_state
     from wizard.report import format_checks
 
-    if args.answers:
-        answers = load_answers(args.answers)
-        path = state_for_answers(args.state, answers)
-    else:
-        path = find_state_file(args.state)
-        _, answers = answers_from_state(StateStore(path))
+    answers, path = setup_of(args)
     events = (lambda event: None) if args.json else None
     with open_runner(answers, path, read_only=not path.exists(), events=events) as runner:
         outcome = runner.verify()
@@ -429,15 +436,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     from wizard.engine.redact import redact
-    from wizard.engine.state import StateStore
     from wizard.steps.restart import RestartStep
 
-    if args.answers:
-        answers = load_answers(args.answers)
-        path = state_for_answers(args.state, answers)
-    else:
-        path = find_state_file(args.state)
-        _, answers = answers_from_state(StateStore(path))
+    answers, path = setup_of(args)
     require_terminal_or_yes(args.yes, "restart")
 
     def confirm(plan) -> bool:
@@ -454,17 +455,13 @@ def cmd_restart(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wizard.engine.state import StateStore
     from wizard.errors import BadInputError
     from wizard.export import run_export
 
     if args.answers and args.state:
         raise BadInputError("`export` takes the answers from --answers FILE or from --state PATH, not both.",
                             "Drop one of them.")
-    if args.answers:
-        answers = load_answers(args.answers)
-    else:
-        _, answers = answers_from_state(StateStore(find_state_file(args.state)))
+    answers, _ = setup_of(args)
     written = run_export(args.format, answers, Path(args.output).expanduser(), terminal_prompts())
     print(f"Wrote {len(written)} file(s) to {args.output}:", file=sys.stderr)
     for path in written:
