@@ -191,16 +191,9 @@ def _psql_check(host: Host, node: Node, answers: Answers) -> Check:
 def _apache_checks(ctx: Context) -> list[Check]:
     apache = ctx.answers.balancer.apache
     assert apache is not None
-    try:
-        host = ctx.hosts.balancer()
-        reached = host.run("echo clbw-ok", timeout=30.0)
-    except WizardError as exc:
-        return [Check("reachable", BALANCER, False, exc.message,
-                      exc.hint or "Check balancer.apache.access in the answers file.")]
-    if "clbw-ok" not in reached.stdout:
-        return [Check("reachable", BALANCER, False, reached.stderr.strip()[:200] or "no answer",
-                      "Log in to the Apache host by hand and look at what the shell prints.")]
-    checks = [Check("reachable", BALANCER, True, f"reached {host.where}")]
+    host, checks = _reach_balancer(ctx, "Apache")
+    if host is None:
+        return checks
     if apache.config_path:
         folder = posixpath.dirname(apache.config_path)
         is_dir = host.is_dir(folder)
@@ -242,12 +235,10 @@ def _nginx_checks(ctx: Context) -> list[Check]:
         return checks
     checks.append(_folder_check(host, options.config_path, "nginx", "apt-get install nginx"))
     commands = nginx_commands(options)
-    found = _program_check(host, "nginx", options.configtest_command, "apt-get install nginx (or dnf install nginx)")
-    checks.append(found)
-    if not found.passed:
+    text = _program_and_version(host, checks, "nginx", options.configtest_command, commands.version,
+                                "apt-get install nginx (or dnf install nginx)")
+    if text is None:
         return checks
-    result = host.run(commands.version, timeout=60.0)
-    text = result.stdout + "\n" + result.stderr
     version = parse_version(text)
     arguments = configure_arguments(text)
     checks.append(_version_check("nginx", version, MINIMUM_VERSION, commands.version, text))
@@ -275,13 +266,10 @@ def _haproxy_checks(ctx: Context) -> list[Check]:
         return checks
     checks.append(_folder_check(host, options.config_path, "HAProxy", "apt-get install haproxy"))
     commands = haproxy_commands(options)
-    found = _program_check(host, "haproxy", options.configtest_command,
-                           "apt-get install haproxy (or dnf install haproxy)")
-    checks.append(found)
-    if not found.passed:
+    text = _program_and_version(host, checks, "haproxy", options.configtest_command, commands.version,
+                                "apt-get install haproxy (or dnf install haproxy)")
+    if text is None:
         return checks
-    result = host.run(commands.version, timeout=60.0)
-    text = result.stdout + "\n" + result.stderr
     checks.append(_version_check("HAProxy", parse_version(text), MINIMUM_VERSION, commands.version, text))
     if options.tls is not None:
         present = has_feature(text, "OPENSSL")
@@ -295,6 +283,18 @@ def _haproxy_checks(ctx: Context) -> list[Check]:
                             "" if exists else "Start HAProxy with `stats socket " + options.admin_socket
                             + " mode 660 level admin` in its global section, or leave admin_socket out."))
     return checks
+
+
+def _program_and_version(host: Host, checks: list[Check], program: str, configtest_command: str,
+                         version_command: str, install: str) -> str | None:
+    """Check that ``program`` is installed (appended to ``checks``) and return what its version command
+    prints (stdout and stderr: nginx -V and haproxy -vv differ in which they use); None when it is missing."""
+    found = _program_check(host, program, configtest_command, install)
+    checks.append(found)
+    if not found.passed:
+        return None
+    result = host.run(version_command, timeout=60.0)
+    return result.stdout + "\n" + result.stderr
 
 
 def _folder_check(host: Host, config_path: str, product: str, install: str) -> Check:
