@@ -357,6 +357,9 @@ def test_a_changed_deregistration_delay_is_planned_put_back_and_its_undo_restore
     assert delay_of(CONFLUENCE_TG) == "1"
     undo = UndoAction.from_dict(bed.record("balancer")["undo"][-1])
     assert (undo.kind, undo.data["resource"]) == ("aws-restore", "target-group")
+    # By hand (the runbook) too: the attributes go back, not only the health check.
+    assert "modify-target-group-attributes" in undo.manual and '{"Key": "deregistration_delay.timeout_seconds", ' \
+        '"Value": "300"}' in undo.manual, undo.manual
     alb_undo.perform(wizard_aws.connect(REGION, None), undo, lambda _: None)
     assert delay_of(CONFLUENCE_TG) == "300"
 
