@@ -218,11 +218,12 @@ def test_a_live_roll_deregisters_each_node_from_both_groups_restarts_it_and_regi
     assert outcome.exit_status == EXIT_OK, outcome.message
     (plan,) = plans
     first = plan.changes[0].summary
-    assert first.startswith(f"deregister it from the target groups {CONFLUENCE_TG} and {SYNCHRONY_TG} and wait up "
+    assert first.startswith(f"deregister node1 from the target groups {CONFLUENCE_TG} and {SYNCHRONY_TG} and wait up "
                             f"to {1 + timing.DRAIN_MARGIN:.0f} s for AWS to finish"), first
-    assert "the requests under way get 1 s" in first and f"register it again in {CONFLUENCE_TG}" in first
+    assert "the requests under way get 1 s" in first and f"register node1 again in {CONFLUENCE_TG}" in first
     assert "wait 1 s for the requests under way" not in first  # the drain is that wait
     assert plan.changes[0].details["drain_seconds"] == 0
+    assert plan.changes[1].summary.startswith(f"deregister node2 from the target groups {CONFLUENCE_TG}")
 
     record = bed.record("restart")
     assert [(c["kind"], c["target"]) for c in record["changes"]] == [

@@ -89,18 +89,18 @@ def drain_timeout(seconds: float) -> float:
     return seconds + timing.DRAIN_MARGIN
 
 
-def describe_drain(answers: Answers) -> str:
-    """The restart plan's words for a drain on the ALB."""
+def describe_drain(answers: Answers, node: str) -> str:
+    """The restart plan's words for draining ``node`` on the ALB."""
     groups = group_names(answers)
-    return (f"deregister it from the target group{'s' if len(groups) > 1 else ''} {' and '.join(groups)} and wait "
+    return (f"deregister {node} from the target group{'s' if len(groups) > 1 else ''} {' and '.join(groups)} and wait "
             f"up to {drain_timeout(answers.restart_drain):.0f} s for AWS to finish: no new request goes to it, "
             f"sticky users included, and the requests under way get {answers.restart_drain} s (the groups' "
             "deregistration delay)")
 
 
-def describe_undrain(answers: Answers) -> str:
-    """The restart plan's words for putting a node back on the ALB."""
-    return (f"register it again in {' and '.join(group_names(answers))} and wait up to "
+def describe_undrain(answers: Answers, node: str) -> str:
+    """The restart plan's words for putting ``node`` back on the ALB."""
+    return (f"register {node} again in {' and '.join(group_names(answers))} and wait up to "
             f"{timing.UNDRAIN_TIMEOUT:.0f} s until AWS reports it healthy there (the Confluence group's health "
             "check passes only for a node answering RUNNING)")
 

@@ -138,10 +138,10 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
         return DrainSupport(True, self.drain_summary, waits_for_requests=True)
 
     def describe_drain(self, answers: Answers, node: Node) -> str:
-        return alb_drain.describe_drain(answers)
+        return alb_drain.describe_drain(answers, node.name)
 
     def describe_undrain(self, answers: Answers, node: Node) -> str:
-        return alb_drain.describe_undrain(answers)
+        return alb_drain.describe_undrain(answers, node.name)
 
     def drain(self, ctx: Context, node: Node) -> None:
         """Deregister ``node``'s targets from this setup's target groups; returns once AWS let go of them."""

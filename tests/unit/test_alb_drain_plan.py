@@ -85,9 +85,9 @@ def test_the_plan_words_of_a_drain_name_the_groups_and_the_bound(mode: str, grou
     a = answers(mode=mode)
     assert alb_drain.group_names(a) == groups
     words = STEP.describe_drain(a, a.node("node1"))
-    assert words.startswith(f"deregister it from the target group{'s' if len(groups) > 1 else ''} "
+    assert words.startswith(f"deregister node1 from the target group{'s' if len(groups) > 1 else ''} "
                             f"{' and '.join(groups)} and wait up to {30 + timing.DRAIN_MARGIN:.0f} s")
-    assert f"register it again in {' and '.join(groups)}" in STEP.describe_undrain(a, a.node("node1"))
+    assert f"register node1 again in {' and '.join(groups)}" in STEP.describe_undrain(a, a.node("node1"))
     support = kind_for(a).drain_support(a)
     assert support.can_drain and support.waits_for_requests
 
@@ -108,9 +108,9 @@ def test_the_restart_plan_of_an_alb_drain_adds_no_wait_of_its_own() -> None:
         drain_steps={n.name: kind.describe_drain(a, n) for n in a.nodes},
         undrain_steps={n.name: kind.describe_undrain(a, n) for n in a.nodes}))
     first = plan.changes[0]
-    assert first.summary.startswith("deregister it from the target groups wiki-confluence and wiki-synchrony")
+    assert first.summary.startswith("deregister node1 from the target groups wiki-confluence and wiki-synchrony")
     assert "s for the requests under way" not in first.summary and first.details["drain_seconds"] == 0
-    assert "register it again in wiki-confluence and wiki-synchrony" in first.summary
+    assert "register node1 again in wiki-confluence and wiki-synchrony" in first.summary
     assert "drained first" in plan.summary
 
 
