@@ -98,7 +98,9 @@ def read_back(node_group: str) -> dict[str, Any]:
             "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
             "HealthCheckPath", "Matcher")}
         attributes = elbv2.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]
-        found["attributes"][name] = {a["Key"]: a["Value"] for a in attributes if a["Key"].startswith("stickiness.")}
+        found["attributes"][name] = {a["Key"]: a["Value"] for a in attributes
+                                     if a["Key"].startswith("stickiness.")
+                                     or a["Key"] == "deregistration_delay.timeout_seconds"}
         health = elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
         found["targets"][name] = sorted((t["Target"]["Id"], t["Target"]["Port"]) for t in health)
         found["tags"][name] = {t["Key"]: t["Value"] for t in

@@ -447,3 +447,49 @@ def test_preflight_finds_the_program_its_version_and_features(make_bed, kind: st
         refused = runner.apply(["preflight"], confirm=lambda plan: True)
     assert refused.exit_status != EXIT_OK
     assert any(c.name == f"{kind} program" and not c.passed for c in refused.checks), refused.checks
+
+
+# --------------------------------------------------------------------------- a rolling restart without a drain
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_balancer_that_cannot_drain_is_planned_no_drain_and_the_roll_still_goes_one_node_at_a_time(
+        make_bed, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open-source nginx, and HAProxy without admin_socket, cannot drain a node: the restart plans
+    "no drain" up front (why, what users see, how to get drains), records and attempts no drain,
+    and still restarts one node at a time, each waited for until RUNNING and its Synchrony answers."""
+    from wizard.steps import restart as restart_module
+    from wizard.steps.restart import RestartStep
+
+    monkeypatch.setattr(restart_module, "POLL_SECONDS", 0.1)
+    bed = make_bed(kind)
+    bed.raw["balancer"][kind].pop("admin_socket", None)
+    bed.raw["restart_drain"], bed.raw["restart_timeout"] = 1, 20
+    for raw, node in zip(bed.raw["nodes"], bed.nodes):
+        raw["restart_command"] = node.restart_command
+        node.synchrony_lag_seconds = 0.6  # the roll must wait for it before the next node
+    assert bed.apply().exit_status == EXIT_OK
+    answers = validate(bed.raw)
+    assert kind_for(answers).drain_support(answers).can_drain is False
+
+    plans = []
+    with bed.runner() as runner:
+        outcome = runner.run_step(RestartStep(), confirm=lambda plan: plans.append(plan) or True)
+    assert outcome.exit_status == EXIT_OK, outcome.message
+    (plan,) = plans
+    assert "NO DRAIN" in plan.summary and "requests fail" in plan.summary, plan.summary
+    assert all(change.summary.startswith("NO DRAIN") and not change.details["drain"] for change in plan.changes)
+    if kind == "haproxy":
+        assert "admin_socket is not set" in plan.summary and "To drain instead: set balancer.haproxy.admin_socket" \
+            in plan.summary, plan.summary
+    else:
+        assert "open-source nginx has no runtime API" in plan.summary, plan.summary
+    record = json.loads(bed.state.read_text())["steps"]["restart"]
+    assert [(c["kind"], c["target"]) for c in record["changes"]] == [("restart", "node1"), ("restart", "node2")]
+    first, second = (node.restart_log for node in bed.nodes)
+    assert len(first) == len(second) == 1
+    # One at a time: node2 was asked to restart only after node1 answered RUNNING and its
+    # Synchrony was back (it comes back synchrony_lag_seconds after RUNNING).
+    assert first[0].running_again is not None
+    assert second[0].requested >= first[0].running_again + 0.6, (first, second)
+    assert bed.get("/status").status_code == 200

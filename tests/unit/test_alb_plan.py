@@ -83,7 +83,9 @@ def built_facts(desired: Desired, facts: AlbFacts) -> AlbFacts:
             protocol="HTTP", port=spec.port, vpc_id=VPC, target_type=spec.target_type, health_protocol="HTTP",
             health_path=spec.health_path, health_port="traffic-port", interval=20, timeout=10, healthy_threshold=2,
             matcher="200", attributes={"stickiness.enabled": "true", "stickiness.type": "lb_cookie",
-                                       "stickiness.lb_cookie.duration_seconds": "86400"},
+                                       "stickiness.lb_cookie.duration_seconds": "86400",
+                                       "deregistration_delay.timeout_seconds":
+                                           spec.attributes["deregistration_delay.timeout_seconds"]},
             tags=tags, targets=tuple(RegisteredTarget(t.id, t.port, "healthy") for t in spec.targets),
             load_balancers=("arn:lb",))
     listeners = []
@@ -131,7 +133,7 @@ def test_an_empty_account_plans_every_resource_in_dependency_order() -> None:
     assert summaries[1] == f"allow Confluence port 8090 from the balancer's group into the nodes' group {NODES_SG}"
     assert summaries[2] == f"allow Synchrony port 8091 from the balancer's group into the nodes' group {NODES_SG}"
     assert summaries[3] == ("create target group wiki-confluence (HTTP 8090, health /status every 20 s (timeout "
-                            "10 s, healthy after 2), sticky lb_cookie, instance targets) with "
+                            "10 s, healthy after 2), sticky lb_cookie, deregistration delay 30 s, instance targets) with "
                             f"node1 ({INSTANCES[0]}:8090), node2 ({INSTANCES[1]}:8090)")
     assert "health /synchrony/heartbeat" in summaries[4] and "HTTP 8091" in summaries[4]
     assert "idle timeout 300 s" in summaries[5] and "internet-facing" in summaries[5]
@@ -185,7 +187,8 @@ def test_a_drifted_health_check_and_lost_stickiness_modify_the_target_group_only
     a = answers()
     facts = built(a)
     tg = replace(facts.target_groups["confluence"], health_path="/", interval=30,
-                 attributes={"stickiness.enabled": "false", "stickiness.type": "lb_cookie"})
+                 attributes={"stickiness.enabled": "false", "stickiness.type": "lb_cookie",
+                             "deregistration_delay.timeout_seconds": "30"})
     changes = plan_for(a, replace(facts, target_groups={**facts.target_groups, "confluence": tg}))
     assert len(changes) == 1
     assert changes[0].summary == ("modify target group wiki-confluence: health check path / -> /status; "

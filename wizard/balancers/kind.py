@@ -11,6 +11,7 @@ only for an ALB.
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar
 
@@ -30,6 +31,24 @@ KINDS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class DrainSupport:
+    """Whether this setup's balancer can drain a node for the rolling restart, and what that means.
+
+    A kind (or a setup of a kind) that cannot drain is told apart before the roll starts, so its
+    plan says "no drain" and why, instead of stopping at the first node.
+    """
+
+    can_drain: bool
+    #: What a drain does (when it can), or why it cannot, in a few words for the restart's plan.
+    summary: str
+    #: When it cannot: what the admin does to get drained restarts ("" when there is no way).
+    remedy: str = ""
+    #: The drain returns only once the requests under way are done (an ALB's deregistration
+    #: delay): the roll then adds no ``restart_drain`` wait of its own.
+    waits_for_requests: bool = False
+
+
 class BalancerKind(Step[FactsT]):
     """The ``balancer`` step of one kind of balancer."""
 
@@ -38,17 +57,35 @@ class BalancerKind(Step[FactsT]):
     kind: ClassVar[str]
     #: The cookie the balancer sets to keep a user on one node (verify checks that it does).
     sticky_cookie: ClassVar[str]
-    #: Whether ``drain``/``undrain`` work for this kind. A kind that cannot drain says so here, and
-    #: the rolling restart then restarts its nodes without draining them, saying so in its plan.
+    #: Whether ``drain``/``undrain`` work for this kind (``drain_support`` may narrow it for one setup).
+    #: A kind that cannot drain says so here, and the rolling restart then restarts its nodes
+    #: without draining them, saying so in its plan.
     can_drain: ClassVar[bool] = False
     #: What draining a node means for this kind, in a few words for the restart's plan
     #: ("Apache sends it no new request, sticky or not; requests under way finish").
     drain_summary: ClassVar[str] = "this kind of balancer cannot drain a node: it keeps sending it users"
+    #: For a kind that cannot drain: what the admin does to get drained restarts ("" when nothing).
+    drain_remedy: ClassVar[str] = ""
 
     @abstractmethod
     def endpoint(self, ctx: Context) -> Endpoint:
         """Where the workstation reaches the balancer, asking for the public URL there (its own
         address with the public name in the Host header and TLS), or ``WizardError`` saying why not."""
+
+    def drain_support(self, answers: Answers) -> DrainSupport:
+        """Whether these answers' balancer can drain a node, and what a drain does or why it cannot.
+
+        By default the kind's ``can_drain`` and ``drain_summary``; a kind whose drain needs an
+        answer (HAProxy's ``admin_socket``) says so here."""
+        return DrainSupport(self.can_drain, self.drain_summary, "" if self.can_drain else self.drain_remedy)
+
+    def describe_drain(self, answers: Answers, node: Node) -> str:
+        """What draining ``node`` does, one clause of the restart's plan ("drain it (...)")."""
+        return f"drain it ({self.drain_support(answers).summary})"
+
+    def describe_undrain(self, answers: Answers, node: Node) -> str:
+        """What putting ``node`` back does, one clause of the restart's plan."""
+        return "put it back in the balancer"
 
     def drain(self, ctx: Context, node: Node) -> None:
         """Stop sending ``node`` new requests (sticky users included) while requests under way

@@ -12,15 +12,20 @@ says exactly what to run and then waits for each to answer RUNNING.
 A restart cannot be undone; the state records which nodes were restarted.
 
 Behind a live balancer (the balancer step is done) each node is drained first when
-the balancer kind can drain (Apache: drain mode on its members), given ``restart_drain``
-seconds to finish the requests under way, restarted, waited for until ``/status``
+the balancer can drain (Apache: drain mode on its members; HAProxy with ``admin_socket``:
+its runtime API; an ALB: the node's targets deregistered, which itself waits for the
+requests under way), given ``restart_drain`` seconds to finish the requests under way
+(unless the drain already waited for them), restarted, waited for until ``/status``
 answers RUNNING and, in direct mode, its own Synchrony answers its heartbeat (users
 who land on a node whose Synchrony is still down cannot edit), and only then put
 back in the balancer; then the next node. The state records each drain, restart
 and undrain with its time, the drain before the balancer is touched: a node that
 does not come back stops the roll and stays drained (the admin is told so, and that
 ``restart --node NAME`` finishes it), and the next run starts with the node it left
-drained.
+drained. A live balancer that cannot drain (open-source nginx, HAProxy without
+``admin_socket``) is known before the roll starts: the plan says NO DRAIN, why, what it
+means for users and how to get drains, and the roll restarts one node at a time
+without recording or attempting any drain.
 """
 
 from __future__ import annotations
@@ -60,9 +65,16 @@ class RestartFacts:
     heartbeat_urls: dict[str, str] = field(default_factory=dict)
     #: The balancer already serves users (its step is done): the roll drains each node first.
     balancer_live: bool = False
-    #: Whether the balancer's kind can drain a node, and what a drain does there.
+    #: Whether the balancer (its kind, with these answers) can drain a node, and what a drain does
+    #: there, or why it cannot and what would let it.
     can_drain: bool = False
     drain_summary: str = ""
+    drain_remedy: str = ""
+    #: The kind's drain itself waits for the requests under way (an ALB's deregistration delay).
+    drain_waits: bool = False
+    #: node -> what draining it and putting it back do on this balancer, for the plan.
+    drain_steps: dict[str, str] = field(default_factory=dict)
+    undrain_steps: dict[str, str] = field(default_factory=dict)
     #: Nodes an earlier roll drained and never put back (a drain record without its undrain), in drain order.
     left_drained: tuple[str, ...] = ()
     #: ``restart --node NAME``: only these nodes, restarted even when no change needs it.
@@ -195,10 +207,14 @@ class RestartStep(Step[RestartFacts]):
         if unknown:
             raise WizardError(f"No node is named {', '.join(unknown)} in the answers (nodes: {', '.join(names)}).",
                               "Name nodes as nodes[].name spells them: restart --node NAME.")
+        support = kind.drain_support(ctx.answers)
         return RestartFacts(
             heartbeat_urls=self._heartbeats(ctx, results, drained) if direct else {},
             balancer_live=bool(balancer is not None and getattr(balancer, "done", False)),
-            can_drain=kind.can_drain, drain_summary=kind.drain_summary,
+            can_drain=support.can_drain, drain_summary=support.summary, drain_remedy=support.remedy,
+            drain_waits=support.waits_for_requests,
+            drain_steps={n.name: kind.describe_drain(ctx.answers, n) for n in ctx.answers.nodes},
+            undrain_steps={n.name: kind.describe_undrain(ctx.answers, n) for n in ctx.answers.nodes},
             left_drained=tuple(n for n in drained if n in names),
             restarted_after_drain=tuple(n for n in restarted_after if n in names),
             only=self.only,
@@ -253,14 +269,18 @@ class RestartStep(Step[RestartFacts]):
                 kind, summary = "command", (f"run `{facts.commands[name]}` ({facts.command_sources[name]}), "
                                             f"then wait for {back}")
             if drain:
+                wait = "" if facts.drain_waits else f", wait {answers.restart_drain} s for the requests under way"
                 first = ("still drained by an earlier roll; " if name in facts.left_drained else
-                         f"drain it ({facts.drain_summary}), wait {answers.restart_drain} s for the requests "
-                         "under way; ")
-                summary = first + summary + "; then put it back in the balancer"
+                         facts.drain_steps.get(name, f"drain it ({facts.drain_summary})") + wait + "; ")
+                summary = first + summary + "; then " + facts.undrain_steps.get(name, "put it back in the balancer")
+            elif facts.balancer_live and restart:
+                summary = ("NO DRAIN (the balancer keeps sending it users, whose requests fail while it "
+                           "restarts): " + summary)
             changes.append(Change(target=name, kind=kind, summary=summary,
                                   details={"command": facts.commands[name], "status_url": facts.status_urls[name],
                                            "heartbeat_url": heartbeat, "drain": drain,
-                                           "drain_seconds": answers.restart_drain if drain else 0,
+                                           "drain_seconds": answers.restart_drain if drain and not facts.drain_waits
+                                           else 0,
                                            "left_drained": name in facts.left_drained,
                                            "order": index + 1}))
         how = "you restart each node" if manual else "restart each node"
@@ -271,8 +291,11 @@ class RestartStep(Step[RestartFacts]):
             balancing = (f"; the balancer is live, so each node is drained first ({facts.drain_summary}) and "
                          "put back once it answers again")
         elif facts.balancer_live:
-            balancing = (f"; the balancer is live but {facts.drain_summary}, so each node is restarted WITHOUT "
-                         "draining: its users' requests fail while it restarts")
+            balancing = (f"; NO DRAIN: the balancer is live but cannot drain a node ({facts.drain_summary}), so "
+                         "each node is restarted WITHOUT draining: the balancer keeps sending it users, and their "
+                         "requests fail (errors, lost unsaved edits) from the moment it stops until it answers "
+                         "again; each node is still waited for before the next one"
+                         + (f". To drain instead: {facts.drain_remedy}" if facts.drain_remedy else ""))
         else:
             balancing = ""
         resume = (f"; resuming with {', '.join(facts.left_drained)}, left drained by an earlier roll"
@@ -290,11 +313,13 @@ class RestartStep(Step[RestartFacts]):
             drain = bool(change.details.get("drain"))
             if drain:
                 self._drain(ctx, kind, node, journal, restarted)
-                ctx.progress(self.name, node.name, f"drained; {change.details['drain_seconds']} s for the "
-                             "requests under way", index / total)
-                # Cancellable: the node stays drained and recorded so, and the next run resumes with it.
-                ctx.cancel.wait(float(change.details["drain_seconds"]))
-                ctx.check_cancelled()
+                seconds = float(change.details["drain_seconds"])
+                if seconds > 0:
+                    ctx.progress(self.name, node.name, f"drained; {change.details['drain_seconds']} s for the "
+                                 "requests under way", index / total)
+                    # Cancellable: the node stays drained and recorded so, and the next run resumes with it.
+                    ctx.cancel.wait(seconds)
+                    ctx.check_cancelled()
             if change.kind == "command":
                 ctx.progress(self.name, node.name, f"restarting ({index + 1}/{total})", index / total)
                 host = ctx.hosts.node(node)
@@ -325,9 +350,10 @@ class RestartStep(Step[RestartFacts]):
                 self._wait_heartbeat(ctx, node, change.details["heartbeat_url"], restarted, drained=drain)
             if not drain and change.details.get("left_drained"):
                 # Drained by an earlier roll behind a balancer that is no longer live (rolled back,
-                # or another kind now): there is nothing to put back, and the record says so.
+                # or another kind now) or can no longer drain: there is nothing the wizard can put
+                # back, and the record says so.
                 journal.changed(target=node.name, kind="undrain",
-                                summary="the balancer is no longer live: nothing to put back")
+                                summary="the balancer is no longer live or can no longer drain: nothing to put back")
             if drain:
                 ctx.progress(self.name, node.name, "putting it back in the balancer")
                 try:

@@ -172,10 +172,15 @@ class Executor:
     def _modify_target_group(self, action: Action) -> None:
         spec = action.spec
         arn = self.target_groups[spec.key]
+        # By hand the attributes go back too (stickiness, the deregistration delay a drain relies on).
+        attributes = [{"Key": k, "Value": v} for k, v in action.previous.get("attributes", {}).items() if v != ""]
         self.journal.undo(undo.restore(
             self.desired, "target-group", spec.name, action.previous,
             manual=(f"aws elbv2 modify-target-group --region {self.desired.region} --target-group-arn {arn} "
-                    f"--cli-input-json '{_json(action.previous['health'])}'"), arn=arn))
+                    f"--cli-input-json '{_json(action.previous['health'])}'"
+                    + (f" && aws elbv2 modify-target-group-attributes --region {self.desired.region} "
+                       f"--target-group-arn {arn} --cli-input-json '{_json({'Attributes': attributes})}'"
+                       if attributes else "")), arn=arn))
         fields = {d.field for d in action.differences}
         if any("." not in f for f in fields):
             self.aws.call("elbv2", "modify_target_group", TargetGroupArn=arn, **spec.health_settings())

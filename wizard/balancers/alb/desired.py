@@ -51,6 +51,9 @@ ANYWHERE = "0.0.0.0/0"
 RULE_PRIORITY = 10
 
 STICKINESS = {"stickiness.enabled": "true", "stickiness.type": "lb_cookie"}
+#: How long a deregistered (drained) target keeps its requests under way: ``restart_drain``
+#: (``wizard.balancers.alb.drain``).
+DEREGISTRATION_DELAY_KEY = "deregistration_delay.timeout_seconds"
 IDLE_TIMEOUT_KEY = "idle_timeout.timeout_seconds"
 
 
@@ -98,9 +101,11 @@ class TargetGroupSpec:
                 "Matcher": {"HttpCode": self.matcher}}
 
     def describe(self) -> str:
+        delay = self.attributes.get(DEREGISTRATION_DELAY_KEY)
         return (f"{self.protocol} {self.port}, health {self.health_path} every {self.interval} s "
                 f"(timeout {self.timeout} s, healthy after {self.healthy_threshold}), sticky lb_cookie, "
-                f"{self.target_type} targets")
+                + (f"deregistration delay {delay} s, " if delay is not None else "")
+                + f"{self.target_type} targets")
 
 
 @dataclass(frozen=True)
@@ -191,12 +196,16 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
     def targets(port_of: str) -> tuple[TargetSpec, ...]:
         return tuple(_target(node, target_type, getattr(node, port_of), facts) for node in nodes)
 
+    # A node drained for a restart is deregistered: AWS lets its requests under way finish for
+    # this long, and the roll waits for that instead of a restart_drain of its own.
+    attributes = {**STICKINESS, DEREGISTRATION_DELAY_KEY: str(answers.restart_drain)}
+
     synchrony_group: TargetGroupSpec | None = None
     if direct:
         synchrony_group = TargetGroupSpec(
             key="synchrony", role=ROLE_SYNCHRONY_TG, name=names.synchrony_target_group, label="Synchrony",
             port=nodes[0].synchrony_port, vpc_id=alb.vpc_id, target_type=target_type,
-            health_path=SYNCHRONY_HEALTH_PATH, targets=targets("synchrony_port"))
+            health_path=SYNCHRONY_HEALTH_PATH, targets=targets("synchrony_port"), attributes=dict(attributes))
     elif standalone:
         # The standalone cluster's machines: instances where every one names its instance, else addresses.
         machines = tuple(NodePorts(s.name, s.address, s.instance_id, 0, answers.synchrony.port_of(s), "")
@@ -206,12 +215,13 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
             key="synchrony", role=ROLE_SYNCHRONY_TG, name=names.synchrony_target_group, label="Synchrony",
             port=machines[0].synchrony_port, vpc_id=alb.vpc_id, target_type=machine_type,
             health_path=SYNCHRONY_HEALTH_PATH,
-            targets=tuple(_target(m, machine_type, m.synchrony_port, facts) for m in machines))
+            targets=tuple(_target(m, machine_type, m.synchrony_port, facts) for m in machines),
+            attributes=dict(attributes))
 
     groups = [TargetGroupSpec(
         key="confluence", role=ROLE_CONFLUENCE_TG, name=names.confluence_target_group, label="Confluence",
         port=nodes[0].confluence_port, vpc_id=alb.vpc_id, target_type=target_type,
-        health_path=f"{context_path}/status", targets=targets("confluence_port"))]
+        health_path=f"{context_path}/status", targets=targets("confluence_port"), attributes=dict(attributes))]
     if synchrony_group is not None:
         groups.append(synchrony_group)
     settings = answers.balancer.settings

@@ -7,7 +7,8 @@ nothing moved since the plan, then creates only what is missing and fixes
 what differs, recording each undo before its call (``wizard.balancers.alb.apply``), and
 waits for the balancer and its targets; verify checks every setting and the
 targets' health; undo deletes or restores only what this setup made
-(``wizard.balancers.alb.undo``).
+(``wizard.balancers.alb.undo``). For the rolling restart, drain and undrain deregister a
+node's targets and register them again (``wizard.balancers.alb.drain``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from wizard.answers_model import AlbOptions, Answers, Node
+from wizard.balancers.alb import drain as alb_drain
 from wizard.balancers.alb import undo as alb_undo
 from wizard.balancers.alb.apply import Executor, Report
 from wizard.balancers.alb.checks import balancer_checks
@@ -23,7 +25,7 @@ from wizard.balancers.alb.facts import AlbFacts, NodePorts
 from wizard.balancers.alb.health import wait_active, wait_healthy
 from wizard.balancers.alb.plan import noop_reason, plan_changes
 from wizard.balancers.alb.read import read_facts
-from wizard.balancers.kind import BalancerKind
+from wizard.balancers.kind import BalancerKind, DrainSupport
 from wizard.confluence.checks import public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint
@@ -50,6 +52,8 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
                    "and a 300 s idle timeout. Everything is tagged with this setup's name.")
     rollback_note = ("The load balancer and everything the wizard made for it are deleted; if DNS already "
                      "points at it, point it elsewhere.")
+    can_drain = True
+    drain_summary = alb_drain.SUMMARY
 
     def endpoint(self, ctx: Context) -> Endpoint:
         options_ = options(ctx.answers)
@@ -125,7 +129,37 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
             desired = build_desired(ctx.answers, facts)
         except WizardError as exc:
             return [Check("AWS load balancer", BALANCER, False, exc.message, exc.hint or "")]
-        return balancer_checks(desired, facts)
+        return balancer_checks(desired, facts) + alb_drain.drain_checks(desired, facts)
+
+    # Draining, for the rolling restart (``wizard.balancers.alb.drain``).
+
+    def drain_support(self, answers: Answers) -> DrainSupport:
+        # The drain returns once AWS let go of the node: that is the wait for the requests under way.
+        return DrainSupport(True, self.drain_summary, waits_for_requests=True)
+
+    def describe_drain(self, answers: Answers, node: Node) -> str:
+        return alb_drain.describe_drain(answers, node.name)
+
+    def describe_undrain(self, answers: Answers, node: Node) -> str:
+        return alb_drain.describe_undrain(answers, node.name)
+
+    def drain(self, ctx: Context, node: Node) -> None:
+        """Deregister ``node``'s targets from this setup's target groups; returns once AWS let go of them."""
+        aws = self.session(ctx.answers)
+        alb_drain.drain(aws, ctx.answers, self._read(ctx, aws), node.name, self._reporter(ctx, node),
+                        ctx.check_cancelled)
+
+    def undrain(self, ctx: Context, node: Node) -> None:
+        """Register ``node``'s targets again; returns once AWS reports them healthy."""
+        aws = self.session(ctx.answers)
+        alb_drain.undrain(aws, ctx.answers, self._read(ctx, aws), node.name, self._reporter(ctx, node),
+                          ctx.check_cancelled)
+
+    def _reporter(self, ctx: Context, node: Node) -> alb_drain.Report:
+        def report(message: str) -> None:
+            ctx.progress("restart", node.name, message)
+
+        return report
 
     def vet_undo(self, answers: Answers, action: UndoAction, label: str) -> UndoAction:
         """An AWS record acts only in the answers' region, on resources tagged for this setup (which

@@ -18,6 +18,12 @@ ACTIVE_TIMEOUT = 600.0
 HEALTHY_TIMEOUT = 600.0
 #: Until a deleted resource is gone, or a resource in use is released.
 DELETE_TIMEOUT = 900.0
+#: A drained node: how much longer than the target group's deregistration delay AWS may take
+#: to let go of its target.
+DRAIN_MARGIN = 60.0
+#: A node put back after its restart: until AWS reports its targets healthy (two health checks
+#: 20 s apart, and a registration that takes AWS up to a minute or so).
+UNDRAIN_TIMEOUT = 300.0
 
 
 def now() -> float:

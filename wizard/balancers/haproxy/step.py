@@ -12,6 +12,7 @@ from wizard.balancers.haproxy.facts import (
     read_haproxy_facts,
 )
 from wizard.balancers.haproxy.runtime import server_states, set_state
+from wizard.balancers.kind import DrainSupport
 from wizard.balancers.served import Facts, Refusal, ServedFileKind, ServerFacts
 from wizard.confluence.probes import Endpoint
 from wizard.engine.model import BALANCER, Check
@@ -29,6 +30,11 @@ class HaproxyBalancerStep(ServedFileKind):
     can_drain = True
     drain_summary = ("HAProxy's runtime API sets the node's servers to drain (new users go elsewhere, users whose "
                      "cookie names it stay until it stops), then back to ready; it needs admin_socket")
+    #: Without admin_socket HAProxy could only drain a node by a reload, which the wizard does not do.
+    no_socket_summary = ("balancer.haproxy.admin_socket is not set, and the wizard drains a HAProxy node only "
+                         "through its runtime API")
+    no_socket_remedy = ("set balancer.haproxy.admin_socket to the `stats socket PATH ... level admin` of HAProxy's "
+                        "global section (Debian: /run/haproxy/admin.sock)")
     reload_undo_kind = "haproxy-reload"
     title = "The load balancer (HAProxy)"
     explanation = ("Writes the HAProxy configuration for the setup: a frontend, Confluence and Synchrony backends "
@@ -81,12 +87,17 @@ class HaproxyBalancerStep(ServedFileKind):
 
     # The runtime API (the restart work drains a node with these).
 
+    def drain_support(self, answers: Answers) -> DrainSupport:
+        """Drains only through the runtime API: a setup without ``admin_socket`` cannot drain."""
+        if not haproxy_options(answers).admin_socket:
+            return DrainSupport(False, self.no_socket_summary, self.no_socket_remedy)
+        return super().drain_support(answers)
+
     def _runtime(self, ctx: Context) -> tuple[Host, str]:
         options = haproxy_options(ctx.answers)
         if not options.admin_socket:
-            raise WizardError("balancer.haproxy.admin_socket is not set, so HAProxy cannot drain a node without a "
-                              "reload.", "Set admin_socket to the `stats socket ... level admin` of HAProxy's global "
-                              "section (Debian: /run/haproxy/admin.sock).")
+            raise WizardError(f"{self.no_socket_summary}, so it cannot drain a node.",
+                              self.no_socket_remedy[0].upper() + self.no_socket_remedy[1:] + ".")
         return ctx.hosts.balancer(), options.admin_socket
 
     def _set(self, ctx: Context, node: str, state: str) -> None:

@@ -24,6 +24,10 @@ PASSIVE_HEALTH_NOTE = ("Health checks are passive only in open-source nginx: a n
 class NginxBalancerStep(ServedFileKind):
     kind = "nginx"
     product = "nginx"
+    drain_summary = ("open-source nginx has no runtime API to take a node out: only a rewritten configuration "
+                     "and a reload could, which the wizard does not do for a restart")
+    drain_remedy = ("none with open-source nginx: restart at a quiet hour, or put Apache, HAProxy (with "
+                    "admin_socket) or an ALB in front, which drain")
     reload_undo_kind = "nginx-reload"
     title = "The load balancer (nginx)"
     explanation = ("Writes the nginx configuration for the setup: per-node upstreams with a ROUTEID cookie for sticky "
