@@ -44,9 +44,9 @@ def test_connector_plan_is_a_diff_per_node_that_needs_it(tmp_path: Path) -> None
     assert [c.target for c in plan.changes] == ["node1", "node2"]
     first = plan.changes[0]
     assert '+' in first.diff and 'proxyName="wiki.example.com"' in first.diff
-    assert first.details["attributes"]["proxyPort"] == [None, "443"]
-    assert first.details["attributes"]["secure"][1] == "true"
-    old = plan.changes[1].details["attributes"]["proxyName"]
+    assert first.details.attributes["proxyPort"] == [None, "443"]
+    assert first.details.attributes["secure"][1] == "true"
+    old = plan.changes[1].details.attributes["proxyName"]
     assert old[0] == "old.example.com" and old[1] == "wiki.example.com"
     before, after = first.payload
     assert before == (FIXTURES / "confluence-8-stock.xml").read_bytes() and after != before
@@ -132,7 +132,7 @@ def test_restart_plan_rolls_every_node_in_order_when_never_restarted(tmp_path: P
     answers = answers_for(tmp_path, ["confluence-7-stock.xml", "confluence-7-stock.xml"])
     plan = RESTART.plan(answers, facts({}, None))
     assert [c.target for c in plan.changes] == ["node1", "node2"]
-    assert [c.details["order"] for c in plan.changes] == [1, 2]
+    assert [c.details.order for c in plan.changes] == [1, 2]
     assert all(c.kind == "command" and "RUNNING" in c.summary for c in plan.changes)
 
 

@@ -20,7 +20,7 @@ from wizard.answers import validate
 from wizard.answers_model import Answers, Node
 from wizard.engine.events import PlanReady, StepFailed
 from wizard.engine.files import replace_file
-from wizard.engine.model import Change, Check, Plan
+from wizard.engine.model import Change, Check, FileChange, Plan
 from wizard.engine.runner import Runner
 from wizard.engine.state import StateStore
 from wizard.engine.step import Context, Journal, Step
@@ -68,7 +68,7 @@ class MarkStep(Step):
             if MARK in before:
                 continue
             changes.append(Change(target=node.name, kind="file", summary=f"mark {self.path(node)}",
-                                  diff=f"+{MARK.decode().strip()}", details={"path": self.path(node)},
+                                  diff=f"+{MARK.decode().strip()}", details=FileChange(path=self.path(node)),
                                   payload=(before, before + MARK)))
         if not changes:
             return Plan(self.name, "every node is marked", noop_reason="every node already carries the mark")
@@ -81,9 +81,10 @@ class MarkStep(Step):
             if change.target == self.interrupt_on:
                 raise KeyboardInterrupt
             before, after = change.payload
+            path = change.details.path
             if self.on_write:
-                self.on_write(change.details["path"])
-            replace_file(ctx.hosts.node(change.target), change.target, change.details["path"],
+                self.on_write(path)
+            replace_file(ctx.hosts.node(change.target), change.target, path,
                          planned_from=before, new=after, journal=journal, summary=change.summary)
         return f"marked {len(plan.changes)} node(s)"
 

@@ -98,8 +98,8 @@ def test_the_plan_enables_the_site_with_a_checked_name() -> None:
                                 loaded={m: "shared" for m in ALL_MODULES},
                                 loaded_elsewhere=frozenset(ALL_MODULES))
     plan = APACHE.plan(answers(), BalancerFacts(facts, targets(1)))
-    site = next(c for c in plan.changes if c.details.get("role") == "site")
-    assert site.details["command"] == "a2ensite -q confluence-lb" and site.details["site"] == "confluence-lb"
+    site = next(c for c in plan.changes if c.details.role == "site")
+    assert site.details.command == "a2ensite -q confluence-lb" and site.details.site == "confluence-lb"
 
 
 # --------------------------------------------------------------------------- defect 3: records checked

@@ -31,3 +31,15 @@ def pending_reload(record: Any, undo_kind: str) -> str | None:
                 and reload_id not in finished and reload_id in live:
             return reload_id
     return None
+
+
+def reload_was_run(record: Any, reload_id: str) -> bool:
+    """Whether the apply that drew ``reload_id`` got as far as its reload (the change "reload" is
+    recorded just before the reload command runs): if not, the server still runs what it ran
+    before, and the reload's undo has nothing to do. Older versions named the id "token". A
+    record that keeps no changes is taken to have reloaded."""
+    changes = getattr(record, "changes", None)
+    if changes is None:
+        return True
+    return any(isinstance(c, dict) and c.get("kind") == "reload" and c.get("reload_id", c.get("token")) == reload_id
+               for c in changes)

@@ -37,7 +37,7 @@ from wizard.balancers.kind import kind_for
 from wizard.confluence.checks import synchrony_heartbeat_url
 from wizard.confluence.nodes import NodeFacts, read_node_facts
 from wizard.confluence.probes import confluence_state, heartbeat_ok, http_get
-from wizard.engine.model import Change, Check, Plan
+from wizard.engine.model import Change, ChangeDetails, Check, Plan
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import StepFailedError, WizardError
 from wizard.transport.hosts import Host
@@ -89,6 +89,21 @@ class RestartFacts:
         # Times are to the microsecond; on a tie the order is unknown, so restart again
         # rather than take a server.xml change as in effect when it may not be.
         return self.last_connector_change is not None and restarted <= self.last_connector_change
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeRestart(ChangeDetails):
+    """One node's turn in the roll: how it is restarted (the change's kind: command, manual, or
+    undrain for a node an earlier roll restarted), where it answers, and whether it is drained."""
+
+    command: str
+    status_url: str
+    #: The node's own Synchrony heartbeat, waited for before it is put back (direct mode).
+    heartbeat_url: str | None
+    drain: bool
+    drain_seconds: int
+    left_drained: bool
+    order: int
 
 
 def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
@@ -258,11 +273,10 @@ class RestartStep(Step[RestartFacts]):
                          "under way; ")
                 summary = first + summary + "; then put it back in the balancer"
             changes.append(Change(target=name, kind=kind, summary=summary,
-                                  details={"command": facts.commands[name], "status_url": facts.status_urls[name],
-                                           "heartbeat_url": heartbeat, "drain": drain,
-                                           "drain_seconds": answers.restart_drain if drain else 0,
-                                           "left_drained": name in facts.left_drained,
-                                           "order": index + 1}))
+                                  details=NodeRestart(command=facts.commands[name], status_url=facts.status_urls[name],
+                                                      heartbeat_url=heartbeat, drain=drain,
+                                                      drain_seconds=answers.restart_drain if drain else 0,
+                                                      left_drained=name in facts.left_drained, order=index + 1)))
         how = "you restart each node" if manual else "restart each node"
         skipped = [n.name for n in answers.nodes if n not in pending]
         note = (f" ({', '.join(skipped)} already restarted since the last Connector change)"
@@ -286,44 +300,46 @@ class RestartStep(Step[RestartFacts]):
         kind = kind_for(ctx.answers)
         for index, change in enumerate(plan.changes):
             node = ctx.answers.node(change.target)
+            details = change.details
+            assert isinstance(details, NodeRestart), f"not a node's restart: {details!r}"
             ctx.check_cancelled()
-            drain = bool(change.details.get("drain"))
+            drain = details.drain
             if drain:
                 self._drain(ctx, kind, node, journal, restarted)
-                ctx.progress(self.name, node.name, f"drained; {change.details['drain_seconds']} s for the "
+                ctx.progress(self.name, node.name, f"drained; {details.drain_seconds} s for the "
                              "requests under way", index / total)
                 # Cancellable: the node stays drained and recorded so, and the next run resumes with it.
-                ctx.cancel.wait(float(change.details["drain_seconds"]))
+                ctx.cancel.wait(float(details.drain_seconds))
                 ctx.check_cancelled()
             if change.kind == "command":
                 ctx.progress(self.name, node.name, f"restarting ({index + 1}/{total})", index / total)
                 host = ctx.hosts.node(node)
                 # Watched while the command runs: a command that waits until the node is
                 # back has taken it down and up before it returns.
-                with _DownWatcher(change.details["status_url"]) as watcher:
-                    host.run_checked(change.details["command"], timeout=float(ctx.answers.restart_timeout),
+                with _DownWatcher(details.status_url) as watcher:
+                    host.run_checked(details.command, timeout=float(ctx.answers.restart_timeout),
                                      what=f"Restarting Confluence on {node.name}",
                                      hint=_stopped_hint(restarted, node, drain))
                 if not watcher.seen_down:
                     ctx.progress(self.name, node.name, "waiting for it to go down")
-                    self._wait_down(ctx, node, change.details["status_url"], restarted,
-                                    command=change.details["command"], drained=drain)
+                    self._wait_down(ctx, node, details.status_url, restarted,
+                                    command=details.command, drained=drain)
             elif change.kind == "manual":
-                ctx.progress(self.name, node.name, f"waiting for you to restart it: {change.details['command']}",
+                ctx.progress(self.name, node.name, f"waiting for you to restart it: {details.command}",
                              index / total)
                 # A node that was never restarted answers RUNNING at once; only a node seen
                 # leaving RUNNING and coming back has really been restarted by the admin.
-                self._wait_down(ctx, node, change.details["status_url"], restarted, drained=drain)
-            self._wait_running(ctx, node, change.details["status_url"], restarted, drained=drain)
+                self._wait_down(ctx, node, details.status_url, restarted, drained=drain)
+            self._wait_running(ctx, node, details.status_url, restarted, drained=drain)
             if change.kind != "undrain":
                 # Recorded once RUNNING, so a roll stopped by a node that did not come back
                 # restarts that node again next time, and not the ones before it.
                 journal.changed(target=node.name, kind="restart",
-                                summary=f"restarted with {change.details['command']}",
-                                command=change.details["command"])
-            if change.details.get("heartbeat_url"):
-                self._wait_heartbeat(ctx, node, change.details["heartbeat_url"], restarted, drained=drain)
-            if not drain and change.details.get("left_drained"):
+                                summary=f"restarted with {details.command}",
+                                command=details.command)
+            if details.heartbeat_url:
+                self._wait_heartbeat(ctx, node, details.heartbeat_url, restarted, drained=drain)
+            if not drain and details.left_drained:
                 # Drained by an earlier roll behind a balancer that is no longer live (rolled back,
                 # or another kind now): there is nothing to put back, and the record says so.
                 journal.changed(target=node.name, kind="undrain",
@@ -342,7 +358,8 @@ class RestartStep(Step[RestartFacts]):
                 journal.changed(target=node.name, kind="undrain", summary="put back in the balancer")
             restarted.append(node.name)
             ctx.progress(self.name, node.name, "RUNNING", (index + 1) / total)
-        how = "drained, restarted and put back" if any(c.details.get("drain") for c in plan.changes) \
+        how = "drained, restarted and put back" if any(isinstance(c.details, NodeRestart) and c.details.drain
+                                                       for c in plan.changes) \
             else "restarted"
         return f"{how}: {', '.join(restarted)}, one at a time; each answered RUNNING"
 
