@@ -589,7 +589,9 @@ def test_apply_records_every_undo_first_tests_then_reloads(monkeypatch) -> None:
 
 
 def _record(changes: list[dict], undo: list[dict]) -> StepRecord:
-    return StepRecord(name="balancer", changes=changes, undo=undo)
+    # As the state file holds them, read back as the runner reads them.
+    return StepRecord.from_dict({"name": "balancer", "changes": changes,
+                                 "undo": [{"target": "balancer", **entry} for entry in undo]})
 
 
 def test_pending_reload_is_an_apply_stopped_between_its_marker_and_its_end() -> None:
@@ -652,15 +654,14 @@ def test_the_reload_undo_runs_only_when_that_apply_reloaded() -> None:
     action = UndoAction(RELOAD_UNDO, "balancer", "reload", "apache2ctl -t && apache2ctl graceful",
                         {"configtest": "apache2ctl -t", "reload": "apache2ctl graceful", "token": "abc"})
 
-    @dataclasses.dataclass
-    class Record:
-        changes: list
+    def record(*changes: dict) -> StepRecord:
+        return StepRecord.from_dict({"name": "balancer", "changes": list(changes)})
 
-    never = Context(answers=answers_of(), hosts=Pool(host), previous={"balancer": Record([])})  # type: ignore[arg-type]
+    never = Context(answers=answers_of(), hosts=Pool(host), previous={"balancer": record()})  # type: ignore[arg-type]
     STEP.undo(never, action)
     assert "apache2ctl graceful" not in host.ran
     reloaded = Context(answers=answers_of(), hosts=Pool(host),  # type: ignore[arg-type]
-                       previous={"balancer": Record([{"kind": "reload", "token": "abc"}])})
+                       previous={"balancer": record({"kind": "reload", "token": "abc"})})
     STEP.undo(reloaded, action)
     assert host.ran[-2:] == ["apache2ctl -t", "apache2ctl graceful"]
     host.commands["apache2ctl -t"] = lambda: CommandResult("apache2ctl -t", 1, "", "AH00526: broken")

@@ -156,11 +156,11 @@ def test_manual_restart_plan_tells_the_admin_what_to_run(tmp_path: Path) -> None
 
 
 def test_restart_times_take_each_nodes_latest_restart() -> None:
-    record = StepRecord(name="restart", changes=[
+    record = StepRecord.from_dict({"name": "restart", "changes": [
         {"kind": "restart", "target": "node1", "at": "2026-11-20T10:00:00+00:00"},
         {"kind": "restart", "target": "node1", "at": "2026-11-20T12:00:00+00:00"},
         {"kind": "restart", "target": "node2", "at": "2026-11-20T11:00:00+00:00"},
-        {"kind": "file", "target": "node2", "at": "2026-11-20T13:00:00+00:00"}])
+        {"kind": "file", "target": "node2", "at": "2026-11-20T13:00:00+00:00"}]})
     assert restart_times(record) == {"node1": "2026-11-20T12:00:00+00:00", "node2": "2026-11-20T11:00:00+00:00"}
 
 

@@ -163,7 +163,7 @@ def test_apply_runs_every_step_and_records_undo_before_each_write(cluster, step)
     assert state.steps["preflight"].status == "verified"
     assert state.steps["connector"].status == "verified"
     assert len(state.steps["connector"].changes) == 2
-    backups = [c["backup"] for c in state.steps["connector"].changes]
+    backups = [c.extra["backup"] for c in state.steps["connector"].changes]
     assert all(Path(b).read_bytes() == cluster["originals"][n] for b, n in zip(backups, ("node1", "node2")))
     assert state.runs[-1]["exit_status"] == EXIT_OK and state.runs[-1]["command"] == "test"
     assert os.stat(cluster["state"]).st_mode & 0o777 == 0o600
@@ -195,9 +195,9 @@ def test_failure_on_one_node_undoes_the_others_and_records_why(cluster, step) ->
     assert marker(cluster, "node2") == cluster["originals"]["node2"]
     record = StateStore(cluster["state"]).load().steps["connector"]
     assert record.status == "failed"
-    assert record.error["message"] == "Could not write on node2."
-    assert len(record.error["undone"]) == 1 and "marker.txt" in record.error["undone"][0]
-    assert all(entry["undone"] for entry in record.undo)
+    assert record.error.message == "Could not write on node2."
+    assert len(record.error.undone) == 1 and "marker.txt" in record.error.undone[0]
+    assert all(entry.undone for entry in record.undo)
     assert failures and failures[0].undone
 
 
@@ -246,7 +246,7 @@ def test_interrupt_during_apply_undoes_the_step_and_exits_130(cluster, step) -> 
     assert outcome.exit_status == EXIT_INTERRUPTED
     assert marker(cluster, "node1") == cluster["originals"]["node1"]
     record = StateStore(cluster["state"]).load().steps["connector"]
-    assert record.status == "failed" and record.error["interrupted"] is True
+    assert record.status == "failed" and record.error.interrupted is True
 
 
 def test_rollback_restores_byte_identical_files_newest_step_first(cluster, step) -> None:
@@ -383,8 +383,8 @@ def test_a_failed_reapply_keeps_what_an_earlier_successful_run_made(cluster, ste
     # node1's change from the first, successful run is not undone by the failed re-apply.
     assert marker(cluster, "node1") == cluster["originals"]["node1"] + MARK
     record = StateStore(cluster["state"]).load().steps["connector"]
-    assert record.status == "failed" and record.error["undone"] == []
-    assert not any(entry["undone"] for entry in record.undo)
+    assert record.status == "failed" and record.error.undone == []
+    assert not any(entry.undone for entry in record.undo)
     # A rollback still takes everything back.
     step.fail_on = None
     with runner_for(cluster) as runner:

@@ -38,6 +38,7 @@ from wizard.confluence.checks import synchrony_heartbeat_url
 from wizard.confluence.nodes import NodeFacts, read_node_facts
 from wizard.confluence.probes import confluence_state, heartbeat_ok, http_get
 from wizard.engine.model import Change, ChangeDetails, Check, Plan
+from wizard.engine.state import StepRecord
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import StepFailedError, WizardError
 from wizard.transport.hosts import Host
@@ -123,7 +124,7 @@ def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
                       f"Set nodes[].restart_command for {node.name}, or use `restart: manual`.")
 
 
-def last_change(record: Any, kind: str = "file") -> str | None:
+def last_change(record: StepRecord | None, kind: str = "file") -> str | None:
     """When a step last made a change of ``kind`` or undid one: server.xml edits and the
     base URL written into the database both take effect only when Confluence restarts.
 
@@ -133,25 +134,27 @@ def last_change(record: Any, kind: str = "file") -> str | None:
     """
     if record is None:
         return None
-    times = [c.get("at") for c in record.changes if c.get("kind") == kind and c.get("at")]
-    undone = [u.get("undone") for u in record.undo if u.get("undone")]
-    recorded = [u.get("recorded") for u in record.undo if u.get("recorded")]
+    times = [c.at for c in record.changes if c.kind == kind and c.at]
+    undone = [u.undone for u in record.undo if u.undone]
+    recorded = [u.recorded for u in record.undo if u.recorded]
     return max(times + undone + recorded, default=None)
 
 
-def last_file_change(record: Any) -> str | None:
+def last_file_change(record: StepRecord | None) -> str | None:
     return last_change(record, "file")
 
 
-def left_drained(record: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def left_drained(record: StepRecord | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The nodes an earlier roll drained and did not put back (a ``drain`` change without a later
     ``undrain``), in drain order; and those of them restarted since their drain."""
     drained: dict[str, str] = {}
     restarted: set[str] = set()
     for change in record.changes if record is not None else []:
-        target, kind = change.get("target"), change.get("kind")
+        target, kind = change.target, change.kind
+        if target is None:
+            continue
         if kind == "drain":
-            drained[target] = change.get("at", "")
+            drained[target] = change.at or ""
             restarted.discard(target)
         elif kind in ("undrain", "drain-failed"):
             drained.pop(target, None)
@@ -161,12 +164,12 @@ def left_drained(record: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(drained), tuple(n for n in drained if n in restarted)
 
 
-def restart_times(record: Any) -> dict[str, str]:
+def restart_times(record: StepRecord | None) -> dict[str, str]:
     """Each node's latest restart by this step (a roll that stopped half-way counts for its nodes)."""
     latest: dict[str, str] = {}
     for change in record.changes if record is not None else []:
-        if change.get("kind") == "restart" and change.get("at"):
-            latest[change["target"]] = max(change["at"], latest.get(change["target"], ""))
+        if change.kind == "restart" and change.at and change.target is not None:
+            latest[change.target] = max(change.at, latest.get(change.target, ""))
     return latest
 
 
@@ -176,7 +179,7 @@ class RestartStep(Step[RestartFacts]):
     explanation = ("A server.xml change takes effect only after Confluence restarts. Nodes restart one "
                    "at a time, each waited for until /status answers RUNNING, so users keep working.")
 
-    def rollback_warning(self, record: Any) -> str:
+    def rollback_warning(self, record: StepRecord) -> str:
         drained, _ = left_drained(record)
         if not drained:
             return ""
