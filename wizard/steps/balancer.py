@@ -22,7 +22,7 @@ from wizard.engine.step import Context, Journal, Step
 from wizard.errors import WizardError
 
 
-def implementation(answers: Answers) -> Step:
+def implementation(answers: Answers) -> Step[Any]:
     """The step that does the work for this setup's balancer kind."""
     return kind_for(answers)
 
