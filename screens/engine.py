@@ -191,7 +191,7 @@ class EngineApp(App[int]):
     def step_failed(self, event: StepFailed) -> None:
         session = self.session
         record = session.record(event.step) if session else None
-        if record is not None and (record.error or {}).get("interrupted"):
+        if record is not None and record.error is not None and record.error.interrupted:
             self.notify(f"{event.step}: cancelled; what it had changed was undone. Run it again to resume.",
                         severity="warning")
             self._cancel_noted = True  # the run's end says nothing more about it

@@ -232,7 +232,8 @@ def _settings(options: dict[str, Any], prefix: str = "") -> list[dict[str, str]]
 
 
 def _step_view(record: StepRecord, number: int) -> dict[str, Any]:
-    checks = [_check_view(c) for c in record.checks if isinstance(c, dict)]
+    saved = record.to_dict()  # each part as the state file holds it
+    checks = [_check_view(c) for c in saved["checks"] if isinstance(c, dict)]
     plan = record.plan if isinstance(record.plan, dict) else None
     return {
         "number": number,
@@ -250,15 +251,15 @@ def _step_view(record: StepRecord, number: int) -> dict[str, Any]:
             "changes": [_change_view(c) for c in plan.get("changes") or [] if isinstance(c, dict)],
             "checks": [_check_view(c) for c in plan.get("checks") or [] if isinstance(c, dict)],
         } if plan else None,
-        "changes": [_change_view(c) for c in record.changes if isinstance(c, dict)],
+        "changes": [_change_view(c) for c in saved["changes"] if isinstance(c, dict)],
         # Undo runs newest first, so the hand-written steps are listed that way too.
-        "undo": [_undo_view(u) for u in reversed(record.undo) if isinstance(u, dict)],
+        "undo": [_undo_view(u) for u in reversed(saved["undo"]) if isinstance(u, dict)],
         "checks": checks,
         "failed_checks": sum(1 for c in checks if not c["passed"]),
-        "error": _error_view(record.error) if record.error else None,
+        "error": _error_view(saved["error"]) if saved["error"] else None,
         "history": [{"at": h.get("at"), "status": str(h.get("status") or ""),
                      "summary": str(h.get("summary") or "")}
-                    for h in record.history if isinstance(h, dict)],
+                    for h in saved["history"] if isinstance(h, dict)],
     }
 
 

@@ -48,8 +48,8 @@ def plan_parts(plan: Plan) -> list[Text]:
         parts.append(Text.assemble(("\n[" + change.target + "] ", "bold magenta"), redact(change.summary)))
         if change.diff:
             parts.append(diff_text(change.diff))
-        elif change.details:
-            shown = {k: v for k, v in change.details.items() if isinstance(v, (str, int, float, bool))}
+        elif details := change.details.to_dict():
+            shown = {k: v for k, v in details.items() if isinstance(v, (str, int, float, bool))}
             for key, value in shown.items():
                 parts.append(Text(f"    {key}: {redact(str(value))}", style="dim"))
     return parts

@@ -15,7 +15,7 @@ from textual.widgets import Static
 from screens.steps.format import checks_table, checks_verdict
 from screens.steps.progress import ProgressPanel
 from screens.steps.words import local_time, short_title
-from wizard.engine.model import Check, Plan
+from wizard.engine.model import Plan
 from wizard.engine.redact import redact
 from wizard.engine.step import Step
 from wizard.session import Session
@@ -49,11 +49,12 @@ def record_renderable(session: Session, step: Step) -> RenderableType:
         parts.append(Text(f"Not done before it: {', '.join(short_title(n) for n in earlier)} "
                           "(the usual order runs them first).", style="yellow"))
     if record and record.error:
-        parts.append(Text(f"\n✘ {redact(str(record.error.get('message') or ''))}", style="bold red"))
-        if record.error.get("undone"):
-            parts.append(Text("Undone: " + "; ".join(map(str, record.error["undone"])), style="dim"))
-        if record.error.get("hint"):
-            parts.append(Text(f"Next: {record.error['hint']}", style="yellow"))
+        error = record.error
+        parts.append(Text(f"\n✘ {redact(error.message)}", style="bold red"))
+        if error.undone:
+            parts.append(Text("Undone: " + "; ".join(error.undone), style="dim"))
+        if error.hint:
+            parts.append(Text(f"Next: {error.hint}", style="yellow"))
     if record and record.plan and not step.read_only:
         plan = Plan.from_dict(record.plan)
         parts.append(Text("\nPlan: " + plan.summary, style="bold"))
@@ -117,5 +118,5 @@ class StepView(VerticalScroll):
 
     @staticmethod
     def _checks(record: Any) -> RenderableType:
-        checks = [Check.from_dict(c) for c in record.checks] if record and record.checks else []
+        checks = list(record.checks) if record and record.checks else []
         return Group(checks_verdict(checks), checks_table(checks)) if checks else ""

@@ -55,7 +55,7 @@ class SummaryScreen(Page):
                           local_time(record.updated) if record else "",
                           Text(redact(record.summary if record else "")))
             if record:
-                checks += [Check.from_dict(c) for c in record.checks]
+                checks += record.checks
         done = session.first_not_done() is None
         headline = (Text(f"{session.answers.name}: every step is done.", style="bold green") if done
                     else Text(f"{session.answers.name}: some steps are not done yet.", style="bold yellow"))

@@ -327,7 +327,7 @@ def test_out_of_band_changes_are_planned_as_modify_and_fixed_then_restored_on_ro
     with runner_for(setup) as runner:
         plan = runner.plan(["balancer"])[0]
         verified = runner.verify(["balancer"])
-    assert [(c.details["resource"], c.details["action"]) for c in plan.changes] == [
+    assert [(c.details.resource, c.details.action) for c in plan.changes] == [
         ("confluence-target-group", "modify"), ("synchrony-target-group", "modify"), ("load-balancer", "modify")]
     assert "health check path / -> /status" in plan.changes[0].summary
     assert "idle timeout 60 s -> 300 s" in plan.changes[2].summary
@@ -510,7 +510,7 @@ def test_switching_to_internal_proxy_removes_the_synchrony_route_and_its_undo_pu
     internal = switched(setup, "internal-proxy")
     with runner_for(internal) as runner:
         plan = runner.plan(["balancer"])[0]
-    assert [(c.details["resource"], c.details["action"]) for c in plan.changes] == [
+    assert [(c.details.resource, c.details.action) for c in plan.changes] == [
         ("synchrony-rule", "delete"), ("synchrony-target-group", "delete"), ("node-ingress", "revoke")]
     assert all("synchrony.mode is internal-proxy" in c.summary for c in plan.changes)
     assert ": 3 to remove (account" in plan.summary, plan.summary

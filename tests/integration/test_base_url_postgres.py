@@ -214,7 +214,7 @@ def test_plan_reads_the_old_value_and_changes_nothing(tmp_path: Path, db: Postgr
         plan = run.plan(["base-url"])[0]
     change = plan.changes[0]
     assert change.kind == "database" and change.target == "node1"
-    assert change.details["old"] == OLD and change.details["new"] == PUBLIC
+    assert change.details.old == OLD and change.details.new == PUBLIC
     assert change.diff == f"-<baseUrl>{OLD}</baseUrl>\n+<baseUrl>{PUBLIC}</baseUrl>\n"
     assert db.settings() == SETTINGS and not (tmp_path / "s.json").exists()
 
@@ -299,7 +299,7 @@ def test_the_password_comes_from_pgpass_and_a_wrong_one_is_a_clear_error(tmp_pat
     monkeypatch.delenv("PGPASSWORD", raising=False)
     monkeypatch.delenv("PGPASSFILE", raising=False)
     with runner(raw, tmp_path / "s.json", read_only=True) as run:
-        assert run.plan(["base-url"])[0].changes[0].details["old"] == OLD
+        assert run.plan(["base-url"])[0].changes[0].details.old == OLD
     monkeypatch.setenv("PGPASSWORD", "not-the-password")
     pgpass.unlink()
     with runner(raw, tmp_path / "s.json", read_only=True) as run, pytest.raises(WizardError) as failed:

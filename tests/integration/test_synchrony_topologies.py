@@ -126,7 +126,7 @@ def test_internal_proxy_leaves_the_admins_own_flag_alone(tmp_path, apache_factor
     with Runner(validate(lab.raw), StateStore(lab.state), command="test") as runner:
         plans = runner.plan(["connector"])
     plan = plans[0]
-    assert not any(c.details.get("role") == "setenv" for c in plan.changes)
+    assert not any(c.details.role == "setenv" for c in plan.changes)
     assert "-Dsynchrony.proxy.enabled=false is set by the admin: left as it is" in plan.summary
     assert path.read_bytes() == before
 

@@ -106,7 +106,7 @@ async def test_long_work_can_be_cancelled_and_the_ui_keeps_answering(tmp_path: P
         assert "failed" in label(app, "restart")
         assert not isinstance(app.screen, ErrorScreen)  # a cancel is not an error
     record = StateStore(tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json").load().steps["restart"]
-    assert record.error and record.error["interrupted"]
+    assert record.error and record.error.interrupted
 
 
 async def test_a_step_is_rolled_back_from_the_palette_after_its_undo_is_listed(
@@ -302,7 +302,7 @@ async def test_quitting_while_a_step_works_stops_it_safely_first(tmp_path: Path,
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 130
     record = StateStore(tmp_path / "xdg" / "confluence-lb-wizard" / "ui-test.state.json").load().steps["restart"]
-    assert record.status == "failed" and record.error["interrupted"]
+    assert record.status == "failed" and record.error.interrupted
 
 
 async def test_quitting_at_once_leaves_the_state_to_the_step_until_it_has_stopped(tmp_path: Path,
@@ -325,7 +325,7 @@ async def test_quitting_at_once_leaves_the_state_to_the_step_until_it_has_stoppe
     store.acquire("test")  # free now
     store.release()
     state = store.load()
-    assert state.steps["restart"].status == "failed" and state.steps["restart"].error["interrupted"]
+    assert state.steps["restart"].status == "failed" and state.steps["restart"].error.interrupted
     assert state.runs[-1]["exit_status"] == 130 and state.runs[-1]["finished"]
 
 

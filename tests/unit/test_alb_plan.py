@@ -120,7 +120,7 @@ def built(answers_, facts: AlbFacts | None = None) -> AlbFacts:
 
 def test_an_empty_account_plans_every_resource_in_dependency_order() -> None:
     changes = plan_for(answers(), empty_facts())
-    assert [(c.details["resource"], c.details["action"], c.details["name"]) for c in changes] == [
+    assert [(c.details.resource, c.details.action, c.details.name) for c in changes] == [
         ("balancer-security-group", "create", "wiki-alb"),
         ("node-ingress", "authorize", NODES_SG), ("node-ingress", "authorize", NODES_SG),
         ("confluence-target-group", "create", "wiki-confluence"),
@@ -171,7 +171,7 @@ def test_an_idle_timeout_changed_out_of_band_is_one_modify() -> None:
     assert len(changes) == 1
     change = changes[0]
     assert change.summary == "modify load balancer wiki: idle timeout 60 s -> 300 s"
-    assert change.details == {"resource": "load-balancer", "action": "modify", "name": "wiki", "arn": "arn:lb",
+    assert change.details.to_dict() == {"resource": "load-balancer", "action": "modify", "name": "wiki", "arn": "arn:lb",
                               "differences": ["idle timeout 60 s -> 300 s"]}
     assert change.payload.previous["idle_timeout"] == "60"
 
@@ -236,22 +236,22 @@ def test_a_redirect_that_drops_the_path_is_fixed() -> None:
         {"Type": "redirect", "RedirectConfig": {**redirect_config(443), "Path": "/", "StatusCode": "HTTP_302"}},))
     listeners = (facts.load_balancer.listener(443), http)
     changes = plan_for(a, replace(facts, load_balancer=replace(facts.load_balancer, listeners=listeners)))
-    assert [c.details["action"] for c in changes] == ["modify"]
+    assert [c.details.action for c in changes] == ["modify"]
     assert "redirect HTTP_302" in changes[0].summary
 
 
 def test_internal_proxy_needs_no_synchrony_group_rule_or_port() -> None:
     changes = plan_for(answers(mode="internal-proxy"), empty_facts())
-    resources = [c.details["resource"] for c in changes]
+    resources = [c.details.resource for c in changes]
     assert "synchrony-target-group" not in resources and "synchrony-rule" not in resources
-    assert [c.details["port"] for c in changes if c.details["resource"] == "node-ingress"] == [8090]
+    assert [c.details.extra["port"] for c in changes if c.details.resource == "node-ingress"] == [8090]
 
 
 def test_without_a_certificate_one_http_listener_forwards_and_carries_the_rule() -> None:
     changes = plan_for(answers(public_url="http://wiki.example.com"), empty_facts())
-    listeners = [c for c in changes if c.details["resource"].endswith("listener")]
+    listeners = [c for c in changes if c.details.resource.endswith("listener")]
     assert [c.summary for c in listeners] == ["create listener HTTP 80 forwarding to Confluence on wiki"]
-    assert changes[-1].details["port"] == 80 and changes[-1].details["resource"] == "synchrony-rule"
+    assert changes[-1].details.extra["port"] == 80 and changes[-1].details.resource == "synchrony-rule"
     assert "(TCP 80 in from anywhere)" in changes[0].summary
 
 
@@ -337,7 +337,7 @@ def test_the_rule_takes_the_first_free_priority_beside_the_admins_rules() -> Non
     https = replace(https, rules=admin_rules)
     listeners = (https, facts.load_balancer.listener(80))
     changes = plan_for(a, replace(facts, load_balancer=replace(facts.load_balancer, listeners=listeners)))
-    assert [c.details["priority"] for c in changes] == [12]
+    assert [c.details.extra["priority"] for c in changes] == [12]
 
 
 def test_target_group_names_are_cut_to_32_characters_the_same_way_every_time() -> None:
@@ -357,7 +357,7 @@ def test_target_group_names_are_cut_to_32_characters_the_same_way_every_time() -
 def test_without_the_nodes_group_the_plan_says_what_the_admin_must_open() -> None:
     a = answers(node_security_group_id=None)
     plan = STEP.plan(a, empty_facts())
-    assert "node-ingress" not in [c.details["resource"] for c in plan.changes]
+    assert "node-ingress" not in [c.details.resource for c in plan.changes]
     assert "must let the balancer's group wiki-alb reach TCP 8090, 8091" in plan.summary
 
 
@@ -389,7 +389,7 @@ def with_rules(facts: AlbFacts, *rules: RuleFact) -> AlbFacts:
 def test_switching_to_internal_proxy_deletes_the_rule_then_the_group_then_revokes_the_port() -> None:
     facts = built(answers(mode="direct"))
     changes = plan_for(answers(mode="internal-proxy"), facts)
-    assert [(c.details["resource"], c.details["action"], c.details["name"]) for c in changes] == [
+    assert [(c.details.resource, c.details.action, c.details.name) for c in changes] == [
         ("synchrony-rule", "delete", "/synchrony/*"), ("synchrony-target-group", "delete", "wiki-synchrony"),
         ("node-ingress", "revoke", NODES_SG)]
     assert all(INTERNAL in c.summary for c in changes)
@@ -435,7 +435,7 @@ def test_what_the_wizard_did_not_make_is_not_removed_on_the_way_to_internal_prox
                         else p for p in nodes.ingress)
         facts = replace(facts, env=replace(facts.env, node_security_group=replace(nodes, ingress=ingress)))
     changes = plan_for(answers(mode="internal-proxy"), facts)
-    resources = [c.details["resource"] for c in changes]
+    resources = [c.details.resource for c in changes]
     left = {"rule": "synchrony-rule", "target group": "synchrony-target-group", "ingress": "node-ingress"}[foreign]
     assert left not in resources
     # The admin's rule still forwards to the group, so the group stays too.
@@ -449,7 +449,7 @@ def test_a_synchrony_group_something_else_still_uses_stays_and_the_plan_says_why
     admin = RuleFact("arn:admin", "5", ("/collab/*",), ({"Type": "forward", "TargetGroupArn": tg.arn},), (), {})
     wizards = facts.load_balancer.listener(443).rules
     changes = plan_for(a, with_rules(facts, admin, *wizards))
-    assert [(c.details["resource"], c.details["action"]) for c in changes] == [
+    assert [(c.details.resource, c.details.action) for c in changes] == [
         ("synchrony-rule", "delete"), ("node-ingress", "revoke")]
     # Once those are gone, the plan is a no-op that names the group and what holds it.
     done = built(a)
@@ -461,4 +461,4 @@ def test_a_synchrony_group_something_else_still_uses_stays_and_the_plan_says_why
             "443; delete it once nothing uses it.") in plan.noop_reason
     elsewhere = replace(tg, load_balancers=("arn:lb", "arn:other-lb"))
     changes = plan_for(a, replace(facts, target_groups={**facts.target_groups, "synchrony": elsewhere}))
-    assert "synchrony-target-group" not in [c.details["resource"] for c in changes]
+    assert "synchrony-target-group" not in [c.details.resource for c in changes]

@@ -324,8 +324,8 @@ def test_debian_facts() -> None:
 
 def test_debian_plan_enables_modules_in_dependency_order_then_the_site_then_tests_and_reloads() -> None:
     plan, _ = plan_for(debian_host())
-    roles = [(c.details["role"], c.details.get("module") or c.details.get("command", c.details.get("path")))
-             for c in plan.changes]
+    saved = [c.details.to_dict() for c in plan.changes]  # as the state and the runbook hold them
+    roles = [(d["role"], d.get("module") or d.get("command", d.get("path"))) for d in saved]
     assert roles[0] == ("vhost", "/etc/apache2/sites-available/confluence-lb.conf")
     modules = [value for role, value in roles if role == "module"]
     # rewrite: the upload limit of balancer.settings.max_upload_mb; proxy_hcheck: the health checks.
@@ -333,10 +333,10 @@ def test_debian_plan_enables_modules_in_dependency_order_then_the_site_then_test
                        "lbmethod_byrequests", "proxy_hcheck"]
     assert roles[-2] == ("site", "a2ensite -q confluence-lb")
     assert roles[-1][0] == "reload"
-    enable = next(c for c in plan.changes if c.details.get("module") == "proxy_http")
-    assert enable.details["undo"] == "a2dismod -q -f proxy_http"
+    enable = next(c for c in plan.changes if getattr(c.details, "module", None) == "proxy_http")
+    assert enable.details.undo == "a2dismod -q -f proxy_http"
     final = plan.changes[-1].details
-    assert final["configtest"] == "apache2ctl -t" and final["reload"] == "apache2ctl graceful"
+    assert final.configtest == "apache2ctl -t" and final.reload == "apache2ctl graceful"
     assert plan.changes[0].diff.startswith("--- balancer:/etc/apache2/sites-available/confluence-lb.conf")
 
 
@@ -345,7 +345,7 @@ def test_debian_tls_needs_ssl_and_its_dependencies() -> None:
     host.fallback = lambda command: CommandResult(command, 3, "", "")  # no openssl on that host
     plan, facts = plan_for(host, answers_of("https://wiki.example.com"))
     assert "not parsed (no openssl" in facts.apache.tls.note
-    modules = [c.details["module"] for c in plan.changes if c.details["role"] == "module"]
+    modules = [c.details.module for c in plan.changes if c.details.role == "module"]
     assert modules.index("socache_shmcb") < modules.index("ssl") and "rewrite" in modules
     assert "setenvif" not in modules  # loaded already
 
@@ -481,17 +481,17 @@ def test_rhel_plan_writes_a_modules_file_of_ours_for_what_is_missing() -> None:
     plan, facts = plan_for(rhel_host())
     assert facts.apache.layout.name == "rhel"
     assert facts.apache.config_path == "/etc/httpd/conf.d/confluence-lb.conf"
-    roles = [c.details["role"] for c in plan.changes]
+    roles = [c.details.role for c in plan.changes]
     assert roles == ["vhost", "modules-file", "reload"]  # nothing to enable on RHEL: conf.d is read
     modules_file = plan.changes[1]
-    assert modules_file.details["path"] == "/etc/httpd/conf.modules.d/99-confluence-lb.conf"
-    assert modules_file.details["modules"] == ["rewrite", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests",
+    assert modules_file.details.path == "/etc/httpd/conf.modules.d/99-confluence-lb.conf"
+    assert modules_file.details.modules == ["rewrite", "slotmem_shm", "proxy_balancer", "lbmethod_byrequests",
                                                "proxy_hcheck"]
     text = modules_file.payload[1].decode()
     assert "<IfModule !proxy_balancer_module>" in text
     assert "LoadModule proxy_balancer_module /usr/lib64/httpd/modules/mod_proxy_balancer.so" in text
-    assert plan.changes[-1].details["configtest"] == "httpd -t"
-    assert plan.changes[-1].details["reload"] == "apachectl graceful"
+    assert plan.changes[-1].details.configtest == "httpd -t"
+    assert plan.changes[-1].details.reload == "apachectl graceful"
 
 
 def test_rhel_modules_file_stays_the_same_on_the_next_run() -> None:
@@ -560,8 +560,8 @@ def test_apply_records_every_undo_first_tests_then_reloads(monkeypatch) -> None:
     host.commands.update({"apache2ctl -t": "Syntax OK", "apache2ctl graceful": "",
                           balancer_apache_pid_command("/var/run/apache2/apache2.pid"): "4242\n"})
     for change in plan.changes:
-        if change.details["role"] in ("module", "site"):
-            host.commands[change.details["command"]] = ""
+        if change.details.role in ("module", "site"):
+            host.commands[change.details.command] = ""
     host.commands["apache2ctl -t -D DUMP_INCLUDES"] += "    (225) /etc/apache2/sites-enabled/confluence-lb.conf\n"
     recorder = Recorder(host)
     ctx = Context(answers=answers_of(), hosts=Pool(host))  # type: ignore[arg-type]
@@ -589,7 +589,9 @@ def test_apply_records_every_undo_first_tests_then_reloads(monkeypatch) -> None:
 
 
 def _record(changes: list[dict], undo: list[dict]) -> StepRecord:
-    return StepRecord(name="balancer", changes=changes, undo=undo)
+    # As the state file holds them, read back as the runner reads them.
+    return StepRecord.from_dict({"name": "balancer", "changes": changes,
+                                 "undo": [{"target": "balancer", **entry} for entry in undo]})
 
 
 def test_pending_reload_is_an_apply_stopped_between_its_marker_and_its_end() -> None:
@@ -611,13 +613,13 @@ def test_a_pending_reload_is_planned_and_finished_under_the_interrupted_applys_u
     host = debian_host()
     _, facts = plan_for(host)
     plan = STEP.plan(answers_of(), dataclasses.replace(facts, pending_reload="t1"))
-    [reload] = [c for c in plan.changes if c.details["role"] == "reload"]
-    assert reload.details["resume_reload_id"] == "t1" and "stopped before Apache was reloaded" in reload.summary
+    [reload] = [c for c in plan.changes if c.details.role == "reload"]
+    assert reload.details.resume_reload_id == "t1" and "stopped before Apache was reloaded" in reload.summary
     host.commands.update({"apache2ctl -t": "Syntax OK", "apache2ctl graceful": "",
                           balancer_apache_pid_command("/var/run/apache2/apache2.pid"): "4242\n"})
     for change in plan.changes:
-        if change.details["role"] in ("module", "site"):
-            host.commands[change.details["command"]] = ""
+        if change.details.role in ("module", "site"):
+            host.commands[change.details.command] = ""
     host.commands["apache2ctl -t -D DUMP_INCLUDES"] += "    (225) /etc/apache2/sites-enabled/confluence-lb.conf\n"
     recorder = Recorder(host)
     STEP.apply(Context(answers=answers_of(), hosts=Pool(host)), plan, recorder.journal())  # type: ignore[arg-type]
@@ -632,8 +634,8 @@ def test_a_failed_config_test_never_reloads_and_shows_apaches_lines(monkeypatch)
     host = debian_host()
     plan, _ = plan_for(host)
     for change in plan.changes:
-        if change.details["role"] in ("module", "site"):
-            host.commands[change.details["command"]] = ""
+        if change.details.role in ("module", "site"):
+            host.commands[change.details.command] = ""
     host.commands["apache2ctl -t"] = lambda: CommandResult(
         "apache2ctl -t", 1, "", "AH00526: Syntax error on line 12 of /etc/apache2/sites-enabled/confluence-lb.conf:\n"
                                 "Invalid command 'ProxyPass', perhaps misspelled\n")
@@ -652,15 +654,14 @@ def test_the_reload_undo_runs_only_when_that_apply_reloaded() -> None:
     action = UndoAction(RELOAD_UNDO, "balancer", "reload", "apache2ctl -t && apache2ctl graceful",
                         {"configtest": "apache2ctl -t", "reload": "apache2ctl graceful", "token": "abc"})
 
-    @dataclasses.dataclass
-    class Record:
-        changes: list
+    def record(*changes: dict) -> StepRecord:
+        return StepRecord.from_dict({"name": "balancer", "changes": list(changes)})
 
-    never = Context(answers=answers_of(), hosts=Pool(host), previous={"balancer": Record([])})  # type: ignore[arg-type]
+    never = Context(answers=answers_of(), hosts=Pool(host), previous={"balancer": record()})  # type: ignore[arg-type]
     STEP.undo(never, action)
     assert "apache2ctl graceful" not in host.ran
     reloaded = Context(answers=answers_of(), hosts=Pool(host),  # type: ignore[arg-type]
-                       previous={"balancer": Record([{"kind": "reload", "token": "abc"}])})
+                       previous={"balancer": record({"kind": "reload", "token": "abc"})})
     STEP.undo(reloaded, action)
     assert host.ran[-2:] == ["apache2ctl -t", "apache2ctl graceful"]
     host.commands["apache2ctl -t"] = lambda: CommandResult("apache2ctl -t", 1, "", "AH00526: broken")

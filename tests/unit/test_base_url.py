@@ -146,7 +146,7 @@ def test_guided_plan_tells_exactly_where_to_change_it(tmp_path: Path) -> None:
     assert change.summary == ("In Confluence, go to General Configuration > Server Base URL "
                               "(http://10.0.0.1:8090/admin/editgeneralconfig.action) and set it to "
                               "https://wiki.example.com")
-    assert change.details["old"] == "http://10.0.0.1:8090"
+    assert change.details.old == "http://10.0.0.1:8090"
 
 
 def test_postgres_plan_shows_the_element_it_rewrites_and_who_still_runs(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_postgres_plan_shows_the_element_it_rewrites_and_who_still_runs(tmp_path
     assert change.kind == "database" and change.payload is row
     assert change.diff == ("-<baseUrl>http://confluence.internal:8090</baseUrl>\n"
                            "+<baseUrl>https://wiki.example.com</baseUrl>\n")
-    assert "stop it on every node" in plan.summary and change.details["bandanaid"] == 7
+    assert "stop it on every node" in plan.summary and change.details.bandanaid == 7
     assert "payload" not in change.to_dict()  # the settings stay out of the state
     with pytest.raises(WizardError, match="no single <baseUrl>"):
         STEP.plan(answers, facts("postgres", None, settings=SettingsRow(7, "", "<settings/>")))

@@ -185,6 +185,17 @@ def test_undo_records_are_checked_against_the_answers(step: Any) -> None:
         step.vet_undo(answers, UndoAction("apache-module", BALANCER, "", "", {"module": "ssl"}), "r")
 
 
+def test_apache_nginx_and_haproxy_share_one_apply_order() -> None:
+    # "Record the reload's undo, mark the reload pending, write each file with its undo first, test,
+    # reload, mark it done" is written once (ReloadingKind.apply): no kind keeps an order of its own.
+    from wizard.balancers.apache.step import STEP as APACHE
+    from wizard.balancers.reloading import ReloadingKind
+
+    for step in (APACHE, NGINX, HAPROXY):
+        assert isinstance(step, ReloadingKind)
+        assert type(step).apply is ReloadingKind.apply, type(step).__name__
+
+
 # --------------------------------------------------------------------------- hostile answers
 
 HOSTILE = '"\'\\\n\r\t ;&|$`<>#%{}()*?[]~!=,:@/\x00\x1b'

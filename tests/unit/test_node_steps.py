@@ -44,9 +44,9 @@ def test_connector_plan_is_a_diff_per_node_that_needs_it(tmp_path: Path) -> None
     assert [c.target for c in plan.changes] == ["node1", "node2"]
     first = plan.changes[0]
     assert '+' in first.diff and 'proxyName="wiki.example.com"' in first.diff
-    assert first.details["attributes"]["proxyPort"] == [None, "443"]
-    assert first.details["attributes"]["secure"][1] == "true"
-    old = plan.changes[1].details["attributes"]["proxyName"]
+    assert first.details.attributes["proxyPort"] == [None, "443"]
+    assert first.details.attributes["secure"][1] == "true"
+    old = plan.changes[1].details.attributes["proxyName"]
     assert old[0] == "old.example.com" and old[1] == "wiki.example.com"
     before, after = first.payload
     assert before == (FIXTURES / "confluence-8-stock.xml").read_bytes() and after != before
@@ -132,7 +132,7 @@ def test_restart_plan_rolls_every_node_in_order_when_never_restarted(tmp_path: P
     answers = answers_for(tmp_path, ["confluence-7-stock.xml", "confluence-7-stock.xml"])
     plan = RESTART.plan(answers, facts({}, None))
     assert [c.target for c in plan.changes] == ["node1", "node2"]
-    assert [c.details["order"] for c in plan.changes] == [1, 2]
+    assert [c.details.order for c in plan.changes] == [1, 2]
     assert all(c.kind == "command" and "RUNNING" in c.summary for c in plan.changes)
 
 
@@ -156,11 +156,11 @@ def test_manual_restart_plan_tells_the_admin_what_to_run(tmp_path: Path) -> None
 
 
 def test_restart_times_take_each_nodes_latest_restart() -> None:
-    record = StepRecord(name="restart", changes=[
+    record = StepRecord.from_dict({"name": "restart", "changes": [
         {"kind": "restart", "target": "node1", "at": "2026-11-20T10:00:00+00:00"},
         {"kind": "restart", "target": "node1", "at": "2026-11-20T12:00:00+00:00"},
         {"kind": "restart", "target": "node2", "at": "2026-11-20T11:00:00+00:00"},
-        {"kind": "file", "target": "node2", "at": "2026-11-20T13:00:00+00:00"}])
+        {"kind": "file", "target": "node2", "at": "2026-11-20T13:00:00+00:00"}]})
     assert restart_times(record) == {"node1": "2026-11-20T12:00:00+00:00", "node2": "2026-11-20T11:00:00+00:00"}
 
 

@@ -7,7 +7,7 @@ import copy
 import io
 
 from wizard.engine.events import PlanReady, ProgressReported, StepApplied, StepFailed, StepRolledBack
-from wizard.engine.model import Change, Check, Plan
+from wizard.engine.model import Change, Check, Plan, ShownDetails
 from wizard.engine.redact import MASK
 from wizard.report import EventPrinter, format_checks, format_plan
 
@@ -21,7 +21,7 @@ def a_plan() -> Plan:
                      "-    AuthLDAPBindPassword ldap-Pw-3\n"
                      '+    RequestHeader set Authorization "Basic basic-4"\n')),
         Change(target="node1", kind="command", summary="run `sshpass -p ssh-Pw-2 ssh node1 systemctl restart confluence`",
-               details={"command": "sshpass -p ssh-Pw-2 ssh node1 systemctl restart confluence"}),
+               details=ShownDetails({"command": "sshpass -p ssh-Pw-2 ssh node1 systemctl restart confluence"})),
     ])
 
 
@@ -34,7 +34,7 @@ def test_a_plan_is_shown_masked_and_left_as_it_is() -> None:
     assert "AuthLDAPBindPassword " + MASK in shown and f"sshpass -p {MASK} ssh node1" in shown
     assert "RELOAD_TOKEN=" + MASK in shown
     # Only what is shown is masked: the plan still holds what apply runs.
-    assert plan == before and "ssh-Pw-2" in plan.changes[1].details["command"]
+    assert plan == before and "ssh-Pw-2" in plan.changes[1].details.to_dict()["command"]
 
 
 def test_events_are_printed_masked() -> None:

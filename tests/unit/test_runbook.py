@@ -14,6 +14,7 @@ from wizard import render as render_module
 from wizard.errors import BadInputError, WizardError
 from wizard.render import environment, render, status_icon, templates_dir, when
 from wizard.runbook import STEP_ORDER, STEP_PURPOSES, build_runbook, write_runbook
+from wizard.engine.records import ChangeRecord, HistoryEntry, StepError, UndoRecord, check_from_dict
 from wizard.engine.state import State
 
 SECRET = "s3cret"
@@ -68,12 +69,12 @@ def realistic_state() -> State:
     preflight.summary = "2 nodes and the balancer host read"
     preflight.plan = {"step": "preflight", "summary": "Read the nodes and the balancer host",
                       "changes": [], "noop_reason": "Preflight only reads.", "checks": []}
-    preflight.checks = [
+    preflight.checks = [check_from_dict(check, "check") for check in [
         {"name": "SSH reachable", "target": "node1", "passed": True, "seen": "OpenSSH_9.6", "fix": ""},
         {"name": "Synchrony port known", "target": "node2", "passed": False,
          "seen": "no -Dsynchrony.port in bin/setenv.sh",
          "fix": "Add synchrony_port to node2 in the answers file"},
-    ]
+    ]]
 
     connector = state.step("connector")
     connector.status, connector.updated = "applied", "2026-11-20T23:31:00+00:00"
@@ -82,23 +83,23 @@ def realistic_state() -> State:
                       "noop_reason": None, "checks": [],
                       "changes": [{"target": "node1", "kind": "file", "summary": "add proxy attributes",
                                    "diff": DIFF, "details": {"path": "/opt/atlassian/confluence/conf/server.xml"}}]}
-    connector.changes = [{"target": "node1", "kind": "file", "summary": "server.xml edited",
-                          "path": "/opt/atlassian/confluence/conf/server.xml", "backup": BACKUP,
-                          "diff": DIFF, "sha256_before": "9f2c0d", "note": f"password={SECRET}"}]
-    connector.undo = [
+    connector.changes = [ChangeRecord.from_dict(
+        {"target": "node1", "kind": "file", "summary": "server.xml edited",
+         "path": "/opt/atlassian/confluence/conf/server.xml", "backup": BACKUP,
+         "diff": DIFF, "sha256_before": "9f2c0d", "note": f"password={SECRET}"}, "change")]
+    connector.undo = [UndoRecord.from_dict(entry, "undo record") for entry in [
         {"kind": "restore-file", "target": "node1", "description": "Put back the original server.xml",
          "manual": UNDO_COMMAND, "data": {"path": "/opt/atlassian/confluence/conf/server.xml", "backup": BACKUP}},
         {"kind": "command", "target": "node1", "description": "Remove the marker file",
          "manual": "rm -f /opt/atlassian/confluence/.lb-wizard", "data": {}},
-    ]
+    ]]
 
     balancer = state.step("balancer")
     balancer.status, balancer.updated = "failed", "2026-11-20T23:39:00+00:00"
     balancer.summary = "apache2ctl -t refused the vhost"
-    balancer.error = {"message": ERROR_MESSAGE,
-                      "hint": "Read the vhost, correct it, and run apply again.",
-                      "undone": ["restored /etc/apache2/sites-available/confluence-lb.conf",
-                                 {"target": "balancer", "description": "disabled site confluence-lb"}]}
+    balancer.error = StepError(ERROR_MESSAGE, "Read the vhost, correct it, and run apply again.",
+                               ["restored /etc/apache2/sites-available/confluence-lb.conf",
+                                "balancer: disabled site confluence-lb"])
     state.step("verify")  # pending
     return state
 
@@ -307,16 +308,17 @@ HOSTILE = '<img src=x onerror="alert(1)"> **bold** [click](http://evil.example/)
 def hostile_state() -> State:
     state = realistic_state()
     preflight = state.step("preflight")
-    preflight.checks = [{"name": "node RUNNING", "target": "node1", "passed": False, "seen": HOSTILE,
-                         "fix": "# " + HOSTILE}]
+    preflight.checks = [check_from_dict({"name": "node RUNNING", "target": "node1", "passed": False,
+                                         "seen": HOSTILE, "fix": "# " + HOSTILE}, "check")]
     balancer = state.step("balancer")
     balancer.summary = HOSTILE
-    balancer.error = {"message": HOSTILE, "hint": "1. " + HOSTILE, "undone": [HOSTILE], "body": HOSTILE}
+    balancer.error = StepError(HOSTILE, "1. " + HOSTILE, [HOSTILE])
     balancer.plan = {"step": "balancer", "summary": "# " + HOSTILE, "noop_reason": None, "checks": [],
                      "changes": [{"target": "balancer", "kind": "file", "summary": HOSTILE,
                                   "diff": "-<script>x</script>\n+ok\n", "details": {"seen": HOSTILE}}]}
-    balancer.undo = [{"kind": "run", "target": "balancer", "description": HOSTILE, "manual": "", "data": {}}]
-    balancer.history = [{"at": "<b>", "status": "failed", "summary": HOSTILE}]
+    balancer.undo = [UndoRecord.from_dict({"kind": "run", "target": "balancer", "description": HOSTILE, "manual": "",
+                                           "data": {}}, "undo record")]
+    balancer.history = [HistoryEntry(at="<b>", status="failed", summary=HOSTILE)]
     return state
 
 

@@ -20,7 +20,7 @@ from wizard.answers import validate
 from wizard.answers_model import Answers, Node
 from wizard.engine.events import PlanReady, StepFailed
 from wizard.engine.files import replace_file
-from wizard.engine.model import Change, Check, Plan
+from wizard.engine.model import Change, Check, FileChange, Plan
 from wizard.engine.runner import Runner
 from wizard.engine.state import StateStore
 from wizard.engine.step import Context, Journal, Step
@@ -68,7 +68,7 @@ class MarkStep(Step):
             if MARK in before:
                 continue
             changes.append(Change(target=node.name, kind="file", summary=f"mark {self.path(node)}",
-                                  diff=f"+{MARK.decode().strip()}", details={"path": self.path(node)},
+                                  diff=f"+{MARK.decode().strip()}", details=FileChange(path=self.path(node)),
                                   payload=(before, before + MARK)))
         if not changes:
             return Plan(self.name, "every node is marked", noop_reason="every node already carries the mark")
@@ -81,9 +81,10 @@ class MarkStep(Step):
             if change.target == self.interrupt_on:
                 raise KeyboardInterrupt
             before, after = change.payload
+            path = change.details.path
             if self.on_write:
-                self.on_write(change.details["path"])
-            replace_file(ctx.hosts.node(change.target), change.target, change.details["path"],
+                self.on_write(path)
+            replace_file(ctx.hosts.node(change.target), change.target, path,
                          planned_from=before, new=after, journal=journal, summary=change.summary)
         return f"marked {len(plan.changes)} node(s)"
 
@@ -162,7 +163,7 @@ def test_apply_runs_every_step_and_records_undo_before_each_write(cluster, step)
     assert state.steps["preflight"].status == "verified"
     assert state.steps["connector"].status == "verified"
     assert len(state.steps["connector"].changes) == 2
-    backups = [c["backup"] for c in state.steps["connector"].changes]
+    backups = [c.extra["backup"] for c in state.steps["connector"].changes]
     assert all(Path(b).read_bytes() == cluster["originals"][n] for b, n in zip(backups, ("node1", "node2")))
     assert state.runs[-1]["exit_status"] == EXIT_OK and state.runs[-1]["command"] == "test"
     assert os.stat(cluster["state"]).st_mode & 0o777 == 0o600
@@ -194,9 +195,9 @@ def test_failure_on_one_node_undoes_the_others_and_records_why(cluster, step) ->
     assert marker(cluster, "node2") == cluster["originals"]["node2"]
     record = StateStore(cluster["state"]).load().steps["connector"]
     assert record.status == "failed"
-    assert record.error["message"] == "Could not write on node2."
-    assert len(record.error["undone"]) == 1 and "marker.txt" in record.error["undone"][0]
-    assert all(entry["undone"] for entry in record.undo)
+    assert record.error.message == "Could not write on node2."
+    assert len(record.error.undone) == 1 and "marker.txt" in record.error.undone[0]
+    assert all(entry.undone for entry in record.undo)
     assert failures and failures[0].undone
 
 
@@ -245,7 +246,7 @@ def test_interrupt_during_apply_undoes_the_step_and_exits_130(cluster, step) -> 
     assert outcome.exit_status == EXIT_INTERRUPTED
     assert marker(cluster, "node1") == cluster["originals"]["node1"]
     record = StateStore(cluster["state"]).load().steps["connector"]
-    assert record.status == "failed" and record.error["interrupted"] is True
+    assert record.status == "failed" and record.error.interrupted is True
 
 
 def test_rollback_restores_byte_identical_files_newest_step_first(cluster, step) -> None:
@@ -382,8 +383,8 @@ def test_a_failed_reapply_keeps_what_an_earlier_successful_run_made(cluster, ste
     # node1's change from the first, successful run is not undone by the failed re-apply.
     assert marker(cluster, "node1") == cluster["originals"]["node1"] + MARK
     record = StateStore(cluster["state"]).load().steps["connector"]
-    assert record.status == "failed" and record.error["undone"] == []
-    assert not any(entry["undone"] for entry in record.undo)
+    assert record.status == "failed" and record.error.undone == []
+    assert not any(entry.undone for entry in record.undo)
     # A rollback still takes everything back.
     step.fail_on = None
     with runner_for(cluster) as runner:

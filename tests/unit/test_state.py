@@ -17,7 +17,11 @@ import pytest
 
 import wizard.engine.state as state_module
 from wizard.errors import EXIT_BAD_INPUT, StateError, StateLockedError
+from wizard.engine.model import Check
+from wizard.engine.records import ChangeRecord, HistoryEntry, StepError, UndoRecord
 from wizard.engine.redact import MASK
+from wizard.engine.undo import restore_file_action
+from wizard.balancers.reload_marker import pending_reload
 from wizard.engine.state import (
     DONE,
     MIGRATIONS,
@@ -42,19 +46,25 @@ def full_state() -> State:
     state.runs.append({"started": "2025-01-01T00:00:00+00:00", "command": "apply"})
     pre = state.step("preflight")
     pre.set_status("verified", "both nodes reachable")
-    pre.checks = [{"name": "ssh node1", "passed": True, "seen": "ok", "next": ""}]
+    pre.checks = [Check("ssh node1", "node1", True, "ok", "")]
     conn = state.step("connector")
     conn.started = "2025-01-01T00:01:00+00:00"
-    conn.plan = {"node": "node1", "path": "/opt/atlassian/confluence/conf/server.xml",
-                 "diff": '-  <Connector port="8090"/>\n+  <Connector port="8090" proxyName="wiki.example.com"/>'}
+    conn.plan = {"step": "connector", "summary": "add the proxy attributes", "noop_reason": None, "checks": [],
+                 "changes": [{"target": "node1", "kind": "file", "summary": "server.xml: the Connector",
+                              "diff": '-  <Connector port="8090"/>\n+  <Connector port="8090" '
+                                      'proxyName="wiki.example.com"/>',
+                              "details": {"path": "/opt/atlassian/confluence/conf/server.xml"}}]}
     conn.set_status("planned", "add the proxy attributes")
-    conn.changes = [{"kind": "file", "path": "/opt/atlassian/confluence/conf/server.xml",
-                     "backup": "/opt/atlassian/confluence/conf/server.xml.bak-1"}]
-    conn.undo = [{"kind": "restore-file", "path": "/opt/atlassian/confluence/conf/server.xml",
-                  "backup": "/opt/atlassian/confluence/conf/server.xml.bak-1"}]
+    conn.changes = [ChangeRecord(target="node1", kind="file", summary="server.xml: the Connector",
+                                 at="2025-01-01T00:01:30+00:00",
+                                 extra={"path": "/opt/atlassian/confluence/conf/server.xml",
+                                        "backup": "/opt/atlassian/confluence/conf/server.xml.bak-1"})]
+    conn.undo = [UndoRecord(restore_file_action("node1", "/opt/atlassian/confluence/conf/server.xml",
+                                                "/opt/atlassian/confluence/conf/server.xml.bak-1", b"a", b"b"),
+                            recorded="2025-01-01T00:01:20+00:00")]
     conn.set_status("applied")
-    conn.checks = [{"name": "proxyName set", "passed": False, "seen": "missing", "next": "restart node1"}]
-    conn.error = {"message": "check failed", "hint": "restart node1"}
+    conn.checks = [Check("proxyName set", "node1", False, "missing", "restart node1")]
+    conn.error = StepError("check failed", "restart node1")
     conn.finished = "2025-01-01T00:02:00+00:00"
     return state
 
@@ -81,9 +91,9 @@ def test_round_trip_keeps_steps_plans_undo_and_checks(store: StateStore) -> None
     assert loaded.serial == 1 and loaded.schema_version == SCHEMA_VERSION
     conn = loaded.steps["connector"]
     assert conn.status == "applied" and conn.done
-    assert conn.undo[0]["backup"].endswith(".bak-1")
-    assert conn.checks[0]["passed"] is False
-    assert [h["status"] for h in conn.history] == ["planned", "applied"]
+    assert conn.undo[0].action.data["backup"].endswith(".bak-1")
+    assert conn.checks[0].passed is False
+    assert [h.status for h in conn.history] == ["planned", "applied"]
     assert list(loaded.steps) == ["preflight", "connector"]
 
 
@@ -133,16 +143,20 @@ def test_the_saved_file_holds_no_secret(store: StateStore) -> None:
     step = state.step("connector")
     step.plan = {"diff": '-  <Connector port="8443"/>\n+  <Connector port="8443" keystorePass="s3cret"/>',
                  "password": "plain-pw"}
-    step.changes.append({"kind": "command", "command": "PGPASSWORD=hunter2 psql -h db confluence"})
-    step.history.append({"at": "x", "status": "applied", "summary": "ran keytool -storepass kt-pw"})
+    step.plan = {"step": "connector", "summary": "keystore", "changes": [
+        {"target": "node1", "kind": "file", "summary": "server.xml",
+         "diff": '-  <Connector port="8443"/>\n+  <Connector port="8443" keystorePass="s3cret"/>',
+         "details": {"password": "plain-pw"}}]}
+    step.changes.append(ChangeRecord(kind="command", extra={"command": "PGPASSWORD=hunter2 psql -h db confluence"}))
+    step.history.append(HistoryEntry(at="x", status="applied", summary="ran keytool -storepass kt-pw"))
     store.save(state)
     raw = store.path.read_text()
     for secret in ("s3cret", "hunter2", "plain-pw", "kt-pw"):
         assert secret not in raw
     loaded = store.load().steps["connector"]
-    assert f'keystorePass="{MASK}"' in loaded.plan["diff"]
-    assert loaded.plan["password"] == MASK
-    assert loaded.changes[-1]["command"] == f"PGPASSWORD={MASK} psql -h db confluence"
+    assert f'keystorePass="{MASK}"' in loaded.plan["changes"][0]["diff"]
+    assert loaded.plan["changes"][0]["details"]["password"] == MASK
+    assert loaded.changes[-1].extra["command"] == f"PGPASSWORD={MASK} psql -h db confluence"
 
 
 def test_redact_state_masks_values_under_secret_names_and_keeps_the_rest() -> None:
@@ -282,7 +296,6 @@ def test_loading_an_unknown_status_names_it_and_the_step(store: StateStore) -> N
     lambda d: d.pop("setup"),
     lambda d: d.__setitem__("steps", ["not", "a", "mapping"]),
     lambda d: d.__setitem__("answers", "text"),
-    lambda d: d["steps"]["connector"].pop("name"),
     lambda d: d.__setitem__("serial", "many"),
 ])
 def test_loading_a_damaged_document_is_a_state_error(store: StateStore, damage) -> None:
@@ -293,6 +306,86 @@ def test_loading_a_damaged_document_is_a_state_error(store: StateStore, damage) 
         store.load()
     assert "not one this tool wrote" in caught.value.message
     assert caught.value.hint
+
+
+# The records of a step: typed, each part checked when it is read back.
+
+WRITTEN_BEFORE = REPO / "tests" / "fixtures" / "state" / "written-before-typed-records.json"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(WRITTEN_BEFORE.read_text())))
+def test_a_state_file_written_before_the_records_were_typed_loads_and_saves_the_same(
+        store: StateStore, name: str) -> None:
+    # Real state files (long texts cut short) of apply, rollback, a failed config test, a killed apply, a
+    # drained roll, an ALB and the postgres base URL, as the untyped records wrote them.
+    document = json.loads(WRITTEN_BEFORE.read_text())[name]
+    store.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store.path.write_text(json.dumps(document))
+    store.path.chmod(0o600)
+    loaded = store.load()
+    assert loaded.to_dict() == document
+    store.save(loaded)
+    again = json.loads(store.path.read_text())
+    assert {**again, "serial": document["serial"]} == redact_state(document)
+
+
+def test_the_records_read_back_are_typed() -> None:
+    documents = json.loads(WRITTEN_BEFORE.read_text())
+    failed = State.from_dict(documents["apache-failed-config-test"]).steps["balancer"]
+    assert isinstance(failed.error, StepError) and failed.error.undone and failed.error.interrupted is False
+    assert [u.action.kind for u in failed.undo] == ["apache-reload", "restore-file"]
+    assert all(isinstance(u.undone, str) for u in failed.undo) and failed.undo[0].answers == 0
+    restart = State.from_dict(documents["apache-restart-left-drained-then-resumed"]).steps["restart"]
+    # Drained by the roll that stopped, drained again by the one that resumed, restarted, put back.
+    assert [(c.kind, c.target) for c in restart.changes] == [("drain", "node1"), ("drain", "node1"),
+                                                             ("restart", "node1"), ("undrain", "node1")]
+    assert all(isinstance(c, ChangeRecord) and c.at for c in restart.changes)
+    finished = State.from_dict(documents["apache-killed-before-reload-then-finished"]).steps["balancer"]
+    # Killed in its reload, finished by the next apply (same id), then a later apply of its own.
+    first, second = sorted({c.reload_id for c in finished.changes if c.reload_id},
+                           key=[c.reload_id for c in finished.changes].index)
+    assert [(c.kind, c.reload_id) for c in finished.changes if c.reload_id] == [
+        ("reload-pending", first), ("reload", first), ("reload", first), ("reloaded", first),
+        ("reload-pending", second), ("reload", second), ("reloaded", second)]
+    assert pending_reload(finished, "apache-reload") is None
+    assert all(isinstance(c, Check) for c in finished.checks)
+    alb = State.from_dict(documents["alb-built-and-rolled-back"]).steps["balancer"]
+    assert alb.changes[0].kind is None and {"resource", "action", "name"} <= set(alb.changes[0].extra)
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda s: s.pop("name"), "record of the step 'connector' has no valid name"),
+    (lambda s: s.__setitem__("history", "planned"), "record of the step 'connector' has no valid history"),
+    (lambda s: s["undo"][0].pop("target"), "undo record 1 of the connector step has no valid target"),
+    (lambda s: s["undo"][0].__setitem__("kind", 7), "undo record 1 of the connector step has no valid kind"),
+    (lambda s: s["undo"][0].__setitem__("data", "rm -rf /"), "undo record 1 of the connector step has no valid data"),
+    (lambda s: s["undo"][0].__setitem__("undone", 1), "undo record 1 of the connector step has no valid undone"),
+    (lambda s: s["undo"][0].__setitem__("answers", True), "undo record 1 of the connector step has no valid answers"),
+    (lambda s: s["undo"][0].__setitem__("answers", 3), "undo record 1 of the connector step names answers"),
+    (lambda s: s["undo"].append("rm -rf /"), "undo record 2 of the connector step is not a record"),
+    (lambda s: s["changes"][0].__setitem__("kind", ["file"]), "change 1 of the connector step has no valid kind"),
+    (lambda s: s["changes"].append(None), "change 2 of the connector step is not a record"),
+    (lambda s: s["history"][1].__setitem__("status", "half-done"), "history entry 2 of the connector step"),
+    (lambda s: s["history"][0].pop("at"), "history entry 1 of the connector step has no valid at"),
+    (lambda s: s["checks"][0].__setitem__("passed", "no"), "check 1 of the connector step has no valid passed"),
+    (lambda s: s["error"].__setitem__("undone", "everything"), "error of the connector step has no valid undone"),
+    (lambda s: s.__setitem__("error", ["check failed"]), "record of the step 'connector' has no valid error"),
+    (lambda s: s["plan"]["changes"][0].pop("target"), "plan of the connector step, change 1 has no valid target"),
+    (lambda s: s["plan"].__setitem__("checks", [{"name": "x"}]), "plan of the connector step, check 1"),
+    (lambda s: s.__setitem__("answers_seen", ["text"]), "answers 1 of the connector step is not a record"),
+])
+def test_a_damaged_record_is_refused_naming_it_and_the_key(store: StateStore, damage, named: str) -> None:
+    # The state file is input like any other: a record that is not what this tool writes stops the load
+    # with the record and the key named (and what to do), never a traceback later.
+    document = full_state().to_dict()
+    damage(document["steps"]["connector"])
+    store.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store.path.write_text(json.dumps(document))
+    store.path.chmod(0o600)
+    with pytest.raises(StateError) as caught:
+        store.load()
+    assert named in caught.value.message
+    assert caught.value.hint and caught.value.exit_code == EXIT_BAD_INPUT
 
 
 # Migrations.
@@ -314,7 +407,7 @@ def test_a_v1_document_is_migrated(store: StateStore, monkeypatch: pytest.Monkey
             record = dict(record)
             backup = record.pop("backup", None)
             if backup:
-                record["undo"] = [{"kind": "restore-file", "backup": backup}]
+                record["undo"] = [{"kind": "restore-file", "target": "node1", "data": {"backup": backup}}]
             steps[name] = record
         return {**document, "steps": steps, "tool_version": "migrated"}
 
@@ -326,7 +419,9 @@ def test_a_v1_document_is_migrated(store: StateStore, monkeypatch: pytest.Monkey
     assert loaded.schema_version == 2
     assert loaded.tool_version == "migrated"
     assert loaded.serial == 7 and loaded.setup == "wiki-old"
-    assert loaded.steps["connector"].undo == [{"kind": "restore-file", "backup": "/opt/c/server.xml.bak"}]
+    [undo] = loaded.steps["connector"].undo
+    assert (undo.action.kind, undo.action.target, undo.action.data) == ("restore-file", "node1",
+                                                                         {"backup": "/opt/c/server.xml.bak"})
     # Saved again, it is a version-2 document with the next serial.
     store.save(loaded)
     on_disk = json.loads(store.path.read_text())
@@ -496,13 +591,13 @@ def test_set_status_appends_history() -> None:
     record.set_status("planned", "restart node1 then node2")
     record.set_status("applied")
     record.set_status("failed", "node2 did not come back")
-    assert [(h["status"], h["summary"]) for h in record.history] == [
+    assert [(h.status, h.summary) for h in record.history] == [
         ("planned", "restart node1 then node2"),
         ("applied", "restart node1 then node2"),
         ("failed", "node2 did not come back"),
     ]
-    assert all(h["at"] for h in record.history)
-    assert record.status == "failed" and record.updated == record.history[-1]["at"]
+    assert all(h.at for h in record.history)
+    assert record.status == "failed" and record.updated == record.history[-1].at
     assert not record.done
 
 

@@ -50,7 +50,7 @@ def write_forever(path):
     n = int(state.answers.get("next", 0))
     while True:
         record = state.step(f"s{{n:06d}}")
-        record.plan = {{"n": n, "text": f"{{n:06d}}:" + "x" * (1000 + 37 * (n % 100))}}
+        record.plan = {{"step": f"s{{n:06d}}", "summary": f"{{n:06d}}:" + "x" * (1000 + 37 * (n % 100))}}
         record.set_status("planned", f"step {{n}}")
         if len(state.steps) > MAX_STEPS:
             del state.steps[next(iter(state.steps))]
@@ -130,7 +130,7 @@ def check_consistent(state: State) -> None:
     assert len(names) == min(n, MAX_STEPS)
     for name, record in state.steps.items():
         k = int(name[1:])
-        assert record.plan == {"n": k, "text": f"{k:06d}:" + "x" * (1000 + 37 * (k % 100))}
+        assert record.plan == {"step": name, "summary": f"{k:06d}:" + "x" * (1000 + 37 * (k % 100))}
         assert record.status == "planned" and record.summary == f"step {k}"
 
 

@@ -22,6 +22,7 @@ from wizard.engine.command_secrets import literal_secret
 from wizard.errors import AnswersError, HostError, StateError, StateLockedError
 from wizard.transport.hosts import LocalHost, backup_path_for
 from wizard.engine.model import BALANCER, UndoAction
+from wizard.engine.records import ChangeRecord, UndoRecord
 from wizard.engine.redact import MASK
 from wizard.engine.state import State, StateStore
 from wizard.balancers.apache.step import STEP as APACHE
@@ -98,8 +99,8 @@ def test_the_plan_enables_the_site_with_a_checked_name() -> None:
                                 loaded={m: "shared" for m in ALL_MODULES},
                                 loaded_elsewhere=frozenset(ALL_MODULES))
     plan = APACHE.plan(answers(), BalancerFacts(facts, targets(1)))
-    site = next(c for c in plan.changes if c.details.get("role") == "site")
-    assert site.details["command"] == "a2ensite -q confluence-lb" and site.details["site"] == "confluence-lb"
+    site = next(c for c in plan.changes if c.details.role == "site")
+    assert site.details.command == "a2ensite -q confluence-lb" and site.details.site == "confluence-lb"
 
 
 # --------------------------------------------------------------------------- defect 3: records checked
@@ -272,13 +273,13 @@ def test_a_command_with_a_reference_survives_the_state_round_trip_and_undo_is_ne
     store = StateStore(tmp_path / "x.state.json")
     state = State(setup="x", answers={"balancer": {"apache": {"reload_command": reload}}})
     record = state.step("balancer")
-    record.undo.append({"kind": "apache-reload", "target": BALANCER, "description": "d", "manual": "m",
-                        "data": {"token": "ab", "secret_looking": "password=abc"}})
-    record.changes.append({"kind": "reload", "command": reload})
+    record.undo.append(UndoRecord(UndoAction("apache-reload", BALANCER, "d", "m",
+                                             {"token": "ab", "secret_looking": "password=abc"})))
+    record.changes.append(ChangeRecord(kind="reload", extra={"command": reload}))
     store.save(state)
     loaded = store.load()
     assert loaded.answers["balancer"]["apache"]["reload_command"] == reload
-    assert loaded.steps["balancer"].changes[0]["command"] == reload
+    assert loaded.steps["balancer"].changes[0].extra["command"] == reload
     assert loaded.steps["balancer"].undo == record.undo
 
 

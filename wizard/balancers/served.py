@@ -2,13 +2,10 @@
 
 Not a kind itself: ``wizard.balancers.nginx`` and ``wizard.balancers.haproxy`` subclass
 ``ServedFileKind`` and say what differs (how the server's facts are read, the text of the
-file, what to refuse, and their own checks). The order of ``apply`` is the safety, as for
-Apache: the undo of the final reload is recorded first (so it is undone last, after the
-file is back), a "reload pending" marker goes into the record before the write (an apply
-killed before its reload is finished by the next one), the file is replaced through
-``wizard.engine.files.replace_file`` (its own undo recorded first), the server's own
-configuration test runs before the reload, and a failed test leaves the server on what it
-served while the runner puts the old file back.
+file, what to refuse, and their own checks). The order of ``apply`` is the safety, and it is
+Apache's too: ``wizard.balancers.reloading`` holds it (the undo of the final reload recorded
+first, a "reload pending" marker before the write, the file replaced with its own undo
+recorded first, the server's own test before the reload, the old file put back on failure).
 
 A reload command returns before the new configuration serves (``nginx -s reload`` and
 HAProxy's ``systemctl reload`` only signal the master), so after it the wizard waits for a
@@ -20,25 +17,22 @@ is undone) rather than report a change that does not serve.
 from __future__ import annotations
 
 import re
-import secrets
 import shlex
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from wizard.answers_model import Answers, HaproxyOptions, NginxOptions, Node
-from wizard.balancers.kind import BalancerKind
-from wizard.balancers.reload_marker import RELOAD_DONE, RELOAD_PENDING, pending_reload
+from wizard.balancers.reload_marker import pending_reload, reload_was_run
+from wizard.balancers.reloading import ReloadChange, Reloader, ReloadingKind
 from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint, url_host
 from wizard.engine.diffs import unified_diff
-from wizard.engine.files import link_note, replace_file
-from wizard.engine.model import BALANCER, Change, Check, Plan, UndoAction
-from wizard.engine.redact import MASK
-from wizard.engine.step import Context, Journal
-from wizard.engine.undo import UndoRecordError
+from wizard.engine.files import link_note
+from wizard.engine.model import BALANCER, Change, Check, FileChange, Plan, UndoAction
+from wizard.engine.step import Context
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
 from wizard.transport.hosts import Host
 
@@ -47,9 +41,6 @@ ServedOptions = NginxOptions | HaproxyOptions
 #: The header line of every file the wizard owns; ``{setup}`` is the setup's name.
 HEADER_LINE = "# Managed by confluence-lb-wizard for the setup {setup}. Do not edit by hand."
 _HEADER_RE = re.compile(r"^# Managed by confluence-lb-wizard for the setup (\S+?)\.?\s", re.MULTILINE)
-
-#: Change kinds around the writes (the same words as the Apache kind's): the first before
-#: anything is written, the second once the server runs the new configuration.
 
 #: How long a reloaded server may take to start the processes of its new configuration.
 RELOAD_SECONDS = 15.0
@@ -117,6 +108,17 @@ class NodeTarget:
     confluence_port: int
     synchrony_port: int
     context_path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServedConfigChange(FileChange):
+    """The change of the one file the server reads for this setup."""
+
+    role = "config"
+
+    server: str
+    loaded: str
+    nodes: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -208,14 +210,10 @@ def wait_new_generation(host: Host, pid_file: str, before: frozenset[int], produ
         time.sleep(0.2)
 
 
-class ServedFileKind(BalancerKind["Facts"]):
+class ServedFileKind(ReloadingKind["Facts"]):
     """A balancer kind whose whole configuration is one file on the balancer's machine."""
 
     sticky_cookie = "ROUTEID"
-    #: How the admin knows the server ("nginx", "HAProxy").
-    product: ClassVar[str]
-    #: The undo kind of the final reload ("nginx-reload").
-    reload_undo_kind: ClassVar[str]
 
     # What each kind says.
 
@@ -230,9 +228,6 @@ class ServedFileKind(BalancerKind["Facts"]):
     def refusals(self, answers: Answers, facts: Facts) -> list[Refusal]:
         """What stops this plan beyond what reading found (pure). None by default."""
         return []
-
-    def confirm_loaded(self, host: Host, answers: Answers, facts_extra: dict[str, Any]) -> None:
-        """After the write and the test, before the reload: the server really reads the file."""
 
     def own_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
         """The kind's checks beyond the shared ones (HAProxy's stats page)."""
@@ -339,10 +334,10 @@ class ServedFileKind(BalancerKind["Facts"]):
                 summary=f"{path}{link_note(server.config_link)}: {what}: {self.product} for "
                         f"{self.server_name(answers)} on port {self.listen_port(answers)}",
                 diff=unified_diff(BALANCER, path, before, text),
-                details={"role": "config", "path": path, "server": f"{self.product} {server.version_string}",
-                         "loaded": server.loads_note,
-                         "nodes": [{"name": n.name, "address": n.host, "confluence_port": n.confluence_port,
-                                    "synchrony_port": n.synchrony_port} for n in facts.nodes]},
+                details=ServedConfigChange(
+                    path=path, server=f"{self.product} {server.version_string}", loaded=server.loads_note,
+                    nodes=[{"name": n.name, "address": n.host, "confluence_port": n.confluence_port,
+                            "synchrony_port": n.synchrony_port} for n in facts.nodes]),
                 payload=(server.current, new)))
         if not changes and not facts.pending_reload:
             return Plan(self.name, f"{self.product} already has this setup's configuration",
@@ -353,8 +348,8 @@ class ServedFileKind(BalancerKind["Facts"]):
             target=BALANCER, kind="command",
             summary=f"test the configuration (`{server.configtest}`), and only then reload {self.product} "
                     f"(`{server.reload}`){unfinished}",
-            details={"role": "reload", "configtest": server.configtest, "reload": server.reload,
-                     "pid_file": server.pid_file, "resume_reload_id": facts.pending_reload}))
+            details=ReloadChange(configtest=server.configtest, reload=server.reload, pid_file=server.pid_file,
+                                 resume_reload_id=facts.pending_reload)))
         if len(changes) == 1:
             summary = (f"finish the apply that was stopped before {self.product} was reloaded: {path} is already "
                        f"as planned; test the configuration and reload {self.product}. {facts_note}")
@@ -363,42 +358,15 @@ class ServedFileKind(BalancerKind["Facts"]):
                        f"{len(facts.nodes)} node(s), then test and reload. {facts_note}")
         return Plan(self.name, summary, changes)
 
-    # Apply.
+    # Apply (in the order of ``ReloadingKind.apply``).
 
-    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
-        host = ctx.hosts.balancer()
-        final = next(c for c in plan.changes if c.details.get("role") == "reload")
-        details = final.details
-        resumed = details.get("resume_reload_id")
-        token = resumed or secrets.token_hex(8)
-        if not resumed:
-            # Recorded first, so undone last: once the file is back, test it and reload.
-            journal.undo(self.reload_undo(ctx.answers, token))
-            journal.changed(target=BALANCER, kind=RELOAD_PENDING, reload_id=token,
-                            summary=f"{self.product} is to be tested and reloaded once the change below is made")
-        for change in plan.changes:
-            ctx.check_cancelled()
-            if change.details["role"] == "config":
-                before, after = change.payload
-                ctx.progress(self.name, BALANCER, f"writing {change.details['path']}")
-                replace_file(host, BALANCER, change.details["path"], planned_from=before, new=after,
-                             journal=journal, summary=change.summary)
-        ctx.progress(self.name, BALANCER, "testing the configuration")
-        config_test(host, details["configtest"], self.product, after_change=True)
-        self.confirm_loaded(host, ctx.answers, {})
-        pid_file = details.get("pid_file")
+    def config_test(self, host: Host, command: str, *, after_change: bool) -> None:
+        config_test(host, command, self.product, after_change=after_change)
+
+    def reloader(self, host: Host, reload: ReloadChange) -> Reloader:
+        pid_file = reload.pid_file
         before = serving_processes(host, pid_file) if pid_file else frozenset()
-        # Recorded before the reload runs: a reload that fails half-way still gets undone.
-        journal.changed(target=BALANCER, kind="reload", reload_id=token, command=details["reload"],
-                        summary=f"reloaded {self.product}: {details['reload']}")
-        ctx.progress(self.name, BALANCER, f"reloading {self.product}")
-        self._reload(host, details["reload"], pid_file, before)
-        journal.changed(target=BALANCER, kind=RELOAD_DONE, reload_id=token,
-                        summary=f"{self.product} serves the new configuration")
-        ctx.progress(self.name, BALANCER, "reloaded", 1.0)
-        if len(plan.changes) == 1:
-            return f"{self.product} tested and reloaded, finishing the apply that was stopped before its reload"
-        return f"{self.product} configured, tested and reloaded; it serves the new configuration"
+        return lambda: self._reload(host, reload.reload, pid_file, before)
 
     def _reload(self, host: Host, command: str, pid_file: str | None, before: frozenset[int]) -> None:
         try:
@@ -425,11 +393,7 @@ class ServedFileKind(BalancerKind["Facts"]):
         if action.kind != self.reload_undo_kind:
             super().undo(ctx, action)
             return
-        record = ctx.previous.get(self.name)
-        changes = getattr(record, "changes", None)
-        reload_id = action.data.get("reload_id")
-        if changes is not None and not any(isinstance(c, dict) and c.get("kind") == "reload"
-                                           and c.get("reload_id") == reload_id for c in changes):
+        if not reload_was_run(ctx.previous.get(self.name), str(action.data.get("reload_id"))):
             return  # that apply never reloaded: the server still runs what it ran before
         host = ctx.hosts.balancer()
         options = self.options(ctx.answers)
@@ -454,22 +418,10 @@ class ServedFileKind(BalancerKind["Facts"]):
         rebuilt from the answers; the file records by the generic checks."""
         if action.kind != self.reload_undo_kind:
             return super().vet_undo(answers, action, label)
-        if action.target != BALANCER:
-            raise UndoRecordError(f"The state file's {label} ({action.kind}) names {action.target!r}, not the "
-                                  "balancer; rollback refused and nothing was undone.", EDITED_HINT)
-        token = action.data.get("reload_id")
-        if not isinstance(token, str) or not (token == MASK or re.fullmatch(r"[0-9a-f]{1,64}", token)):
-            raise UndoRecordError(f"The state file's {label} (a reload of {self.product}) has no valid token; "
-                                  "rollback refused and nothing was undone.", EDITED_HINT)
+        token = self.vet_reload_id(action, label, EDITED_HINT)
         options = self.options(answers)
-        for key in ("configtest_command", "reload_command"):
-            command = getattr(options, key)
-            if MASK in command:
-                raise UndoRecordError(
-                    f"balancer.{self.kind}.{key} in these answers holds a masked secret ({command!r}), so it cannot "
-                    "be run; rollback refused and nothing was undone.",
-                    "Put the real command back in the answers held by the state file, reading the secret at run "
-                    "time ($(cat FILE) or $VARIABLE) instead of writing it, then roll back again.")
+        self.refuse_masked_commands({"configtest_command": options.configtest_command,
+                                     "reload_command": options.reload_command}, label)
         return self.reload_undo(answers, token)
 
     # Verify.

@@ -6,8 +6,9 @@ runbook, and back. Nothing here touches a host.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 # Targets that are not a node name.
 BALANCER = "balancer"
@@ -33,6 +34,60 @@ class Check:
                    seen=data.get("seen", ""), fix=data.get("fix", ""))
 
 
+@dataclass(frozen=True)
+class ChangeDetails:
+    """The particulars of one planned change, typed by what the change is.
+
+    Each step plans its changes with a subclass of its own (a file it replaces, a command it
+    runs, a resource it creates), so every read of a detail in ``apply`` is an attribute mypy
+    checks, and ``apply`` tells its changes apart by their class. ``to_dict`` is what the state
+    file and the runbook hold: ``role`` first when the class has one (the word older state
+    files use), then every field by name.
+    """
+
+    #: The ``role`` key of the saved dict ("vhost", "reload"...), or None for a class without one.
+    role: ClassVar[str | None] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"role": self.role, **data} if self.role else data
+
+
+@dataclass(frozen=True)
+class ShownDetails(ChangeDetails):
+    """Particulars that are only shown: a plan read back from the state file, or a change whose
+    step acts on nothing but its payload. Never read by an ``apply``."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileChange(ChangeDetails):
+    """A change that replaces (or creates) one file: ``apply`` writes the change's payload,
+    ``(bytes planned from or None, new bytes)``, to ``path`` through ``replace_file``.
+    Steps subclass it with what their plan shows beside the path."""
+
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceChange(ChangeDetails):
+    """A change to a resource of a cloud account: what it is (``resource``), what is done to it
+    (``action``: create, modify, delete...), its name, and what the plan shows beside (``extra``,
+    saved as keys of their own)."""
+
+    resource: str
+    action: str
+    name: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resource": self.resource, "action": self.action, "name": self.name, **self.extra}
+
+
 @dataclass
 class Change:
     """One change a plan will make.
@@ -47,17 +102,18 @@ class Change:
     kind: str  # "file", "command", "aws", "manual"
     summary: str
     diff: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    details: ChangeDetails = field(default_factory=ShownDetails)
     payload: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "kind": self.kind, "summary": self.summary,
-                "diff": self.diff, "details": dict(self.details)}
+                "diff": self.diff, "details": self.details.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Change:
+        """A change read back from a saved plan: its details are shown, never acted on."""
         return cls(target=data["target"], kind=data["kind"], summary=data["summary"],
-                   diff=data.get("diff", ""), details=dict(data.get("details", {})))
+                   diff=data.get("diff", ""), details=ShownDetails(dict(data.get("details", {}))))
 
 
 @dataclass

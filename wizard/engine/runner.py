@@ -28,15 +28,11 @@ from wizard.engine.events import (
     ignore_events,
 )
 from wizard.engine.model import WORKSTATION, Check, Plan, UndoAction
+from wizard.engine.records import ChangeRecord, HistoryEntry, StepError, UndoRecord, record_label
 from wizard.engine.shared_save import SharedSave
 from wizard.engine.state import State, StateStore, StepRecord, now_iso
 from wizard.engine.step import Context, Journal, Step
-from wizard.engine.undo import (
-    LegacyCommandError,
-    UndoRecordError,
-    parse_record,
-    record_label,
-)
+from wizard.engine.undo import LegacyCommandError, UndoRecordError
 from wizard.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -68,10 +64,10 @@ def _yes(_: Any, *__: Any) -> bool:
 
 
 class Pending(NamedTuple):
-    """One undo record still to perform: its entry in the state, the checked action (or why it is
+    """One undo record still to perform: its record in the state, the checked action (or why it is
     refused), and the context it is performed in (the answers it was made with)."""
 
-    entry: dict[str, Any]
+    entry: UndoRecord
     action: UndoAction | UndoRecordError
     ctx: Context
 
@@ -241,8 +237,8 @@ class Runner:
                 return self._finish_checks(step, record, plan.checks, gate=True)
             if not plan.is_noop:
                 if not confirm(plan):
-                    record.history.append({"at": now_iso(), "status": "planned",
-                                           "summary": "The admin declined the plan; nothing was changed."})
+                    record.history.append(HistoryEntry(at=now_iso(), status="planned",
+                                                       summary="The admin declined the plan; nothing was changed."))
                     self.save()
                     return Outcome(EXIT_INTERRUPTED, f"{step.title}: not applied; nothing was changed. "
                                    "Run it again to see the plan and resume.")
@@ -259,16 +255,14 @@ class Runner:
 
     def _journal(self, record: StepRecord) -> Journal:
         def record_undo(action: UndoAction) -> None:
-            entry = action.to_dict()
-            entry["recorded"] = now_iso()
-            entry["undone"] = None
-            entry["answers"] = self._answers_index(record)
-            record.undo.append(entry)
+            record.undo.append(UndoRecord(action, recorded=now_iso(), undone=None,
+                                          answers=self._answers_index(record)))
             self.save()  # the undo is on disk before the change is made
 
         def record_change(change: dict[str, Any]) -> None:
-            change.setdefault("at", now_iso())
-            record.changes.append(change)
+            made = ChangeRecord.of(change)
+            made.at = made.at or now_iso()
+            record.changes.append(made)
             self.save()
 
         return Journal(record_undo, record_change)
@@ -282,13 +276,13 @@ class Runner:
         record.answers_seen.append(answers)
         return len(record.answers_seen) - 1
 
-    def _undo_context(self, record: StepRecord, entry: dict[str, Any], label: str) -> Context:
+    def _undo_context(self, record: StepRecord, entry: UndoRecord, label: str) -> Context:
         """The context an undo record is checked and performed in: the answers it was made with
         (and hosts reached as those answers say), or today's for a record from before they were kept."""
-        index = entry.get("answers")
+        index = entry.answers
         if index is None:
             return self.ctx
-        if not isinstance(index, int) or not 0 <= index < len(record.answers_seen):
+        if not 0 <= index < len(record.answers_seen):
             raise UndoRecordError(f"The state file's {label} names answers it does not hold; rollback refused "
                                   "and nothing was undone.", "The state file was edited by hand or damaged.")
         snapshot = record.answers_seen[index]
@@ -313,7 +307,7 @@ class Runner:
         return self._undo_contexts[key]
 
     def _finish_checks(self, step: Step[Any], record: StepRecord, checks: list[Check], *, gate: bool) -> Outcome:
-        record.checks = [check.to_dict() for check in checks]
+        record.checks = list(checks)
         record.finished = now_iso()
         self.events(ChecksCompleted(step.name, tuple(checks)))
         failed = [check for check in checks if not check.passed]
@@ -324,13 +318,13 @@ class Runner:
             return Outcome(EXIT_OK, f"{step.title}: done.", checks)
         names = ", ".join(f"{c.name} ({c.target})" for c in failed)
         if gate:
-            record.error = {"message": f"{len(failed)} check(s) failed: {names}",
-                            "hint": "Fix what each failed check says, then run the step again.",
-                            "undone": []}
-            record.set_status("failed", record.error["message"])
+            error = StepError(f"{len(failed)} check(s) failed: {names}",
+                              "Fix what each failed check says, then run the step again.")
+            record.error = error
+            record.set_status("failed", error.message)
             self.save()
-            self.events(StepFailed(step.name, record.error["message"], record.error["hint"]))
-            return Outcome(step.failed_checks_exit, f"{step.title}: {record.error['message']}", checks)
+            self.events(StepFailed(step.name, error.message, error.hint))
+            return Outcome(step.failed_checks_exit, f"{step.title}: {error.message}", checks)
         record.summary = f"applied, but {len(failed)} check(s) failed: {names}"
         self.save()
         return Outcome(EXIT_CHECK_FAILED, f"{step.title}: {record.summary}", checks)
@@ -349,8 +343,7 @@ class Runner:
         if undo_errors:
             hint = ("Some changes could not be undone automatically: "
                     + "; ".join(undo_errors) + (f" {hint}" if hint else ""))
-        record.error = {"message": message, "hint": hint, "undone": undone,
-                        "interrupted": interrupted}
+        record.error = StepError(message, hint, undone, interrupted=interrupted)
         record.finished = now_iso()
         record.set_status("failed", message.splitlines()[0] if message else "failed")
         self.save()
@@ -363,15 +356,14 @@ class Runner:
         pending: list[Pending] = []
         for number in range(len(record.undo), 0, -1):
             entry = record.undo[number - 1]
-            if isinstance(entry, dict) and (entry.get("undone") or (
-                    since is not None and str(entry.get("recorded") or "") <= since)):
+            if entry.undone or (since is not None and (entry.recorded or "") <= since):
                 continue
             label = record_label(step.name, number)
             try:
-                ctx = self._undo_context(record, entry if isinstance(entry, dict) else {}, label)
-                action = step.vet_undo(ctx.answers, parse_record(entry, label), label)
+                ctx = self._undo_context(record, entry, label)
+                action = step.vet_undo(ctx.answers, entry.untrusted_action(), label)
             except UndoRecordError as exc:
-                pending.append(Pending(entry if isinstance(entry, dict) else {}, exc, self.ctx))
+                pending.append(Pending(entry, exc, self.ctx))
                 continue
             pending.append(Pending(entry, action, ctx))
         return pending
@@ -394,7 +386,7 @@ class Runner:
             except WizardError as exc:
                 errors.append(f"{action.description} ({exc.message}; by hand: {action.manual})")
                 continue
-            entry["undone"] = now_iso()
+            entry.undone = now_iso()
             undone.append(action.description)
             self.save()
         return undone, errors
@@ -426,19 +418,18 @@ class Runner:
                 self.events(StepFailed(step.name, message, hint, ()))
                 return Outcome(EXIT_STEP_FAILED, message + (f"\n  -> {hint}" if hint else ""))
             shown = [a if isinstance(a, UndoAction) else
-                     UndoAction(kind="refused", target=str(entry.get("target") or "?"),
+                     UndoAction(kind="refused", target=entry.action.target,
                                 description=f"NOT performed: {a.message}", manual=a.hint or "")
                      for entry, a, _ in pending]
             if shown and not confirm(step.name, shown):
                 return Outcome(EXIT_INTERRUPTED, "Rollback declined; nothing more was undone.")
             undone, errors = self._perform(step, pending)
             if errors:
-                record.error = {"message": "Rollback could not undo everything.",
-                                "hint": "; ".join(errors), "undone": undone}
+                error = StepError("Rollback could not undo everything.", "; ".join(errors), undone)
+                record.error = error
                 record.set_status("failed", "rollback incomplete")
                 self.save()
-                self.events(StepFailed(step.name, record.error["message"], record.error["hint"],
-                                       tuple(undone)))
+                self.events(StepFailed(step.name, error.message, error.hint, tuple(undone)))
                 return Outcome(EXIT_STEP_FAILED, f"Rolling back {step.title} failed: " + "; ".join(errors))
             record.set_status("rolled-back", f"undone: {len(undone)} change(s)" if undone else "nothing to undo")
             record.checks = []
@@ -487,7 +478,7 @@ class Runner:
                 checks = [Check(f"{step.title} checks", WORKSTATION, False, exc.message,
                                 exc.hint or "")]
             record = self.state.step(step.name)
-            record.checks = [c.to_dict() for c in checks]
+            record.checks = list(checks)
             if record.done:
                 passed = all(c.passed for c in checks)
                 record.set_status("verified" if passed else "applied", record.summary)
@@ -502,7 +493,7 @@ class Runner:
 
 def _last_settled(record: StepRecord) -> str | None:
     """When the step last finished (applied or verified), or None if it never did."""
-    times = [event["at"] for event in record.history if event.get("status") in ("applied", "verified")]
+    times = [event.at for event in record.history if event.status in ("applied", "verified")]
     return max(times, default=None)
 
 

@@ -28,11 +28,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
+from wizard.engine.model import Check
+from wizard.engine.records import (
+    STATUSES,
+    ChangeRecord,
+    Fields,
+    HistoryEntry,
+    StateRecordError,
+    StepError,
+    UndoRecord,
+    check_from_dict,
+    check_plan,
+    record_label,
+)
 from wizard.engine.redact import MASK, is_secret_name, redact
 from wizard.errors import StateError, StateLockedError
 
 SCHEMA_VERSION = 1
-STATUSES = ("pending", "planned", "applied", "verified", "failed", "rolled-back")
 DONE = ("applied", "verified")
 
 # Temp files a killed save left behind are removed by a later save once they are
@@ -60,7 +72,7 @@ def default_state_path(setup_name: str) -> Path:
 
 @dataclass
 class StepRecord:
-    """Everything the state knows about one step."""
+    """Everything the state knows about one step (each part typed; see ``wizard.engine.records``)."""
 
     name: str
     status: str = "pending"
@@ -68,12 +80,13 @@ class StepRecord:
     started: str | None = None
     finished: str | None = None
     summary: str = ""
+    #: The last plan, as ``Plan.to_dict`` gave it (shown; ``Plan.from_dict`` reads it back).
     plan: dict[str, Any] | None = None
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    undo: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    error: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[ChangeRecord] = field(default_factory=list)
+    undo: list[UndoRecord] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    error: StepError | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
     #: The answers the step's changes were made with, each once; an undo record names its own
     #: (``answers``: an index here), so rollback undoes it as it was made, whatever the answers
     #: say today (an Apache vhost is still an Apache vhost after the answers moved to an ALB).
@@ -90,26 +103,54 @@ class StepRecord:
         self.updated = now_iso()
         if summary is not None:
             self.summary = summary
-        self.history.append({"at": self.updated, "status": status, "summary": self.summary})
+        self.history.append(HistoryEntry(at=self.updated, status=status, summary=self.summary))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "updated": self.updated,
                 "started": self.started, "finished": self.finished, "summary": self.summary,
-                "plan": self.plan, "changes": self.changes, "undo": self.undo,
-                "checks": self.checks, "error": self.error, "history": self.history,
+                "plan": self.plan, "changes": [c.to_dict() for c in self.changes],
+                "undo": [u.to_dict() for u in self.undo],
+                "checks": [c.to_dict() for c in self.checks],
+                "error": self.error.to_dict() if self.error is not None else None,
+                "history": [h.to_dict() for h in self.history],
                 "answers_seen": self.answers_seen}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
-        record = cls(name=data["name"])
-        for key in ("status", "updated", "started", "finished", "summary", "plan", "error"):
-            if key in data:
-                setattr(record, key, data[key])
-        for key in ("changes", "undo", "checks", "history", "answers_seen"):
-            setattr(record, key, list(data.get(key) or []))
-        if record.status not in STATUSES:
-            raise StateError(f"The state file names an unknown status {record.status!r} for step {record.name}.")
-        return record
+    def from_dict(cls, data: Any, name: str = "") -> StepRecord:
+        """A step's record read back from the state file, every part checked; ``StateRecordError``
+        names the first part that is not what this tool writes (``name``: the step's key there)."""
+        read = Fields(data, f"record of the step {name!r}" if name else "step record")
+        name = read.required_text("name")
+        where = f"of the {name} step"
+        status = read.text("status", "pending")
+        if status not in STATUSES:
+            raise StateRecordError(f"The state file names an unknown status {status!r} for step {name}.",
+                                   "Correct it by hand to one of " + ", ".join(STATUSES) + ", or restore the "
+                                   "file from a backup.")
+        answers_seen = read.items("answers_seen")
+        for number, seen in enumerate(answers_seen, 1):
+            Fields(seen, f"answers {number} {where}")
+        undo = [UndoRecord.from_dict(entry, record_label(name, number))
+                for number, entry in enumerate(read.items("undo"), 1)]
+        for number, entry in enumerate(undo, 1):
+            if entry.answers is not None and not 0 <= entry.answers < len(answers_seen):
+                raise StateRecordError(f"The state file's {record_label(name, number)} names answers the step's "
+                                       f"record does not hold (number {entry.answers}).",
+                                       "The state file was edited by hand or damaged. Undo that change by hand "
+                                       "if it was made, then remove the record from the state file.")
+        error = read.optional_mapping("error")
+        return cls(
+            name=name, status=status, updated=read.optional_text("updated"),
+            started=read.optional_text("started"), finished=read.optional_text("finished"),
+            summary=read.text("summary"), plan=check_plan(read.data.get("plan"), f"plan {where}"),
+            changes=[ChangeRecord.from_dict(c, f"change {number} {where}")
+                     for number, c in enumerate(read.items("changes"), 1)],
+            undo=undo,
+            checks=[check_from_dict(c, f"check {number} {where}") for number, c in enumerate(read.items("checks"), 1)],
+            error=StepError.from_dict(error, f"error {where}") if error is not None else None,
+            history=[HistoryEntry.from_dict(h, f"history entry {number} {where}")
+                     for number, h in enumerate(read.items("history"), 1)],
+            answers_seen=list(answers_seen))
 
 
 @dataclass
@@ -144,7 +185,7 @@ class State:
             if not isinstance(answers, dict) or not isinstance(steps, dict):
                 raise TypeError("answers and steps must be mappings")
             return cls(setup=data["setup"], answers=answers,
-                       steps={name: StepRecord.from_dict(rec) for name, rec in steps.items()},
+                       steps={name: StepRecord.from_dict(rec, name) for name, rec in steps.items()},
                        runs=list(data.get("runs") or []), created=data.get("created") or now_iso(),
                        serial=int(data.get("serial", 0)),
                        schema_version=int(data["schema_version"]),

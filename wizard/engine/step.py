@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar, Generic, TypeVar
 from wizard.answers_model import Answers, Node
 from wizard.engine.events import EventSink, ProgressReported, ignore_events
 from wizard.engine.model import Check, Plan, UndoAction
+from wizard.engine.state import StepRecord
 from wizard.errors import Interrupted
 from wizard.transport.pool import HostPool
 
@@ -35,7 +36,7 @@ class Context:
     events: EventSink = ignore_events
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Read-only view of earlier steps' records (e.g. verify reads connector's plan).
-    previous: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, StepRecord] = field(default_factory=dict)
     #: Someone is watching and can act while a step waits (the Textual face sets it). Headless
     #: runs leave it False: a step that needs the admin to do something reports it and fails
     #: instead of waiting for ever.
@@ -112,7 +113,7 @@ class Step(ABC, Generic[FactsT]):
     #: What the admin must still do after this step's changes are rolled back, if anything.
     rollback_note: ClassVar[str] = ""
 
-    def rollback_warning(self, record: Any) -> str:
+    def rollback_warning(self, record: StepRecord) -> str:
         """What rollback must tell the admin about this step's record although it undoes nothing
         there (a restart's node left drained by a stopped roll), or ""."""
         return ""

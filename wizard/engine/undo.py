@@ -15,6 +15,11 @@ description and the manual command from the checked data: the text the file carr
 is never shown or run. No record holds a command: a step that undoes by running one
 (a2dissite, a reload) records what to undo, and builds the command itself from the
 answers. The ``run`` records of older versions are read, but never executed.
+
+A record's shape (kind, target, data as an object) is checked when the state file is read
+(``wizard.engine.records.UndoRecord``); the data of each kind is then read into a typed
+value (``RestoreFile``, ``RemoveFile`` here; each step's own kinds in the step) that the
+checks and the undo itself use.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wizard.answers_model import Answers
 from wizard.engine.model import BALANCER, UndoAction
+from wizard.engine.records import StateRecordError, UndoRecord
+from wizard.engine.records import record_label as record_label  # where the runner and older callers look
 from wizard.errors import WizardError
 from wizard.transport.hosts import BACKUP_TAG, Host, sha256
 
@@ -55,63 +63,73 @@ def host_for(ctx: Context, target: str) -> Host:
     return ctx.hosts.balancer() if target == BALANCER else ctx.hosts.node(target)
 
 
+# --------------------------------------------------------------------------- the file kinds, typed
+
+
+@dataclass(frozen=True)
+class RestoreFile:
+    """The data of a restore-file record: ``path`` was replaced; its original is at ``backup``
+    (beside it, named as the wizard names backups); the checksums before and after the change."""
+
+    path: str
+    backup: str
+    sha256_before: str
+    sha256_after: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"path": self.path, "backup": self.backup, "sha256_before": self.sha256_before,
+                "sha256_after": self.sha256_after}
+
+
+@dataclass(frozen=True)
+class RemoveFile:
+    """The data of a remove-file record: the wizard created ``path``, with this checksum."""
+
+    path: str
+    sha256_after: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256_after": self.sha256_after}
+
+
+FileUndo = RestoreFile | RemoveFile
+
+
 # --------------------------------------------------------------------------- recording
 
 
 def restore_file_action(target: str, path: str, backup: str, before: bytes, after: bytes) -> UndoAction:
     """Undo of replacing ``path`` (its original copied to ``backup``)."""
-    return _describe_file(UndoAction(
-        kind=RESTORE_FILE, target=target, description="", manual="",
-        data={"path": path, "backup": backup, "sha256_before": sha256(before),
-              "sha256_after": sha256(after)}))
+    return file_action(target, RestoreFile(path, backup, sha256(before), sha256(after)))
 
 
 def remove_file_action(target: str, path: str, after: bytes) -> UndoAction:
     """Undo of creating ``path``."""
-    return _describe_file(UndoAction(kind=REMOVE_FILE, target=target, description="", manual="",
-                                     data={"path": path, "sha256_after": sha256(after)}))
+    return file_action(target, RemoveFile(path, sha256(after)))
 
 
-def _describe_file(action: UndoAction) -> UndoAction:
-    """The action with its description and manual command built from its data (quoted)."""
-    data, where = action.data, action.target
-    path = data["path"]
-    if action.kind == RESTORE_FILE:
-        backup = data["backup"]
-        description = f"Put back {path} on {where} as it was before the change (backup {backup})."
-        manual = f"cp -p -- {shlex.quote(backup)} {shlex.quote(path)}"
-    else:
-        description = f"Remove {path} on {where}, which the wizard created."
-        manual = f"rm -- {shlex.quote(path)}"
-    return UndoAction(kind=action.kind, target=action.target, description=description, manual=manual,
-                      data=dict(data))
+def file_action(target: str, data: FileUndo) -> UndoAction:
+    """The action of a file record, its description and manual command built from its data (quoted)."""
+    path, where = data.path, target
+    if isinstance(data, RestoreFile):
+        return UndoAction(kind=RESTORE_FILE, target=target,
+                          description=f"Put back {path} on {where} as it was before the change (backup "
+                                      f"{data.backup}).",
+                          manual=f"cp -p -- {shlex.quote(data.backup)} {shlex.quote(path)}", data=data.to_data())
+    return UndoAction(kind=REMOVE_FILE, target=target, description=f"Remove {path} on {where}, which the wizard created.",
+                      manual=f"rm -- {shlex.quote(path)}", data=data.to_data())
 
 
 # --------------------------------------------------------------------------- checking
 
 
-def record_label(step: str, number: int) -> str:
-    """How a message names a record: ``undo record 2 of the balancer step``."""
-    return f"undo record {number} of the {step} step"
-
-
 def parse_record(entry: Any, label: str) -> UndoAction:
-    """The action of one raw record of the state file, or ``UndoRecordError`` naming what is missing."""
-    if not isinstance(entry, dict):
-        raise UndoRecordError(f"The state file's {label} is not a record (it is {type(entry).__name__}); "
-                              "rollback refused and nothing was undone.", _EDITED_HINT)
-    missing = [key for key in ("kind", "target") if not isinstance(entry.get(key), str) or not entry.get(key)]
-    if "data" in entry and not isinstance(entry["data"], dict):
-        missing.append("data")
-    if missing:
-        raise UndoRecordError(
-            f"The state file's {label} has no valid {' or '.join(missing)}; rollback refused and nothing "
-            "was undone.", _EDITED_HINT)
-    # The file's own description is dropped (steps describe what they check); its manual text is kept
-    # only for kinds whose steps show it after a failure (the AWS ones) and is never run.
-    manual = entry.get("manual")
-    return UndoAction(kind=entry["kind"], target=entry["target"], description="",
-                      manual=manual if isinstance(manual, str) else "", data=dict(entry.get("data") or {}))
+    """The action of one raw record of the state file (``UndoRecord.from_dict``), its own description
+    dropped, or ``UndoRecordError`` naming what is missing."""
+    try:
+        return UndoRecord.from_dict(entry, label).untrusted_action()
+    except StateRecordError as exc:
+        raise UndoRecordError(f"{exc.message} Rollback refused and nothing was undone.", _EDITED_HINT) from exc
 
 
 _EDITED_HINT = ("The state file was edited by hand or damaged. Find out what that change was and undo it by hand "
@@ -152,31 +170,35 @@ def vet_file_action(answers: Answers, action: UndoAction, label: str, allowed: f
     """A restore-file or remove-file record, checked: a path the setup could have changed, a backup
     beside it named as the wizard names backups, well-formed checksums."""
     check_target(answers, action, label)
+    return file_action(action.target, file_undo(action, label, allowed))
+
+
+def file_undo(action: UndoAction, label: str, allowed: frozenset[str] | None = None) -> FileUndo:
+    """The typed data of a restore-file or remove-file action, each key checked (and the path one of
+    ``allowed``, when given), or ``UndoRecordError`` naming the record and what is wrong."""
     data = action.data
     path = data.get("path")
     if not isinstance(path, str) or not path:
         raise UndoRecordError(f"The state file's {label} ({action.kind} on {action.target}) has no path; "
                               "rollback refused and nothing was undone.", _EDITED_HINT)
-    if not _plain_path(path) or path not in allowed:
+    if not _plain_path(path) or (allowed is not None and path not in allowed):
         raise UndoRecordError(
             f"The state file's {label} would {'restore' if action.kind == RESTORE_FILE else 'remove'} {path!r} on "
-            f"{action.target}, which is not a file this setup changes there ({_listing(allowed)}). "
+            f"{action.target}, which is not a file this setup changes there ({_listing(allowed or frozenset())}). "
             "Rollback refused and nothing was undone.", _EDITED_HINT)
     checksums = ("sha256_before", "sha256_after") if action.kind == RESTORE_FILE else ("sha256_after",)
     if any(not isinstance(data.get(key), str) or not _SHA256.fullmatch(data[key]) for key in checksums):
         raise UndoRecordError(f"The state file's {label} ({action.kind} of {path}) has no valid checksum; "
                               "rollback refused and nothing was undone.", _EDITED_HINT)
-    clean: dict[str, Any] = {"path": path, **{key: data[key] for key in checksums}}
-    if action.kind == RESTORE_FILE:
-        backup = data.get("backup")
-        if not isinstance(backup, str) or not re.fullmatch(re.escape(path) + _BACKUP_SUFFIX, backup):
-            raise UndoRecordError(
-                f"The state file's {label} would restore {path} from {backup!r}, which is not a backup the "
-                f"wizard makes (beside the file: {path}.<time>.{BACKUP_TAG}-backup). Rollback refused and "
-                "nothing was undone.", _EDITED_HINT)
-        clean["backup"] = backup
-    return _describe_file(UndoAction(kind=action.kind, target=action.target, description="", manual="",
-                                     data=clean))
+    if action.kind != RESTORE_FILE:
+        return RemoveFile(path, data["sha256_after"])
+    backup = data.get("backup")
+    if not isinstance(backup, str) or not re.fullmatch(re.escape(path) + _BACKUP_SUFFIX, backup):
+        raise UndoRecordError(
+            f"The state file's {label} would restore {path} from {backup!r}, which is not a backup the "
+            f"wizard makes (beside the file: {path}.<time>.{BACKUP_TAG}-backup). Rollback refused and "
+            "nothing was undone.", _EDITED_HINT)
+    return RestoreFile(path, backup, data["sha256_before"], data["sha256_after"])
 
 
 def _plain_path(path: str) -> bool:
@@ -193,43 +215,44 @@ def _listing(paths: frozenset[str]) -> str:
 
 def perform(ctx: Context, action: UndoAction) -> None:
     """Carry out one generic undo action (checked by ``vet``), or raise WizardError saying why not."""
-    handler = _HANDLERS.get(action.kind)
     if action.kind == LEGACY_RUN:
         raise legacy_command_error(action, f"{action.kind} record")
-    if handler is None:
+    if action.kind not in (RESTORE_FILE, REMOVE_FILE):
         raise WizardError(f"This version does not know how to undo a {action.kind!r} change.",
                           "Undo it by hand.")
-    handler(host_for(ctx, action.target), action)
+    data = file_undo(action, f"{action.kind} record")
+    host = host_for(ctx, action.target)
+    if isinstance(data, RestoreFile):
+        _restore_file(host, data, action.manual)
+    else:
+        _remove_file(host, data, action.manual)
 
 
-def _restore_file(host: Host, action: UndoAction) -> None:
-    path, backup = action.data["path"], action.data["backup"]
+def _restore_file(host: Host, data: RestoreFile, manual: str) -> None:
+    path, backup = data.path, data.backup
     current = host.read_bytes(path) if host.exists(path) else None
-    if current is not None and sha256(current) == action.data["sha256_before"]:
+    if current is not None and sha256(current) == data.sha256_before:
         return  # never changed, or already restored
-    if current is not None and sha256(current) != action.data["sha256_after"]:
+    if current is not None and sha256(current) != data.sha256_after:
         raise WizardError(
             f"{path} on {host.label} was changed by someone else after the wizard wrote it; "
             "it was left alone rather than overwrite their change.",
-            f"Compare it with the backup and restore by hand if right: {action.manual}")
+            f"Compare it with the backup and restore by hand if right: {manual}")
     if not host.exists(backup):
         raise WizardError(f"The backup {backup} on {host.label} is gone, so {path} cannot be restored.",
                           "Restore the file from your own backups.")
     original = host.read_bytes(backup)
-    if sha256(original) != action.data["sha256_before"]:
+    if sha256(original) != data.sha256_before:
         raise WizardError(f"The backup {backup} on {host.label} no longer matches the original file.",
                           "Restore the file from your own backups.")
     host.write_atomic(path, original, mode=host.stat(backup).mode)
 
 
-def _remove_file(host: Host, action: UndoAction) -> None:
-    path = action.data["path"]
+def _remove_file(host: Host, data: RemoveFile, manual: str) -> None:
+    path = data.path
     if not host.exists(path):
         return
-    if sha256(host.read_bytes(path)) != action.data["sha256_after"]:
+    if sha256(host.read_bytes(path)) != data.sha256_after:
         raise WizardError(f"{path} on {host.label} was changed after the wizard created it; it was left in place.",
-                          f"Remove it by hand if it should go: {action.manual}")
+                          f"Remove it by hand if it should go: {manual}")
     host.remove(path)
-
-
-_HANDLERS = {RESTORE_FILE: _restore_file, REMOVE_FILE: _remove_file}

@@ -10,6 +10,8 @@ from importlib import import_module
 
 TYPE_CHECKING = False  # not typing's: the command line imports this module for --help
 if TYPE_CHECKING:
+    from typing import Any
+
     from wizard.engine.step import Step
 
 #: The public step names (README.md, "The steps"), in the order a setup runs them.
@@ -18,7 +20,7 @@ STEP_NAMES = ("preflight", "base-url", "connector", "restart", "balancer", "veri
 # name -> module holding a ``STEP`` instance (or the instance itself, which is
 # how tests plug in a step). A contract name that is not here yet is not
 # offered anywhere (and `--only` says so) rather than stubbed.
-_MODULES: dict[str, "str | Step"] = {
+_MODULES: dict[str, "str | Step[Any]"] = {
     "preflight": "wizard.steps.preflight",
     "base-url": "wizard.steps.base_url",
     "connector": "wizard.steps.connector",
@@ -33,7 +35,7 @@ def available() -> list[str]:
     return [name for name in STEP_NAMES if name in _MODULES]
 
 
-def get(name: str) -> Step:
+def get(name: str) -> Step[Any]:
     """The step called ``name``; UnknownStepError naming the valid ones otherwise."""
     if name not in _MODULES:
         from wizard.errors import (
@@ -49,11 +51,11 @@ def get(name: str) -> Step:
     return import_module(entry).STEP if isinstance(entry, str) else entry
 
 
-def all_steps() -> list[Step]:
+def all_steps() -> list[Step[Any]]:
     return [get(name) for name in available()]
 
 
-def resolve(names: list[str] | None) -> list[Step]:
+def resolve(names: list[str] | None) -> list[Step[Any]]:
     """The steps for ``--only NAMES`` (in contract order), or all of them."""
     if not names:
         return all_steps()

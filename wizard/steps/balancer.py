@@ -22,7 +22,7 @@ from wizard.engine.step import Context, Journal, Step
 from wizard.errors import WizardError
 
 
-def implementation(answers: Answers) -> Step:
+def implementation(answers: Answers) -> Step[Any]:
     """The step that does the work for this setup's balancer kind."""
     return kind_for(answers)
 
@@ -107,15 +107,15 @@ def _recently_restarted(ctx: Context) -> set[str]:
     record = ctx.previous.get("restart")
     now = datetime.now(timezone.utc)
     recent: set[str] = set()
-    for change in getattr(record, "changes", None) or []:
-        if not isinstance(change, dict) or change.get("kind") != "restart":
+    for change in record.changes if record is not None else []:
+        if change.kind != "restart" or change.at is None or change.target is None:
             continue
         try:
-            at = datetime.fromisoformat(str(change.get("at")))
+            at = datetime.fromisoformat(change.at)
         except ValueError:
             continue
         if at.tzinfo is not None and (now - at).total_seconds() < RECENT_RESTART_SECONDS:
-            recent.add(str(change.get("target")))
+            recent.add(change.target)
     return recent
 
 

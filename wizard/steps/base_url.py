@@ -25,6 +25,7 @@ import re
 import shlex
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 from xml.sax.saxutils import escape, unescape
 
 from wizard.answers_model import Answers, Database, Node
@@ -32,7 +33,7 @@ from wizard.confluence import checks
 from wizard.confluence.checks import Reading
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import http_get
-from wizard.engine.model import Change, Check, Plan, UndoAction
+from wizard.engine.model import Change, ChangeDetails, Check, Plan, UndoAction
 from wizard.engine.redact import MASK
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import ChangedSincePlanError, StepFailedError, WizardError
@@ -81,6 +82,28 @@ class BaseUrlFacts:
     manifest: str
     settings: SettingsRow | None = None
     running: tuple[str, ...] = ()  # postgres: nodes whose Confluence still answers
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuidedChange(ChangeDetails):
+    """The admin changes the base URL in General Configuration; the wizard watches ``manifest``."""
+
+    old: str | None
+    new: str
+    admin_page: str
+    manifest: str
+    read_from: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseChange(ChangeDetails):
+    """The wizard writes the base URL into the settings row ``bandanaid`` (psql on ``psql_on``)."""
+
+    database: dict[str, Any]
+    old: str
+    new: str
+    bandanaid: int
+    psql_on: str
 
 
 def wanted_base_url(answers: Answers) -> str:
@@ -250,8 +273,8 @@ class BaseUrlStep(Step[BaseUrlFacts]):
                        f"it to {facts.wanted}")
             change = Change(target=facts.node, kind="manual", summary=summary,
                             diff=f"-{facts.current}\n+{facts.wanted}\n",
-                            details={"old": facts.current, "new": facts.wanted, "admin_page": facts.admin_page,
-                                     "manifest": facts.manifest, "read_from": facts.source})
+                            details=GuidedChange(old=facts.current, new=facts.wanted, admin_page=facts.admin_page,
+                                                 manifest=facts.manifest, read_from=facts.source))
             return Plan(self.name, f"you change the base URL from {facts.current} to {facts.wanted}", [change])
         db = answers.base_url.db
         if facts.settings is None or facts.current is None:
@@ -266,8 +289,8 @@ class BaseUrlStep(Step[BaseUrlFacts]):
                      f"'_GLOBAL' / 'atlassian.confluence.settings' of the {_describe(db)} from {facts.current} to "
                      f"{facts.wanted}{stopped}"),
             diff=f"-<baseUrl>{escape(facts.current)}</baseUrl>\n+<baseUrl>{escape(facts.wanted)}</baseUrl>\n",
-            details={"database": asdict(db), "old": facts.current, "new": facts.wanted,
-                     "bandanaid": facts.settings.id, "psql_on": facts.node},
+            details=DatabaseChange(database=asdict(db), old=facts.current, new=facts.wanted,
+                                   bandanaid=facts.settings.id, psql_on=facts.node),
             payload=facts.settings)
         return Plan(self.name, f"write the base URL {facts.wanted} into the database (was {facts.current})"
                     + stopped, [change])
@@ -281,7 +304,9 @@ class BaseUrlStep(Step[BaseUrlFacts]):
     # guided
 
     def _guided(self, ctx: Context, change: Change, journal: Journal) -> str:
-        old, wanted, page = change.details["old"], change.details["new"], change.details["admin_page"]
+        details = change.details
+        assert isinstance(details, GuidedChange), f"not a guided change: {details!r}"
+        old, wanted, page = details.old, details.new, details.admin_page
         if not ctx.interactive:
             raise StepFailedError(
                 f"Confluence's base URL is {old}, not {wanted}. The wizard cannot change it for you with the guided "
@@ -290,7 +315,7 @@ class BaseUrlStep(Step[BaseUrlFacts]):
                 "Then run the same command again; it goes on once the base URL matches "
                 "(or use base_url.method postgres to have the wizard write it into the database).")
         node = ctx.answers.node(change.target)
-        manifest = change.details["manifest"]
+        manifest = details.manifest
         ctx.progress(self.name, node.name, f"In Confluence, go to General Configuration > Server Base URL ({page}) "
                                            f"and set it to {wanted}; the wizard watches for it.")
         deadline = time.monotonic() + WAIT_SECONDS
@@ -319,7 +344,9 @@ class BaseUrlStep(Step[BaseUrlFacts]):
         db = ctx.answers.base_url.db
         node = ctx.answers.node(change.target)
         host = ctx.hosts.node(node)
-        old, new = change.details["old"], change.details["new"]
+        details = change.details
+        assert isinstance(details, DatabaseChange), f"not a database change: {details!r}"
+        old, new = details.old, details.new
         planned: SettingsRow = change.payload
         ctx.progress(self.name, node.name, "checking that Confluence is stopped on every node")
         _require_stopped(ctx, "write the base URL into the database")

@@ -35,7 +35,7 @@ from wizard.confluence.serverxml import (
 )
 from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note, replace_file
-from wizard.engine.model import Change, Check, Plan
+from wizard.engine.model import Change, Check, FileChange, Plan
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import WizardError
 
@@ -54,6 +54,26 @@ class Wanted:
     def describe(self) -> str:
         secure = ', secure="true"' if self.scheme == "https" else ""
         return f'proxyName="{self.proxy_name}", proxyPort="{self.proxy_port}", scheme="{self.scheme}"{secure}'
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorChange(FileChange):
+    """A node's server.xml, its active Connector's start tag edited: each attribute as [old, new]."""
+
+    port: int
+    line: int
+    attributes: dict[str, list[str | None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetenvChange(FileChange):
+    """A node's bin/setenv.sh, the Synchrony options of this setup added or removed ([option, value])."""
+
+    role = "setenv"
+
+    added: list[list[str]]
+    removed: list[list[str]]
+    notes: list[str]
 
 
 class ConnectorStep(Step[dict[str, NodeFacts]]):
@@ -97,14 +117,14 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
                 summary=f"{fact.server_xml_path}{link_note(fact.server_xml_link)}: Connector on port {edit.port} "
                         f"(line {edit.line}): {changed}",
                 diff=unified_diff(node.name, fact.server_xml_path, fact.text, edit.new_text),
-                details={"path": fact.server_xml_path, "port": edit.port, "line": edit.line,
-                         "attributes": {k: list(v) for k, v in edit.attributes_changed.items()}},
+                details=ConnectorChange(path=fact.server_xml_path, port=edit.port, line=edit.line,
+                                        attributes={k: list(v) for k, v in edit.attributes_changed.items()}),
                 payload=(fact.server_xml, encode_server_xml(edit.new_text, fact.encoding))))
         if not changes:
             return Plan(self.name, "every node's Connector is already right",
                         noop_reason=f"Every Connector already has {wanted.describe()}: " + "; ".join(unchanged))
-        connectors = [c for c in changes if c.details.get("role") != "setenv"]
-        setenvs = [c for c in changes if c.details.get("role") == "setenv"]
+        connectors = [c for c in changes if isinstance(c.details, ConnectorChange)]
+        setenvs = [c for c in changes if isinstance(c.details, SetenvChange)]
         parts = []
         if connectors:
             parts.append(f"edit the Connector on {len(connectors)} of {len(answers.nodes)} node(s) to "
@@ -125,10 +145,12 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
 
         def edit(node: Node) -> None:
             for change in by_node.get(node.name, []):
+                assert isinstance(change.details, FileChange), f"not a file change: {change.details!r}"
+                path = change.details.path
                 before, after = change.payload
                 ctx.check_cancelled()
-                ctx.progress(self.name, node.name, f"writing {change.details['path']}")
-                replace_file(ctx.hosts.node(node), node.name, change.details["path"], planned_from=before,
+                ctx.progress(self.name, node.name, f"writing {path}")
+                replace_file(ctx.hosts.node(node), node.name, path, planned_from=before,
                              new=after, journal=journal, summary=change.summary)
             if node.name in by_node:
                 ctx.progress(self.name, node.name, "written", 1.0)
@@ -219,8 +241,8 @@ def _setenv_change(answers: Answers, node: Node, fact: NodeFacts) -> tuple[Chang
         target=node.name, kind="file",
         summary=f"{path}{link_note(fact.setenv_link)}: {edit.describe()} (synchrony.mode {answers.synchrony.mode})",
         diff=unified_diff(node.name, path, text, edit.new_text),
-        details={"role": "setenv", "path": path, "added": [list(a) for a in edit.added],
-                 "removed": [list(r) for r in edit.removed], "notes": list(edit.notes)},
+        details=SetenvChange(path=path, added=[list(a) for a in edit.added],
+                             removed=[list(r) for r in edit.removed], notes=list(edit.notes)),
         payload=(fact.setenv, edit.new_text.encode("utf-8"))), list(edit.notes)
 
 

@@ -42,7 +42,8 @@ from wizard.balancers.kind import kind_for
 from wizard.confluence.checks import synchrony_heartbeat_url
 from wizard.confluence.nodes import NodeFacts, read_node_facts
 from wizard.confluence.probes import confluence_state, heartbeat_ok, http_get
-from wizard.engine.model import Change, Check, Plan
+from wizard.engine.model import Change, ChangeDetails, Check, Plan
+from wizard.engine.state import StepRecord
 from wizard.engine.step import Context, Journal, Step
 from wizard.errors import StepFailedError, WizardError
 from wizard.transport.hosts import Host
@@ -103,6 +104,21 @@ class RestartFacts:
         return self.last_connector_change is not None and restarted <= self.last_connector_change
 
 
+@dataclass(frozen=True, kw_only=True)
+class NodeRestart(ChangeDetails):
+    """One node's turn in the roll: how it is restarted (the change's kind: command, manual, or
+    undrain for a node an earlier roll restarted), where it answers, and whether it is drained."""
+
+    command: str
+    status_url: str
+    #: The node's own Synchrony heartbeat, waited for before it is put back (direct mode).
+    heartbeat_url: str | None
+    drain: bool
+    drain_seconds: int
+    left_drained: bool
+    order: int
+
+
 def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
     """The node's restart command and where it came from; WizardError when there is none."""
     if node.restart_command:
@@ -120,7 +136,7 @@ def detect_restart_command(host: Host, node: Node) -> tuple[str, str]:
                       f"Set nodes[].restart_command for {node.name}, or use `restart: manual`.")
 
 
-def last_change(record: Any, kind: str = "file") -> str | None:
+def last_change(record: StepRecord | None, kind: str = "file") -> str | None:
     """When a step last made a change of ``kind`` or undid one: server.xml edits and the
     base URL written into the database both take effect only when Confluence restarts.
 
@@ -130,25 +146,27 @@ def last_change(record: Any, kind: str = "file") -> str | None:
     """
     if record is None:
         return None
-    times = [c.get("at") for c in record.changes if c.get("kind") == kind and c.get("at")]
-    undone = [u.get("undone") for u in record.undo if u.get("undone")]
-    recorded = [u.get("recorded") for u in record.undo if u.get("recorded")]
+    times = [c.at for c in record.changes if c.kind == kind and c.at]
+    undone = [u.undone for u in record.undo if u.undone]
+    recorded = [u.recorded for u in record.undo if u.recorded]
     return max(times + undone + recorded, default=None)
 
 
-def last_file_change(record: Any) -> str | None:
+def last_file_change(record: StepRecord | None) -> str | None:
     return last_change(record, "file")
 
 
-def left_drained(record: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def left_drained(record: StepRecord | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The nodes an earlier roll drained and did not put back (a ``drain`` change without a later
     ``undrain``), in drain order; and those of them restarted since their drain."""
     drained: dict[str, str] = {}
     restarted: set[str] = set()
     for change in record.changes if record is not None else []:
-        target, kind = change.get("target"), change.get("kind")
+        target, kind = change.target, change.kind
+        if target is None:
+            continue
         if kind == "drain":
-            drained[target] = change.get("at", "")
+            drained[target] = change.at or ""
             restarted.discard(target)
         elif kind in ("undrain", "drain-failed"):
             drained.pop(target, None)
@@ -158,12 +176,12 @@ def left_drained(record: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(drained), tuple(n for n in drained if n in restarted)
 
 
-def restart_times(record: Any) -> dict[str, str]:
+def restart_times(record: StepRecord | None) -> dict[str, str]:
     """Each node's latest restart by this step (a roll that stopped half-way counts for its nodes)."""
     latest: dict[str, str] = {}
     for change in record.changes if record is not None else []:
-        if change.get("kind") == "restart" and change.get("at"):
-            latest[change["target"]] = max(change["at"], latest.get(change["target"], ""))
+        if change.kind == "restart" and change.at and change.target is not None:
+            latest[change.target] = max(change.at, latest.get(change.target, ""))
     return latest
 
 
@@ -173,7 +191,7 @@ class RestartStep(Step[RestartFacts]):
     explanation = ("A server.xml change takes effect only after Confluence restarts. Nodes restart one "
                    "at a time, each waited for until /status answers RUNNING, so users keep working.")
 
-    def rollback_warning(self, record: Any) -> str:
+    def rollback_warning(self, record: StepRecord) -> str:
         drained, _ = left_drained(record)
         if not drained:
             return ""
@@ -277,12 +295,11 @@ class RestartStep(Step[RestartFacts]):
                 summary = ("NO DRAIN (the balancer keeps sending it users, whose requests fail while it "
                            "restarts): " + summary)
             changes.append(Change(target=name, kind=kind, summary=summary,
-                                  details={"command": facts.commands[name], "status_url": facts.status_urls[name],
-                                           "heartbeat_url": heartbeat, "drain": drain,
-                                           "drain_seconds": answers.restart_drain if drain and not facts.drain_waits
-                                           else 0,
-                                           "left_drained": name in facts.left_drained,
-                                           "order": index + 1}))
+                                  details=NodeRestart(command=facts.commands[name], status_url=facts.status_urls[name],
+                                                      heartbeat_url=heartbeat, drain=drain,
+                                                      drain_seconds=answers.restart_drain
+                                                      if drain and not facts.drain_waits else 0,
+                                                      left_drained=name in facts.left_drained, order=index + 1)))
         how = "you restart each node" if manual else "restart each node"
         skipped = [n.name for n in answers.nodes if n not in pending]
         note = (f" ({', '.join(skipped)} already restarted since the last Connector change)"
@@ -309,46 +326,47 @@ class RestartStep(Step[RestartFacts]):
         kind = kind_for(ctx.answers)
         for index, change in enumerate(plan.changes):
             node = ctx.answers.node(change.target)
+            details = change.details
+            assert isinstance(details, NodeRestart), f"not a node's restart: {details!r}"
             ctx.check_cancelled()
-            drain = bool(change.details.get("drain"))
+            drain = details.drain
             if drain:
                 self._drain(ctx, kind, node, journal, restarted)
-                seconds = float(change.details["drain_seconds"])
-                if seconds > 0:
-                    ctx.progress(self.name, node.name, f"drained; {change.details['drain_seconds']} s for the "
+                if details.drain_seconds > 0:
+                    ctx.progress(self.name, node.name, f"drained; {details.drain_seconds} s for the "
                                  "requests under way", index / total)
                     # Cancellable: the node stays drained and recorded so, and the next run resumes with it.
-                    ctx.cancel.wait(seconds)
+                    ctx.cancel.wait(float(details.drain_seconds))
                     ctx.check_cancelled()
             if change.kind == "command":
                 ctx.progress(self.name, node.name, f"restarting ({index + 1}/{total})", index / total)
                 host = ctx.hosts.node(node)
                 # Watched while the command runs: a command that waits until the node is
                 # back has taken it down and up before it returns.
-                with _DownWatcher(change.details["status_url"]) as watcher:
-                    host.run_checked(change.details["command"], timeout=float(ctx.answers.restart_timeout),
+                with _DownWatcher(details.status_url) as watcher:
+                    host.run_checked(details.command, timeout=float(ctx.answers.restart_timeout),
                                      what=f"Restarting Confluence on {node.name}",
                                      hint=_stopped_hint(restarted, node, drain))
                 if not watcher.seen_down:
                     ctx.progress(self.name, node.name, "waiting for it to go down")
-                    self._wait_down(ctx, node, change.details["status_url"], restarted,
-                                    command=change.details["command"], drained=drain)
+                    self._wait_down(ctx, node, details.status_url, restarted,
+                                    command=details.command, drained=drain)
             elif change.kind == "manual":
-                ctx.progress(self.name, node.name, f"waiting for you to restart it: {change.details['command']}",
+                ctx.progress(self.name, node.name, f"waiting for you to restart it: {details.command}",
                              index / total)
                 # A node that was never restarted answers RUNNING at once; only a node seen
                 # leaving RUNNING and coming back has really been restarted by the admin.
-                self._wait_down(ctx, node, change.details["status_url"], restarted, drained=drain)
-            self._wait_running(ctx, node, change.details["status_url"], restarted, drained=drain)
+                self._wait_down(ctx, node, details.status_url, restarted, drained=drain)
+            self._wait_running(ctx, node, details.status_url, restarted, drained=drain)
             if change.kind != "undrain":
                 # Recorded once RUNNING, so a roll stopped by a node that did not come back
                 # restarts that node again next time, and not the ones before it.
                 journal.changed(target=node.name, kind="restart",
-                                summary=f"restarted with {change.details['command']}",
-                                command=change.details["command"])
-            if change.details.get("heartbeat_url"):
-                self._wait_heartbeat(ctx, node, change.details["heartbeat_url"], restarted, drained=drain)
-            if not drain and change.details.get("left_drained"):
+                                summary=f"restarted with {details.command}",
+                                command=details.command)
+            if details.heartbeat_url:
+                self._wait_heartbeat(ctx, node, details.heartbeat_url, restarted, drained=drain)
+            if not drain and details.left_drained:
                 # Drained by an earlier roll behind a balancer that is no longer live (rolled back,
                 # or another kind now) or can no longer drain: there is nothing the wizard can put
                 # back, and the record says so.
@@ -368,7 +386,8 @@ class RestartStep(Step[RestartFacts]):
                 journal.changed(target=node.name, kind="undrain", summary="put back in the balancer")
             restarted.append(node.name)
             ctx.progress(self.name, node.name, "RUNNING", (index + 1) / total)
-        how = "drained, restarted and put back" if any(c.details.get("drain") for c in plan.changes) \
+        how = "drained, restarted and put back" if any(isinstance(c.details, NodeRestart) and c.details.drain
+                                                       for c in plan.changes) \
             else "restarted"
         return f"{how}: {', '.join(restarted)}, one at a time; each answered RUNNING"
 

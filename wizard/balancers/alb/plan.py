@@ -33,7 +33,7 @@ from wizard.balancers.alb.names import (
     ROLE_SYNCHRONY_RULE,
     ROLE_SYNCHRONY_TG,
 )
-from wizard.engine.model import BALANCER, Change
+from wizard.engine.model import BALANCER, Change, ResourceChange
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def plan_changes(desired: Desired, facts: AlbFacts) -> list[Change]:
 
 def _change(action: Action, summary: str, **details: Any) -> Change:
     return Change(target=BALANCER, kind="aws", summary=summary,
-                  details={"resource": action.resource, "action": action.verb, "name": action.name, **details},
+                  details=ResourceChange(resource=action.resource, action=action.verb, name=action.name, extra=details),
                   payload=action)
 
 

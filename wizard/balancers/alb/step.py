@@ -29,7 +29,7 @@ from wizard.balancers.kind import BalancerKind, DrainSupport
 from wizard.confluence.checks import public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint
-from wizard.engine.model import BALANCER, Check, Plan, UndoAction
+from wizard.engine.model import BALANCER, Check, Plan, ResourceChange, UndoAction
 from wizard.engine.step import Context, Journal
 from wizard.errors import ChangedSincePlanError, WizardError
 from wizard.transport.aws import Aws, AwsError, connect
@@ -85,7 +85,8 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
         if not changes:
             return Plan(self.name, f"the load balancer {desired.names.load_balancer} is in place",
                         noop_reason=noop_reason(desired, facts) + note + f" Settings: {desired.settings_note}.")
-        counted = {verb: sum(1 for c in changes if c.details["action"] in actions)
+        actions_planned = [c.details.action for c in changes if isinstance(c.details, ResourceChange)]
+        counted = {verb: sum(1 for action in actions_planned if action in actions)
                    for verb, actions in (("create", ("create",)), ("modify", ("modify",)),
                                          ("add", ("authorize", "register")),
                                          ("remove", ("delete", "revoke")))}

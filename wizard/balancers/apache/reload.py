@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import time
-from typing import Any
 
 from wizard.balancers.apache.facts import config_test_lines, parse_includes
 from wizard.errors import StepFailedError
@@ -46,13 +45,14 @@ def config_test(host: Host, command: str, *, after_change: bool) -> None:
         "Fix what Apache names above by hand, then run the test and reload yourself.")
 
 
-def check_included(host: Host, details: dict[str, Any]) -> None:
-    """Apache must actually read the file; a config_path outside every Include does nothing."""
-    result = host.run(details["includes"], timeout=60.0)
+def check_included(host: Host, includes: str, owned: list[str]) -> None:
+    """Apache must actually read the file; a config_path outside every Include does nothing.
+    ``includes`` lists the files Apache reads; ``owned`` are the wizard's, config_path first."""
+    result = host.run(includes, timeout=60.0)
     included = set(parse_includes(result.stdout + "\n" + result.stderr))
-    if result.ok and not included.intersection(details["owned"]):
+    if result.ok and not included.intersection(owned):
         raise StepFailedError(
-            f"Apache does not read {details['owned'][0]}: no Include of its configuration covers that file, "
+            f"Apache does not read {owned[0]}: no Include of its configuration covers that file, "
             "so the new configuration would have no effect. Nothing was reloaded.",
             "Put config_path in a folder Apache includes (sites-available on Debian, which the wizard "
             "enables; conf.d on RHEL; the IncludeOptional folder of a self-contained main file).")

@@ -1,17 +1,15 @@
 """Balancer, Apache kind: the vhost in front of the nodes, written, tested, then reloaded.
 
-The order of ``apply`` is the safety (certbot's installer does the same): the undo is
-recorded before each change, the configuration is tested with Apache's own test
-before anything is reloaded, and a failed test leaves Apache serving what it served,
-while the runner puts the previous files back. The first undo recorded is a reload
-(undone last, so after every file is back) that only runs when this apply's
-configuration was actually loaded, and only after the restored files pass the test.
-
-An apply killed between writing the files and reloading Apache leaves the files as
-planned but Apache on its old configuration. So before the first write a "reload
-pending" marker goes into the step's record, and once Apache runs the new
-configuration a "reloaded" one: the next apply finds the marker without its end and
-plans the test and reload although every file is already in place.
+The order of ``apply`` is the safety (certbot's installer does the same), and nginx and HAProxy
+share it: ``wizard.balancers.reloading`` holds it. The undo is recorded before each change,
+the configuration is tested with Apache's own test before anything is reloaded, and a failed
+test leaves Apache serving what it served, while the runner puts the previous files back. The
+first undo recorded is a reload (undone last, so after every file is back) that only runs when
+this apply's configuration was actually loaded, and only after the restored files pass the test.
+An apply killed between writing the files and reloading Apache is finished by the next one
+(the "reload pending" marker). What is Apache's own is here: enabling the site and modules on
+the Debian layout (each undo recorded first), the check that Apache reads the file, and how a
+reload is watched.
 
 The plan is pure: the vhost is rendered from the answers and the facts (Apache's
 version, its modules, its listeners; each node's ports from its own files), and
@@ -22,9 +20,9 @@ place and plans nothing.
 from __future__ import annotations
 
 import posixpath
-import re
-import secrets
 import shlex
+from dataclasses import dataclass
+from typing import Any
 
 from wizard.answers_model import Answers, Node
 from wizard.balancers.apache.checks import ApacheChecks
@@ -61,7 +59,6 @@ from wizard.balancers.apache.undo import (
     module_undo,
     pending_reload,
     reload_undo,
-    same_reload,
     site_of,
     site_undo,
     vet_legacy_run,
@@ -76,18 +73,76 @@ from wizard.balancers.apache.vhost import (
     needed_modules,
     render_vhost,
 )
-from wizard.balancers.kind import BalancerKind
-from wizard.balancers.reload_marker import RELOAD_DONE, RELOAD_PENDING
+from wizard.balancers.reload_marker import reload_was_run
+from wizard.balancers.reloading import ReloadChange, Reloader, ReloadingKind
 from wizard.confluence.checks import apache_probe_address, public_host_header
 from wizard.confluence.nodes import read_node_facts
 from wizard.confluence.probes import Endpoint, url_host
 from wizard.engine.diffs import unified_diff
-from wizard.engine.files import link_note, replace_file
-from wizard.engine.model import BALANCER, Change, Check, Plan, UndoAction
-from wizard.engine.redact import MASK
+from wizard.engine.files import link_note
+from wizard.engine.model import BALANCER, Change, ChangeDetails, Check, FileChange, Plan, UndoAction
 from wizard.engine.step import Context, Journal
 from wizard.engine.undo import LEGACY_RUN, UndoRecordError, perform
 from wizard.errors import CommandFailedError, WizardError
+from wizard.transport.hosts import Host
+
+
+# The particulars of each change the Apache plan makes (saved as the plan's details).
+
+
+@dataclass(frozen=True, kw_only=True)
+class VhostChange(FileChange):
+    """The vhost file of the setup."""
+
+    role = "vhost"
+
+    apache: str
+    layout: str
+    websocket_style: str
+    nodes: list[dict[str, Any]]
+    synchrony_nodes: list[dict[str, Any]]
+    settings: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModulesFileChange(FileChange):
+    """The file of LoadModule lines (the modules-file layout)."""
+
+    role = "modules-file"
+
+    modules: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnableChange(ChangeDetails):
+    """A command that switches something on (Debian's a2ensite, a2enmod), and the one that switches
+    it off again (shown only: the undo builds its own command from the answers when it runs)."""
+
+    command: str
+    undo: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteChange(EnableChange):
+    role = "site"
+
+    site: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModuleChange(EnableChange):
+    role = "module"
+
+    module: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApacheReloadChange(ReloadChange):
+    """The test and reload, and how to see that Apache reads the vhost: ``includes`` lists the
+    files Apache reads, ``owned`` are the wizard's (config_path first)."""
+
+    includes: str
+    owned: list[str]
 
 
 def refuse_what_cannot_work(answers: Answers, facts: BalancerFacts, vhost: Vhost) -> None:
@@ -187,8 +242,10 @@ def modules_file_text(answers: Answers, apache: ApacheFacts, modules: list[str])
     return "\n".join(lines) + "\n"
 
 
-class ApacheBalancerStep(BalancerKind[BalancerFacts]):
+class ApacheBalancerStep(ReloadingKind[BalancerFacts]):
     kind = "apache"
+    product = "Apache"
+    reload_undo_kind = RELOAD_UNDO
     sticky_cookie = "ROUTEID"
     can_drain = True
     drain_summary = ("its members go to drain mode (status=+D) in every balancer, tested and gracefully "
@@ -266,13 +323,13 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
                 summary=f"{path}{link_note(apache.config_link)}: {what}: the vhost for {vhost.server_name} on port "
                         f"{vhost.listen_port}",
                 diff=unified_diff(BALANCER, path, before, text),
-                details={"role": "vhost", "path": path, "apache": apache.version_string,
-                         "layout": apache.layout.name, "websocket_style": vhost.ws_style,
-                         "nodes": [{"name": n.name, "address": n.host, "confluence_port": n.confluence_port,
-                                    "synchrony_port": n.synchrony_port, "synchrony_port_from": n.synchrony_port_source}
-                                   for n in facts.nodes],
-                         "synchrony_nodes": [dict(s) for s in vhost.synchrony_nodes],
-                         "settings": vhost.settings_note()},
+                details=VhostChange(
+                    path=path, apache=apache.version_string, layout=apache.layout.name,
+                    websocket_style=vhost.ws_style,
+                    nodes=[{"name": n.name, "address": n.host, "confluence_port": n.confluence_port,
+                            "synchrony_port": n.synchrony_port, "synchrony_port_from": n.synchrony_port_source}
+                           for n in facts.nodes],
+                    synchrony_nodes=[dict(s) for s in vhost.synchrony_nodes], settings=vhost.settings_note()),
                 payload=(apache.current, new)))
         modules = modules_to_enable(answers, apache)
         changes += self._module_changes(answers, apache, modules)
@@ -281,8 +338,7 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
             enable = apache.enabler.enable_command(site)
             changes.append(Change(
                 target=BALANCER, kind="command", summary=f"enable the site: {enable}",
-                details={"role": "site", "site": site, "command": enable,
-                         "undo": apache.enabler.disable_command(site)}))
+                details=SiteChange(site=site, command=enable, undo=apache.enabler.disable_command(site))))
         if vhost.standalone:
             nodes_note = (", ".join(f"{n.name} {n.host}:{n.confluence_port}" for n in facts.nodes)
                           + "; /synchrony to a balancer over the standalone Synchrony cluster: "
@@ -305,10 +361,11 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
             target=BALANCER, kind="command",
             summary=f"test the configuration (`{commands.configtest}`), and only then reload Apache "
                     f"(`{commands.reload}`){unfinished}",
-            details={"role": "reload", "configtest": commands.configtest, "reload": commands.reload,
-                     "includes": commands.includes, "owned": list(apache.owned_paths),
-                     "pid_file": _absolute(apache.settings.pid_file, apache.settings.server_root),
-                     "resume_reload_id": facts.pending_reload}))
+            details=ApacheReloadChange(
+                configtest=commands.configtest, reload=commands.reload, includes=commands.includes,
+                owned=list(apache.owned_paths),
+                pid_file=_absolute(apache.settings.pid_file, apache.settings.server_root),
+                resume_reload_id=facts.pending_reload)))
         if len(changes) == 1:
             summary = (f"finish the apply that was stopped before Apache was reloaded: {path} is already as "
                        f"planned; test the configuration and reload Apache. {facts_note}")
@@ -325,9 +382,8 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
             assert layout.module_enable and layout.module_disable
             return [Change(target=BALANCER, kind="command",
                            summary=f"enable the module {m}: {layout.enable_module_command(m)}",
-                           details={"role": "module", "module": m,
-                                    "command": layout.enable_module_command(m),
-                                    "undo": layout.disable_module_command(m)})
+                           details=ModuleChange(module=m, command=layout.enable_module_command(m),
+                                                undo=layout.disable_module_command(m)))
                     for m in modules]
         if layout.module_mechanism == "modules-file":
             assert apache.modules_file is not None
@@ -338,64 +394,50 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
             return [Change(target=BALANCER, kind="file",
                            summary=f"{apache.modules_file}: load the module(s) {', '.join(modules)}",
                            diff=unified_diff(BALANCER, apache.modules_file, before, text),
-                           details={"role": "modules-file", "path": apache.modules_file, "modules": modules},
+                           details=ModulesFileChange(path=apache.modules_file, modules=modules),
                            payload=(apache.modules_file_current, text.encode()))]
         # "vhost": the LoadModule lines are part of the vhost file, so its change covers them.
         return []
 
-    # Apply.
+    # Apply (in the order of ``ReloadingKind.apply``).
 
-    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
-        host = ctx.hosts.balancer()
-        final = next(c for c in plan.changes if c.details.get("role") == "reload")
-        details = final.details
-        resumed = details.get("resume_reload_id")
-        token = resumed or secrets.token_hex(8)
-        if not resumed:
-            # Recorded first, so undone last: once the files are back, test them and reload.
-            journal.undo(reload_undo(ctx.answers, token))
-            # Before any write: a kill from here on leaves a pending reload the next apply finishes.
-            journal.changed(target=BALANCER, kind=RELOAD_PENDING, reload_id=token,
-                            summary="Apache is to be tested and reloaded once the changes below are made")
-        # Resuming: the interrupted apply's reload undo (recorded before its writes) stays the
-        # last one undone, after its files and this apply's are back.
-        for change in plan.changes:
-            ctx.check_cancelled()
-            role = change.details["role"]
-            if role in ("vhost", "modules-file"):
-                before, after = change.payload
-                ctx.progress(self.name, BALANCER, f"writing {change.details['path']}")
-                replace_file(host, BALANCER, change.details["path"], planned_from=before, new=after,
-                             journal=journal, summary=change.summary)
-            elif role in ("module", "site"):
-                ctx.progress(self.name, BALANCER, change.details["command"])
-                journal.undo(site_undo(ctx.answers, change.details["site"]) if role == "site"
-                             else module_undo(ctx.answers, change.details["module"]))
-                host.run_checked(change.details["command"], what=f"`{change.details['command']}`")
-                journal.changed(target=BALANCER, kind="command", summary=change.summary,
-                                command=change.details["command"], undo=change.details["undo"])
-        ctx.progress(self.name, BALANCER, "testing the configuration")
-        config_test(host, details["configtest"], after_change=True)
-        check_included(host, details)
-        pid_file = details.get("pid_file")
+    def reload_undo(self, answers: Answers, token: str) -> UndoAction:
+        return reload_undo(answers, token)
+
+    def config_test(self, host: Host, command: str, *, after_change: bool) -> None:
+        config_test(host, command, after_change=after_change)
+
+    def apply_other(self, ctx: Context, host: Host, change: Change, journal: Journal) -> None:
+        """Enable the site or a module (Debian), its undo recorded first: by name, the command that
+        undoes it is built from the answers when it runs."""
+        details = change.details
+        assert isinstance(details, SiteChange | ModuleChange), f"not an Apache change: {details!r}"
+        ctx.progress(self.name, BALANCER, details.command)
+        journal.undo(site_undo(ctx.answers, details.site) if isinstance(details, SiteChange)
+                     else module_undo(ctx.answers, details.module))
+        host.run_checked(details.command, what=f"`{details.command}`")
+        journal.changed(target=BALANCER, kind="command", summary=change.summary,
+                        command=details.command, undo=details.undo)
+
+    def confirm_loaded(self, host: Host, answers: Answers, reload: ReloadChange) -> None:
+        assert isinstance(reload, ApacheReloadChange), f"not Apache's reload: {reload!r}"
+        check_included(host, reload.includes, reload.owned)
+
+    def reloader(self, host: Host, reload: ReloadChange) -> Reloader:
+        pid_file = reload.pid_file
         was_running = running_pid(host, pid_file) is not None if pid_file else False
-        # Recorded before the reload runs: a reload that fails half-way still gets undone.
-        journal.changed(target=BALANCER, kind="reload", reload_id=token, command=details["reload"],
-                        summary=f"reloaded Apache: {details['reload']}")
-        ctx.progress(self.name, BALANCER, "reloading Apache")
-        try:
-            host.run_checked(details["reload"], timeout=120.0, what="Reloading Apache")
-        except CommandFailedError as exc:
-            raise ApacheReloadError(exc.message, "The previous configuration is put back and Apache reloaded "
-                                                 "with it. Fix what the reload said, then run the step again.") from exc
-        if was_running and pid_file:
-            wait_still_running(host, pid_file)
-        journal.changed(target=BALANCER, kind=RELOAD_DONE, reload_id=token,
-                        summary="Apache runs the new configuration")
-        ctx.progress(self.name, BALANCER, "reloaded", 1.0)
-        if len(plan.changes) == 1:
-            return "Apache tested and reloaded, finishing the apply that was stopped before its reload"
-        return f"Apache configured, tested and reloaded ({len(plan.changes) - 1} change(s))"
+
+        def run() -> None:
+            try:
+                host.run_checked(reload.reload, timeout=120.0, what="Reloading Apache")
+            except CommandFailedError as exc:
+                raise ApacheReloadError(exc.message, "The previous configuration is put back and Apache reloaded "
+                                                     "with it. Fix what the reload said, then run the step "
+                                                     "again.") from exc
+            if was_running and pid_file:
+                wait_still_running(host, pid_file)
+
+        return run
 
     # Undo.
 
@@ -413,11 +455,8 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
         if action.kind != RELOAD_UNDO:
             perform(ctx, action)
             return
-        record = ctx.previous.get(self.name)
-        changes = getattr(record, "changes", None)
         reload_id = str(action.data.get("reload_id", action.data.get("token")))
-        if changes is not None and not any(same_reload(c, reload_id)
-                                           for c in changes):
+        if not reload_was_run(ctx.previous.get(self.name), reload_id):
             return  # that apply never reloaded: Apache still runs what it ran before
         host = ctx.hosts.balancer()
         commands = commands_for(detect_layout(host, apache_options(ctx.answers)), apache_options(ctx.answers))
@@ -434,28 +473,16 @@ class ApacheBalancerStep(BalancerKind[BalancerFacts]):
             return vet_legacy_run(answers, action, label)
         if action.kind not in (RELOAD_UNDO, SITE_UNDO, MODULE_UNDO):
             return super().vet_undo(answers, action, label)
+        if action.kind == RELOAD_UNDO:
+            token = self.vet_reload_id(action, label, EDITED_HINT)
+            options = apache_options(answers)
+            self.refuse_masked_commands({"configtest_command": options.configtest_command,
+                                         "reload_command": options.reload_command}, label)
+            return reload_undo(answers, token)
         if action.target != BALANCER:
             raise UndoRecordError(f"The state file's {label} ({action.kind}) names {action.target!r}, not the "
                                   "balancer; rollback refused and nothing was undone.", EDITED_HINT)
         data = action.data
-        if action.kind == RELOAD_UNDO:
-            # Older versions called it "token", and the state's masking turned it into MASK on both
-            # sides (the change and the undo): such a record matches any reload of the step.
-            token = data.get("reload_id", data.get("token"))
-            if not isinstance(token, str) or not (token == MASK or re.fullmatch(r"[0-9a-f]{1,64}", token)):
-                raise UndoRecordError(f"The state file's {label} (a reload of Apache) has no valid token; "
-                                      "rollback refused and nothing was undone.", EDITED_HINT)
-            options = apache_options(answers)
-            for key in ("configtest_command", "reload_command"):
-                command = getattr(options, key)
-                if command and MASK in command:
-                    # A masked secret would make the command something else (a syntax error at best).
-                    raise UndoRecordError(
-                        f"balancer.apache.{key} in these answers holds a masked secret ({command!r}), so it "
-                        "cannot be run; rollback refused and nothing was undone.",
-                        "Put the real command back in the answers held by the state file, reading the secret at "
-                        "run time ($(cat FILE) or $VARIABLE) instead of writing it, then roll back again.")
-            return reload_undo(answers, token)
         if action.kind == SITE_UNDO:
             site = data.get("site")
             expected = expected_site(answers)

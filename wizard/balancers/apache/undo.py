@@ -94,13 +94,6 @@ def reload_undo(answers: Answers, token: str) -> UndoAction:
         data={"reload_id": token})
 
 
-def same_reload(change: Any, reload_id: str) -> bool:
-    """Whether a recorded change is the reload of the apply that recorded ``reload_id``."""
-    if not isinstance(change, dict) or change.get("kind") != "reload":
-        return False
-    return change.get("reload_id", change.get("token")) == reload_id
-
-
 def site_undo(answers: Answers, site: str) -> UndoAction:
     enabler = site_enabler(LAYOUTS["debian"], answers) or LAYOUTS["debian"].site_enablers[0]
     command = enabler.disable_command(site)

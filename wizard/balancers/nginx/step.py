@@ -13,6 +13,7 @@ from wizard.balancers.nginx.facts import (
     file_is_read,
     read_nginx_facts,
 )
+from wizard.balancers.reloading import ReloadChange
 from wizard.balancers.served import Facts, Refusal, ServedFileKind, ServerFacts
 from wizard.errors import StepFailedError
 from wizard.transport.hosts import Host
@@ -76,7 +77,7 @@ class NginxBalancerStep(ServedFileKind):
                 break
         return found
 
-    def confirm_loaded(self, host: Host, answers: Answers, facts_extra: dict[str, Any]) -> None:
+    def confirm_loaded(self, host: Host, answers: Answers, reload: ReloadChange) -> None:
         if not file_is_read(host, answers):
             raise StepFailedError(
                 f"nginx does not read {self.options(answers).config_path} inside http {{}} (`nginx -T` does not show "
