@@ -25,7 +25,6 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from botocore.awsrequest import AWSResponse
 
 from wizard.answers import validate
@@ -222,7 +221,7 @@ def test_a_live_roll_deregisters_each_node_from_both_groups_restarts_it_and_regi
                             f"to {1 + timing.DRAIN_MARGIN:.0f} s for AWS to finish"), first
     assert "the requests under way get 1 s" in first and f"register node1 again in {CONFLUENCE_TG}" in first
     assert "wait 1 s for the requests under way" not in first  # the drain is that wait
-    assert plan.changes[0].details["drain_seconds"] == 0
+    assert plan.changes[0].details.drain_seconds == 0
     assert plan.changes[1].summary.startswith(f"deregister node2 from the target groups {CONFLUENCE_TG}")
 
     record = bed.record("restart")

@@ -478,7 +478,7 @@ def test_a_balancer_that_cannot_drain_is_planned_no_drain_and_the_roll_still_goe
     assert outcome.exit_status == EXIT_OK, outcome.message
     (plan,) = plans
     assert "NO DRAIN" in plan.summary and "requests fail" in plan.summary, plan.summary
-    assert all(change.summary.startswith("NO DRAIN") and not change.details["drain"] for change in plan.changes)
+    assert all(change.summary.startswith("NO DRAIN") and not change.details.drain for change in plan.changes)
     if kind == "haproxy":
         assert "admin_socket is not set" in plan.summary and "To drain instead: set balancer.haproxy.admin_socket" \
             in plan.summary, plan.summary

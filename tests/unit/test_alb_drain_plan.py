@@ -109,7 +109,7 @@ def test_the_restart_plan_of_an_alb_drain_adds_no_wait_of_its_own() -> None:
         undrain_steps={n.name: kind.describe_undrain(a, n) for n in a.nodes}))
     first = plan.changes[0]
     assert first.summary.startswith("deregister node1 from the target groups wiki-confluence and wiki-synchrony")
-    assert "s for the requests under way" not in first.summary and first.details["drain_seconds"] == 0
+    assert "s for the requests under way" not in first.summary and first.details.drain_seconds == 0
     assert "register node1 again in wiki-confluence and wiki-synchrony" in first.summary
     assert "drained first" in plan.summary
 
@@ -125,7 +125,7 @@ def test_the_restart_plan_of_a_balancer_that_cannot_drain_says_no_drain_why_and_
                                          drain_remedy=support.remedy))
     assert "NO DRAIN" in plan.summary and "requests fail" in plan.summary
     assert "To drain instead: set balancer.haproxy.admin_socket" in plan.summary
-    assert plan.changes[0].summary.startswith("NO DRAIN") and plan.changes[0].details["drain"] is False
+    assert plan.changes[0].summary.startswith("NO DRAIN") and plan.changes[0].details.drain is False
     # Not live: nothing to drain, nothing to say about it.
     quiet = RESTART.plan(a, replace(restart_facts(a, can_drain=False, drain_summary=support.summary),
                                     balancer_live=False))
