@@ -170,6 +170,9 @@ HAPROXY = Section(build=HaproxyOptions, keys=(
 ))
 
 _SUBNETS_WHY = "an ALB needs subnets in at least two availability zones"
+#: Two listener ports (HTTPS and its redirect) times 30 networks stays within AWS's default of 60
+#: inbound rules per security group and IP version.
+MAX_ALLOWED_CIDRS = 30
 
 ALB = Section(build=AlbOptions, keys=(
     Key("name", v.alb_name(), "names the balancer and its target groups (default: the setup's name)",
@@ -203,6 +206,17 @@ ALB = Section(build=AlbOptions, keys=(
     Key("idle_timeout", v.integer(1, 4000, "a number of seconds"),
         "seconds an idle connection stays open; below 300 the editor's WebSockets drop (the plan warns, "
         "verify fails)"),
+    Key("allowed_cidrs", ListOf(v.cidr(), "IPv4 or IPv6 CIDR networks (like [203.0.113.0/24, 2001:db8::/32])",
+                                min_items=1, unique=True, max_items=MAX_ALLOWED_CIDRS,
+                                too_few="must list at least one network; leave allowed_cidrs out for the default "
+                                        "(anywhere when internet-facing, the VPC's CIDR when internal)",
+                                distinct="give each network once",
+                                too_many=f"at most {MAX_ALLOWED_CIDRS}: each network is one security group rule "
+                                         "per listener port (two with HTTPS), and AWS allows 60 inbound rules "
+                                         "per group and IP version; merge networks into wider ones"),
+        "who may reach the balancer on every listener port, IPv4 or IPv6 (default: anywhere when "
+        "internet-facing, the VPC's CIDR when internal); rules this setup made that are no longer listed "
+        "are revoked", example=["0.0.0.0/0"]),
 ))
 
 SETTINGS = Section(build=BalancerSettings, keys=(
