@@ -221,3 +221,28 @@ def test_standalone_refuses_a_synchrony_machine_that_does_not_answer_before_any_
     again = run(lab, lab.raw, "apply", "preflight")
     assert again.exit_status == EXIT_OK, [c for c in again.checks if not c.passed]
     assert all(c.passed for c in again.checks if c.name == MACHINE_SYNCHRONY_FIRST)
+
+
+def test_standalone_with_a_context_path_keeps_synchrony_at_the_public_origin(
+        tmp_path, apache_factory, lab_node_factory) -> None:
+    """public_url https://wiki.example.com/wiki: every node's service URL stays <origin>/synchrony/v1 and
+    Apache serves /synchrony at the root from the machines, Confluence under /wiki (why the context
+    path is not in the service URL: wizard.confluence.setenv.service_url)."""
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, tls=True, context="/wiki")
+    synchrony = [lab_node_factory(f"sync{i}", echo_pages=True) for i in (1, 2)]
+    lab.raw["synchrony"] = {"mode": "standalone", "nodes": [
+        {"name": s.name, "address": "127.0.0.1", "port": s.synchrony_port} for s in synchrony]}
+    before = stock_setenv(lab)
+    outcome = run(lab, lab.raw, "apply", "connector", "balancer")
+    assert outcome.exit_status == EXIT_OK, (outcome.message, [c for c in outcome.checks if not c.passed])
+    assert any(c.passed and c.name.endswith("(/synchrony/heartbeat)") for c in outcome.checks)
+
+    wanted = option_line("apache-lab", "synchrony.service.url", f"https://{SERVER_NAME}/synchrony/v1") + "\n"
+    for name, path in setenv_files(lab).items():
+        assert path.read_bytes().replace(wanted.encode(), b"", 1) == before[name]
+    assert {lab.get("/synchrony/heartbeat").headers["x-node"] for _ in range(6)} == {"sync1", "sync2"}
+    assert re.fullmatch(r"sync[12]: hello", lab.websocket())
+    status = lab.get("/wiki/status")
+    assert status.json()["state"] == "RUNNING" and status.headers["x-node"] in {"node1", "node2"}
+    # <ctx>/synchrony is Confluence's own path here, never the Synchrony machines'.
+    assert lab.get("/wiki/synchrony/heartbeat").headers.get("x-node") not in {"sync1", "sync2"}
