@@ -192,9 +192,10 @@ def aws_env(moto_server, moto_helpers, monkeypatch, tmp_path) -> str:
 @pytest.fixture
 def moto_nodes_answer_synchrony(monkeypatch) -> None:
     """The nodes of the moto tests are moto's instances: addresses that exist only inside moto,
-    where no Synchrony can run. Direct mode's refusal of a node whose Synchrony does not answer
-    is tested over real simulated nodes (tests/integration/test_synchrony_topologies.py); with
-    this fixture each node is taken to answer, so those tests stay about what is made in AWS."""
+    where no Synchrony can run (nor on the standalone Synchrony machines they stand for). The
+    refusal of a node (direct) or machine (standalone) whose Synchrony does not answer is tested
+    over real simulated nodes (tests/integration/test_synchrony_topologies.py); with this
+    fixture each is taken to answer, so those tests stay about what is made in AWS."""
     from wizard.engine.model import Check
     from wizard.steps import balancer
 

@@ -159,6 +159,9 @@ class AlbOptions:
     certificate_arn: str | None = None
     node_security_group_id: str | None = None
     idle_timeout: int = 300
+    #: Who may reach the listener ports (CIDRs, normalised). None: anywhere when internet-facing,
+    #: the VPC's CIDR blocks when internal (read from AWS at plan time).
+    allowed_cidrs: list[str] | None = None
 
 
 @dataclass

@@ -365,7 +365,8 @@ def test_a_changed_deregistration_delay_is_planned_put_back_and_its_undo_restore
 
 
 def test_standalone_synchrony_drains_the_node_from_the_confluence_group_only(
-        tmp_path: Path, aws_lab, lab_node_factory, target_calls: TargetCalls) -> None:
+        tmp_path: Path, aws_lab, lab_node_factory, target_calls: TargetCalls,
+        moto_nodes_answer_synchrony: None) -> None:  # sync1 is a moto address: no Synchrony answers there
     nodes = [lab_node_factory(f"node{index}") for index in (1, 2)]
     bed = Bed(tmp_path, aws_lab, nodes)
     bed.raw["synchrony"] = {"mode": "standalone", "port": 8095, "nodes": [

@@ -16,7 +16,7 @@ import pytest
 from test_apache_balancer import SERVER_NAME, Lab, make_lab
 
 from wizard.answers import validate
-from wizard.confluence.checks import NODE_SYNCHRONY_FIRST
+from wizard.confluence.checks import MACHINE_SYNCHRONY_FIRST, NODE_SYNCHRONY_FIRST
 from wizard.confluence.setenv import option_line
 from wizard.engine.runner import Runner
 from wizard.engine.state import StateStore
@@ -181,3 +181,68 @@ def test_settings_take_effect_on_real_apache(tmp_path, apache_factory, lab_node_
     assert sum(node.hits.get("confluence /pages/doattachfile.action", 0) for node in lab.nodes) == 1
     # X-Forwarded-For reaches the node.
     assert lab.get("/anything").json()["x_forwarded_for"] == "127.0.0.1"
+
+
+def test_standalone_refuses_a_synchrony_machine_that_does_not_answer_before_any_change(
+        tmp_path, apache_factory, lab_node_factory) -> None:
+    lab, synchrony = standalone_lab(tmp_path, apache_factory, lab_node_factory)
+    lab.raw["restart"] = "manual"  # the lab's nodes have no restart command: every other check passes
+    before = stock_setenv(lab)
+    synchrony[1].stop_synchrony()  # sync2 is down: its port refuses connections
+    port = synchrony[1].synchrony_port
+
+    config_before = lab.apache.config_path.read_bytes() if lab.apache.config_path.exists() else None
+
+    def unchanged() -> bool:
+        after = lab.apache.config_path.read_bytes() if lab.apache.config_path.exists() else None
+        return after == config_before and all(path.read_bytes() == before[name]
+                                              for name, path in setenv_files(lab).items())
+
+    # A whole apply stops at the preflight, which names the machine: nothing anywhere changed.
+    preflight = run(lab, lab.raw, "apply")
+    assert preflight.exit_status == EXIT_STEP_FAILED
+    assert unchanged()
+    assert [(c.name, c.target) for c in preflight.checks if not c.passed] == [(MACHINE_SYNCHRONY_FIRST, "sync2")]
+    machines = {c.target: c for c in preflight.checks if c.name == MACHINE_SYNCHRONY_FIRST}
+    assert {name: check.passed for name, check in machines.items()} == {"sync1": True, "sync2": False}
+    assert f"http://127.0.0.1:{port}/synchrony/heartbeat: no answer" in machines["sync2"].seen
+    assert "Start Synchrony on sync2" in machines["sync2"].fix and str(port) in machines["sync2"].fix
+    # The nodes' own Synchrony is not what standalone mode uses: not probed.
+    assert not [c for c in preflight.checks if c.name == NODE_SYNCHRONY_FIRST]
+
+    # The balancer step refuses too, naming the machine, whatever --only chose; nothing changes.
+    outcome = run(lab, lab.raw, "apply", "balancer")
+    assert outcome.exit_status == EXIT_STEP_FAILED
+    message = outcome.message.split("Nothing was changed")[0]
+    assert "standalone" in message and "sync2" in message and "sync1" not in message
+    assert unchanged()
+
+    synchrony[1].start_synchrony()
+    again = run(lab, lab.raw, "apply", "preflight")
+    assert again.exit_status == EXIT_OK, [c for c in again.checks if not c.passed]
+    assert all(c.passed for c in again.checks if c.name == MACHINE_SYNCHRONY_FIRST)
+
+
+def test_standalone_with_a_context_path_keeps_synchrony_at_the_public_origin(
+        tmp_path, apache_factory, lab_node_factory) -> None:
+    """public_url https://wiki.example.com/wiki: every node's service URL stays <origin>/synchrony/v1 and
+    Apache serves /synchrony at the root from the machines, Confluence under /wiki (why the context
+    path is not in the service URL: wizard.confluence.setenv.service_url)."""
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory, tls=True, context="/wiki")
+    synchrony = [lab_node_factory(f"sync{i}", echo_pages=True) for i in (1, 2)]
+    lab.raw["synchrony"] = {"mode": "standalone", "nodes": [
+        {"name": s.name, "address": "127.0.0.1", "port": s.synchrony_port} for s in synchrony]}
+    before = stock_setenv(lab)
+    outcome = run(lab, lab.raw, "apply", "connector", "balancer")
+    assert outcome.exit_status == EXIT_OK, (outcome.message, [c for c in outcome.checks if not c.passed])
+    assert any(c.passed and c.name.endswith("(/synchrony/heartbeat)") for c in outcome.checks)
+
+    wanted = option_line("apache-lab", "synchrony.service.url", f"https://{SERVER_NAME}/synchrony/v1") + "\n"
+    for name, path in setenv_files(lab).items():
+        assert path.read_bytes().replace(wanted.encode(), b"", 1) == before[name]
+    assert {lab.get("/synchrony/heartbeat").headers["x-node"] for _ in range(6)} == {"sync1", "sync2"}
+    assert re.fullmatch(r"sync[12]: hello", lab.websocket())
+    status = lab.get("/wiki/status")
+    assert status.json()["state"] == "RUNNING" and status.headers["x-node"] in {"node1", "node2"}
+    # <ctx>/synchrony is Confluence's own path here, never the Synchrony machines'.
+    assert lab.get("/wiki/synchrony/heartbeat").headers.get("x-node") not in {"sync1", "sync2"}

@@ -72,7 +72,8 @@ def built_facts(desired: Desired, facts: AlbFacts) -> AlbFacts:
     sg = "sg-0ba1a2ce0ba1a2ce0"
     tags = {t["Key"]: t["Value"] for t in names.tags("x", "x")}
     group = SecurityGroupFact(sg, names.security_group, VPC, tags, tuple(
-        Permission("tcp", rule.port, rule.port, cidrs=("0.0.0.0/0",)) for rule in desired.balancer_ingress))
+        Permission("tcp", rule.port, rule.port, cidrs=(rule.cidr,), descriptions=((rule.cidr, rule.description),))
+        for rule in desired.balancer_ingress))
     node_group = replace(facts.env.node_security_group, ingress=facts.env.node_security_group.ingress + tuple(
         Permission("tcp", rule.port, rule.port, groups=(sg,), descriptions=((sg, rule.description),))
         for rule in desired.node_ingress))
@@ -129,7 +130,8 @@ def test_an_empty_account_plans_every_resource_in_dependency_order() -> None:
         ("https-listener", "create", "HTTPS 443"), ("http-listener", "create", "HTTP 80"),
         ("synchrony-rule", "create", "/synchrony/*")]
     summaries = [c.summary for c in changes]
-    assert summaries[0] == f"create security group wiki-alb in {VPC} for the balancer (TCP 443, 80 in from anywhere)"
+    assert summaries[0] == (f"create security group wiki-alb in {VPC} for the balancer (TCP 443, 80 in from "
+                            "0.0.0.0/0 (anywhere))")
     assert summaries[1] == f"allow Confluence port 8090 from the balancer's group into the nodes' group {NODES_SG}"
     assert summaries[2] == f"allow Synchrony port 8091 from the balancer's group into the nodes' group {NODES_SG}"
     assert summaries[3] == ("create target group wiki-confluence (HTTP 8090, health /status every 20 s (timeout "
@@ -252,7 +254,7 @@ def test_without_a_certificate_one_http_listener_forwards_and_carries_the_rule()
     listeners = [c for c in changes if c.details.resource.endswith("listener")]
     assert [c.summary for c in listeners] == ["create listener HTTP 80 forwarding to Confluence on wiki"]
     assert changes[-1].details.extra["port"] == 80 and changes[-1].details.resource == "synchrony-rule"
-    assert "(TCP 80 in from anywhere)" in changes[0].summary
+    assert "(TCP 80 in from 0.0.0.0/0 (anywhere))" in changes[0].summary
 
 
 def test_nodes_without_instance_ids_are_ip_targets_and_outside_the_vpc_go_to_zone_all() -> None:

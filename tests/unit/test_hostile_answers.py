@@ -260,3 +260,64 @@ def test_restart_drain_takes_only_a_number_of_seconds(value: Any) -> None:
     """restart_drain becomes a sleep (and an ALB deregistration delay): only whole seconds in range pass."""
     problems = find_problems({**copy.deepcopy(BASE), "restart_drain": value})
     assert "restart_drain" in {problem.key for problem in problems}, problems
+
+
+# --- balancer.alb.allowed_cidrs: what reaches AWS's security group rules (and the manual undo) -------
+
+ALB_BASE: dict[str, Any] = {
+    "name": "hostile", "public_url": "https://wiki.example.com",
+    "nodes": [{"name": "node1", "address": "10.0.0.1", "instance_id": "i-0123456789abcdef0"}],
+    "balancer": {"kind": "alb", "alb": {
+        "region": "eu-west-1", "vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0a", "subnet-0b"],
+        "certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}},
+}
+#: What a CIDR may look like, so that generated values are often almost right.
+cidr_text = st.text(alphabet=st.sampled_from("0123456789abcdefABCDEF.:/%x \n\"';$-\u0663\u00b2"), min_size=1,
+                    max_size=45)
+
+
+def _with_cidrs(cidrs: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(ALB_BASE)
+    raw["balancer"]["alb"]["allowed_cidrs"] = cidrs
+    return raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=cidr_text | hostile_text)
+@example(value="10.0.0.0/8 0.0.0.0/0")
+@example(value="10.0.0.1/24")
+@example(value="\u0663.0.0.0/8")
+@example(value="fe80::/10%eth0")
+@example(value="::ffff:0.0.0.0/96")
+@example(value="0.0.0.0/0\n")
+def test_a_hostile_network_is_refused_or_becomes_exactly_one_normalised_network(value: str) -> None:
+    raw = _with_cidrs([value])
+    problems = find_problems(raw)
+    if problems:
+        assert {problem.key for problem in problems} == {"balancer.alb.allowed_cidrs[0]"}, problems
+        assert all(len(problem.message) < 400 for problem in problems)
+        return
+    import ipaddress
+
+    (network,) = validate(raw).balancer.alb.allowed_cidrs  # type: ignore[union-attr]
+    # What reaches AWS and the runbook's manual command: only the characters of a network, in the
+    # one spelling AWS reports back, so a second apply compares equal.
+    assert re.fullmatch(r"[0-9a-f.:]+/[0-9]{1,3}", network), network
+    assert str(ipaddress.ip_network(network)) == network
+    assert ipaddress.ip_network(value, strict=True) == ipaddress.ip_network(network)
+
+
+def test_allowed_cidrs_are_refused_whole_when_absurd_and_quickly() -> None:
+    started = time.monotonic()
+    problems = find_problems(_with_cidrs(["10.0.0.0/8"] * 1_000_000))
+    assert time.monotonic() - started < 2
+    assert [(p.key, p.message.split(";")[0]) for p in problems] == [
+        ("balancer.alb.allowed_cidrs", "lists 1000000 entries")]
+    for cidrs, key in ((["10.0.0.0/8", "10.0.0.0/08"], "balancer.alb.allowed_cidrs"),  # the same once normalised
+                       ([], "balancer.alb.allowed_cidrs"),
+                       ("0.0.0.0/0", "balancer.alb.allowed_cidrs"),
+                       ([{"cidr": "10.0.0.0/8"}], "balancer.alb.allowed_cidrs[0]"),
+                       ([167772160], "balancer.alb.allowed_cidrs[0]")):
+        assert key in {p.key for p in find_problems(_with_cidrs(cidrs))}, cidrs
+    assert validate(_with_cidrs(["2001:DB8:0::/32", "198.51.100.7", "0.0.0.0/0"])).balancer.alb.allowed_cidrs == \
+        ["2001:db8::/32", "198.51.100.7/32", "0.0.0.0/0"]

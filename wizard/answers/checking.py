@@ -111,6 +111,10 @@ def _check_list(ck: Checker, spec: ListOf, raw: Any, name: str, required: str | 
     if not isinstance(raw, list):
         ck.add(name, f"must be a list of {spec.what}, not {type_name(raw)}")
         return None
+    if spec.max_items and len(raw) > spec.max_items:
+        # Before the items: a list of a million entries is refused at once, not checked one by one.
+        ck.add(name, f"lists {len(raw)} entries; {spec.too_many}")
+        return None
     before = len(ck.problems)
     items = [_check_value(ck, spec.item, item, f"{name}[{index}]", None) for index, item in enumerate(raw)]
     if len(ck.problems) != before:

@@ -170,6 +170,9 @@ HAPROXY = Section(build=HaproxyOptions, keys=(
 ))
 
 _SUBNETS_WHY = "an ALB needs subnets in at least two availability zones"
+#: Two listener ports (HTTPS and its redirect) times 30 networks stays within AWS's default of 60
+#: inbound rules per security group and IP version.
+MAX_ALLOWED_CIDRS = 30
 
 ALB = Section(build=AlbOptions, keys=(
     Key("name", v.alb_name(), "names the balancer and its target groups (default: the setup's name)",
@@ -203,6 +206,17 @@ ALB = Section(build=AlbOptions, keys=(
     Key("idle_timeout", v.integer(1, 4000, "a number of seconds"),
         "seconds an idle connection stays open; below 300 the editor's WebSockets drop (the plan warns, "
         "verify fails)"),
+    Key("allowed_cidrs", ListOf(v.cidr(), "IPv4 or IPv6 CIDR networks (like [203.0.113.0/24, 2001:db8::/32])",
+                                min_items=1, unique=True, max_items=MAX_ALLOWED_CIDRS,
+                                too_few="must list at least one network; leave allowed_cidrs out for the default "
+                                        "(anywhere when internet-facing, the VPC's CIDR when internal)",
+                                distinct="give each network once",
+                                too_many=f"at most {MAX_ALLOWED_CIDRS}: each network is one security group rule "
+                                         "per listener port (two with HTTPS), and AWS allows 60 inbound rules "
+                                         "per group and IP version; merge networks into wider ones"),
+        "who may reach the balancer on every listener port, IPv4 or IPv6 (default: anywhere when "
+        "internet-facing, the VPC's CIDR when internal); rules this setup made that are no longer listed "
+        "are revoked", example=["0.0.0.0/0"]),
 ))
 
 SETTINGS = Section(build=BalancerSettings, keys=(
@@ -463,6 +477,21 @@ def _allow_list_not_everyone(section: str, key: str, why: str) -> Rule:
     return Rule(f"balancer.{section}.{key} does not cover every address, even split into parts", check)
 
 
+#: The kinds that do not route /synchrony to a standalone Synchrony cluster (their files have no such route).
+_NO_STANDALONE_ROUTE = ("nginx", "haproxy")
+
+
+def _standalone_routed(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
+    """Standalone mode points every node's editor at /synchrony on the balancer: a kind that does not
+    route it there would send the editor to a Synchrony no one runs."""
+    kind = (checked.get("balancer") or {}).get("kind")
+    if (checked.get("synchrony") or {}).get("mode") == "standalone" and kind in _NO_STANDALONE_ROUTE:
+        ck.add("synchrony.mode", f"is standalone, but balancer.kind {kind} does not route /synchrony to a standalone "
+                                 "Synchrony cluster in this version: the editor would find no Synchrony behind it; use "
+                                 "balancer.kind apache or alb for a standalone cluster, or synchrony.mode direct or "
+                                 "internal-proxy")
+
+
 def _haproxy_pem(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
     """HAProxy reads one PEM per certificate: the key inside it, or beside it as ``<certificate>.key``."""
     tls = ((checked.get("balancer") or {}).get("haproxy") or {}).get("tls") or {}
@@ -509,6 +538,11 @@ RULES: tuple[Rule, ...] = (
     _allow_list_not_everyone("haproxy", "stats_allow", _EVERYONE_STATS),
     Rule("standalone Synchrony machines are unique by name (ignoring case) and by address and port",
          _unique_synchrony_nodes),
+    Rule("synchrony.mode standalone needs a balancer kind that routes /synchrony to the cluster (apache, alb)",
+         _standalone_routed,
+         {"if": {"required": ["balancer"], "properties": {"balancer": {
+             "required": ["kind"], "properties": {"kind": {"enum": list(_NO_STANDALONE_ROUTE)}}}}},
+          "then": {"properties": {"synchrony": {"properties": {"mode": {"not": {"const": "standalone"}}}}}}}),
 )
 
 

@@ -100,6 +100,8 @@ def _value(value: Value | Section | ListOf) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "array", "items": _value(value.item)}
         if value.min_items:
             schema["minItems"] = value.min_items
+        if value.max_items:
+            schema["maxItems"] = value.max_items
         if value.unique:
             schema["uniqueItems"] = True
         return schema

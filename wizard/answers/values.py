@@ -384,6 +384,38 @@ def network(what: str, everyone: str) -> Value:
                  refines="an IP network's own syntax; not a /0 network")
 
 
+_CIDR = r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(?:/[0-9]{1,3})?$"
+
+
+def _cidr(value: Any) -> str:
+    example = "like 203.0.113.0/24, 10.0.0.0/8, 0.0.0.0/0 or 2001:db8::/32"
+    if not isinstance(value, str):
+        raise Bad(f"must be an IPv4 or IPv6 CIDR network in text ({example}), not {type_name(value)}")
+    # Strict: no blanks, zone ids or other scripts' digits, so what is written is what AWS gets.
+    if "%" in value or not value.isascii() or not _fullmatch(_CIDR, value):
+        raise Bad(f"must be an IPv4 or IPv6 CIDR network ({example}), not {shown(value)}")
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise Bad(f"must be an IPv4 or IPv6 CIDR network ({example}), not {shown(value)}") from None
+    if "/" in value and network.network_address != ipaddress.ip_interface(value).ip:
+        # 10.0.0.1/24 is not a network: AWS refuses it, and the admin may have meant one address.
+        raise Bad(f"has address bits set after its prefix: {shown(value)} is not a network; write "
+                  f"{network} for the whole network, or {ipaddress.ip_interface(value).ip}/"
+                  f"{network.max_prefixlen} for that one address")
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+        raise Bad(f"must not be an IPv4-mapped IPv6 network ({shown(value)}): write the IPv4 network "
+                  f"{network.network_address.ipv4_mapped}/{max(network.prefixlen - 96, 0)} instead")
+    # Normalised: a bare address is its /32 or /128, IPv6 compressed and in lower case.
+    return str(network)
+
+
+def cidr() -> Value:
+    """An IPv4 or IPv6 CIDR network a security group rule admits (a bare address: one host), normalised."""
+    return Value(_cidr, {"type": "string", "pattern": _CIDR},
+                 refines="an IP network's own syntax, without address bits after the prefix")
+
+
 def pattern(regex: str, what: str, example: str) -> Value:
     """Text that matches ``regex`` whole (the same expression in the check and in the schema)."""
     anchored = f"^(?:{regex})$"
@@ -537,3 +569,6 @@ class ListOf:
     too_few: str = ""
     #: What to say after "lists X more than once; " when ``unique`` does not hold.
     distinct: str = "give distinct values"
+    #: At most this many items (0: no limit), and what to say when there are more.
+    max_items: int = 0
+    too_many: str = ""

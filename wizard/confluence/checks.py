@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from wizard.answers_model import Answers, Node, PublicUrl
+from wizard.answers_model import Answers, Node, PublicUrl, Synchrony, SynchronyNode
 from wizard.confluence import probes
 from wizard.confluence.nodes import NodeFacts
 from wizard.engine.model import BALANCER, Check
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 NODE_SYNCHRONY = "Synchrony heartbeat on the node"
 #: The preflight's probe of the same heartbeat (direct mode), before the balancer points users at it.
 NODE_SYNCHRONY_FIRST = "Synchrony heartbeat on the node, before the balancer points users at it"
+#: The same for each machine of a standalone Synchrony cluster (synchrony.nodes).
+MACHINE_SYNCHRONY_FIRST = "Synchrony heartbeat on the standalone machine, before the balancer points users at it"
 CONNECTOR_IN_EFFECT = "Connector settings in effect (the node redirects to the public address)"
 BASE_URL = "base URL matches public_url"
 STICKY = "sticky sessions through the balancer"
@@ -152,6 +154,23 @@ def node_synchrony(node: Node, facts: NodeFacts, mode: str) -> Check:
         fix = (f"Confluence's synchrony-proxy on {node.name} does not answer: check that Synchrony runs "
                "(atlassian-synchrony.log in the Confluence home's logs folder).")
     return Check(NODE_SYNCHRONY, node.name, passed, answer.seen, fix)
+
+
+def machine_heartbeat_url(machine: SynchronyNode, synchrony: Synchrony) -> str:
+    """Where a standalone Synchrony machine answers its own heartbeat (where the balancer sends /synchrony)."""
+    return f"http://{probes.url_host(machine.address)}:{synchrony.port_of(machine)}/synchrony/heartbeat"
+
+
+def machine_synchrony(machine: SynchronyNode, synchrony: Synchrony) -> Check:
+    """A standalone Synchrony machine answers its heartbeat on its own address and port."""
+    url = machine_heartbeat_url(machine, synchrony)
+    answer = probes.http_get(url, timeout=5.0)
+    passed = probes.heartbeat_ok(answer)
+    fix = "" if passed else (
+        f"Start Synchrony on {machine.name} ({machine.address}; its log is atlassian-synchrony.log beside "
+        f"start-synchrony.sh) and check that port {synchrony.port_of(machine)} is open to the balancer, or correct "
+        f"synchrony.nodes (address, port) in the answers.")
+    return Check(MACHINE_SYNCHRONY_FIRST, machine.name, passed, answer.seen, fix)
 
 
 def connector_in_effect(node: Node, facts: NodeFacts, public: PublicUrl) -> Check | None:

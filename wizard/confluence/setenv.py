@@ -68,7 +68,13 @@ def service_url(answers: Answers) -> str:
     """Where the editor reaches a standalone Synchrony: the balancer's ``/synchrony/v1``.
 
     The balancer serves /synchrony at the root of the public address whatever Confluence's
-    context path (as it does for direct routing), so the URL is the public origin's.
+    context path (as it does for direct routing), so the URL is the public origin's, not
+    ``public_url`` + ``/synchrony/v1``. With a context path the longer URL would break the
+    editor on machines the wizard does not manage: each standalone Synchrony machine checks
+    the JWT audience Confluence derives from this URL against its own
+    ``-Dsynchrony.service.url`` (``<origin>/synchrony`` as Atlassian's setup guide has it;
+    a mismatch is Synchrony's ``jwt/invalid-aud``), and serves under its own
+    ``synchrony.context.path`` (``/synchrony``), which an ALB cannot rewrite a path to.
     """
     url = answers.public_url
     netloc = url.host if url.default_port else f"{url.host}:{url.port}"

@@ -61,8 +61,11 @@ def template(answers: Answers, desired: Any) -> dict[str, Any]:
         "GroupDescription": f"Confluence load balancer {names.load_balancer} (confluence-lb-wizard, setup "
                             f"{names.setup})",
         "VpcId": _ref("VpcId"),
+        # Each listener port from each allowed network (balancer.alb.allowed_cidrs or its default, as
+        # `apply` makes them; an internal balancer's default is the VPC's CIDR read when exporting).
         "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port,
-                                  "CidrIp": "0.0.0.0/0", "Description": rule.description}
+                                  ("CidrIpv6" if rule.ipv6 else "CidrIp"): rule.cidr,
+                                  "Description": rule.description}
                                  for rule in desired.balancer_ingress],
         "Tags": names.tags(constants["ROLE_SECURITY_GROUP"], names.security_group)}}
     for index, rule in enumerate(desired.node_ingress):

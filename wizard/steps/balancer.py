@@ -58,7 +58,15 @@ class BalancerStep(Step[Any]):  # the facts are the kind's own
 
 
 def synchrony_heartbeats(ctx: Context) -> list[Check]:
-    """In direct mode, each node's Synchrony heartbeat where the balancer will send users."""
+    """Synchrony's heartbeat where the balancer will send the editor: each node's own Synchrony in
+    direct mode, each machine of the standalone cluster in standalone mode (else nothing)."""
+    if ctx.answers.synchrony.mode == "standalone":
+        from wizard.steps.preflight import standalone_synchrony_checks
+
+        return standalone_synchrony_checks(ctx)
+    if ctx.answers.synchrony.mode != "direct":
+        return []
+
     def probe(node: Node) -> Check:
         try:
             facts = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
@@ -78,12 +86,21 @@ POLL_SECONDS = 1.0
 
 
 def refuse_nodes_without_synchrony(ctx: Context) -> None:
-    """Direct mode points users at each node's own Synchrony: refuse, before anything changes,
-    when one does not answer its heartbeat (whatever ``--only`` chose). A node the restart step
-    restarted a moment ago gets time for its Synchrony to start; any other is refused at once."""
-    if ctx.answers.synchrony.mode != "direct":
+    """Direct mode points users at each node's own Synchrony, standalone mode at the Synchrony
+    machines: refuse, before anything changes, when one does not answer its heartbeat (whatever
+    ``--only`` chose). A node the restart step restarted a moment ago gets time for its Synchrony
+    to start; any other node, and any standalone machine (the wizard never restarts those), is
+    refused at once."""
+    mode = ctx.answers.synchrony.mode
+    if mode not in ("direct", "standalone"):
         return
     failed = [check for check in synchrony_heartbeats(ctx) if not check.passed]
+    if failed and mode == "standalone":
+        names = ", ".join(check.target for check in failed)
+        raise WizardError(
+            f"synchrony.mode is standalone, but Synchrony does not answer its heartbeat on the machine(s) {names} "
+            f"({'; '.join(check.seen for check in failed)}): the balancer would send the editor to a Synchrony "
+            "that is not there. Nothing was changed.", failed[0].fix)
     deadline = time.monotonic() + SYNCHRONY_GRACE_SECONDS
     while failed and {check.target for check in failed} <= _recently_restarted(ctx) \
             and time.monotonic() < deadline:

@@ -53,14 +53,16 @@ class Preflight(Step[list[Check]]):
     title = "Preflight checks"
     explanation = ("Reaches every node and the balancer and checks that the files and commands the "
                    "later steps need are there, which Confluence version each node runs (and that it has "
-                   "the Synchrony mode of the answers), and in direct mode that each node's Synchrony "
-                   "answers its heartbeat. It changes nothing.")
+                   "the Synchrony mode of the answers), and that Synchrony answers its heartbeat where the "
+                   "balancer will send the editor: on each node in direct mode, on each machine of the "
+                   "standalone cluster in standalone mode. It changes nothing.")
     read_only = True
 
     def inspect(self, ctx: Context) -> list[Check]:
         checks: list[Check] = []
         for node_checks in ctx.for_each_node(lambda node: self._node_checks(ctx, node)):
             checks += node_checks
+        checks += standalone_synchrony_checks(ctx)
         checks += self._balancer_checks(ctx)
         return checks
 
@@ -126,6 +128,20 @@ def synchrony_checks(host: Host, node: Node, answers: Answers) -> list[Check]:
         found.append(replace(confluence_checks.node_synchrony(node, facts, mode),
                              name=confluence_checks.NODE_SYNCHRONY_FIRST))
     return found
+
+
+def standalone_synchrony_checks(ctx: Context) -> list[Check]:
+    """In standalone mode, each Synchrony machine's own heartbeat (its address and port), probed at
+    once: a machine that does not answer is named, and fails the preflight before anything changes."""
+    synchrony = ctx.answers.synchrony
+    if synchrony.mode != "standalone" or not synchrony.nodes:
+        return []
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx.progress("preflight", WORKSTATION, "checking the standalone Synchrony machines' heartbeat")
+    with ThreadPoolExecutor(max_workers=min(8, len(synchrony.nodes))) as pool:
+        return list(pool.map(lambda machine: confluence_checks.machine_synchrony(machine, synchrony),
+                             synchrony.nodes))
 
 
 def _file_checks(host: Host, node: Node) -> list[Check]:

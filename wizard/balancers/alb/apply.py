@@ -11,12 +11,11 @@ which find the resources by name (see ``wizard.balancers.alb.undo``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from wizard.balancers.alb import undo
 from wizard.balancers.alb.desired import (
-    ANYWHERE,
     IDLE_TIMEOUT_KEY,
     Desired,
     ListenerSpec,
@@ -106,25 +105,21 @@ class Executor:
         if desired.balancer_ingress:
             # Part of the group's creation: deleting the group takes these rules with it.
             self.aws.call("ec2", "authorize_security_group_ingress", GroupId=self.security_group,
-                          IpPermissions=[_cidr_permission(rule.port, rule.description)
-                                         for rule in desired.balancer_ingress],
+                          IpPermissions=_merged(rule.permission() for rule in desired.balancer_ingress),
                           TagSpecifications=self.names.tag_specification(
                               "security-group-rule", ROLE_SECURITY_GROUP, self.names.security_group))
 
     def _authorize_ingress(self, action: Action) -> None:
+        if action.resource == ROLE_SECURITY_GROUP:
+            self._authorize_networks(action)
+            return
         rule = action.spec
-        if action.resource == ROLE_NODE_INGRESS:
-            source = self._require(self.security_group, "the balancer's security group")
-            group_id = action.name
-            self.journal.undo(undo.revoke_ingress(self.desired, group_id, rule.port, rule.description,
-                                                  source_group=source))
-            permission = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port,
-                          "UserIdGroupPairs": [{"GroupId": source, "Description": rule.description}]}
-        else:
-            group_id = action.name
-            self.journal.undo(undo.revoke_ingress(self.desired, group_id, rule.port, rule.description,
-                                                  cidr=ANYWHERE))
-            permission = _cidr_permission(rule.port, rule.description)
+        source = self._require(self.security_group, "the balancer's security group")
+        group_id = action.name
+        self.journal.undo(undo.revoke_ingress(self.desired, group_id, rule.port, rule.description,
+                                              source_group=source))
+        permission = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port,
+                      "UserIdGroupPairs": [{"GroupId": source, "Description": rule.description}]}
         try:
             self.aws.call("ec2", "authorize_security_group_ingress", GroupId=group_id, IpPermissions=[permission],
                           TagSpecifications=self.names.tag_specification(
@@ -137,7 +132,46 @@ class Executor:
                 raise
         self._record(action, "authorized", group_id=group_id, port=rule.port)
 
+    def _authorize_networks(self, action: Action) -> None:
+        """Let a listener port in from each network, one rule at a time, each undo recorded first."""
+        group_id = action.name
+        for rule in action.spec:
+            self.journal.undo(undo.revoke_ingress(self.desired, group_id, rule.port, rule.description,
+                                                  cidr=rule.cidr))
+            try:
+                self.aws.call("ec2", "authorize_security_group_ingress", GroupId=group_id,
+                              IpPermissions=[rule.permission()],
+                              TagSpecifications=self.names.tag_specification(
+                                  "security-group-rule", ROLE_SECURITY_GROUP, self.names.security_group))
+            except AwsError as exc:
+                # Added by someone else since the plan: admitted, as wanted; the recorded undo leaves
+                # that rule alone, because it lacks the wizard's description.
+                if exc.code != "InvalidPermission.Duplicate":
+                    raise
+        self._record(action, "authorized", group_id=group_id, port=action.spec[0].port,
+                     cidrs=[rule.cidr for rule in action.spec])
+
+    def _revoke_networks(self, action: Action) -> None:
+        """Take back rules this setup made on a listener port, each re-authorization recorded first."""
+        group_id = action.name
+        for rule in action.spec:
+            self.journal.undo(undo.authorize_ingress(
+                self.desired, group_id, rule.port, rule.description, None,
+                self.names.tags(ROLE_SECURITY_GROUP, self.names.security_group), cidr=rule.cidr))
+            try:
+                self.aws.call("ec2", "revoke_security_group_ingress", GroupId=group_id,
+                              IpPermissions=[rule.permission()])
+            except AwsError as exc:
+                # Removed by someone else since the plan: gone, which is what was wanted.
+                if exc.code != "InvalidPermission.NotFound":
+                    raise
+        self._record(action, "revoked", group_id=group_id, port=action.spec[0].port,
+                     cidrs=[rule.cidr for rule in action.spec])
+
     def _revoke_ingress(self, action: Action) -> None:
+        if action.resource == ROLE_SECURITY_GROUP:
+            self._revoke_networks(action)
+            return
         rule, group_id, source = action.spec, action.name, action.previous["source_group"]
         self.journal.undo(undo.authorize_ingress(
             self.desired, group_id, rule.port, rule.description, source,
@@ -329,9 +363,16 @@ _FAMILY = {ROLE_SECURITY_GROUP: "security-group", ROLE_CONFLUENCE_TG: "target-gr
            ROLE_HTTPS_LISTENER: "listener", ROLE_HTTP_LISTENER: "listener", ROLE_SYNCHRONY_RULE: "rule"}
 
 
-def _cidr_permission(port: int, description: str) -> dict[str, Any]:
-    return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-            "IpRanges": [{"CidrIp": ANYWHERE, "Description": description}]}
+def _merged(permissions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One permission per port holding all its networks (one call makes every rule of a new group)."""
+    by_port: dict[int, dict[str, Any]] = {}
+    for permission in permissions:
+        merged = by_port.setdefault(permission["FromPort"], {
+            "IpProtocol": "tcp", "FromPort": permission["FromPort"], "ToPort": permission["ToPort"]})
+        for key in ("IpRanges", "Ipv6Ranges"):
+            if permission.get(key):
+                merged.setdefault(key, []).extend(permission[key])
+    return list(by_port.values())
 
 
 def _json(value: Any) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from wizard.balancers.alb import diff
 from wizard.balancers.alb.desired import (
-    ANYWHERE,
     IDLE_TIMEOUT_FLOOR,
     IDLE_TIMEOUT_KEY,
     STICKINESS,
     Desired,
     TargetGroupSpec,
 )
-from wizard.balancers.alb.facts import AlbFacts, TargetGroupFact
+from wizard.balancers.alb.facts import AlbFacts, SecurityGroupFact, TargetGroupFact
 from wizard.balancers.alb.health import target_checks
 from wizard.engine.model import BALANCER, Check
 from wizard.transport.aws import AwsError
@@ -61,12 +60,7 @@ def _security_group_checks(desired: Desired, facts: AlbFacts) -> list[Check]:
     if group is None or not desired.names.owns(group.tags):
         return [Check("balancer security group", BALANCER, False,
                       f"{desired.names.security_group} does not exist in {desired.vpc_id}", FIX)]
-    missing = diff.missing_balancer_ingress(desired, group)
-    ports = ", ".join(str(rule.port) for rule in desired.balancer_ingress)
-    checks = [Check("balancer security group", BALANCER, not missing,
-                    f"{group.name} ({group.id}) lets in TCP "
-                    + ", ".join(str(r.port) for r in desired.balancer_ingress if group.allows(r.port, cidr=ANYWHERE)),
-                    f"It must let in TCP {ports} from anywhere. {FIX}" if missing else "")]
+    checks = [_balancer_ingress_check(desired, group)]
     if desired.node_security_group:
         missing_nodes = diff.missing_node_ingress(desired, facts.env.node_security_group, group.id)
         wanted = ", ".join(f"{rule.port} ({rule.purpose})" for rule in desired.node_ingress)
@@ -77,6 +71,38 @@ def _security_group_checks(desired: Desired, facts: AlbFacts) -> list[Check]:
             f"The balancer cannot reach TCP {', '.join(str(r.port) for r in missing_nodes)} on the nodes, so "
             f"their targets stay unhealthy (it needs {wanted}). {FIX}" if missing_nodes else ""))
     return checks
+
+
+def _balancer_ingress_check(desired: Desired, group: SecurityGroupFact) -> Check:
+    """The listener ports admit exactly the allowed networks, as far as this setup's rules go.
+
+    Passes when every (port, network) pair is admitted and no rule this setup made admits anything
+    else. Rules the admin added to the group by hand (without the wizard's description) are shown,
+    not failed: apply never touches them, so failing on them would leave a check no run can fix;
+    the admin sees who else they let in and removes them if that was not meant.
+    """
+    missing = diff.missing_balancer_ingress(desired, group)
+    stale = diff.stale_balancer_ingress(desired, group)
+    foreign = diff.foreign_balancer_ingress(desired, group)
+    admitted: dict[int, list[str]] = {}
+    for rule in desired.balancer_ingress:
+        admitted.setdefault(rule.port, [])
+        if rule not in missing:
+            admitted[rule.port].append(rule.cidr or "")
+    seen = f"{group.name} ({group.id}): " + "; ".join(
+        f"TCP {port} from {', '.join(cidrs) or 'none of the allowed networks'}" for port, cidrs in admitted.items())
+    if foreign:
+        seen += ("; also rules not made by this setup (left alone): "
+                 + ", ".join(f"TCP {port} from {source}" for port, source in foreign))
+    problems = []
+    if missing:
+        problems.append("it does not let in " + ", ".join(f"TCP {r.port} from {r.cidr}" for r in missing))
+    if stale:
+        problems.append("rules this setup made still let in " + ", ".join(f"TCP {r.port} from {r.cidr}" for r in stale)
+                        + ", which balancer.alb.allowed_cidrs no longer lists")
+    fix = (f"The listener ports must admit exactly {', '.join(desired.allowed_cidrs)}: {'; '.join(problems)}. {FIX}"
+           if problems else "")
+    return Check("balancer security group", BALANCER, not problems, seen, fix)
 
 
 def _balancer_checks(desired: Desired, facts: AlbFacts) -> list[Check]:

@@ -47,6 +47,10 @@ IDLE_TIMEOUT_FLOOR = 300
 SYNCHRONY_PATH = "/synchrony/*"
 SYNCHRONY_HEALTH_PATH = "/synchrony/heartbeat"
 ANYWHERE = "0.0.0.0/0"
+#: Who may reach an internet-facing balancer when the answers do not say (balancer.alb.allowed_cidrs).
+#: IPv4 only: apply creates the balancer with IpAddressType "ipv4", so it has no IPv6 address and
+#: admitting ::/0 would admit nobody. An internal balancer defaults to its VPC's CIDR blocks instead.
+DEFAULT_ALLOWED = (ANYWHERE,)
 #: The first rule priority the wizard tries on a listener (low numbers stay free for the admin).
 RULE_PRIORITY = 10
 
@@ -113,6 +117,19 @@ class IngressSpec:
     port: int
     purpose: str  # what the port is for, in the rule's description
     description: str
+    #: The network admitted (the balancer's own group); None for a rule whose source is a group.
+    cidr: str | None = None
+
+    @property
+    def ipv6(self) -> bool:
+        return self.cidr is not None and ":" in self.cidr
+
+    def permission(self) -> dict[str, Any]:
+        """This rule as authorize/revoke_security_group_ingress take it (one network, IPv4 or IPv6)."""
+        assert self.cidr is not None, "a rule from a network"
+        ranges = ({"Ipv6Ranges": [{"CidrIpv6": self.cidr, "Description": self.description}]} if self.ipv6
+                  else {"IpRanges": [{"CidrIp": self.cidr, "Description": self.description}]})
+        return {"IpProtocol": "tcp", "FromPort": self.port, "ToPort": self.port, **ranges}
 
 
 @dataclass(frozen=True)
@@ -156,7 +173,7 @@ class Desired:
     scheme: str
     subnets: tuple[str, ...]
     idle_timeout: int
-    #: What the balancer's own group lets in from anywhere (the listener ports).
+    #: What the balancer's own group lets in: each listener port from each allowed network.
     balancer_ingress: tuple[IngressSpec, ...]
     node_security_group: str | None
     #: What the nodes' group must let in from the balancer's group.
@@ -167,6 +184,8 @@ class Desired:
     context_path: str
     #: What balancer.settings become on an ALB (or why they do not apply), for the plan.
     settings_note: str = ""
+    #: The networks the listener ports admit (balancer.alb.allowed_cidrs, or its default).
+    allowed_cidrs: tuple[str, ...] = ()
 
     def target_group(self, key: str) -> TargetGroupSpec | None:
         return next((tg for tg in self.target_groups if tg.key == key), None)
@@ -242,9 +261,10 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
     forward_port = next(listener.port for listener in listeners if listener.action == "forward")
 
     setup = names.setup
+    allowed = allowed_networks(answers, facts)
     balancer_ingress = tuple(IngressSpec(listener.port, f"{listener.protocol} from users",
-                                         f"{TOOL} {setup}: {listener.protocol} from users")
-                             for listener in listeners)
+                                         balancer_ingress_description(setup, listener.protocol), cidr)
+                             for listener in listeners for cidr in allowed)
     node_ports: dict[int, str] = {}
     for node in nodes:
         node_ports.setdefault(node.confluence_port, "Confluence")
@@ -257,20 +277,65 @@ def build_desired(answers: Answers, facts: AlbFacts) -> Desired:
                    balancer_ingress=balancer_ingress, node_security_group=alb.node_security_group_id,
                    node_ingress=node_ingress, target_groups=tuple(groups), listeners=tuple(listeners),
                    rule=RuleSpec(listener_port=forward_port) if synchrony_group is not None else None,
-                   context_path=context_path, settings_note=_settings_note(answers, policy))
+                   context_path=context_path, settings_note=_settings_note(answers, policy, allowed),
+                   allowed_cidrs=allowed)
 
 
-def _settings_note(answers: Answers, policy: str) -> str:
-    """balancer.settings on an ALB: what each becomes, or why it does not apply."""
+def allowed_networks(answers: Answers, facts: AlbFacts) -> tuple[str, ...]:
+    """balancer.alb.allowed_cidrs, or its default: anywhere (IPv4) when internet-facing, the VPC's
+    IPv4 CIDR blocks (read by describe_vpcs) when internal. Normalised, each once."""
+    alb = answers.balancer.alb
+    assert alb is not None
+    if alb.allowed_cidrs:
+        return tuple(alb.allowed_cidrs)  # normalised by the answers' check
+    if alb.scheme == "internal":
+        return tuple(dict.fromkeys(normal_cidr(cidr) for cidr in facts.env.vpc_cidrs))
+    return DEFAULT_ALLOWED
+
+
+def normal_cidr(cidr: str) -> str:
+    """A network in the one spelling the wizard writes (``2001:db8::/32``); anything else as it is."""
+    try:
+        return str(ipaddress.ip_network(cidr, strict=False))
+    except ValueError:
+        return cidr
+
+
+def covers_everyone(cidrs: tuple[str, ...]) -> list[str]:
+    """The IP versions (``0.0.0.0/0``, ``::/0``) that ``cidrs`` together cover whole, even split in parts."""
+    networks = [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    found = []
+    if ipaddress.IPv4Network("0.0.0.0/0") in ipaddress.collapse_addresses(v4):
+        found.append("0.0.0.0/0")
+    if ipaddress.IPv6Network("::/0") in ipaddress.collapse_addresses(v6):
+        found.append("::/0")
+    return found
+
+
+def balancer_ingress_description(setup: str, protocol: str) -> str:
+    """The description of the rules the wizard adds to the balancer's group; it marks them as its own."""
+    return f"{ingress_marker(setup)}{protocol} from users"
+
+
+def ingress_marker(setup: str) -> str:
+    """How every security group rule this setup made begins its description (and no other rule)."""
+    return f"{TOOL} {setup}: "
+
+
+def _settings_note(answers: Answers, policy: str, allowed: tuple[str, ...]) -> str:
+    """balancer.settings on an ALB: what each becomes, or why it does not apply; who may reach it."""
     settings = answers.balancer.settings
     alb = answers.balancer.alb
     assert alb is not None
-    parts = [f"TLS {' '.join(settings.tls_protocols)}: policy {policy}" if alb.certificate_arn
-             else "tls_protocols: no HTTPS listener",
-             f"read_timeout: an ALB has no per-request timeout; its idle timeout ({alb.idle_timeout} s) applies",
-             f"max_upload_mb ({settings.max_upload_mb}): an ALB does not limit request bodies (Confluence's own "
-             "attachment limit applies)",
-             "X-Forwarded-For: added by the ALB"]
+    parts = [_allowed_note(alb.scheme, allowed, given=bool(alb.allowed_cidrs))]
+    parts += [f"TLS {' '.join(settings.tls_protocols)}: policy {policy}" if alb.certificate_arn
+              else "tls_protocols: no HTTPS listener",
+              f"read_timeout: an ALB has no per-request timeout; its idle timeout ({alb.idle_timeout} s) applies",
+              f"max_upload_mb ({settings.max_upload_mb}): an ALB does not limit request bodies (Confluence's own "
+              "attachment limit applies)",
+              "X-Forwarded-For: added by the ALB"]
     if settings.hsts_max_age:
         parts.append(f"hsts_max_age ({settings.hsts_max_age}): not set on an ALB by this setup (send it from "
                      "Confluence or a response-header rule)")
@@ -284,9 +349,29 @@ def _settings_note(answers: Answers, policy: str) -> str:
     return "; ".join(parts)
 
 
+def _allowed_note(scheme: str, allowed: tuple[str, ...], *, given: bool) -> str:
+    """Who may reach the listener ports, and the warnings that go with it."""
+    if given:
+        where = "balancer.alb.allowed_cidrs"
+    elif scheme == "internal":
+        where = "the default for an internal balancer: its VPC's CIDR"
+    else:
+        where = "the default for an internet-facing balancer: anywhere over IPv4"
+    parts = [f"listener ports open to {', '.join(allowed)} ({where})"]
+    everyone = covers_everyone(allowed)
+    if scheme == "internal" and everyone:
+        parts.append(f"WARNING: the internal balancer is open to {' and '.join(everyone)}: everything that can "
+                     "route into the VPC (peered VPCs, VPN, Direct Connect) reaches it; list only the networks that "
+                     "should in balancer.alb.allowed_cidrs")
+    if any(":" in cidr for cidr in allowed):
+        parts.append("the balancer is IPv4 only (IpAddressType ipv4), so the IPv6 networks are admitted by its "
+                     "security group but reach it only once it is made dualstack")
+    return "; ".join(parts)
+
+
 def node_ingress_description(setup: str, purpose: str) -> str:
     """The description the wizard gives the rules it adds to the nodes' group; it marks them as its own."""
-    return f"{TOOL} {setup}: {purpose} from the balancer"
+    return f"{ingress_marker(setup)}{purpose} from the balancer"
 
 
 def _context_path(nodes: tuple[NodePorts, ...]) -> str:

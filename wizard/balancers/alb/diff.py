@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from wizard.balancers.alb.desired import (
-    ANYWHERE,
     CURRENT_SSL_POLICY_PREFIX,
     SSL_POLICY,
     IDLE_TIMEOUT_KEY,
@@ -23,6 +22,7 @@ from wizard.balancers.alb.desired import (
     RuleSpec,
     TargetGroupSpec,
     TargetSpec,
+    ingress_marker,
     node_ingress_description,
     redirect_config,
 )
@@ -87,10 +87,56 @@ def require_owned_part(what: str, tags: Mapping[str, str], names: Names) -> None
 # --- Security groups ---------------------------------------------------------------------
 
 def missing_balancer_ingress(desired: Desired, group: SecurityGroupFact | None) -> list[IngressSpec]:
-    """The listener ports the balancer's own group does not yet let in from anywhere."""
+    """The (listener port, allowed network) pairs the balancer's own group does not yet let in.
+
+    A pair some rule already admits is there, whoever made that rule: AWS would refuse the
+    same rule twice, and the admin's own rule is never touched.
+    """
     if group is None:
         return list(desired.balancer_ingress)
-    return [rule for rule in desired.balancer_ingress if not group.allows(rule.port, cidr=ANYWHERE)]
+    return [rule for rule in desired.balancer_ingress if not group.allows(rule.port, cidr=rule.cidr)]
+
+
+def stale_balancer_ingress(desired: Desired, group: SecurityGroupFact | None) -> list[IngressSpec]:
+    """The rules of the balancer's group that this setup made (its description marks them) and that
+    no longer match a listener port and an allowed network: to be revoked. The admin's own rules,
+    without that description, are never among them."""
+    if group is None:
+        return []
+    wanted = {(rule.port, rule.cidr) for rule in desired.balancer_ingress}
+    marker = ingress_marker(desired.names.setup)
+    stale: dict[tuple[int, str], IngressSpec] = {}
+    for permission in group.ingress:
+        port = permission.single_tcp_port
+        if port is None:
+            continue
+        for source, description in permission.descriptions:
+            if source in permission.cidrs and description.startswith(marker) and (port, source) not in wanted:
+                purpose = description[len(marker):].removesuffix(" from users") or "users"
+                stale.setdefault((port, source), IngressSpec(port, purpose, description, source))
+    order = list(dict.fromkeys(rule.port for rule in desired.balancer_ingress))
+    return [stale[key] for key in sorted(stale, key=lambda key: (
+        order.index(key[0]) if key[0] in order else len(order), key[0], ":" in key[1], key[1]))]
+
+
+def foreign_balancer_ingress(desired: Desired, group: SecurityGroupFact | None) -> list[tuple[int, str]]:
+    """(port, source) of the rules on a listener port that this setup did not make (the admin's own):
+    left alone by apply, and shown by verify."""
+    if group is None:
+        return []
+    ports = {rule.port for rule in desired.balancer_ingress}
+    marker = ingress_marker(desired.names.setup)
+    found = []
+    for permission in group.ingress:
+        if permission.protocol not in ("tcp", "6", "-1"):
+            continue
+        covered = sorted(port for port in ports if permission.protocol == "-1"
+                         or permission.from_port <= port <= permission.to_port)
+        ours = {source for source, description in permission.descriptions if description.startswith(marker)}
+        for source in (*permission.cidrs, *permission.groups):
+            if source not in ours:
+                found += [(port, source) for port in covered]
+    return sorted(set(found))
 
 
 def missing_node_ingress(desired: Desired, nodes_group: SecurityGroupFact | None,

@@ -16,10 +16,18 @@ class Permission:
     protocol: str
     from_port: int
     to_port: int
+    #: The networks it admits, IPv4 and IPv6, normalised (``2001:db8::/32``).
     cidrs: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     #: (source, description) for each CIDR or group that carries a description.
     descriptions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def single_tcp_port(self) -> int | None:
+        """The port of a TCP rule for one port (the only kind the wizard makes), else None."""
+        if self.protocol in ("tcp", "6") and self.from_port == self.to_port:
+            return self.from_port
+        return None
 
     def allows(self, port: int, *, cidr: str | None = None, group: str | None = None) -> bool:
         """Whether this permission lets ``port`` in from ``cidr`` or from members of ``group``."""

@@ -25,7 +25,7 @@ from wizard.balancers.alb.desired import (
     TargetSpec,
     node_ingress_description,
 )
-from wizard.balancers.alb.facts import AlbFacts, RegisteredTarget, TargetGroupFact
+from wizard.balancers.alb.facts import AlbFacts, RegisteredTarget, SecurityGroupFact, TargetGroupFact
 from wizard.balancers.alb.names import (
     ROLE_LOAD_BALANCER,
     ROLE_NODE_INGRESS,
@@ -64,17 +64,14 @@ def plan_changes(desired: Desired, facts: AlbFacts) -> list[Change]:
     if group is not None:
         diff.require_owned("security group", group.name, group.tags, names)
     if group is None:
-        ports = ", ".join(f"{rule.port}" for rule in desired.balancer_ingress)
+        ports = list(dict.fromkeys(rule.port for rule in desired.balancer_ingress))
         changes.append(_change(
             Action(ROLE_SECURITY_GROUP, "create", names.security_group),
             f"create security group {names.security_group} in {desired.vpc_id} for the balancer "
-            f"(TCP {ports} in from anywhere)",
-            vpc_id=desired.vpc_id, ingress_ports=[rule.port for rule in desired.balancer_ingress]))
+            f"(TCP {', '.join(map(str, ports))} in from {describe_networks(desired.allowed_cidrs)})",
+            vpc_id=desired.vpc_id, ingress_ports=ports, cidrs=list(desired.allowed_cidrs)))
     else:
-        for rule in diff.missing_balancer_ingress(desired, group):
-            changes.append(_ingress_change(ROLE_SECURITY_GROUP, group.id, rule,
-                                           f"allow TCP {rule.port} from anywhere into the balancer's "
-                                           f"group {group.name} ({group.id})"))
+        changes += _balancer_ingress_changes(desired, group)
     balancer_group = group.id if group else None
     nodes_group = facts.env.node_security_group
     for rule in diff.missing_node_ingress(desired, nodes_group, balancer_group):
@@ -117,6 +114,40 @@ def _change(action: Action, summary: str, **details: Any) -> Change:
     return Change(target=BALANCER, kind="aws", summary=summary,
                   details=ResourceChange(resource=action.resource, action=action.verb, name=action.name, extra=details),
                   payload=action)
+
+
+def describe_networks(cidrs: tuple[str, ...] | list[str]) -> str:
+    """The allowed networks for a summary, anywhere said as such."""
+    return ", ".join(f"{cidr} (anywhere)" if cidr in ("0.0.0.0/0", "::/0") else cidr for cidr in cidrs)
+
+
+def _by_port(rules: list[IngressSpec]) -> dict[int, tuple[IngressSpec, ...]]:
+    grouped: dict[int, list[IngressSpec]] = {}
+    for rule in rules:
+        grouped.setdefault(rule.port, []).append(rule)
+    return {port: tuple(items) for port, items in grouped.items()}
+
+
+def _balancer_ingress_changes(desired: Desired, group: SecurityGroupFact) -> list[Change]:
+    """Per listener port: the allowed networks to let in, then this setup's rules no longer wanted to
+    revoke (adding first, so a network being replaced never leaves the port closed for a moment)."""
+    changes = []
+    where = f"the balancer's group {group.name} ({group.id})"
+    for port, rules in _by_port(diff.missing_balancer_ingress(desired, group)).items():
+        cidrs = [rule.cidr or "" for rule in rules]
+        changes.append(_change(Action(ROLE_SECURITY_GROUP, "authorize", group.id, rules),
+                               f"allow TCP {port} from {describe_networks(cidrs)} into {where}",
+                               group_id=group.id, port=port, cidrs=cidrs))
+    for port, rules in _by_port(diff.stale_balancer_ingress(desired, group)).items():
+        cidrs = [rule.cidr or "" for rule in rules]
+        listened = port in {rule.port for rule in desired.balancer_ingress}
+        why = ("not in balancer.alb.allowed_cidrs (or its default) any more" if listened
+               else "no listener uses the port any more")
+        changes.append(_change(Action(ROLE_SECURITY_GROUP, "revoke", group.id, rules),
+                               f"revoke TCP {port} from {describe_networks(cidrs)} in {where}: a rule this setup "
+                               f"made, {why} (rules it did not make stay)",
+                               group_id=group.id, port=port, cidrs=cidrs))
+    return changes
 
 
 def _ingress_change(role: str, group_id: str, rule: IngressSpec, summary: str) -> Change:
@@ -266,4 +297,5 @@ def noop_reason(desired: Desired, facts: AlbFacts) -> str:
     kept = (f" The target group {desired.names.synchrony_target_group} is no longer needed ({_INTERNAL_PROXY}) "
             f"but stays: {kept}; delete it once nothing uses it." if kept else "")
     return (f"The load balancer {desired.names.load_balancer}{where} already matches: target groups {groups}; "
-            f"listeners {listeners}{rule}; idle timeout {desired.idle_timeout} s; security groups in place.{kept}")
+            f"listeners {listeners}{rule}; idle timeout {desired.idle_timeout} s; security groups in place (listener "
+            f"ports open to {describe_networks(desired.allowed_cidrs)}).{kept}")

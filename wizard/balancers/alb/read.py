@@ -25,6 +25,7 @@ from wizard.balancers.alb.facts import (
     SecurityGroupFact,
     TargetGroupFact,
 )
+from wizard.balancers.alb.desired import normal_cidr
 from wizard.balancers.alb.names import Names, tag_dict
 from wizard.transport.aws import Aws, AwsError
 
@@ -126,18 +127,26 @@ def read_node_group(aws: Aws, vpc_id: str, group_id: str) -> SecurityGroupFact:
     return group
 
 
+def _source(item: dict[str, Any]) -> str | None:
+    """What one entry of a permission admits: its network (normalised, IPv4 or IPv6) or its group."""
+    cidr = item.get("CidrIp") or item.get("CidrIpv6")
+    return normal_cidr(str(cidr)) if cidr else (str(item["GroupId"]) if item.get("GroupId") else None)
+
+
 def security_group_fact(group: dict[str, Any]) -> SecurityGroupFact:
-    permissions = tuple(
-        Permission(protocol=str(p.get("IpProtocol", "")), from_port=int(p.get("FromPort", -1)),
-                   to_port=int(p.get("ToPort", -1)),
-                   cidrs=tuple(r["CidrIp"] for r in p.get("IpRanges", [])),
-                   groups=tuple(g["GroupId"] for g in p.get("UserIdGroupPairs", []) if g.get("GroupId")),
-                   descriptions=tuple((str(s.get("CidrIp") or s.get("GroupId")), s["Description"])
-                                      for s in [*p.get("IpRanges", []), *p.get("UserIdGroupPairs", [])]
-                                      if s.get("Description") and (s.get("CidrIp") or s.get("GroupId"))))
-        for p in group.get("IpPermissions", []))
+    permissions = []
+    for p in group.get("IpPermissions", []):
+        ranges = [*p.get("IpRanges", []), *p.get("Ipv6Ranges", [])]
+        sources = [*ranges, *p.get("UserIdGroupPairs", [])]
+        permissions.append(Permission(
+            protocol=str(p.get("IpProtocol", "")), from_port=int(p.get("FromPort", -1)),
+            to_port=int(p.get("ToPort", -1)),
+            cidrs=tuple(source for source in map(_source, ranges) if source),
+            groups=tuple(g["GroupId"] for g in p.get("UserIdGroupPairs", []) if g.get("GroupId")),
+            descriptions=tuple((source, str(item["Description"])) for item in sources
+                               if item.get("Description") and (source := _source(item)))))
     return SecurityGroupFact(id=group["GroupId"], name=group.get("GroupName", ""), vpc_id=group.get("VpcId", ""),
-                             tags=tag_dict(group.get("Tags")), ingress=permissions)
+                             tags=tag_dict(group.get("Tags")), ingress=tuple(permissions))
 
 
 def read_certificate(aws: Aws, arn: str, host: str) -> CertificateFact:

@@ -13,6 +13,8 @@ node's targets and register them again (``wizard.balancers.alb.drain``).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 from wizard.answers_model import AlbOptions, Answers, Node
@@ -20,7 +22,7 @@ from wizard.balancers.alb import drain as alb_drain
 from wizard.balancers.alb import undo as alb_undo
 from wizard.balancers.alb.apply import Executor, Report
 from wizard.balancers.alb.checks import balancer_checks
-from wizard.balancers.alb.desired import Desired, build_desired
+from wizard.balancers.alb.desired import Desired, build_desired, ingress_marker
 from wizard.balancers.alb.facts import AlbFacts, NodePorts
 from wizard.balancers.alb.health import wait_active, wait_healthy
 from wizard.balancers.alb.plan import noop_reason, plan_changes
@@ -178,6 +180,8 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
                 "rollback refused and nothing was undone.",
                 "The state file was edited by hand or does not belong to these answers: check the resources in "
                 "the AWS console and undo by hand what needs it.")
+        if data.get("resource") == "security-group-ingress":
+            _vet_ingress(answers, action, label)
         return UndoAction(kind=action.kind, target=BALANCER, description=_describe_undo(action.kind, data),
                           manual=action.manual, data=dict(data))
 
@@ -199,6 +203,43 @@ class AlbBalancerStep(BalancerKind[AlbFacts]):
         except AwsError as exc:
             raise AwsError(exc.message, (exc.hint or "") + f" By hand: {action.manual}",
                            code=exc.code, action=exc.action) from exc
+
+
+def _vet_ingress(answers: Answers, action: UndoAction, label: str) -> None:
+    """A security group rule record acts on one TCP port from one network or group, and only on a rule
+    whose description is this setup's: a hand-edited record cannot revoke (or add) the admin's rules."""
+    from wizard.engine.undo import UndoRecordError
+
+    data = action.data
+    port, cidr, source = data.get("port"), data.get("cidr"), data.get("source_group")
+    problem = ""
+    if not isinstance(data.get("group_id"), str) or not re.fullmatch(r"sg-[0-9a-f]+", data["group_id"]):
+        problem = f"its group {data.get('group_id')!r} is not a security group id"
+    elif isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        problem = f"its port {port!r} is not a port number"
+    elif (cidr is None) == (source is None):
+        problem = "it names neither one network nor one source group"
+    elif cidr is not None and not _is_written_network(cidr):
+        problem = f"its network {cidr!r} is not a network in the form the wizard writes"
+    elif source is not None and (not isinstance(source, str) or not re.fullmatch(r"sg-[0-9a-f]+", source)):
+        problem = f"its source {source!r} is not a security group id"
+    elif not str(data.get("rule_description", "")).startswith(ingress_marker(answers.name)):
+        problem = (f"the rule it acts on is described {data.get('rule_description')!r}, not as one of this "
+                   f"setup's ({ingress_marker(answers.name)}...)")
+    if problem:
+        raise UndoRecordError(
+            f"The state file's {label} ({action.kind}) is a security group rule record rollback will not perform: "
+            f"{problem}; rollback refused and nothing was undone.",
+            "The state file was edited by hand: check the security group's rules in the AWS console and undo by "
+            "hand what needs it.")
+
+
+def _is_written_network(cidr: object) -> bool:
+    """A network exactly as the wizard writes it (``10.0.0.0/8``, ``2001:db8::/32``)."""
+    try:
+        return isinstance(cidr, str) and "/" in cidr and str(ipaddress.ip_network(cidr)) == cidr
+    except ValueError:
+        return False
 
 
 def _describe_undo(kind: str, data: dict[str, Any]) -> str:
@@ -233,8 +274,8 @@ def _describe_undo(kind: str, data: dict[str, Any]) -> str:
             return (f"Create the target group {name} again ({data['protocol']} {int(data['port'])}, "
                     f"{len(data['targets'])} target(s)), as it was before the wizard deleted it.")
         if kind == alb_undo.RECREATE and resource == "security-group-ingress":
-            return (f"Let {data['source_group']} reach TCP {int(data['port'])} in {data['group_id']} again, as "
-                    "before the wizard removed it.")
+            return (f"Let {data.get('cidr') or data['source_group']} reach TCP {int(data['port'])} in "
+                    f"{data['group_id']} again, as before the wizard removed it.")
         if kind == alb_undo.RECREATE:
             return f"Create the {resource} {name} again, as it was before the wizard deleted it."
     except (KeyError, TypeError, ValueError):

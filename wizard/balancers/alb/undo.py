@@ -29,6 +29,7 @@ from typing import Any
 from wizard.balancers.alb import diff, read, timing
 from wizard.balancers.alb.desired import (
     Desired,
+    normal_cidr,
     ListenerSpec,
     RuleSpec,
     TargetGroupSpec,
@@ -124,14 +125,29 @@ def delete_rule(desired: Desired, spec: RuleSpec) -> UndoAction:
         data=_base(desired, "rule", spec.path, load_balancer=balancer, port=spec.listener_port, path=spec.path))
 
 
+def _permission(port: int, description: str, cidr: str | None, source_group: str | None) -> dict[str, Any]:
+    """One ingress rule as the EC2 API (and the CLI's --ip-permissions) takes it."""
+    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
+    if cidr and ":" in cidr:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": cidr, "Description": description}]
+    elif cidr:
+        permission["IpRanges"] = [{"CidrIp": cidr, "Description": description}]
+    else:
+        permission["UserIdGroupPairs"] = [{"GroupId": source_group, "Description": description}]
+    return permission
+
+
 def revoke_ingress(desired: Desired, group_id: str, port: int, description: str, *,
                    cidr: str | None = None, source_group: str | None = None) -> UndoAction:
-    source = f"--cidr {cidr}" if cidr else f"--source-group {source_group}"
+    if cidr and ":" in cidr:  # the CLI's --cidr takes IPv4 only
+        source = f"--ip-permissions {_q(json.dumps([_permission(port, description, cidr, None)]))}"
+    else:
+        source = (f"--protocol tcp --port {port} --cidr {_q(cidr)}" if cidr
+                  else f"--protocol tcp --port {port} --source-group {_q(source_group)}")
     return UndoAction(
         kind=REVOKE, target=BALANCER,
         description=f"Remove the rule the wizard added to {group_id}: TCP {port} from {cidr or source_group}.",
-        manual=(f"aws ec2 revoke-security-group-ingress --region {desired.region} --group-id {group_id} "
-                f"--protocol tcp --port {port} {source}"),
+        manual=f"aws ec2 revoke-security-group-ingress --region {desired.region} --group-id {_q(group_id)} {source}",
         data=_base(desired, "security-group-ingress", group_id, group_id=group_id, port=port, cidr=cidr,
                    source_group=source_group, rule_description=description))
 
@@ -211,17 +227,18 @@ def recreate_target_group(desired: Desired, name: str, previous: Mapping[str, An
                    attributes=attributes, targets=list(previous["targets"]), tags=tags))
 
 
-def authorize_ingress(desired: Desired, group_id: str, port: int, description: str, source_group: str,
-                      tags: list[dict[str, str]]) -> UndoAction:
-    """Put back a rule the wizard revoked from the nodes' group (TCP ``port`` from ``source_group``)."""
-    permission = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-                  "UserIdGroupPairs": [{"GroupId": source_group, "Description": description}]}
+def authorize_ingress(desired: Desired, group_id: str, port: int, description: str, source_group: str | None,
+                      tags: list[dict[str, str]], *, cidr: str | None = None) -> UndoAction:
+    """Put back a rule the wizard revoked: TCP ``port`` from ``source_group`` (the nodes' group) or
+    from the network ``cidr`` (the balancer's group), with the wizard's description."""
+    permission = _permission(port, description, cidr, source_group)
     return UndoAction(
         kind=RECREATE, target=BALANCER,
-        description=f"Let {source_group} reach TCP {port} in {group_id} again, as before the wizard removed it.",
-        manual=(f"aws ec2 authorize-security-group-ingress --region {desired.region} --group-id {group_id} "
+        description=f"Let {cidr or source_group} reach TCP {port} in {group_id} again, as before the wizard "
+                    "removed it.",
+        manual=(f"aws ec2 authorize-security-group-ingress --region {desired.region} --group-id {_q(group_id)} "
                 f"--ip-permissions {_q(json.dumps([permission]))}"),
-        data=_base(desired, "security-group-ingress", group_id, group_id=group_id, port=port,
+        data=_base(desired, "security-group-ingress", group_id, group_id=group_id, port=port, cidr=cidr,
                    source_group=source_group, rule_description=description, tags=tags))
 
 
@@ -389,22 +406,24 @@ def _revoke(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
     described = found[0]
     port, cidr, source = int(data["port"]), data.get("cidr"), data.get("source_group")
     wanted = data["rule_description"]
-    permission: dict[str, Any] | None = None
+    found = False
     for item in described.get("IpPermissions", []):
         if item.get("IpProtocol") != "tcp" or item.get("FromPort") != port or item.get("ToPort") != port:
             continue
-        if cidr and any(r.get("CidrIp") == cidr and r.get("Description") == wanted for r in item.get("IpRanges", [])):
-            permission = {"IpRanges": [{"CidrIp": cidr, "Description": wanted}]}
+        if cidr and any(normal_cidr(str(r.get("CidrIp") or r.get("CidrIpv6"))) == cidr
+                        and r.get("Description") == wanted
+                        for r in [*item.get("IpRanges", []), *item.get("Ipv6Ranges", [])]):
+            found = True
         if source and any(g.get("GroupId") == source and g.get("Description") == wanted
                           for g in item.get("UserIdGroupPairs", [])):
-            permission = {"UserIdGroupPairs": [{"GroupId": source, "Description": wanted}]}
-    if permission is None:
+            found = True
+    if not found:
         return
     # The description goes along: AWS ignores it when matching, moto needs it.
     report(f"removing TCP {port} from {cidr or source} on {group_id}")
     _call_unless_gone(aws, "ec2", "revoke_security_group_ingress",
                       ("InvalidPermission.NotFound", "InvalidGroup.NotFound"), GroupId=group_id,
-                      IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **permission}])
+                      IpPermissions=[_permission(port, wanted, cidr, source)])
 
 
 def _restore_target_group(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
@@ -541,13 +560,13 @@ def _forwarding_to(actions: list[dict[str, Any]], arns: Mapping[str, str]) -> li
 
 
 def _authorize(aws: Aws, data: Mapping[str, Any], report: Report) -> None:
-    group_id, port, source = data["group_id"], int(data["port"]), data["source_group"]
-    report(f"letting {source} reach TCP {port} in {group_id} again")
+    group_id, port = data["group_id"], int(data["port"])
+    cidr, source = data.get("cidr"), data.get("source_group")
+    report(f"letting {cidr or source} reach TCP {port} in {group_id} again")
     try:
-        aws.call("ec2", "authorize_security_group_ingress", GroupId=group_id, IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-             "UserIdGroupPairs": [{"GroupId": source, "Description": data["rule_description"]}]}],
-            TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": list(data["tags"])}])
+        aws.call("ec2", "authorize_security_group_ingress", GroupId=group_id,
+                 IpPermissions=[_permission(port, data["rule_description"], cidr, source)],
+                 TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": list(data["tags"])}])
     except AwsError as exc:
         # Already there (the revoke never happened, or someone put it back): as wanted.
         if exc.code not in ("InvalidPermission.Duplicate", "InvalidGroup.NotFound"):
