@@ -109,7 +109,7 @@ def test_narrowing_revokes_only_the_dropped_rules_the_admins_own_rule_survives_a
 
     narrowed = with_cidrs(setup, ["203.0.113.0/24"])
     plan = plan_of(narrowed)
-    assert [(c.details["action"], c.details["port"], c.details["cidrs"]) for c in plan.changes] == [
+    assert [(c.details.action, c.details.extra["port"], c.details.extra["cidrs"]) for c in plan.changes] == [
         ("revoke", 443, ["198.51.100.0/24", "2001:db8::/32"]), ("revoke", 80, ["198.51.100.0/24", "2001:db8::/32"])]
     calls.operations.clear()
     outcome = apply(narrowed)
@@ -196,6 +196,6 @@ def test_an_internal_balancer_admits_its_vpc_by_default_and_warns_when_opened_to
     everyone = with_cidrs(internal, ["0.0.0.0/0"])
     plan = plan_of(everyone)
     assert "WARNING: the internal balancer is open to 0.0.0.0/0" in plan.summary
-    assert [(c.details["action"], c.details["port"], c.details["cidrs"]) for c in plan.changes] == [
+    assert [(c.details.action, c.details.extra["port"], c.details.extra["cidrs"]) for c in plan.changes] == [
         ("authorize", 443, ["0.0.0.0/0"]), ("authorize", 80, ["0.0.0.0/0"]),
         ("revoke", 443, ["10.20.0.0/16"]), ("revoke", 80, ["10.20.0.0/16"])]

@@ -38,9 +38,9 @@ def with_rules(facts: AlbFacts, *extra: Permission, drop: bool = False) -> AlbFa
 
 
 def ingress_changes(answers_, facts: AlbFacts) -> list[tuple[str, int, list[str]]]:
-    return [(c.details["action"], c.details["port"], c.details["cidrs"])
+    return [(c.details.action, c.details.extra["port"], c.details.extra["cidrs"])
             for c in plan_changes(build_desired(answers_, facts), facts)
-            if c.details["resource"] == "balancer-security-group"]
+            if c.details.resource == "balancer-security-group"]
 
 
 def security_check(answers_, facts: AlbFacts):
@@ -143,7 +143,7 @@ def test_a_listener_port_no_longer_used_loses_this_setups_rules() -> None:
     facts = built(answers())  # HTTPS 443 and the HTTP 80 redirect
     http_only = answers(public_url="http://wiki.example.com")
     assert ingress_changes(http_only, facts) == [("revoke", 443, ["0.0.0.0/0"])]
-    revoke = next(c for c in STEP.plan(http_only, facts).changes if c.details["action"] == "revoke")
+    revoke = next(c for c in STEP.plan(http_only, facts).changes if c.details.action == "revoke")
     assert "no listener uses the port any more" in revoke.summary
 
 
