@@ -4,6 +4,8 @@ refusals, the undo records, and hostile answers (refused, or landing as one argu
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -135,6 +137,18 @@ def test_haproxy_loads_a_file_named_by_f_or_a_cfg_in_an_f_folder() -> None:
     commands = haproxy_commands(answers.balancer.haproxy)
     assert commands.loads == ("/a.cfg", "/d", "/e.cfg") and commands.pid_file == "/run/h.pid"
     assert parse_version("HAProxy version 2.6.12-1+deb12u4 2026/10/17") == (2, 6, 12)
+
+
+@pytest.mark.parametrize(("step", "old", "needs"), [(NGINX, (1, 10, 3), "nginx 1.12.0 or later."),
+                                                   (HAPROXY, (2, 1, 9), "HAProxy 2.2.0 or later (http-check send)")])
+def test_a_server_older_than_the_file_needs_is_refused_before_anything_changes(step: Any, old: tuple[int, ...],
+                                                                             needs: str) -> None:
+    kind = step.kind
+    server = replace(facts(kind).server, version=old)
+    with pytest.raises(ServerError, match=re.escape(needs)) as refused:
+        step.plan(validate(raw(kind, tls=TLS)), Facts(server, NODES))
+    assert f"runs {step.product} {'.'.join(map(str, old))}" in refused.value.message
+    assert refused.value.hint.startswith("Upgrade ") and refused.value.hint.endswith("then run the step again.")
 
 
 def test_haproxy_refuses_a_section_name_or_a_port_already_taken() -> None:

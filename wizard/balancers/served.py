@@ -214,6 +214,10 @@ class ServedFileKind(ReloadingKind["Facts"]):
     """A balancer kind whose whole configuration is one file on the balancer's machine."""
 
     sticky_cookie = "ROUTEID"
+    #: The oldest version the kind's file works on, what needs it, and how to get a newer one.
+    minimum_version: tuple[int, ...] = (0,)
+    minimum_needs = ""
+    upgrade_hint = ""
 
     # What each kind says.
 
@@ -222,12 +226,36 @@ class ServedFileKind(ReloadingKind["Facts"]):
         """Read the server's facts (version, features, what it loads, our file). Read-only."""
 
     @abstractmethod
-    def render(self, answers: Answers, facts: Facts) -> str:
-        """The file's text for these answers and facts (pure)."""
+    def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
+                     http_port: int | None) -> Any:
+        """The kind's model of its file for these answers and facts (pure)."""
+
+    @abstractmethod
+    def render_config(self, config: Any) -> str:
+        """The file's text for the kind's model of it (pure)."""
 
     def refusals(self, answers: Answers, facts: Facts) -> list[Refusal]:
-        """What stops this plan beyond what reading found (pure). None by default."""
-        return []
+        """What stops this plan beyond what reading found (pure): by default, a server too old."""
+        return self.version_refusals(facts)
+
+    # Built on what each kind says.
+
+    def config(self, answers: Answers, facts: Facts) -> Any:
+        return self.build_config(answers, facts, self.server_name(answers), self.listen_port(answers),
+                                 self.http_port(answers))
+
+    def render(self, answers: Answers, facts: Facts) -> str:
+        """The file's text for these answers and facts (pure)."""
+        return self.render_config(self.config(answers, facts))
+
+    def version_refusals(self, facts: Facts) -> list[Refusal]:
+        server = facts.server
+        if server.version >= self.minimum_version:
+            return []
+        needs = f" ({self.minimum_needs})" if self.minimum_needs else ""
+        return [Refusal(f"The balancer runs {self.product} {server.version_string}; the wizard needs {self.product} "
+                        f"{'.'.join(map(str, self.minimum_version))} or later{needs}. Nothing was changed.",
+                        f"{self.upgrade_hint}, then run the step again.")]
 
     def own_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
         """The kind's checks beyond the shared ones (HAProxy's stats page)."""

@@ -4,6 +4,8 @@ written, tested with ``haproxy -c``, then reloaded (``wizard.balancers.served`` 
 
 from __future__ import annotations
 
+from typing import Any
+
 from wizard.answers_model import Answers, HaproxyOptions, Node
 from wizard.balancers.haproxy.config import backend_names, build, render_config
 from wizard.balancers.haproxy.facts import (
@@ -35,6 +37,9 @@ class HaproxyBalancerStep(ServedFileKind):
                          "through its runtime API")
     no_socket_remedy = ("set balancer.haproxy.admin_socket to the `stats socket PATH ... level admin` of HAProxy's "
                         "global section (Debian: /run/haproxy/admin.sock)")
+    minimum_version = MINIMUM_VERSION
+    minimum_needs = "http-check send"
+    upgrade_hint = "Upgrade HAProxy (Debian 12 has 2.6)"
     reload_undo_kind = "haproxy-reload"
     title = "The load balancer (HAProxy)"
     explanation = ("Writes the HAProxy configuration for the setup: a frontend, Confluence and Synchrony backends "
@@ -46,21 +51,17 @@ class HaproxyBalancerStep(ServedFileKind):
     def read_server(self, host: Host, answers: Answers) -> ServerFacts:
         return read_haproxy_facts(host, answers)
 
-    def _config(self, answers: Answers, facts: Facts):  # type: ignore[no-untyped-def]
-        return build(answers, facts, self.server_name(answers), self.listen_port(answers), self.http_port(answers))
+    def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
+                     http_port: int | None) -> Any:
+        return build(answers, facts, server_name, listen_port, http_port)
 
-    def render(self, answers: Answers, facts: Facts) -> str:
-        return render_config(self._config(answers, facts))
+    def render_config(self, config: Any) -> str:
+        return render_config(config)
 
     def refusals(self, answers: Answers, facts: Facts) -> list[Refusal]:
         server = facts.server
-        found: list[Refusal] = []
-        if server.version < MINIMUM_VERSION:
-            found.append(Refusal(
-                f"The balancer runs HAProxy {server.version_string}; the wizard needs HAProxy "
-                f"{'.'.join(map(str, MINIMUM_VERSION))} or later (http-check send). Nothing was changed.",
-                "Upgrade HAProxy (Debian 12 has 2.6), then run the step again."))
-        config = self._config(answers, facts)
+        found = self.version_refusals(facts)
+        config = self.config(answers, facts)
         ours = set(config.sections)
         ports = {config.listen_port} | ({config.http_port} if config.http_port else set())
         for section in server.extra.get("sections", ()):

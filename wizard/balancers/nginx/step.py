@@ -29,6 +29,9 @@ class NginxBalancerStep(ServedFileKind):
                      "and a reload could, which the wizard does not do for a restart")
     drain_remedy = ("none with open-source nginx: restart at a quiet hour, or put Apache, HAProxy (with "
                     "admin_socket) or an ALB in front, which drain")
+    minimum_version = MINIMUM_VERSION
+    minimum_needs = ""
+    upgrade_hint = "Upgrade nginx (the distributions' current packages are newer)"
     reload_undo_kind = "nginx-reload"
     title = "The load balancer (nginx)"
     explanation = ("Writes the nginx configuration for the setup: per-node upstreams with a ROUTEID cookie for sticky "
@@ -40,21 +43,17 @@ class NginxBalancerStep(ServedFileKind):
     def read_server(self, host: Host, answers: Answers) -> ServerFacts:
         return read_nginx_facts(host, answers)
 
-    def _config(self, answers: Answers, facts: Facts) -> Any:
-        return build(answers, facts, self.server_name(answers), self.listen_port(answers), self.http_port(answers))
+    def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
+                     http_port: int | None) -> Any:
+        return build(answers, facts, server_name, listen_port, http_port)
 
-    def render(self, answers: Answers, facts: Facts) -> str:
-        return render_config(self._config(answers, facts))
+    def render_config(self, config: Any) -> str:
+        return render_config(config)
 
     def refusals(self, answers: Answers, facts: Facts) -> list[Refusal]:
         server = facts.server
-        found: list[Refusal] = []
-        if server.version < MINIMUM_VERSION:
-            found.append(Refusal(
-                f"The balancer runs nginx {server.version_string}; the wizard needs nginx "
-                f"{'.'.join(map(str, MINIMUM_VERSION))} or later. Nothing was changed.",
-                "Upgrade nginx (the distributions' current packages are newer), then run the step again."))
-        config = self._config(answers, facts)
+        found = self.version_refusals(facts)
+        config = self.config(answers, facts)
         taken_upstreams = sorted({u.name for u in config.upstreams} & set(server.extra.get("upstreams", ())))
         taken_variables = sorted(set(config.variables) & set(server.extra.get("variables", ())))
         if taken_upstreams or taken_variables:
