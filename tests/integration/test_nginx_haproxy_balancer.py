@@ -493,3 +493,91 @@ def test_a_balancer_that_cannot_drain_is_planned_no_drain_and_the_roll_still_goe
     assert first[0].running_again is not None
     assert second[0].requested >= first[0].running_again + 0.6, (first, second)
     assert bed.get("/status").status_code == 200
+
+
+# --------------------------------------------------------------------------- a standalone Synchrony cluster
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_standalone_synchrony_cluster_is_served_from_its_machines_and_never_moves_routeid(
+        make_bed, lab_node_factory, kind: str) -> None:
+    """synchrony.mode standalone: /synchrony (heartbeat, HTTP, the WebSocket) reaches the cluster's
+    machines, never the nodes' own Synchrony (stopped here, so only the machines can answer); a
+    Synchrony answer sets no ROUTEID and a page request keeps its node; verify's through-the-balancer
+    checks pass; a second apply changes nothing; rollback puts the admin's file back byte for byte."""
+    bed = make_bed(kind, start=False)
+    machines = [lab_node_factory(f"sync{i}", echo_pages=True) for i in (1, 2)]
+    bed.raw["synchrony"] = {"mode": "standalone", "nodes": [
+        {"name": "sync1", "address": "127.0.0.1", "port": machines[0].synchrony_port},
+        {"name": "sync2", "address": "localhost", "port": machines[1].synchrony_port}]}
+    for node in bed.nodes:
+        node.stop_synchrony()
+    old = bed.old_config()
+    bed.server.sites_dir.mkdir(parents=True, exist_ok=True)
+    bed.server.config_path.write_bytes(old)
+    bed.server.start()
+    assert eventually(bed.serves_old_config)
+
+    outcome = bed.apply()
+    assert outcome.exit_status == EXIT_OK, (outcome.message, [c for c in outcome.checks if not c.passed])
+    assert outcome.checks and all(check.passed for check in outcome.checks), outcome.checks
+    assert any(c.name.endswith("(/synchrony/heartbeat)") for c in outcome.checks), outcome.checks
+    assert any(c.name.endswith("(/synchrony/v1/bayeux-sync1)") for c in outcome.checks), outcome.checks
+    text = bed.server.config_path.read_text()
+    for node in bed.nodes:  # no route to a node's Synchrony port
+        assert f":{node.synchrony_port}" not in text
+
+    heartbeats = [bed.get("/synchrony/heartbeat") for _ in range(6)]
+    assert {answer.text for answer in heartbeats} == {"OK"}
+    assert {answer.headers["x-node"] for answer in heartbeats} == {"sync1", "sync2"}
+    assert all("set-cookie" not in answer.headers for answer in heartbeats)
+    assert re.fullmatch(r"sync[12]: hello", bed.websocket())
+    assert re.fullmatch(r"sync[12]: edit", bed.websocket(message="edit", cookie="ROUTEID=node1"))
+    assert not any(key.startswith("synchrony") for node in bed.nodes for key in node.hits)
+    assert any(key.startswith("synchrony") for machine in machines for key in machine.hits)
+
+    with bed.client() as browser:  # a cookie jar
+        first = browser.get(bed.base + "/status")
+        route = browser.cookies.get("ROUTEID")
+        assert route in ("node1", "node2") and first.headers["x-node"] == route
+        for _ in range(4):
+            synchrony = browser.get(bed.base + "/synchrony/heartbeat")
+            assert synchrony.headers["x-node"] in ("sync1", "sync2") and "set-cookie" not in synchrony.headers
+            assert browser.cookies.get("ROUTEID") == route
+        assert {browser.get(bed.base + "/status").headers["x-node"] for _ in range(10)} == {route}
+    # A Synchrony request whose ROUTEID names no node is not "corrected" either.
+    with bed.client() as stale:
+        stale.cookies.set("ROUTEID", "gone")
+        answer = stale.get(bed.base + "/synchrony/heartbeat")
+        assert answer.headers["x-node"] in ("sync1", "sync2") and "set-cookie" not in answer.headers
+
+    if kind == "haproxy":
+        # Active checks see the machines on their heartbeat; a node's drain leaves them serving.
+        answers = validate(bed.raw)
+        step = kind_for(answers)
+        with HostPool(answers) as hosts:
+            ctx = Context(answers, hosts)
+            states = step.states(ctx)  # type: ignore[attr-defined]
+            assert {key for key in states if key[0] == "clbw-proxy-lab-synchrony"} == {
+                ("clbw-proxy-lab-synchrony", "sync1"), ("clbw-proxy-lab-synchrony", "sync2")}, states
+            step.drain(ctx, ctx.answers.node("node1"))
+            states = step.states(ctx)  # type: ignore[attr-defined]
+            assert states[("clbw-proxy-lab-confluence", "node1")].startswith("DRAIN"), states
+            assert all(states[("clbw-proxy-lab-synchrony", m)].startswith("UP") for m in ("sync1", "sync2")), states
+            assert {bed.get("/synchrony/heartbeat").headers["x-node"] for _ in range(6)} == {"sync1", "sync2"}
+            step.undrain(ctx, ctx.answers.node("node1"))
+            assert all(state.startswith("UP") for state in step.states(ctx).values())  # type: ignore[attr-defined]
+
+    written, processes = bed.server.config_path.read_bytes(), bed.processes()
+    mtime = bed.server.config_path.stat().st_mtime_ns
+    again = bed.apply()
+    assert again.exit_status == EXIT_OK and all(check.passed for check in again.checks), again.checks
+    assert bed.server.config_path.read_bytes() == written
+    assert bed.server.config_path.stat().st_mtime_ns == mtime
+    assert bed.processes() == processes  # not reloaded
+    assert bed.record()["plan"]["changes"] == []
+
+    rolled = bed.rollback()
+    assert rolled.exit_status == EXIT_OK, rolled.message
+    assert bed.server.config_path.read_bytes() == old
+    assert eventually(bed.serves_old_config)

@@ -271,3 +271,134 @@ def test_the_balancer_settings_reach_nginx_and_haproxy(kind: str) -> None:
     rendered = (nginx_render(nginx_build(plain, facts("nginx"), "wiki.example.com", 443, 80)) if kind == "nginx"
                 else haproxy_render(haproxy_build(plain, facts("haproxy"), "wiki.example.com", 443, 80)))
     assert "Strict-Transport-Security" not in rendered  # 0: no header
+
+
+# --------------------------------------------------------------------------- standalone Synchrony cluster
+
+MACHINES = [{"name": "sync1", "address": "10.0.2.21"}, {"name": "sync2", "address": "fd00::5", "port": 9000}]
+
+
+def standalone(kind: str, machines: list[dict[str, Any]] | None = None, **options: Any) -> dict[str, Any]:
+    document = raw(kind, tls=copy.deepcopy(TLS) if kind == "haproxy" else {"certificate_file": "/a.crt",
+                                                                             "key_file": "/a.key"}, **options)
+    document["synchrony"] = {"mode": "standalone", "nodes": copy.deepcopy(machines or MACHINES)}
+    return document
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_standalone_with_nginx_or_haproxy_is_valid_answers(kind: str) -> None:
+    assert find_problems(standalone(kind)) == []
+
+
+def test_nginx_standalone_sends_every_synchrony_route_to_the_machines_without_a_cookie() -> None:
+    answers = validate(standalone("nginx"))
+    config = nginx_build(answers, facts("nginx"), "wiki.example.com", 443, 80)
+    text = nginx_render(config)
+    assert "upstream clbw_wiki_synchrony_cluster {\n    server 10.0.2.21:8091 max_fails=1 fail_timeout=10s;\n" \
+           "    server [fd00::5]:9000 max_fails=1 fail_timeout=10s;\n}" in text
+    ws = text[text.index("location ^~ /synchrony/v1/bayeux-sync1 {"):]
+    ws = ws[:ws.index("}")]
+    assert "proxy_pass http://clbw_wiki_synchrony_cluster;" in ws
+    assert "proxy_set_header Upgrade $http_upgrade;" in ws and "Connection $clbw_wiki_connection;" in ws
+    assert "proxy_read_timeout 300s;" in ws and "proxy_send_timeout 300s;" in ws
+    http = text[text.index("location ^~ /synchrony/ {"):]
+    assert "proxy_pass http://clbw_wiki_synchrony_cluster;" in http[:http.index("}")]
+    assert text.index("location ^~ /synchrony/v1/bayeux-sync1") < text.index("location ^~ /synchrony/ {") \
+        < text.index("location / {")
+    # Never the nodes' Synchrony: no node's Synchrony port, no per-node Synchrony upstream or chooser.
+    assert ":8091" not in text.replace("10.0.2.21:8091", "")
+    assert "clbw_wiki_synchrony_n" not in text and "clbw_wiki_synchrony_upstream" not in text
+    assert "synchrony-proxy" not in text
+    # The machines are not in the map naming the node that answered: no ROUTEID from their answers.
+    route_map = text[text.index("map $upstream_addr"):]
+    route_map = route_map[:route_map.index("}")]
+    assert "10[.]0[.]2[.]21" not in route_map and "fd00" not in route_map
+    assert "passive" in text and "standalone Synchrony cluster (2 machine(s))" in text
+    assert "clbw_wiki_synchrony_cluster" in {u.name for u in config.upstreams}  # checked for clashes too
+    assert "\\" not in text
+
+
+def test_haproxy_standalone_backend_is_the_machines_checked_on_their_heartbeat_without_a_cookie() -> None:
+    answers = validate(standalone("haproxy"))
+    config = haproxy_build(answers, facts("haproxy"), "wiki.example.com", 443, 80)
+    text = haproxy_render(config)
+    assert "use_backend clbw-wiki-synchrony if { path_beg /synchrony/ }" in text
+    synchrony = text[text.index("\nbackend clbw-wiki-synchrony\n"):text.index("\nbackend clbw-wiki-confluence\n")]
+    assert "server sync1 10.0.2.21:8091 check inter 5s fall 3 rise 2\n" in synchrony
+    assert "server sync2 [fd00::5]:9000 check inter 5s fall 3 rise 2\n" in synchrony
+    assert "http-check send meth GET uri /synchrony/heartbeat" in synchrony
+    assert "http-check expect status 200" in synchrony and "timeout tunnel 300s" in synchrony
+    assert "cookie ROUTEID" not in synchrony and " cookie " not in synchrony
+    assert "node1" not in synchrony and "10.0.0.1" not in synchrony
+    # ROUTEID is inserted by the Confluence backend only.
+    assert text.count("cookie ROUTEID insert") == 1
+    confluence = text[text.index("\nbackend clbw-wiki-confluence\n"):]
+    assert "cookie ROUTEID insert indirect nocache httponly secure" in confluence
+    assert "server node1 10.0.0.1:8090 cookie node1 check" in confluence
+    assert config.sections == ("clbw-wiki", "clbw-wiki-http", "clbw-wiki-synchrony", "clbw-wiki-confluence")
+
+
+def test_haproxy_standalone_refuses_a_synchrony_backend_name_another_file_defines() -> None:
+    answers = validate(standalone("haproxy"))
+    named = parse_sections("backend clbw-wiki-synchrony\n    server a 1.2.3.4:80\n", "/etc/haproxy/old.cfg")
+    with pytest.raises(ServerError, match="old.cfg:1 already defines the backend clbw-wiki-synchrony"):
+        HAPROXY.plan(answers, facts("haproxy", sections=tuple(named)))
+
+
+@pytest.mark.parametrize("mode", ["direct", "standalone"])
+def test_haproxy_drain_acts_on_the_nodes_backends_only(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node's drain in standalone mode touches only its Confluence server: the Synchrony backend's
+    servers are the Synchrony machines (here one is even named like the node), which keep serving."""
+    from types import SimpleNamespace
+
+    from wizard.balancers.haproxy import step as haproxy_step
+
+    document = standalone("haproxy", [{"name": "node1", "address": "10.0.2.21"}], admin_socket="/run/h.sock")
+    if mode == "direct":
+        document["synchrony"] = {"mode": "direct"}
+    answers = validate(document)
+    sent: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(haproxy_step, "set_state",
+                        lambda host, sock, backend, server, state: sent.append((backend, server, state)))
+    monkeypatch.setattr(haproxy_step, "server_states", lambda host, sock: {
+        ("clbw-wiki-confluence", "node1"): "UP", ("clbw-wiki-synchrony", "node1"): "UP",
+        ("clbw-wiki-synchrony", "node2"): "DOWN", ("other", "x"): "DOWN"})
+    ctx: Any = SimpleNamespace(answers=answers, hosts=SimpleNamespace(balancer=lambda: None))
+    HAPROXY.drain(ctx, answers.node("node1"))
+    HAPROXY.undrain(ctx, answers.node("node1"))
+    if mode == "standalone":
+        assert sent == [("clbw-wiki-confluence", "node1", "drain"), ("clbw-wiki-confluence", "node1", "ready")]
+    else:
+        assert sent == [("clbw-wiki-confluence", "node1", "drain"), ("clbw-wiki-synchrony", "node1", "drain"),
+                        ("clbw-wiki-confluence", "node1", "ready"), ("clbw-wiki-synchrony", "node1", "ready")]
+    # The health check reads the Synchrony backend in both modes (the machines in standalone).
+    assert set(HAPROXY.states(ctx)) == {("clbw-wiki-confluence", "node1"), ("clbw-wiki-synchrony", "node1"),
+                                        ("clbw-wiki-synchrony", "node2")}
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_the_standalone_plan_names_the_machines(kind: str) -> None:
+    answers = validate(standalone(kind))
+    plan = (NGINX if kind == "nginx" else HAPROXY).plan(answers, facts(kind))
+    assert "standalone Synchrony cluster (sync1 10.0.2.21:8091, sync2 fd00::5:9000)" in plan.summary, plan.summary
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=hostile_text, key=st.sampled_from(["name", "address"]), kind=st.sampled_from(["nginx", "haproxy"]))
+def test_a_hostile_synchrony_machine_is_refused_or_lands_whole(value: str, key: str, kind: str) -> None:
+    from wizard.confluence.probes import url_host
+
+    machine = {"name": "sync1", "address": "10.0.2.21", key: value}
+    document = standalone(kind, [machine])
+    if find_problems(document):
+        return
+    answers = validate(document)
+    text = (NGINX if kind == "nginx" else HAPROXY).render(answers, facts(kind))
+    for line in text.splitlines():
+        assert not any(ord(ch) < 32 for ch in line)
+    landed = answers.synchrony.nodes[0]
+    if key == "address":
+        assert f"{url_host(landed.address)}:8091" in text
+    elif kind == "haproxy":  # nginx names no machine in its file: the upstream holds addresses only
+        assert f"server {landed.name} " in text
+    assert not any(ch in value.strip() for ch in "\"\\\n;{}#")

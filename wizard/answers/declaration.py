@@ -477,21 +477,6 @@ def _allow_list_not_everyone(section: str, key: str, why: str) -> Rule:
     return Rule(f"balancer.{section}.{key} does not cover every address, even split into parts", check)
 
 
-#: The kinds that do not route /synchrony to a standalone Synchrony cluster (their files have no such route).
-_NO_STANDALONE_ROUTE = ("nginx", "haproxy")
-
-
-def _standalone_routed(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
-    """Standalone mode points every node's editor at /synchrony on the balancer: a kind that does not
-    route it there would send the editor to a Synchrony no one runs."""
-    kind = (checked.get("balancer") or {}).get("kind")
-    if (checked.get("synchrony") or {}).get("mode") == "standalone" and kind in _NO_STANDALONE_ROUTE:
-        ck.add("synchrony.mode", f"is standalone, but balancer.kind {kind} does not route /synchrony to a standalone "
-                                 "Synchrony cluster in this version: the editor would find no Synchrony behind it; use "
-                                 "balancer.kind apache or alb for a standalone cluster, or synchrony.mode direct or "
-                                 "internal-proxy")
-
-
 def _haproxy_pem(ck: Checker, raw: Mapping[str, Any], checked: Mapping[str, Any]) -> None:
     """HAProxy reads one PEM per certificate: the key inside it, or beside it as ``<certificate>.key``."""
     tls = ((checked.get("balancer") or {}).get("haproxy") or {}).get("tls") or {}
@@ -538,11 +523,6 @@ RULES: tuple[Rule, ...] = (
     _allow_list_not_everyone("haproxy", "stats_allow", _EVERYONE_STATS),
     Rule("standalone Synchrony machines are unique by name (ignoring case) and by address and port",
          _unique_synchrony_nodes),
-    Rule("synchrony.mode standalone needs a balancer kind that routes /synchrony to the cluster (apache, alb)",
-         _standalone_routed,
-         {"if": {"required": ["balancer"], "properties": {"balancer": {
-             "required": ["kind"], "properties": {"kind": {"enum": list(_NO_STANDALONE_ROUTE)}}}}},
-          "then": {"properties": {"synchrony": {"properties": {"mode": {"not": {"const": "standalone"}}}}}}}),
 )
 
 

@@ -338,10 +338,13 @@ def balancer_heartbeat(endpoint: probes.Endpoint, answers: Answers) -> Check:
     path, _ = synchrony_paths(answers)
     answer = endpoint.get(path)
     passed = probes.heartbeat_ok(answer)
+    where = ("each standalone Synchrony machine (synchrony.nodes) runs Synchrony and that the balancer reaches "
+             "its address and port" if answers.synchrony.mode == "standalone" else
+             "each node's Synchrony runs and that the balancer reaches its port")
     return Check(f"{BALANCER_HEARTBEAT} ({path})", BALANCER, passed, f"{endpoint.describe()}: {answer.seen}",
-                 "" if passed else "Synchrony does not answer through the balancer: check that each node's "
-                                   "Synchrony runs and that the balancer reaches its port (the /synchrony/* rule "
-                                   "and the Synchrony target group), then run `apply --only balancer` again.")
+                 "" if passed else f"Synchrony does not answer through the balancer: check that {where} (the "
+                                   "/synchrony/* route and, for an ALB, the Synchrony target group), then run "
+                                   "`apply --only balancer` again.")
 
 
 def balancer_websocket(endpoint: probes.Endpoint, answers: Answers) -> Check:

@@ -6,6 +6,14 @@ user's Synchrony WebSocket runs on the node of their session; ``option redispatc
 a user whose node is down to another one. Health checks are active: ``option httpchk`` on
 ``<ctx>/status`` expecting RUNNING (Synchrony: its heartbeat). WebSockets need ``timeout
 tunnel``. Section names start with ``clbw-<setup>-`` so they cannot clash with the admin's.
+
+A standalone Synchrony cluster (``synchrony.mode: standalone``) gets the Synchrony backend
+over its own machines (``synchrony.nodes``), with no cookie at all, as the Apache kind does:
+the machines share the editing state among themselves (Synchrony's own cluster), so any of
+them can take any request, and an editor's WebSocket is one connection that stays on the
+machine it opened on. A cookie there would only add a second one to the user's browser; the
+Confluence backend's ROUTEID is never set or changed by a Synchrony answer because only the
+Confluence backend inserts it. Its health check is the machines' heartbeat, like direct mode's.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 from wizard.answers_model import Answers
 from wizard.balancers.served import Facts, NodeTarget
 from wizard.balancers.settings import ProxySettings, proxy_settings
+from wizard.confluence.probes import url_host
 from wizard.render import render
 
 TEMPLATE = "haproxy/confluence-lb.cfg.j2"
@@ -26,9 +35,37 @@ def section_prefix(setup: str) -> str:
 
 
 def backend_names(setup: str, direct: bool) -> tuple[str, ...]:
-    """The backends whose servers are the nodes (what drain and ready act on)."""
+    """The backends whose servers are the Confluence nodes (what drain and ready act on). In
+    standalone mode the Synchrony backend's servers are the Synchrony machines, which a node's
+    restart leaves alone: pass ``direct=False`` there."""
     prefix = section_prefix(setup)
     return (f"{prefix}-confluence",) + ((f"{prefix}-synchrony",) if direct else ())
+
+
+def synchrony_backend(setup: str, mode: str) -> str | None:
+    """The backend /synchrony goes to: the nodes' (direct), the standalone machines' (standalone),
+    or none (internal-proxy: Confluence's own synchrony-proxy, in the Confluence backend)."""
+    return f"{section_prefix(setup)}-synchrony" if mode in ("direct", "standalone") else None
+
+
+@dataclass(frozen=True)
+class Server:
+    """One ``server`` line: its name, ``address:port``, and its cookie value (None: no cookie)."""
+
+    name: str
+    address: str
+    cookie: str | None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend of the file: its servers, the health check, and whether it is sticky (ROUTEID)."""
+
+    name: str
+    servers: tuple[Server, ...]
+    check_path: str
+    expect: str
+    sticky: bool
 
 
 @dataclass(frozen=True)
@@ -47,12 +84,18 @@ class HaproxyConfig:
     stats_allow: tuple[str, ...]
     settings: ProxySettings
     nodes: tuple[NodeTarget, ...]
+    #: The Synchrony backend first (when /synchrony has one), then Confluence's.
+    backends: tuple[Backend, ...] = ()
+    #: The backend /synchrony goes to, or None (internal-proxy).
+    synchrony_backend: str | None = None
+    #: synchrony.mode standalone: the backend's servers are the Synchrony cluster's machines.
+    standalone: bool = False
 
     @property
     def sections(self) -> tuple[str, ...]:
         """Every frontend and backend name the file defines."""
         names = [self.prefix] + ([f"{self.prefix}-http"] if self.http_port else [])
-        names += list(backend_names(self.setup, self.direct))
+        names += [backend.name for backend in self.backends]
         if self.stats_allow:
             names.append(f"{self.prefix}-stats")
         return tuple(names)
@@ -64,18 +107,38 @@ class HaproxyConfig:
 
 def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, http_port: int | None
           ) -> HaproxyConfig:
+    """The template's input for these answers on this HAProxy (pure)."""
     options = answers.balancer.haproxy
     assert options is not None
     url = answers.public_url
     https_origin = ""
     if options.tls is not None:
         https_origin = f"https://{url.host}" + ("" if url.port == 443 else f":{url.port}")
+    synchrony = answers.synchrony
+    prefix = section_prefix(answers.name)
+    backends: list[Backend] = []
+    to_synchrony = synchrony_backend(answers.name, synchrony.mode)
+    if to_synchrony and synchrony.mode == "standalone":
+        # The machines' addresses and ports are checked answers values, written as the answers
+        # give them (the template's finalize refuses anything a config line cannot hold).
+        backends.append(Backend(to_synchrony, tuple(Server(machine.name, f"{url_host(machine.address)}:"
+                                                                         f"{synchrony.port_of(machine)}", None)
+                                                    for machine in synchrony.nodes),
+                                "/synchrony/heartbeat", "status 200", sticky=False))
+    elif to_synchrony:
+        backends.append(Backend(to_synchrony, tuple(Server(n.name, f"{n.host}:{n.synchrony_port}", n.name)
+                                                    for n in facts.nodes),
+                                "/synchrony/heartbeat", "status 200", sticky=True))
+    backends.append(Backend(f"{prefix}-confluence", tuple(Server(n.name, f"{n.host}:{n.confluence_port}", n.name)
+                                                          for n in facts.nodes),
+                            f"{url.context_path}/status", "string RUNNING", sticky=True))
     return HaproxyConfig(
-        setup=answers.name, version=facts.server.version_string, prefix=section_prefix(answers.name),
+        setup=answers.name, version=facts.server.version_string, prefix=prefix,
         server_name=server_name, listen_port=listen_port, http_port=http_port, https_origin=https_origin,
-        pem=options.tls.certificate_file if options.tls else None, direct=answers.synchrony.mode == "direct",
+        pem=options.tls.certificate_file if options.tls else None, direct=synchrony.mode == "direct",
         context_path=url.context_path, stats_allow=tuple(options.stats_allow), settings=proxy_settings(answers),
-        nodes=facts.nodes)
+        nodes=facts.nodes, backends=tuple(backends), synchrony_backend=to_synchrony,
+        standalone=synchrony.mode == "standalone")
 
 
 def render_config(config: HaproxyConfig) -> str:

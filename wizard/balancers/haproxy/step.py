@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from wizard.answers_model import Answers, HaproxyOptions, Node
-from wizard.balancers.haproxy.config import backend_names, build, render_config
+from wizard.balancers.haproxy.config import backend_names, build, render_config, synchrony_backend
 from wizard.balancers.haproxy.facts import (
     MINIMUM_VERSION,
     bound_ports,
@@ -84,6 +84,11 @@ class HaproxyBalancerStep(ServedFileKind):
         return found
 
     def plan_notes(self, answers: Answers, facts: Facts) -> str:
+        synchrony = answers.synchrony
+        if synchrony.mode == "standalone":
+            machines = ", ".join(f"{m.name} {m.address}:{synchrony.port_of(m)}" for m in synchrony.nodes)
+            return ("active health checks on /status (RUNNING); /synchrony to the standalone Synchrony cluster "
+                    f"({machines}), round robin without a cookie, checked on /synchrony/heartbeat")
         return "active health checks on /status (RUNNING)"
 
     # The runtime API (the restart work drains a node with these).
@@ -104,6 +109,9 @@ class HaproxyBalancerStep(ServedFileKind):
     def _set(self, ctx: Context, node: str, state: str) -> None:
         ctx.answers.node(node)  # a node of these answers, or KeyError
         host, socket_path = self._runtime(ctx)
+        # Only the backends whose servers are the nodes: in standalone mode the Synchrony backend's
+        # servers are the Synchrony machines (one may even share a node's name), which a node's
+        # restart leaves serving.
         for backend in backend_names(ctx.answers.name, ctx.answers.synchrony.mode == "direct"):
             set_state(host, socket_path, backend, node, state)
 
@@ -117,9 +125,12 @@ class HaproxyBalancerStep(ServedFileKind):
         self._set(ctx, node.name, "ready")
 
     def states(self, ctx: Context) -> dict[tuple[str, str], str]:
-        """(backend, node) -> the state HAProxy reports for the setup's servers."""
+        """(backend, server) -> the state HAProxy reports for the setup's servers: the nodes', and in
+        standalone mode the Synchrony machines' too (their health check is the heartbeat)."""
         host, socket_path = self._runtime(ctx)
-        backends = set(backend_names(ctx.answers.name, ctx.answers.synchrony.mode == "direct"))
+        answers = ctx.answers
+        backends = set(backend_names(answers.name, answers.synchrony.mode == "direct"))
+        backends.update(filter(None, [synchrony_backend(answers.name, answers.synchrony.mode)]))
         return {key: value for key, value in server_states(host, socket_path).items() if key[0] in backends}
 
     # Checks.
@@ -155,7 +166,9 @@ class HaproxyBalancerStep(ServedFileKind):
         passed = bool(states) and all(state.startswith("UP") for state in states.values())
         return Check(HEALTH_CHECK, BALANCER, passed, seen or "no server of the setup in `show stat`",
                      "" if passed else "A node HAProxy marks DOWN fails its /status (or heartbeat) check: see the "
-                                       "node checks; a node in DRAIN or MAINT was taken out on purpose (undrain it).")
+                                       "node checks (a standalone Synchrony machine DOWN fails its heartbeat: start "
+                                       "Synchrony there); a node in DRAIN or MAINT was taken out on purpose "
+                                       "(undrain it).")
 
 
 STEP = HaproxyBalancerStep()

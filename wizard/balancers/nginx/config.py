@@ -14,6 +14,13 @@ so stickiness is built from what nginx 1.22 has:
 The same per-node upstreams exist for Synchrony (direct mode) under the same cookie, so
 a user's Synchrony WebSocket runs on the node of their Confluence session.
 
+A standalone Synchrony cluster (``synchrony.mode: standalone``) gets one round-robin upstream
+over its machines (``synchrony.nodes``) and no cookie, as the Apache kind does: the machines
+share the editing state among themselves (Synchrony's own cluster), so any of them can take any
+request, and an editor's WebSocket is one connection that stays where it opened. Their
+addresses are not in the ``$upstream_addr`` map, so a Synchrony answer never sets or changes
+ROUTEID. Health checks are passive for them too (open-source nginx never probes a server).
+
 Every name lives in the whole ``http {}`` of the server: upstream names must be unique (a
 duplicate is an error) and so must map variables (a duplicate silently wins), so each is
 prefixed with ``clbw_<setup>_`` and the plan refuses a name another file already defines.
@@ -27,6 +34,7 @@ from dataclasses import dataclass
 from wizard.answers_model import Answers
 from wizard.balancers.served import Facts, NodeTarget
 from wizard.balancers.settings import ProxySettings, proxy_settings
+from wizard.confluence.probes import url_host
 from wizard.render import ConfigText, render
 
 TEMPLATE = "nginx/confluence-lb.conf.j2"
@@ -88,6 +96,8 @@ class NginxConfig:
     routes: tuple[Route, ...]
     settings: ProxySettings
     nodes: tuple[NodeTarget, ...]
+    #: synchrony.mode standalone: the upstream of the Synchrony cluster's machines (else None).
+    machines: Upstream | None = None
 
     @property
     def confluence_var(self) -> str:
@@ -124,14 +134,22 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
     options = answers.balancer.nginx
     assert options is not None
     prefix = name_prefix(answers.name)
-    direct = answers.synchrony.mode == "direct"
+    synchrony = answers.synchrony
+    direct = synchrony.mode == "direct"
     url = answers.public_url
     upstreams, confluence_chooser = _upstreams(prefix, "confluence", facts.nodes, "confluence_port")
     choosers = [confluence_chooser]
+    machines: Upstream | None = None
     if direct:
-        synchrony, synchrony_chooser = _upstreams(prefix, "synchrony", facts.nodes, "synchrony_port")
-        upstreams += synchrony
+        node_synchrony, synchrony_chooser = _upstreams(prefix, "synchrony", facts.nodes, "synchrony_port")
+        upstreams += node_synchrony
         choosers.append(synchrony_chooser)
+    elif synchrony.mode == "standalone":
+        # The machines' addresses and ports are checked answers values, written as the answers give
+        # them (the template's finalize refuses anything a configuration line cannot hold).
+        machines = Upstream(f"{prefix}_synchrony_cluster",
+                            tuple((f"{url_host(m.address)}:{synchrony.port_of(m)}", False) for m in synchrony.nodes))
+        upstreams.append(machines)
     routes = []
     for node in facts.nodes:
         ports = [node.confluence_port] + ([node.synchrony_port] if direct else [])
@@ -144,10 +162,12 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
         setup=answers.name, version=facts.server.version_string, prefix=prefix, server_name=server_name,
         listen_port=listen_port, http_port=http_port, https_origin=https_origin, tls=options.tls,
         direct=direct, context_path=url.context_path,
-        ws_path=WEBSOCKET_PATH if direct else f"{url.context_path}/synchrony-proxy/v1/bayeux-sync1",
+        ws_path=(WEBSOCKET_PATH if direct or machines is not None
+                 else f"{url.context_path}/synchrony-proxy/v1/bayeux-sync1"),
         upstreams=tuple(upstreams), choosers=tuple(choosers), routes=tuple(routes),
-        settings=proxy_settings(answers), nodes=facts.nodes)
+        settings=proxy_settings(answers), nodes=facts.nodes, machines=machines)
 
 
 def render_config(config: NginxConfig) -> str:
+    """The file's text (the template only renders what ``build`` decided)."""
     return render(TEMPLATE, c=config)

@@ -84,6 +84,11 @@ class NginxBalancerStep(ServedFileKind):
                 "Put config_path in a folder an include inside http {} covers (conf.d/*.conf on a stock install).")
 
     def plan_notes(self, answers: Answers, facts: Facts) -> str:
+        synchrony = answers.synchrony
+        if synchrony.mode == "standalone":
+            machines = ", ".join(f"{m.name} {m.address}:{synchrony.port_of(m)}" for m in synchrony.nodes)
+            return (f"{PASSIVE_HEALTH_NOTE}. /synchrony goes to the standalone Synchrony cluster ({machines}), "
+                    "round robin without a cookie; its machines' health checks are passive too")
         return PASSIVE_HEALTH_NOTE
 
 
