@@ -374,6 +374,10 @@ def test_standalone_synchrony_is_a_balancer_over_the_synchrony_machines_without_
         assert "10.0.2.1:8091\"" in block and "[fd00::2]:8095\"" in block
         # No route and no stickysession: a Synchrony answer never resets the user's ROUTEID.
         assert "route=" not in block and "stickysession" not in block
+        # Each machine is checked on its heartbeat where Apache has mod_proxy_hcheck (2.4.47+).
+        members = [line for line in block.splitlines() if "BalancerMember" in line]
+        assert len(members) == 2
+        assert all(("hcuri=/synchrony/heartbeat" in line) == (version is NEW) for line in members)
     assert ":8091\" route=node" not in text  # the Confluence nodes' own Synchrony is not used
     assert proxy_pass_paths(text).index("/synchrony/") < proxy_pass_paths(text).index("/")
     assert "a standalone Synchrony cluster (2 machine(s))" in text
