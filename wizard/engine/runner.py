@@ -264,14 +264,13 @@ class Runner:
             entry["undone"] = None
             entry["answers"] = self._answers_index(record)
             record.undo.append(entry)
-            self.save()  # the undo is on disk before the change is made
 
         def record_change(change: dict[str, Any]) -> None:
             change.setdefault("at", now_iso())
             record.changes.append(change)
-            self.save()
 
-        return Journal(record_undo, record_change)
+        # The journal saves after each record: the undo is on disk before the change is made.
+        return Journal(record_undo, record_change, persist=self.save)
 
     def _answers_index(self, record: StepRecord) -> int:
         """Where this run's answers are in the record's ``answers_seen`` (added when new)."""
