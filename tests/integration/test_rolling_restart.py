@@ -37,7 +37,8 @@ def lab(tmp_path, apache_factory, lab_node_factory):
     lab.raw["restart_timeout"] = 10
     for raw, node in zip(lab.raw["nodes"], lab.nodes):
         raw["restart_command"] = node.restart_command
-    assert lab.apply().exit_status == EXIT_OK
+    applied = lab.apply()
+    assert applied.exit_status == EXIT_OK, applied.message
     return lab
 
 
