@@ -120,35 +120,15 @@ def lab_node_factory(tmp_path_factory) -> Iterator[Callable[..., LabNode]]:
     """Start simulated nodes, the lab's own (Confluence + Synchrony, WebSocket echoes, restarts by
     the trigger file): ``start(name, install_dir=None, **knobs)`` returns a running ``LabNode``
     that writes nothing in ``install_dir`` (the test writes server.xml there; the restart trigger
-    is ``<install_dir>/restart-requested``). Knobs: ``LabNode``'s (``restart_seconds``, default
-    0.3 here; ``never_comes_back``, ``echo_pages``, ``context_path``...). All stop when the test ends."""
+    is ``<install_dir>/restart-requested``, what ``node.restart_command`` touches). Knobs: ``LabNode``'s
+    (``restart_seconds``, default 0.3 here; ``never_comes_back``, ``echo_pages``, ``context_path``...);
+    faults on a running node: ``stop_synchrony()``, ``hold_starting()``/``come_back()``; what it
+    served: ``hits`` and ``unavailable_hits``. All stop when the test ends."""
     started: list[LabNode] = []
 
     def start(name: str, install_dir: Path | None = None, **knobs: Any) -> LabNode:
         folder = install_dir if install_dir is not None else tmp_path_factory.mktemp(f"{name}-install")
         node = LabNode(name, folder, managed_files=False, **{"restart_seconds": 0.3, **knobs})
-        started.append(node)
-        return node.start()
-
-    yield start
-    for node in started:
-        node.stop()
-
-
-@pytest.fixture
-def fake_node_factory() -> Iterator[Callable]:
-    """Start the rolling-restart tests' simulated nodes (tests/integration/fake_node.py: Confluence +
-    Synchrony with WebSocket echoes, a restart triggered by HTTP, a service stopped on its own, refused
-    connections counted): ``start(name, context_path="")`` returns a running ``FakeNode``. The lab's
-    node (``lab_node_factory``) is the simulator everywhere else; these knobs move there next."""
-    module = _load_test_helper("clbw_tests_fake_node", "fake_node.py")
-    started = []
-
-    def start(name: str, install_dir: Any = None, **kwargs: Any):
-        # The same call as lab_node_factory's (a test's helpers take either): the install folder
-        # and the lab's echo switch mean nothing here (FakeNode writes no file and always echoes).
-        kwargs.pop("echo_pages", None)
-        node = module.FakeNode(name, **kwargs)
         started.append(node)
         return node.start()
 

@@ -1,12 +1,19 @@
 """A drained rolling restart under load: a dozen users through a REAL Apache while `restart` rolls three nodes.
 
-Starts a self-contained Apache (tests/integration/apache.py) and three simulated nodes
-(tests/integration/fake_node.py, loaded by path), applies the balancer step, then runs
+Starts a self-contained Apache (tests/integration/apache.py) and three of the lab's
+simulated nodes (``wizard.lab.node.LabNode``), applies the balancer step, then runs
 the restart step (``RestartStep`` through the ``Runner``, as the ``restart`` verb does)
 while twelve sessions keep working: each has its own cookies, asks for a page and
 Synchrony's heartbeat every 0.1 s, and keeps a Synchrony WebSocket open, sending a
-message every 0.3 s. A node's restart (its ``restart_command`` curls ``/__restart``)
-answers 503 STARTING for 1.5 s, then RUNNING, its Synchrony 1 s later.
+message every 0.3 s. A node's restart (its ``restart_command`` is the lab's: it touches
+the node's restart trigger) goes as the lab plays it: the old Confluence winds down for
+1 s (503 STARTING, its port open), nothing listens for 0.5 s (connections refused), the
+new one answers 503 STARTING for 1 s, then RUNNING, its Synchrony 1 s later. Without the
+drain, users get the 503s of the winding down until Apache's health check (every 5 s) or
+the refused port takes the node out; from then on they are moved. The WebSockets
+already open stay open through it (``restart_keeps_websockets``): a real restart ends
+those on the restarting node whatever the balancer does, and the bench measures what
+the drain prevents.
 
 Prints: requests, failed requests (5xx, refused, timeouts; a request on a keep-alive
 connection that a graceful reload closed is sent again, as browsers do, and counted
@@ -151,23 +158,28 @@ def one_roll(drain: bool) -> float:
     no_drain = not drain
 
     apache_helpers = load("clbw_bench_apache", TESTS / "integration" / "apache.py")
-    fake = load("clbw_bench_fake_node", TESTS / "integration" / "fake_node.py")
     from wizard.answers import validate
     from wizard.balancers.apache import reload as apache_reload
     from wizard.balancers.apache.step import ApacheBalancerStep
     from wizard.engine.runner import Runner
     from wizard.engine.state import StateStore
+    from wizard.lab.node import LabNode
     from wizard.steps.restart import RestartStep
 
     apache_reload.RELOAD_SETTLE_SECONDS = 0.2
     ApacheBalancerStep.can_drain = drain
     tmp = Path(tempfile.mkdtemp(prefix="clbw-bench-roll-"))
     apache = apache_helpers.ApacheServer.create()
-    nodes = [fake.FakeNode(f"node{i}").start() for i in range(1, NODES + 1)]
+    nodes: list[LabNode] = []
     try:
+        for index in range(1, NODES + 1):
+            # The bench writes the install folders (the Confluence 7 fixture's server.xml).
+            nodes.append(LabNode(f"node{index}", tmp / f"node{index}", managed_files=False, stopping_seconds=1.0,
+                                 down_seconds=0.5, restart_seconds=1.0, synchrony_lag_seconds=1.0,
+                                 echo_pages=True, restart_keeps_websockets=True).start())
         raw_nodes = []
         for node in nodes:
-            install = tmp / node.name
+            install = node.install_dir
             (install / "conf").mkdir(parents=True)
             (install / "bin").mkdir()
             (install / "conf" / "server.xml").write_text(
@@ -176,7 +188,7 @@ def one_roll(drain: bool) -> float:
                 f'CATALINA_OPTS="-Dsynchrony.port={node.synchrony_port} ${{CATALINA_OPTS}}"\n')
             raw_nodes.append({"name": node.name, "address": "127.0.0.1", "install_dir": str(install),
                               "confluence_port": node.confluence_port, "access": {"transport": "local"},
-                              "restart_command": f"curl -sf http://127.0.0.1:{node.confluence_port}/__restart"})
+                              "restart_command": node.restart_command})
         raw = {"version": 1, "name": "bench-roll", "public_url": f"http://{SERVER_NAME}",
                "synchrony": {"mode": "direct"}, "nodes": raw_nodes, "restart_drain": DRAIN_SECONDS,
                "restart_timeout": 60,
@@ -219,7 +231,7 @@ def one_roll(drain: bool) -> float:
         print(f"  sessions moved, node not restarting: {sum(s.needless_moves for s in sessions)}")
         print(f"  WebSocket drops (all):             {sum(s.ws_drops for s in sessions)}")
         print(f"  WebSocket drops on live nodes:     {sum(s.ws_drops_live for s in sessions)}")
-        print(f"  restarts per node:                 {[len(n.restarts) for n in nodes]}")
+        print(f"  restarts per node:                 {[n.restarts for n in nodes]}")
         print(f"  roll wall time:                    {wall:.1f} s")
         print(f"  first WebSocket errors: {[e for s in sessions for e in s.ws_errors][:3]}")
         examples = [f for s in sessions for f in s.failures][:5]

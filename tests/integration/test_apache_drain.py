@@ -35,8 +35,8 @@ _quick_settle = balancer_tests._quick_settle  # noqa: F401 (an autouse fixture, 
 
 
 @pytest.fixture
-def lab(tmp_path, apache_factory, fake_node_factory):
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory)
+def lab(tmp_path, apache_factory, lab_node_factory):
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory)
     assert lab.apply().exit_status == EXIT_OK
     return lab
 

@@ -1,4 +1,4 @@
-"""mod_proxy_hcheck in the vhost (REAL Apache 2.4, simulated nodes): a node answering 503
+"""mod_proxy_hcheck in the vhost (REAL Apache 2.4, the lab's simulated nodes): a node answering 503
 ``{"state":"STARTING"}`` gets no user, sticky or not, and one whose Synchrony is down gets no
 Synchrony request; both are used again once they answer."""
 from __future__ import annotations
@@ -18,8 +18,8 @@ WITHIN = 12.0
 
 
 @pytest.fixture
-def lab(tmp_path, apache_factory, fake_node_factory):
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory)
+def lab(tmp_path, apache_factory, lab_node_factory):
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory)
     assert lab.apply().exit_status == EXIT_OK
     return lab
 
@@ -44,20 +44,22 @@ def test_the_members_are_health_checked_on_status_running_and_the_heartbeat(lab)
 
 def test_a_starting_node_gets_no_traffic_sticky_or_not_and_comes_back_when_running(lab) -> None:
     node1 = lab.nodes[0]
-    node1.state = "STARTING"  # its /status answers 503 {"state":"STARTING"} and its Synchrony 503
+    # Its /status answers 503 {"state":"STARTING"} and its pages 503, its ports open (no restart, so
+    # no refused connection takes it out: only the health check can); its Synchrony is not up yet.
+    node1.hold_starting()
     # Until the next check (at most 5 s) its users still reach it; from then on, none.
     assert eventually(lambda: nodes_seen(lab, "/display/X", "node1") == {"node2"}, WITHIN)
-    before = node1.refused_hits.get("confluence /display/X", 0)
+    before = node1.unavailable_hits["confluence /display/X"]
     assert nodes_seen(lab, "/display/X", None, tries=10) == {"node2"}
     assert nodes_seen(lab, "/display/X", "node1", tries=10) == {"node2"}
     assert nodes_seen(lab, "/synchrony/heartbeat", "node1", "SYNCROUTEID") == {"node2"}
-    assert node1.refused_hits.get("confluence /display/X", 0) == before
-    node1.state = "RUNNING"
+    assert node1.unavailable_hits["confluence /display/X"] == before
+    node1.come_back()  # RUNNING again
     assert eventually(lambda: nodes_seen(lab, "/display/X", "node1") == {"node1"}, WITHIN)
 
 
 def test_a_node_whose_synchrony_is_down_keeps_its_confluence_users(lab) -> None:
     node1 = lab.nodes[0]
-    node1.synchrony_up = False  # its heartbeat answers 503; Confluence runs
+    node1.synchrony_healthy = False  # its heartbeat answers 503, its port open; Confluence runs
     assert eventually(lambda: nodes_seen(lab, "/synchrony/heartbeat", "node1", "SYNCROUTEID") == {"node2"}, WITHIN)
     assert nodes_seen(lab, "/display/X", "node1") == {"node1"}

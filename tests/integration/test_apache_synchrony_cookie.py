@@ -27,8 +27,8 @@ CHECK = "Synchrony's stickiness cannot move the Confluence session"
 
 
 @pytest.fixture
-def lab(tmp_path, apache_factory, fake_node_factory):
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory)
+def lab(tmp_path, apache_factory, lab_node_factory):
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory)
     assert lab.apply().exit_status == EXIT_OK
     return lab
 
@@ -44,7 +44,7 @@ def test_a_synchrony_failover_keeps_the_user_s_confluence_session_on_its_node(la
     with lab.client() as client:
         client.cookies.set("ROUTEID", ".node1", path="/")
         assert client.get(lab.base + "/display/X").headers["x-node"] == "node1"
-        node1.stop_service("synchrony")  # refused: its Confluence still runs
+        node1.stop_synchrony()  # refused: its Confluence still runs
         beat = client.get(lab.base + "/synchrony/heartbeat")
         assert beat.status_code == 200 and beat.headers["x-node"] == "node2"
         cookies = beat.headers.get_list("set-cookie")

@@ -3,12 +3,16 @@ the knobs the tests use for faults, and the WebSocket served by ``websockets``."
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from wizard.lab.node import LabNode
@@ -96,6 +100,56 @@ def test_the_fault_knobs(tmp_path: Path, lab_node_factory) -> None:
     # A test's node writes nothing in its install folder.
     quiet = lab_node_factory("node3", tmp_path / "node3")
     assert list((tmp_path / "node3").iterdir()) == [] and quiet.state == "RUNNING"
+
+
+def test_the_balancer_tests_faults_a_starting_node_a_failing_or_stopped_synchrony(lab_node_factory) -> None:
+    node = lab_node_factory("node1", echo_pages=True)
+    # Held in STARTING without a restart: the ports stay open, Confluence turns requests away.
+    node.hold_starting()
+    assert status(node) == "503 STARTING" and not refused(node.confluence_port)
+    assert httpx.get(f"{node.url}/display/X", timeout=2).status_code == 503
+    assert heartbeat(node) == "refused"  # Confluence starts its Synchrony once RUNNING
+    assert node.unavailable_hits == Counter({"confluence /status": 1, "confluence /display/X": 1})
+    node.come_back()
+    assert (status(node), heartbeat(node)) == ("200 RUNNING", "200") and node.restarts == 0
+    assert httpx.get(f"{node.url}/display/X", timeout=2).json()["node"] == "node1"
+    assert node.hits["confluence /display/X"] == 2 and node.unavailable_hits["confluence /display/X"] == 1
+
+    # A Synchrony that runs but fails: its port answers, its heartbeat (and Confluence's proxy) 503.
+    node.synchrony_healthy = False
+    assert heartbeat(node) == "503" and not refused(node.synchrony_port)
+    assert httpx.get(f"{node.url}/synchrony-proxy/heartbeat", timeout=2).status_code == 503
+    assert node.unavailable_hits["synchrony /synchrony/heartbeat"] == 1
+    node.synchrony_healthy = True
+
+    # Synchrony stopped on its own: refused, Confluence runs on.
+    node.stop_synchrony()
+    assert heartbeat(node) == "refused" and status(node) == "200 RUNNING"
+
+
+def test_a_restart_ends_the_open_websockets_unless_the_node_keeps_them(tmp_path: Path, lab_node_factory) -> None:
+    closing = lab_node_factory("node1", tmp_path / "node1", down_seconds=0.2)
+    keeping = lab_node_factory("node2", tmp_path / "node2", down_seconds=0.2, restart_keeps_websockets=True)
+    with contextlib.ExitStack() as stack:
+        sockets = {}
+        for node in (closing, keeping):
+            websocket = stack.enter_context(connect(f"ws://127.0.0.1:{node.synchrony_port}{WS_PATH}", open_timeout=5))
+            websocket.send("before")
+            assert websocket.recv(timeout=5) == f"{node.name}: before"
+            sockets[node.name] = websocket
+            node.restart(timeout=10)
+        with pytest.raises(ConnectionClosed):
+            sockets["node1"].send("after")
+            sockets["node1"].recv(timeout=5)
+        sockets["node2"].send("after")  # served through the restart, by the server the restart retired
+        assert sockets["node2"].recv(timeout=5) == "node2: after"
+        with connect(f"ws://127.0.0.1:{keeping.synchrony_port}{WS_PATH}", open_timeout=5) as fresh:
+            fresh.send("new")  # the restarted Synchrony serves new WebSockets beside the kept one
+            assert fresh.recv(timeout=5) == "node2: new"
+        keeping.stop()  # ends the kept WebSocket too, and joins its thread
+        with pytest.raises(ConnectionClosed):
+            sockets["node2"].recv(timeout=5)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(f"{keeping.thread_prefix}-node2-")]
 
 
 def test_the_websocket_is_served_by_websockets(lab_node_factory) -> None:

@@ -1,10 +1,11 @@
 """The rolling restart behind a live REAL Apache: each node drained, restarted, waited for
 (RUNNING, then its Synchrony heartbeat), put back; then the next one.
 
-The lab is test_apache_balancer.py's (a self-contained Apache, simulated nodes from
-tests/integration/fake_node.py). Each node's ``restart_command`` curls its ``/__restart``:
-it answers 503 STARTING for a while, then RUNNING, its Synchrony a little later. Users
-with sticky cookies keep sending requests during the roll; none may fail.
+The lab is test_apache_balancer.py's (a self-contained Apache, the lab's simulated nodes,
+``wizard.lab.node.LabNode``). Each node's ``restart_command`` is the lab's (it touches the
+node's restart trigger): the node winds down, refuses connections for a moment, answers 503
+STARTING for a while, then RUNNING, its Synchrony a little later. Users with sticky cookies
+keep sending requests during the roll; none may fail.
 """
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ _quick_settle = balancer_tests._quick_settle  # noqa: F401 (autouse)
 
 
 @pytest.fixture
-def lab(tmp_path, apache_factory, fake_node_factory):
-    lab = make_lab(tmp_path, apache_factory, fake_node_factory)
+def lab(tmp_path, apache_factory, lab_node_factory):
+    lab = make_lab(tmp_path, apache_factory, lab_node_factory)
     lab.raw["restart_drain"] = 1
     lab.raw["restart_timeout"] = 10
     for raw, node in zip(lab.raw["nodes"], lab.nodes):
-        raw["restart_command"] = f"curl -sf http://127.0.0.1:{node.confluence_port}/__restart"
-    assert lab.apply().exit_status == EXIT_OK
+        raw["restart_command"] = node.restart_command
+    applied = lab.apply()
+    assert applied.exit_status == EXIT_OK, applied.message
     return lab
 
 
@@ -101,12 +103,13 @@ def test_a_live_roll_drains_each_node_waits_for_synchrony_and_no_request_fails(l
     assert steps == [("drain", "node1"), ("restart", "node1"), ("undrain", "node1"),
                      ("drain", "node2"), ("restart", "node2"), ("undrain", "node2")]
     assert all(c["at"] for c in record["changes"])
-    assert [len(node.restarts) for node in lab.nodes] == [1, 1]
-    # No user page reached a node while it was restarting: it was drained (the refused hits left are
-    # the wizard's own probes of /status and the heartbeat, straight to the node).
-    assert all("confluence /display/X" not in node.refused_hits for node in lab.nodes), \
-        [n.refused_hits for n in lab.nodes]
-    assert all(node.hits.get("confluence /display/X") for node in lab.nodes)  # both served users
+    assert [node.restarts for node in lab.nodes] == [1, 1]
+    # No user page reached a node while it was restarting: it was drained (the requests turned away
+    # are the wizard's own probes of /status and the heartbeat, straight to the node).
+    assert all("confluence /display/X" not in node.unavailable_hits for node in lab.nodes), \
+        [n.unavailable_hits for n in lab.nodes]
+    assert all(node.hits["confluence /display/X"] > node.unavailable_hits["confluence /display/X"]
+               for node in lab.nodes)  # both served users
     plan = record["plan"]
     assert "drained first" in plan["summary"] and "node1, node2" in plan["summary"]
     assert "status=+D" in plan["changes"][0]["summary"] and "wait 1 s" in plan["changes"][0]["summary"]
@@ -114,16 +117,16 @@ def test_a_live_roll_drains_each_node_waits_for_synchrony_and_no_request_fails(l
     assert drained_in(lab.apache.config_path.read_text()) == frozenset()
     # The node was put back only once its Synchrony answered.
     node2 = lab.nodes[1]
-    assert node2.synchrony_lag > 0
+    assert node2.synchrony_lag_seconds > 0
 
 
 def test_a_node_that_does_not_come_back_stays_drained_and_the_next_run_resumes_with_it(lab) -> None:
-    lab.nodes[0].stay_down = True
+    lab.nodes[0].never_comes_back = True
     outcome = restart(lab)
     assert outcome.exit_status == EXIT_STEP_FAILED
     assert "node1 STAYS DRAINED" in outcome.message and "restart --node node1" in outcome.message
     assert drained_in(lab.apache.config_path.read_text()) == {"node1"}
-    assert len(lab.nodes[1].restarts) == 0  # the roll stopped at node1
+    assert lab.nodes[1].restarts == 0  # the roll stopped at node1
     with lab.client() as client:  # its users are on node2 meanwhile
         client.cookies.set("ROUTEID", ".node1")
         assert client.get(lab.base + "/display/X").headers["x-node"] == "node2"
@@ -134,12 +137,12 @@ def test_a_node_that_does_not_come_back_stays_drained_and_the_next_run_resumes_w
     assert "node1 DRAINED" in rolled.message and "restart --node node1" in rolled.message, rolled.message
     # The node comes back; `restart --node node1` resumes with it (restarted again: its restart was
     # never seen through) and puts it back.
-    lab.nodes[0].stay_down = False
-    lab.nodes[0].state, lab.nodes[0].synchrony_up = "RUNNING", True
+    lab.nodes[0].come_back()
+    assert balancer_tests.eventually(lambda: lab.nodes[0].restart_log[-1].finished)
     outcome = restart(lab, ("node1",))
     assert outcome.exit_status == EXIT_OK, outcome.message
     assert drained_in(lab.apache.config_path.read_text()) == frozenset()
-    assert len(lab.nodes[0].restarts) == 2 and len(lab.nodes[1].restarts) == 0
+    assert lab.nodes[0].restarts == 2 and lab.nodes[1].restarts == 0
     record = restart_record(lab)
     assert "resuming with node1" in record["plan"]["summary"]
     assert [c["kind"] for c in record["changes"]][-3:] == ["drain", "restart", "undrain"]
@@ -152,9 +155,9 @@ def test_the_restart_verb_shows_the_plan_and_restarts_only_the_named_node(lab) -
                                  "--node", "node2", cwd=lab.tmp)
     assert run.returncode == EXIT_OK, run.stdout + run.stderr
     assert "node2" in run.stdout and "drained first" in run.stdout
-    assert [len(node.restarts) for node in lab.nodes] == [0, 1]
+    assert [node.restarts for node in lab.nodes] == [0, 1]
     # No terminal and no --yes: refused before anything changes (exit status 2).
     refused = balancer_tests.run_cli("restart", "--state", str(lab.state), cwd=lab.tmp)
-    assert refused.returncode == 2 and [len(node.restarts) for node in lab.nodes] == [0, 1]
+    assert refused.returncode == 2 and [node.restarts for node in lab.nodes] == [0, 1]
     unknown = balancer_tests.run_cli("restart", "--state", str(lab.state), "--yes", "--node", "node9", cwd=lab.tmp)
     assert unknown.returncode != EXIT_OK and "node9" in unknown.stdout + unknown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,43 @@ def test_connector_on_local_transport_applies_verifies_and_rolls_back(tmp_path: 
         assert runner.rollback("connector").exit_status == 0
     for node in answers.nodes:
         assert Path(node.install_dir, "conf", "server.xml").read_bytes() == originals[node.name]
+
+
+class CountingHost(LocalHost):
+    """A local host that counts the files it reads (each read is SSH round trips on a real node)."""
+
+    def __init__(self, label: str, reads: Counter) -> None:
+        super().__init__(label)
+        self.reads = reads
+
+    def read_bytes(self, path: str) -> bytes:
+        self.reads[path] += 1
+        return super().read_bytes(path)
+
+
+def test_connector_verify_reads_each_node_s_files_once(tmp_path: Path) -> None:
+    """Its two checks (the Connector, the Synchrony option in setenv.sh) share one read of each
+    node; they read every node twice, in two rounds, when the setenv.sh check came in."""
+    from wizard.engine.step import Context
+    from wizard.transport.pool import HostPool
+
+    answers = answers_for(tmp_path, ["confluence-7-stock.xml", "confluence-7-stock.xml", "confluence-7-stock.xml"])
+    answers.synchrony.mode = "internal-proxy"  # a mode whose option the verify checks in setenv.sh
+    stock_setenv = (FIXTURES.parent / "setenv" / "confluence-7-stock.sh").read_bytes()
+    for node in answers.nodes:
+        Path(node.install_dir, "bin", "setenv.sh").write_bytes(stock_setenv)
+    plan = CONNECTOR.plan(answers, facts_of(answers))
+    for change in plan.changes:
+        Path(change.details["path"]).write_bytes(change.payload[1])
+    reads: Counter = Counter()
+    ctx = Context(answers=answers, hosts=HostPool(answers, lambda label, *_: CountingHost(label, reads)))
+    checks = CONNECTOR.verify(ctx)
+    assert [(c.name, c.target, c.passed) for c in checks] == [
+        *[("Connector proxy settings", n.name, True) for n in answers.nodes],
+        *[("-Dsynchrony.proxy.enabled in setenv.sh", n.name, True) for n in answers.nodes]]
+    files = [p for n in answers.nodes for p in (Path(n.install_dir, "conf", "server.xml"),
+                                                 Path(n.install_dir, "bin", "setenv.sh"))]
+    assert reads == Counter({str(path): 1 for path in files})
 
 
 def facts(restarted_at, last_change, names=("node1", "node2")):

@@ -426,3 +426,69 @@ def test_a_cancel_between_two_steps_leaves_the_next_step_untouched(cluster, step
     state = StateStore(cluster["state"]).load()
     assert state.steps["preflight"].status == "verified"
     assert "connector" not in state.steps or state.steps["connector"].status == "pending"
+
+
+class ParallelMarkStep(MarkStep):
+    """MarkStep with every node written at once, as the node steps do (``Context.for_each_node``)."""
+
+    def __init__(self, nodes: int) -> None:
+        super().__init__()
+        self.together = threading.Barrier(nodes, timeout=10)
+
+    def apply(self, ctx: Context, plan: Plan, journal: Journal) -> str:
+        by_node = {change.target: change for change in plan.changes}
+
+        def write(node: Node) -> None:
+            change = by_node[node.name]
+            self.together.wait()  # every node records its undo at the same moment
+            before, after = change.payload
+            replace_file(ctx.hosts.node(node), node.name, change.details["path"], planned_from=before,
+                         new=after, journal=journal, summary=change.summary)
+
+        ctx.for_each_node(write)
+        return f"marked {len(plan.changes)} node(s)"
+
+
+def test_nodes_recording_at_the_same_moment_share_state_writes_and_each_undo_is_saved_first(
+        cluster, monkeypatch) -> None:
+    """The group commit (wizard/engine/shared_save.py) reaches the journal: a node's record waits
+    for one write that covers every node that recorded meanwhile, not for one write per node."""
+    raw = cluster["answers"].to_dict()
+    count = 6
+    for index in range(3, count + 1):
+        install = cluster["tmp"] / f"node{index}"
+        (install / "conf").mkdir(parents=True)
+        (install / "conf" / "marker.txt").write_bytes(b"keep=me\n")
+        raw["nodes"].append({**raw["nodes"][0], "name": f"node{index}", "address": f"127.0.0.{index}",
+                             "install_dir": str(install)})
+    answers = validate(raw)
+    step = ParallelMarkStep(count)
+    monkeypatch.setattr(registry, "_MODULES", {"preflight": "wizard.steps.preflight", "connector": step})
+    writes: list[float] = []
+    save = StateStore.save
+
+    def slow_save(self, state) -> None:
+        writes.append(0)
+        threading.Event().wait(0.05)  # a disk whose fsyncs take a while, as a busy one does
+        save(self, state)
+
+    undo_on_disk: list[bool] = []
+    original_write = LocalHost.write_atomic
+
+    def spying_write(self, path, data, **kw):
+        paths = [u["data"]["path"] for u in json.loads(cluster["state"].read_text())["steps"]["connector"]["undo"]]
+        undo_on_disk.append(path in paths)
+        return original_write(self, path, data, **kw)
+
+    monkeypatch.setattr(StateStore, "save", slow_save)
+    monkeypatch.setattr(LocalHost, "write_atomic", spying_write)
+    with Runner(answers, StateStore(cluster["state"]), command="test") as runner:
+        before = len(writes)
+        outcome = runner.apply(["connector"])
+    assert outcome.exit_status == EXIT_OK, outcome.message
+    assert undo_on_disk == [True] * count
+    state = StateStore(cluster["state"]).load().steps["connector"]
+    assert len(state.undo) == count and len(state.changes) == count
+    # Twelve records (an undo and a change per node); one write each would be twelve writes, plus
+    # the step's own saves around them. Shared, the nodes' undo records take about two writes.
+    assert len(writes) - before < 2 * count, len(writes) - before

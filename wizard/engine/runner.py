@@ -257,15 +257,14 @@ class Runner:
         def record_undo(action: UndoAction) -> None:
             record.undo.append(UndoRecord(action, recorded=now_iso(), undone=None,
                                           answers=self._answers_index(record)))
-            self.save()  # the undo is on disk before the change is made
 
         def record_change(change: dict[str, Any]) -> None:
             made = ChangeRecord.of(change)
             made.at = made.at or now_iso()
             record.changes.append(made)
-            self.save()
 
-        return Journal(record_undo, record_change)
+        # The journal saves after each record: the undo is on disk before the change is made.
+        return Journal(record_undo, record_change, persist=self.save)
 
     def _answers_index(self, record: StepRecord) -> int:
         """Where this run's answers are in the record's ``answers_seen`` (added when new)."""

@@ -78,9 +78,14 @@ class Journal:
     """What a step's apply writes to: the undo (saved before acting) and the changes made."""
 
     def __init__(self, record_undo: Callable[[UndoAction], None],
-                 record_change: Callable[[dict[str, Any]], None]) -> None:
+                 record_change: Callable[[dict[str, Any]], None],
+                 persist: Callable[[], None] | None = None) -> None:
+        """``record_undo`` and ``record_change`` keep a record (one caller at a time); ``persist``,
+        when given, puts everything recorded so far on disk and may be called from many threads
+        at once (the runner's group commit, ``wizard.engine.shared_save``)."""
         self._record_undo = record_undo
         self._record_change = record_change
+        self._persist = persist
         self._lock = threading.Lock()
 
     def undo(self, action: UndoAction) -> None:
@@ -88,11 +93,19 @@ class Journal:
         it returns only once the state file holding it is on disk."""
         with self._lock:
             self._record_undo(action)
+        self._save()
 
     def changed(self, **change: Any) -> None:
         """Record a change that was made (path, backup, resource id, ...)."""
         with self._lock:
             self._record_change(dict(change))
+        self._save()
+
+    def _save(self) -> None:
+        # Outside the lock: nodes recording at the same moment then share one write of the
+        # state. Held across the save, the lock queued them for one write (two fsyncs) each.
+        if self._persist is not None:
+            self._persist()
 
 
 #: What a step reads in ``inspect`` and plans from (a step's own dataclass, or a list of checks).

@@ -25,7 +25,12 @@ included) are closed, so nothing outlives it.
 The tests build on the same class, with knobs for what they need: an install folder the
 test writes itself (``managed_files=False``), pages that echo what the balancer forwarded
 (``echo_pages``), a node that never comes back from a restart, a resting state other than
-RUNNING (FIRST_RUN...), slow answers (``answer_delay``), a node without Synchrony.
+RUNNING (FIRST_RUN...), slow answers (``answer_delay``), a node without Synchrony, one
+service stopped on its own (``stop_synchrony``, ``stop_confluence``), a Synchrony whose
+heartbeat fails while its port is open (``synchrony_healthy``), a node held in
+STARTING without a restart (``hold_starting``), the requests a node turned away while it
+was not up (``unavailable_hits``), and a restart that leaves open WebSockets open
+(``restart_keeps_websockets``).
 """
 
 from __future__ import annotations
@@ -115,6 +120,12 @@ class _NodeHandler(LabHandler):
              headers: dict[str, str] | None = None) -> None:
         self.answer(status, body, content_type, {"X-Node": self.node.name, **(headers or {})})
 
+    def unavailable(self, path: str, body: str, status: int = 503, content_type: str = "text/plain;charset=UTF-8",
+                    retry_after: bool = True) -> None:
+        """Turn the request away (the service is not up to serve it), counted in ``unavailable_hits``."""
+        self.node.note_unavailable(self.service, path)
+        self.send(status, body, content_type, {"Retry-After": "5"} if retry_after else None)
+
     def echo(self, received: int | None = None) -> None:
         """200 with JSON describing the request: what the balancer forwarded, for a test to look at.
 
@@ -155,7 +166,10 @@ class SynchronyHandler(_NodeHandler):
     def do_GET(self) -> None:
         path = self.begin()
         if path == "/synchrony/heartbeat":
-            self.send(200, "OK")
+            if self.node.synchrony_healthy:
+                self.send(200, "OK")
+            else:
+                self.unavailable(path, "Synchrony is not healthy.")
         elif path == f"/synchrony{WEBSOCKET_PATH}":
             self.websocket_echo()
         elif self.node.echo_pages:
@@ -177,18 +191,23 @@ class ConfluenceHandler(_NodeHandler):
         path = self.begin()
         state = node.state
         if path == f"{ctx}/status":
-            status = 200 if state in (node.resting_state, "RUNNING") else node.starting_status
-            self.send(status, json.dumps({"state": state}), "application/json;charset=UTF-8")
-        elif path.startswith(f"{ctx}/synchrony-proxy/") and not node.synchrony_up:
-            # Confluence's proxy has no Synchrony behind it (stopped, or not back yet after a restart).
-            self.send(503, "Synchrony is not running.", headers={"Retry-After": "5"})
+            answer = json.dumps({"state": state})
+            if state in (node.resting_state, "RUNNING"):
+                self.send(200, answer, "application/json;charset=UTF-8")
+            else:
+                self.unavailable(path, answer, node.starting_status, "application/json;charset=UTF-8",
+                                 retry_after=False)
+        elif path.startswith(f"{ctx}/synchrony-proxy/") and not (node.synchrony_up and node.synchrony_healthy):
+            # Confluence's proxy has no working Synchrony behind it (stopped, not back yet after a
+            # restart, or failing).
+            self.unavailable(path, "Synchrony is not running.")
         elif path == f"{ctx}/synchrony-proxy/heartbeat":
             self.send(200, "OK")
         elif path == f"{ctx}/synchrony-proxy{WEBSOCKET_PATH}":
             self.websocket_echo()
         elif state != "RUNNING":
             # A starting Confluence answers its pages with 503 until it is up.
-            self.send(503, "Confluence is starting up.", "text/plain;charset=UTF-8", {"Retry-After": "5"})
+            self.unavailable(path, "Confluence is starting up.")
         elif node.echo_pages:
             self.echo()
         elif path == f"{ctx}/rest/applinks/1.0/manifest":
@@ -294,7 +313,8 @@ class LabNode:
                  stopping_seconds: float = 0.1, down_seconds: float = 0.3, restart_seconds: float = 0.6,
                  synchrony_lag_seconds: float = 0.3, starting_status: int = 503,
                  never_comes_back: bool = False, resting_state: str = "RUNNING", synchrony_runs: bool = True,
-                 answer_delay: float = 0.0, echo_pages: bool = False) -> None:
+                 answer_delay: float = 0.0, echo_pages: bool = False,
+                 restart_keeps_websockets: bool = False, synchrony_healthy: bool = True) -> None:
         self.name = name
         #: Names the node's threads (``<prefix>-<node>-...``), so its lab can tell its own apart.
         self.thread_prefix = thread_prefix
@@ -320,12 +340,24 @@ class LabNode:
         self.resting_state = resting_state
         #: Whether (re)starts bring Synchrony up (False: its port refuses connections).
         self.synchrony_runs = synchrony_runs
+        #: False: Synchrony's port stays open but its heartbeat answers 503 (a Synchrony that runs
+        #: but fails), so only a balancer's health check takes it out, not a refused connection.
+        self.synchrony_healthy = synchrony_healthy
         #: Seconds every answer waits first (a slow or overloaded node).
         self.answer_delay = answer_delay
         #: Pages (anything but /status, the heartbeats and the WebSockets) answer JSON describing the request.
         self.echo_pages = echo_pages
+        #: A restart closes the ports but leaves the WebSockets already open going (they end at
+        #: ``stop()``). A real restart ends them too; a benchmark that measures what a balancer's
+        #: drain prevents leaves out what no drain can prevent.
+        self.restart_keeps_websockets = restart_keeps_websockets
         #: Requests seen, by ``"<service> <path>"`` (``"<service> websocket"`` for an accepted WebSocket).
         self.hits: Counter[str] = Counter()
+        #: The part of ``hits`` turned away because the service was not up to serve them: /status
+        #: saying STARTING, a page answered 503 while Confluence starts, Confluence's Synchrony
+        #: proxy with no Synchrony behind it. (A port that is closed refuses connections: those
+        #: never reach the node and are not counted anywhere.)
+        self.unavailable_hits: Counter[str] = Counter()
         #: Every restart the node went through (or is going through), oldest first.
         self.restart_log: list[Restart] = []
         #: Why the last restart could not load the Connector (Confluence then stays down), or "".
@@ -333,6 +365,10 @@ class LabNode:
         self._connector = Connector()
         self._confluence: LabHttpServer | None = None
         self._synchrony: LabHttpServer | None = None
+        #: Servers whose port a restart closed while their WebSockets went on (``restart_keeps_websockets``).
+        self._lingering: list[LabHttpServer] = []
+        #: ``hold_starting`` is in force.
+        self._held_starting = False
         self._threads: dict[str, threading.Thread] = {}
         self._phase = Phase.UP
         self._stopping = threading.Event()
@@ -385,7 +421,7 @@ class LabNode:
         """What ``/status`` says: ``resting_state`` (RUNNING), STARTING (a restart requested or under
         way) or STOPPED (Confluence not served, e.g. after a restart that could not load server.xml)."""
         with self._lock:
-            if self._phase is not Phase.UP:
+            if self._phase is not Phase.UP or self._held_starting:
                 return "STARTING"
             if self._confluence is None:
                 return "STOPPED"
@@ -434,6 +470,11 @@ class LabNode:
         connector = found[0]
         return Connector(proxy_name=connector.proxy_name, proxy_port=connector.proxy_port,
                          scheme=connector.scheme, secure=connector.secure)
+
+    def note_unavailable(self, service: str, path: str) -> None:
+        """Count a request the node turned away (``unavailable_hits``)."""
+        with self._lock:
+            self.unavailable_hits[f"{service} {path}"] += 1
 
     def note_request(self, service: str, path: str) -> None:
         """Count a request (``hits``) and make it wait ``answer_delay``."""
@@ -541,11 +582,12 @@ class LabNode:
                 self._confluence = self._serve("confluence", self.confluence_port, ConfluenceHandler)
                 self.confluence_port = self._confluence.port
 
-    def stop_confluence(self) -> None:
-        """Stop answering on the Confluence port (connections are refused); idempotent."""
+    def stop_confluence(self, *, keep_websockets: bool = False) -> None:
+        """Stop answering on the Confluence port (connections are refused), and close the open
+        connections (``keep_websockets``: all but the WebSockets); idempotent."""
         with self._lock:
             server, self._confluence = self._confluence, None
-        self._close("confluence", server)
+        self._close("confluence", server, keep_websockets=keep_websockets)
 
     def start_synchrony(self) -> None:
         """Serve the Synchrony port (again); idempotent."""
@@ -554,11 +596,13 @@ class LabNode:
                 self._synchrony = self._serve("synchrony", self.synchrony_port, SynchronyHandler)
                 self.synchrony_port = self._synchrony.port
 
-    def stop_synchrony(self) -> None:
-        """Stop answering on the Synchrony port; idempotent."""
+    def stop_synchrony(self, *, keep_websockets: bool = False) -> None:
+        """Stop answering on the Synchrony port (connections are refused), as a Synchrony that
+        died or was stopped on its own while Confluence runs; closes the open connections
+        (``keep_websockets``: all but the WebSockets); idempotent."""
         with self._lock:
             server, self._synchrony = self._synchrony, None
-        self._close("synchrony", server)
+        self._close("synchrony", server, keep_websockets=keep_websockets)
 
     def _serve(self, service: str, port: int, handler: type[LabHandler]) -> LabHttpServer:
         label = f"{self.thread_prefix}-{self.name}-{service}"
@@ -574,9 +618,12 @@ class LabNode:
         thread.start()
         return server
 
-    def _close(self, service: str, server: LabHttpServer | None) -> None:
+    def _close(self, service: str, server: LabHttpServer | None, *, keep_websockets: bool = False) -> None:
         if server is not None:
-            server.close_all()
+            server.close_all(except_websockets=keep_websockets)
+            if keep_websockets and server.open_websockets:
+                with self._lock:
+                    self._lingering.append(server)
         thread = self._threads.pop(service, None)
         if thread is not None:
             thread.join(timeout=5)
@@ -595,9 +642,22 @@ class LabNode:
         if not done:
             raise WizardError(f"The lab's {self.name} did not restart within {timeout:.0f} s.")
 
+    def hold_starting(self) -> None:
+        """Answer as a Confluence that is still starting, without a restart (the ports stay open):
+        /status says STARTING (``starting_status``), pages answer 503, and Synchrony is stopped
+        (Confluence starts it once RUNNING), until ``come_back()``."""
+        with self._lock:
+            self._held_starting = True
+        self.stop_synchrony()
+
     def come_back(self) -> None:
-        """End ``never_comes_back``: a restart waiting in STARTING goes on to RUNNING."""
+        """End ``never_comes_back`` (a restart waiting in STARTING goes on to RUNNING) and
+        ``hold_starting`` (RUNNING at once, Synchrony with it)."""
         self.never_comes_back = False
+        with self._lock:
+            held, self._held_starting = self._held_starting, False
+        if held and self.synchrony_runs:
+            self.start_synchrony()
 
     def _watch(self) -> None:
         while not self._stopping.wait(WATCH_SECONDS):
@@ -623,8 +683,9 @@ class LabNode:
         if self._stopping.wait(self.stopping_seconds):
             return
         self._set_phase(Phase.DOWN)
-        self.stop_confluence()
-        self.stop_synchrony()  # Confluence starts and stops its Synchrony
+        keep = self.restart_keeps_websockets
+        self.stop_confluence(keep_websockets=keep)
+        self.stop_synchrony(keep_websockets=keep)  # Confluence starts and stops its Synchrony
         if self._stopping.wait(self.down_seconds):
             return
         if self.managed_files:
@@ -664,6 +725,10 @@ class LabNode:
             watcher.join(timeout=5)
         self.stop_confluence()
         self.stop_synchrony()
+        with self._lock:
+            lingering, self._lingering = self._lingering, []
+        for server in lingering:
+            server.close_all()
         if self.managed_files:
             self.trigger_path.unlink(missing_ok=True)
 

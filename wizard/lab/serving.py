@@ -9,7 +9,8 @@ requests without a body. Once a request asks for a WebSocket, the connection is 
 and the closing handshake; this module only moves bytes between it and the socket.
 
 ``LabHttpServer`` tracks its connections so ``close_all`` can end them all, WebSockets
-included (``shutdown`` alone only stops accepting), and join their threads.
+included (``shutdown`` alone only stops accepting), and join their threads; or all but the
+open WebSockets, which then go on until a later ``close_all``.
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ class LabHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    #: False once ``close_all`` closed the port (the server object may still hold WebSockets).
+    listening = True
 
     def __init__(self, port: int, handler: type[BaseHTTPRequestHandler], *, label: str, owner: Any) -> None:
         self.label = label
         self.owner = owner
         self._connections: dict[threading.Thread, socket.socket] = {}
+        #: The connection threads that went on as a WebSocket (``serve_websocket``).
+        self._websockets: set[threading.Thread] = set()
         self._connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), handler)
 
@@ -73,16 +78,35 @@ class LabHttpServer(ThreadingHTTPServer):
             self.shutdown_request(request)
             with self._connections_lock:
                 self._connections.pop(threading.current_thread(), None)
+                self._websockets.discard(threading.current_thread())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet: a lab client that disconnects mid-answer is not worth a traceback on the admin's screen."""
 
-    def close_all(self) -> None:
-        """Stop accepting, close every open connection and join its thread."""
-        self.shutdown()
-        self.server_close()
+    def became_websocket(self) -> None:
+        """Note that the calling connection thread serves a WebSocket from now on."""
         with self._connections_lock:
-            open_connections = list(self._connections.items())
+            self._websockets.add(threading.current_thread())
+
+    @property
+    def open_websockets(self) -> int:
+        """How many WebSockets are open."""
+        with self._connections_lock:
+            return len(self._websockets)
+
+    def close_all(self, *, except_websockets: bool = False) -> None:
+        """Stop accepting, close every open connection and join its thread.
+
+        ``except_websockets``: the open WebSockets are left open (a later ``close_all``
+        ends them); the port itself is closed all the same.
+        """
+        if self.listening:
+            self.listening = False
+            self.shutdown()
+            self.server_close()
+        with self._connections_lock:
+            open_connections = [(thread, sock) for thread, sock in self._connections.items()
+                                if not (except_websockets and thread in self._websockets)]
         for _, sock in open_connections:
             with contextlib.suppress(OSError):  # the client may have closed it already
                 sock.shutdown(socket.SHUT_RDWR)
@@ -148,6 +172,7 @@ class LabHandler(BaseHTTPRequestHandler):
         _send_pending(protocol, sock)
         if protocol.state is not State.OPEN:
             return False
+        self.server.became_websocket()
         sock.settimeout(None)  # an editor's WebSocket may idle; close_all ends it
         message: list[bytes] = []
         while not protocol.close_expected():

@@ -31,7 +31,6 @@ from wizard.confluence.serverxml import (
     ServerXmlError,
     encode_server_xml,
     plan_connector_edit,
-    read_facts,
 )
 from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note, replace_file
@@ -163,33 +162,34 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
     def verify(self, ctx: Context) -> list[Check]:
         wanted = Wanted.of(ctx.answers)
 
-        def check(node: Node) -> Check:
+        def checks(node: Node) -> tuple[Check, Check | None]:
+            # One read of the node's files serves both checks: each read is several SSH round
+            # trips, and a second pass over the nodes would wait for the slowest node twice.
             try:
                 fact = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
             except WizardError as exc:
-                return Check("Connector proxy settings", node.name, False, exc.message, exc.hint or "")
-            connector = next((c for c in read_facts(fact.text).connectors if c.port == fact.confluence_port), None)
-            if connector is None:
-                return Check("Connector proxy settings", node.name, False,
-                             f"no active Connector on port {fact.confluence_port}",
-                             "Check server.xml, then run `apply --only connector`.")
-            secure_ok = connector.secure if wanted.scheme == "https" else not connector.secure
-            passed = (connector.proxy_name == wanted.proxy_name and connector.proxy_port == wanted.proxy_port
-                      and (connector.scheme or "http") == wanted.scheme and secure_ok)
-            seen = (f"port {connector.port}: proxyName={connector.proxy_name}, proxyPort={connector.proxy_port}, "
-                    f"scheme={connector.scheme}, secure={str(connector.secure).lower()}")
-            return Check("Connector proxy settings", node.name, passed, seen,
-                         "" if passed else f"Run `apply --only connector` to set {wanted.describe()}.")
+                # The Synchrony option check has nothing to add to why the files could not be read.
+                return Check("Connector proxy settings", node.name, False, exc.message, exc.hint or ""), None
+            return connector_check(wanted, node, fact), synchrony_option_check(ctx.answers, node, fact)
 
-        def setenv_check(node: Node) -> Check | None:
-            try:
-                fact = read_node_facts(ctx.hosts.node(node), node, ctx.answers)
-            except WizardError:
-                return None  # the Connector check above already says why
-            return synchrony_option_check(ctx.answers, node, fact)
+        found = ctx.for_each_node(checks)
+        return [connector for connector, _ in found] + [option for _, option in found if option is not None]
 
-        found = ctx.for_each_node(check)
-        return found + [c for c in ctx.for_each_node(setenv_check) if c is not None]
+
+def connector_check(wanted: Wanted, node: Node, fact: NodeFacts) -> Check:
+    """Whether the node's Connector (as ``fact`` read it) carries the public address."""
+    connector = next((c for c in fact.xml.connectors if c.port == fact.confluence_port), None)
+    if connector is None:
+        return Check("Connector proxy settings", node.name, False,
+                     f"no active Connector on port {fact.confluence_port}",
+                     "Check server.xml, then run `apply --only connector`.")
+    secure_ok = connector.secure if wanted.scheme == "https" else not connector.secure
+    passed = (connector.proxy_name == wanted.proxy_name and connector.proxy_port == wanted.proxy_port
+              and (connector.scheme or "http") == wanted.scheme and secure_ok)
+    seen = (f"port {connector.port}: proxyName={connector.proxy_name}, proxyPort={connector.proxy_port}, "
+            f"scheme={connector.scheme}, secure={str(connector.secure).lower()}")
+    return Check("Connector proxy settings", node.name, passed, seen,
+                 "" if passed else f"Run `apply --only connector` to set {wanted.describe()}.")
 
 
 SERVICE_URL_CHECK = "Synchrony service URL in setenv.sh ends in /v1"
