@@ -148,7 +148,7 @@ def test_connector_verify_reads_each_node_s_files_once(tmp_path: Path) -> None:
         Path(node.install_dir, "bin", "setenv.sh").write_bytes(stock_setenv)
     plan = CONNECTOR.plan(answers, facts_of(answers))
     for change in plan.changes:
-        Path(change.details["path"]).write_bytes(change.payload[1])
+        Path(change.details.path).write_bytes(change.payload[1])
     reads: Counter = Counter()
     ctx = Context(answers=answers, hosts=HostPool(answers, lambda label, *_: CountingHost(label, reads)))
     checks = CONNECTOR.verify(ctx)

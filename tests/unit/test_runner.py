@@ -442,7 +442,7 @@ class ParallelMarkStep(MarkStep):
             change = by_node[node.name]
             self.together.wait()  # every node records its undo at the same moment
             before, after = change.payload
-            replace_file(ctx.hosts.node(node), node.name, change.details["path"], planned_from=before,
+            replace_file(ctx.hosts.node(node), node.name, change.details.path, planned_from=before,
                          new=after, journal=journal, summary=change.summary)
 
         ctx.for_each_node(write)
