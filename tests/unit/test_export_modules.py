@@ -142,3 +142,57 @@ def test_the_export_refuses_a_setenv_sh_apply_would_refuse_and_writes_nothing(tm
         run_export("ansible", answers, out)
     assert "node1" in caught.value.message and "no top-level CATALINA_OPTS" in caught.value.message
     assert not out.exists()
+
+
+class _Nodes:
+    """A stand-in for the export's read-only session: the nodes as read, no balancer to read."""
+
+    def __init__(self, answers) -> None:  # type: ignore[no-untyped-def]
+        from wizard.export.project import NodeExport
+
+        self.answers = answers
+        self.found = [NodeExport(node=node, server_xml_path=f"{node.install_dir}/conf/server.xml", confluence_port=8090,
+                                 synchrony_port=8091, context_path="", status_url=f"http://{node.address}:8090/status",
+                                 restart_command="systemctl restart confluence",
+                                 setenv_path=f"{node.install_dir}/bin/setenv.sh",
+                                 heartbeat_url=f"http://{node.address}:8091/synchrony/heartbeat")
+                      for node in answers.nodes]
+
+    def nodes(self):  # type: ignore[no-untyped-def]
+        return self.found
+
+    def haproxy(self):  # type: ignore[no-untyped-def]
+        from wizard.export.project import Session
+
+        return Session.haproxy(self)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind, options, said", [
+    ("nginx", {}, "No drain: nginx (open source) cannot drain a node"),
+    ("haproxy", {}, "No drain: HAProxy without balancer.haproxy.admin_socket cannot drain a node"),
+    ("alb", {"region": "eu-west-1", "vpc_id": "vpc-0123456789abcdef0",
+             "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]},
+     "deregister its targets from the setup's target groups"),
+])
+def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_drain(kind, options, said) -> None:
+    """nginx, HAProxy without admin_socket and the ALB: the roll restarts without a drain, and site.yml says so
+    (for the ALB, what the admin does instead); the playbook never touches those balancers."""
+    import yaml
+
+    from wizard.answers import validate
+
+    section = {"access": {"host": "lb1.internal"}, **options} if kind != "alb" else options
+    answers = validate({"name": "wiki", "public_url": "http://wiki.example.com",
+                        "nodes": [{"name": "node1", "address": "10.0.1.11"}, {"name": "node2", "address": "10.0.1.12"}],
+                        "balancer": {"kind": kind, kind: section}})
+    files = ansible.build(answers, _Nodes(answers))  # type: ignore[arg-type]
+    site = files["site.yml"]
+    header = site.split("---\n", 1)[0]
+    assert said in header.replace("\n# ", " "), header
+    plays = yaml.safe_load(site.split("---\n", 1)[1].replace("!unsafe", ""))
+    assert [play["hosts"] for play in plays] == ["confluence_nodes"]
+    tasks = yaml.safe_dump(plays)
+    assert "clbw_haproxy" not in tasks and "templates/drained" not in tasks and "pause" not in tasks
+    assert plays[0]["serial"] == 1 and plays[0]["any_errors_fatal"] is True
+    assert "confluence_balancer" not in files["inventory.yml"]
+    assert ansible.HAPROXY_MODULE_FILE not in files and ansible.SETENV_MODULE_FILE in files
