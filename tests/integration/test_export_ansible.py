@@ -380,6 +380,17 @@ def test_exported_roll_drains_each_node_in_apache_and_a_node_that_does_not_come_
     assert all(c["changed"] == 0 for c in recap(run([playbook, "-i", "inventory.yml", "site.yml"], client_env,
                                                        cwd=out).stdout).values())
 
+    # Apache's test refuses the drained vhost (here: a test command that always fails): the previous vhost is
+    # back, Apache serves what it served, and the node is not restarted.
+    inventory = (out / "inventory.yml").read_text()
+    (out / "inventory.yml").write_text(re.sub(r"clbw_configtest: .*", "clbw_configtest: 'false'", inventory))
+    node1.server_xml_path.write_bytes(originals["node1"])
+    before = [len(node.restart_log) for node in lab.nodes]
+    refused = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert refused.returncode != 0 and "Draining node1 in Apache failed" in refused.stdout, refused.stdout
+    assert vhost.read_bytes() == exported
+    assert [len(node.restart_log) for node in lab.nodes] == before
+
 
 # --------------------------------------------------------------------------- setenv.sh
 
