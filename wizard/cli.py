@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = command("export", "write the setup as an Ansible playbook or a CloudFormation template",
                      "Write what `apply` would do as files for another engine: an Ansible playbook with its "
-                     "inventory, the vhost and a Connector module (--format ansible), or a CloudFormation "
+                     "inventory, the vhost and the wizard's server.xml and setenv.sh editors as modules, with a "
+                     "drained rolling restart (--format ansible), or a CloudFormation "
                      "template for the AWS load balancer (--format cloudformation). Reads the hosts and AWS "
                      "like `plan`; changes nothing there.")
     export.add_argument("--format", choices=("ansible", "cloudformation"), required=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,9 @@ from wizard.engine.state import StateStore
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BIN_DIR = Path(sys.executable).parent
-WIZARD = BIN_DIR / "confluence-lb-wizard"
+REPO = Path(__file__).resolve().parents[2]
+#: The wizard of this checkout (the environment's installed command may be another copy).
+WIZARD = [sys.executable, "-m", "wizard"]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverxml"
 
 
@@ -62,7 +65,8 @@ def client_env(tmp_path: Path) -> dict[str, str]:
     env.update({"HOME": str(home), "CLBW_SSH_CONFIG": str(tmp_path / "no-ssh-config"),
                 "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"), "ANSIBLE_RETRY_FILES_ENABLED": "false",
                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_STDOUT_CALLBACK": "default",
-                "ANSIBLE_PYTHON_INTERPRETER": "auto_silent"})
+                "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
     return env
 
 
@@ -118,12 +122,13 @@ def test_exported_playbook_applies_what_apply_applies(lab, ssh_testbed, sshd, cl
     originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
     assert not vhost.exists()
 
-    done = run([str(WIZARD), "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
                client_env)
     assert done.returncode == EXIT_OK, done.stderr
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert written == [MANIFEST, "inventory.yml", "library/clbw_connector.py", "site.yml",
-                       "templates/confluence-lb.conf"]
+    assert written == [MANIFEST, "inventory.yml", "library/clbw_connector.py", "library/clbw_setenv.py",
+                       "library/clbw_watch.py", "site.yml", "templates/confluence-lb.conf",
+                       "templates/drained/node1.conf", "templates/drained/node2.conf"]
     # Exporting changed nothing on the machines.
     assert {n.name: n.server_xml_path.read_bytes() for n in lab.nodes} == originals and not vhost.exists()
     site = yaml.load((out / "site.yml").read_text(), Loader=AnsibleLoader)
@@ -228,3 +233,404 @@ def test_connector_module_matches_the_wizard_on_every_fixture(client_env, tmp_pa
     # A second pass changes nothing.
     again = run([playbook, "-i", "localhost,", "play.yml"], env, cwd=tmp_path)
     assert re.search(r"localhost\s+:.*changed=0", again.stdout), again.stdout
+
+
+# --------------------------------------------------------------------------- the drained rolling restart
+
+
+class Traffic:
+    """Requests through the balancer in a thread while a playbook runs: when each was sent, its answer
+    (HTTP status or the connection error) and the node that answered (X-Node). Each request is a new
+    user's (no cookie): HAProxy's drain keeps sending a node the users its cookie names."""
+
+    def __init__(self, url: str, host: str) -> None:
+        import threading
+
+        self.url, self.host = url, host
+        self.seen: list[tuple[float, float, int, str]] = []  # (sent, answered, status, node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="clbw-test-traffic", daemon=True)
+
+    def _run(self) -> None:
+        import time
+
+        with httpx.Client(timeout=5.0) as client:
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                try:
+                    client.cookies.clear()
+                    answer = client.get(self.url, headers={"Host": self.host})
+                    status, node = answer.status_code, answer.headers.get("x-node", "")
+                except httpx.HTTPError as exc:
+                    status, node = -1, type(exc).__name__
+                self.seen.append((sent, time.monotonic(), status, node))
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def wait_running(node, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while node.state != "RUNNING" or not node.synchrony_up:
+        assert time.monotonic() < deadline, f"{node.name} did not come back"
+        time.sleep(0.05)
+
+
+def snapshot_restarts(raw: dict, vhost: Path, folder: Path) -> None:
+    """Each node's restart command first copies the vhost Apache serves at that moment into ``folder``
+    (``<node>-<n>.conf``; ``absent`` when there is none): the state of the balancer when the node goes down."""
+    folder.mkdir()
+    for node in raw["nodes"]:
+        target = shlex.quote(str(folder / node["name"]))
+        node["restart_command"] = (f"n=$(ls {shlex.quote(str(folder))} | grep -c '^{node['name']}-'); "
+                                   f"cp {shlex.quote(str(vhost))} {target}-$n.conf 2>/dev/null || "
+                                   f"echo absent > {target}-$n.conf; " + node["restart_command"])
+
+
+def test_exported_roll_drains_each_node_in_apache_and_a_node_that_does_not_come_back_stays_drained(
+        lab, ssh_testbed, sshd, client_env, tmp_path):
+    """Behind a live Apache the exported roll drains each node (status=+D, tested, reloaded) before its restart
+    and puts it back after: no request through Apache reaches a node while it restarts, every request is
+    answered, each node restarts once, and the vhost ends as the export (and `apply`) writes it. A node that
+    does not come back stops the roll there, drained; the next run restarts it again and puts it back."""
+    from wizard.balancers.apache.vhost import drained_in
+
+    playbook = ansible_playbook()
+    raw = over_ssh(lab, ssh_testbed, sshd)
+    raw["restart_drain"] = 1
+    raw["restart_timeout"] = 10
+    vhost = lab.apache.config_path
+    snapshots = tmp_path / "at-restart"
+    snapshot_restarts(raw, vhost, snapshots)
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(yaml.safe_dump(raw))
+    originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
+    out = tmp_path / "export"
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+               client_env)
+    assert done.returncode == EXIT_OK, done.stderr
+    exported = (out / "templates" / "confluence-lb.conf").read_bytes()
+    for node in lab.nodes:
+        drained = (out / "templates" / "drained" / f"{node.name}.conf").read_text()
+        assert drained_in(drained) == {node.name} and not drained_in(exported.decode())
+
+    # First run: Apache does not serve the setup yet, so nothing is drained (as the restart step does then).
+    first = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [node.restarts for node in lab.nodes] == [1, 1]
+    assert sorted(p.read_text() for p in snapshots.iterdir()) == ["absent\n", "absent\n"]
+    assert vhost.read_bytes() == exported
+
+    # Someone puts server.xml back: the next run must restart both nodes, now behind a live Apache.
+    for node in lab.nodes:
+        node.server_xml_path.write_bytes(originals[node.name])
+    before = [len(node.restart_log) for node in lab.nodes]
+    import time
+
+    with Traffic(f"http://127.0.0.1:{lab.apache.port}/status", "localhost") as traffic:
+        time.sleep(0.5)  # both nodes seen answering before the roll
+        second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+        time.sleep(0.5)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert [node.restarts for node in lab.nodes] == [b + 1 for b in before]  # each node once, in this run
+    for node in lab.nodes:
+        # The vhost at the moment the node's restart command ran: that node drained, and only that node.
+        (snapshot,) = [p for p in snapshots.iterdir() if p.name == f"{node.name}-1.conf"]
+        assert drained_in(snapshot.read_text()) == {node.name}, snapshot.read_text()
+        restart = node.restart_log[-1]
+        assert restart.running_again is not None
+        during = [seen for seen in traffic.seen if restart.requested <= seen[0] <= restart.running_again]
+        assert during, "no request was sent while the node restarted"
+        assert all(seen[3] != node.name for seen in during), during
+    assert len({seen[3] for seen in traffic.seen}) == 2  # both nodes served before and after
+    failed = [seen for seen in traffic.seen if seen[2] != 200]
+    assert not failed, failed[:5]
+    assert vhost.read_bytes() == exported  # every node back
+    counters = recap(second.stdout)
+    assert counters["node1"]["failed"] == counters["node2"]["failed"] == 0, second.stdout
+
+    # A node that does not come back stops the roll and stays drained; the other is not touched.
+    for node in lab.nodes:
+        node.server_xml_path.write_bytes(originals[node.name])
+    node1, node2 = lab.nodes
+    node1.never_comes_back = True
+    before = [len(node.restart_log) for node in lab.nodes]
+    stopped = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert stopped.returncode != 0, stopped.stdout
+    assert "STAYS DRAINED" in stopped.stdout and "node1 did not come back" in stopped.stdout, stopped.stdout
+    assert [len(node.restart_log) for node in lab.nodes] == [before[0] + 1, before[1]]
+    assert drained_in(vhost.read_text()) == {"node1"}
+    assert node2.server_xml_path.read_bytes() == originals["node2"]  # the roll stopped before node2
+
+    # It comes back (the admin fixed it): the next run restarts it once more, puts it back, then rolls node2.
+    node1.come_back()
+    wait_running(node1)
+    resumed = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [len(node.restart_log) for node in lab.nodes] == [before[0] + 2, before[1] + 1]
+    assert vhost.read_bytes() == exported
+    assert all(c["changed"] == 0 for c in recap(run([playbook, "-i", "inventory.yml", "site.yml"], client_env,
+                                                       cwd=out).stdout).values())
+
+    # Apache's test refuses the drained vhost (here: a test command that always fails): the previous vhost is
+    # back, Apache serves what it served, and the node is not restarted.
+    inventory = (out / "inventory.yml").read_text()
+    (out / "inventory.yml").write_text(re.sub(r"clbw_configtest: .*", "clbw_configtest: 'false'", inventory))
+    node1.server_xml_path.write_bytes(originals["node1"])
+    before = [len(node.restart_log) for node in lab.nodes]
+    refused = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert refused.returncode != 0 and "Draining node1 in Apache failed" in refused.stdout, refused.stdout
+    assert vhost.read_bytes() == exported
+    assert [len(node.restart_log) for node in lab.nodes] == before
+
+
+# --------------------------------------------------------------------------- setenv.sh
+
+
+def twin_apply(lab: Lab, raw: dict, originals: dict[str, tuple[bytes, bytes]], tmp_path: Path) -> None:
+    """The same machines as they were before the playbook (server.xml, setenv.sh, no vhost), set up by `apply`."""
+    for node in lab.nodes:
+        node.server_xml_path.write_bytes(originals[node.name][0])
+        node.setenv_path.write_bytes(originals[node.name][1])
+    lab.apache.config_path.unlink()
+    subprocess.run(lab.apache.reload_command.split(), check=True, capture_output=True)
+    runner = Runner(validate(raw), StateStore(tmp_path / "state" / "lab.state.json"), command="test")
+    with runner:
+        outcome = runner.apply(["connector", "restart", "balancer"])
+    assert outcome.exit_status == EXIT_OK, outcome.message
+
+
+@pytest.mark.parametrize("mode, line", [
+    ("internal-proxy", 'CATALINA_OPTS="-Dsynchrony.proxy.enabled=true ${CATALINA_OPTS}"'),
+    ("standalone", 'CATALINA_OPTS="-Dsynchrony.service.url=http://localhost:{port}/synchrony/v1 ${CATALINA_OPTS}"'),
+])
+def test_exported_playbook_edits_setenv_sh_as_apply_does(mode, line, lab, lab_node_factory, ssh_testbed, sshd,
+                                                         client_env, tmp_path):
+    """The Synchrony option of the mode reaches every node's bin/setenv.sh through the exported module: shown by
+    --check --diff, written as one marked line (byte for byte what `apply` writes on a twin), taking effect at
+    the roll's restart, and a second run changes nothing."""
+    playbook = ansible_playbook()
+    raw = over_ssh(lab, ssh_testbed, sshd)
+    raw["synchrony"] = {"mode": mode, "port": raw["synchrony"]["port"]}
+    if mode == "standalone":
+        machine = lab_node_factory("sync1", echo_pages=True)
+        raw["synchrony"]["nodes"] = [{"name": "sync1", "address": "127.0.0.1", "port": machine.synchrony_port}]
+    port = raw["balancer"]["apache"]["listen_port"]
+    marked = line.replace("{port}", str(port)) + "  # added by confluence-lb-wizard for the setup lab"
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(yaml.safe_dump(raw))
+    originals = {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes}
+    out = tmp_path / "export"
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+               client_env)
+    assert done.returncode == EXIT_OK, done.stderr
+
+    check = run([playbook, "-i", "inventory.yml", "site.yml", "--check", "--diff"], client_env, cwd=out)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(f"+{marked}\n") == 2, check.stdout  # one per node
+    assert {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes} == originals
+    assert all(node.restarts == 0 for node in lab.nodes)
+
+    first = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [node.restarts for node in lab.nodes] == [1, 1]
+    by_ansible = {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes}
+    for name, (_, setenv) in by_ansible.items():
+        before = originals[name][1]
+        assert setenv.count(marked.encode()) == 1 and setenv.replace(marked.encode() + b"\n", b"", 1) == before
+
+    # Only the setenv.sh change needs a restart: put server.xml as the playbook left it and setenv.sh back.
+    for node in lab.nodes:
+        node.setenv_path.write_bytes(originals[node.name][1])
+    again = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [node.restarts for node in lab.nodes] == [2, 2]  # the setenv.sh edit alone restarts the node
+    assert {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes} == by_ansible
+
+    second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(second.stdout).values()), second.stdout
+    assert [node.restarts for node in lab.nodes] == [2, 2]
+
+    twin_apply(lab, raw, originals, tmp_path)
+    assert {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes} == by_ansible
+
+
+def test_setenv_module_matches_the_wizard(client_env, tmp_path):
+    """The exported setenv.sh module, run by Ansible, makes the wizard's own edit (plan_setenv_edit) on every
+    case: added in each mode, taken out again in direct mode (the file back byte for byte), the admin's own flag
+    left alone, and the files the wizard refuses refused, untouched."""
+    playbook = ansible_playbook()
+    from wizard.confluence.setenv import PROXY_ENABLED, SERVICE_URL, SetenvError, plan_setenv_edit
+    from wizard.export.ansible import setenv_module
+
+    stock = (FIXTURES.parent / "setenv" / "confluence-7-stock.sh").read_text()
+    proxied = plan_setenv_edit(stock, setup="wiki", wanted={PROXY_ENABLED: "true"}).new_text
+    cases = {  # name -> (file, options)
+        "stock-proxy.sh": (stock, {PROXY_ENABLED: "true"}),
+        "stock-standalone.sh": (stock, {SERVICE_URL: "https://wiki.example.com/synchrony/v1"}),
+        "proxied-direct.sh": (proxied, {}),
+        "proxied-standalone.sh": (proxied, {SERVICE_URL: "https://wiki.example.com/synchrony/v1"}),
+        "crlf-proxy.sh": ('CATALINA_OPTS="-Da=1 ${CATALINA_OPTS}"\r\nexport CATALINA_OPTS\r\n', {PROXY_ENABLED: "true"}),
+        "admins-flag.sh": (stock.replace('# CATALINA_OPTS="-Dsynchrony.proxy.enabled=false',
+                                         'CATALINA_OPTS="-Dsynchrony.proxy.enabled=false'), {PROXY_ENABLED: "true"}),
+        "admins-url.sh": (stock + 'CATALINA_OPTS="-Dsynchrony.service.url=http://other/synchrony/v1 ${CATALINA_OPTS}"\n',
+                          {SERVICE_URL: "https://wiki.example.com/synchrony/v1"}),
+        "no-catalina-opts.sh": ("#!/bin/sh\nJAVA_OPTS=-Xmx1g\n", {PROXY_ENABLED: "true"}),
+        "open-quote.sh": ('CATALINA_OPTS="-Dx=1 ${CATALINA_OPTS}\n', {PROXY_ENABLED: "true"}),
+    }
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "clbw_setenv.py").write_text(setenv_module())
+    files = tmp_path / "files"
+    files.mkdir()
+    for name, (text, _) in cases.items():
+        (files / name).write_bytes(text.encode())
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [{
+        "clbw_setenv": {"path": str(files) + "/{{ item.key }}", "setup": "wiki", "options": "{{ item.value }}"},
+        "loop": "{{ cases | dict2items }}", "ignore_errors": True}],
+        "vars": {"cases": {name: options for name, (_, options) in cases.items()}}}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    env = {**client_env, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    done = run([playbook, "-i", "localhost,", "play.yml"], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    outcomes = {}
+    for name, (text, options) in cases.items():
+        try:
+            wanted = plan_setenv_edit(text, setup="wiki", wanted=options).new_text
+        except SetenvError:
+            assert (files / name).read_text() == text, name
+            assert re.search(rf"failed: \[localhost\] \(item=\{{'key': '{re.escape(name)}'", done.stdout), name
+            outcomes[name] = "refused"
+            continue
+        assert (files / name).read_bytes() == wanted.encode(), name
+        outcomes[name] = "same" if wanted == text else "edited"
+    assert outcomes == {"stock-proxy.sh": "edited", "stock-standalone.sh": "edited", "proxied-direct.sh": "edited",
+                        "proxied-standalone.sh": "edited", "crlf-proxy.sh": "edited", "admins-flag.sh": "same",
+                        "admins-url.sh": "refused", "no-catalina-opts.sh": "refused", "open-quote.sh": "refused"}
+    assert (files / "proxied-direct.sh").read_text() == stock  # direct takes out exactly this setup's line
+    again = run([playbook, "-i", "localhost,", "play.yml"], env, cwd=tmp_path)
+    assert re.search(r"localhost\s+:.*changed=0", again.stdout), again.stdout
+
+
+# --------------------------------------------------------------------------- HAProxy
+
+
+@pytest.fixture
+def haproxy_lab():
+    """The lab with its real HAProxy (master-worker, with the runtime API's admin socket) in front."""
+    root = Path(tempfile.mkdtemp(prefix="clbw-export-haproxy-"))
+    root.chmod(0o755)
+    started = Lab(root, nodes=2, balancer="haproxy")
+    started.start()
+    yield started
+    started.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+_SERVERS_STATE = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'show servers state\\n')\n"
+    "out = b''\n"
+    "while True:\n"
+    "    chunk = s.recv(65536)\n"
+    "    if not chunk: break\n"
+    "    out += chunk\n"
+    "sys.stdout.write(out.decode())\n")
+
+
+def admin_flags(text: str) -> dict[tuple[str, str], int]:
+    """(backend, server) -> srv_admin_state, from ``show servers state``."""
+    lines = text.splitlines()
+    header = next(line[1:].split() for line in lines if line.startswith("#"))
+    found = {}
+    for line in lines:
+        fields = line.split()
+        if not line.startswith("#") and len(fields) >= len(header):
+            found[(fields[header.index("be_name")], fields[header.index("srv_name")])] = \
+                int(fields[header.index("srv_admin_state")])
+    return found
+
+
+def test_exported_roll_drains_each_node_through_haproxys_runtime_api(haproxy_lab, client_env, tmp_path):
+    """Behind a live HAProxy with admin_socket the exported roll drains each node through the runtime API
+    (library/clbw_haproxy.py: set server ... state drain) before its restart and sets it ready after: at each
+    restart that node, and only it, is drained in every backend of the setup, no request through HAProxy reaches
+    it while it restarts, and the roll ends with every server ready. Before the balancer step, HAProxy serves
+    nothing of the setup: nothing is drained, as the restart step does then."""
+    import time
+
+    from wizard.balancers.haproxy.config import backend_names
+
+    lab = haproxy_lab
+    playbook = ansible_playbook()
+    raw = lab.answers()
+    raw["restart_drain"] = 1
+    socket_path = raw["balancer"]["haproxy"]["admin_socket"]
+    snapshots = tmp_path / "at-restart"
+    snapshots.mkdir()
+    client = tmp_path / "servers_state.py"
+    client.write_text(_SERVERS_STATE)
+    for node in raw["nodes"]:
+        target = shlex.quote(str(snapshots / node["name"]))
+        node["restart_command"] = (f"{shlex.quote(sys.executable)} {shlex.quote(str(client))} "
+                                   f"{shlex.quote(socket_path)} > {target}-$(date +%s%N).txt; " + node["restart_command"])
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "export"
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+               client_env)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert (out / "library" / "clbw_haproxy.py").is_file()
+    assert "clbw_haproxy" in (out / "site.yml").read_text()
+    env = {**client_env, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
+
+    # HAProxy runs but has none of the setup's backends yet: the roll restarts without a drain.
+    first = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [node.restarts for node in lab.nodes] == [1, 1]
+    assert first.stdout.count("is restarted WITHOUT a drain: the balancer does not serve this setup yet") == 2
+    assert all(admin_flags(p.read_text()) == {} or all(key[0] not in backend_names("lab", True)
+                                                       for key in admin_flags(p.read_text()))
+               for p in snapshots.iterdir())
+    for path in list(snapshots.iterdir()):
+        path.unlink()
+
+    # The balancer step serves the setup; server.xml put back, so the next run restarts both nodes.
+    with Runner(validate(raw), StateStore(tmp_path / "state" / "lab.state.json"), command="test") as runner:
+        assert runner.apply(["balancer"]).exit_status == EXIT_OK
+    for node in lab.nodes:
+        node.server_xml_path.write_bytes(originals[node.name])
+    backends = backend_names("lab", True)
+    with Traffic(f"http://127.0.0.1:{lab.proxy.port}/status", "localhost") as traffic:
+        time.sleep(0.5)
+        second = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+        time.sleep(0.5)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert [node.restarts for node in lab.nodes] == [2, 2]
+    for node in lab.nodes:
+        (snapshot,) = [p for p in snapshots.iterdir() if p.name.startswith(f"{node.name}-")]
+        flags = admin_flags(snapshot.read_text())
+        drained = {server for (backend, server), value in flags.items() if backend in backends and value & 0x08}
+        assert drained == {node.name}, snapshot.read_text()
+        assert all((backend, node.name) in flags for backend in backends)
+        restart = node.restart_log[-1]
+        during = [seen for seen in traffic.seen if restart.requested <= seen[0] <= restart.running_again]
+        assert during and all(seen[3] != node.name for seen in during), during
+    assert not [seen for seen in traffic.seen if seen[2] != 200][:5]
+    assert len({seen[3] for seen in traffic.seen}) == 2
+    done_flags = admin_flags(subprocess.run([sys.executable, "-c", _SERVERS_STATE, socket_path], capture_output=True,
+                                            text=True, check=True).stdout)
+    assert all(done_flags[(backend, node.name)] & 0x09 == 0 for backend in backends for node in lab.nodes)
+
+    third = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(third.stdout).values()), third.stdout

@@ -1,7 +1,7 @@
 """``confluence-lb-wizard export``: the setup as files for the engines teams already run.
 
-``--format ansible`` writes a playbook, an inventory, the rendered vhost and a Connector
-module (``wizard.export.ansible``); ``--format cloudformation`` one template for the ALB
+``--format ansible`` writes a playbook, an inventory, the rendered vhost and the wizard's
+editors as modules (``wizard.export.ansible``); ``--format cloudformation`` one template for the ALB
 path (``wizard.export.cloudformation``). Exporting reads the hosts and AWS the way
 ``plan`` does and changes nothing on them. The output folder's rules live in
 ``wizard.export.folder``; everything taken from the rest of the wizard comes through
@@ -47,8 +47,8 @@ def run_export(fmt: str, answers: Answers, folder: Path, prompts: Prompts = NO_P
             from wizard.export import ansible
 
             files = ansible.build(answers, session)
-            # The module is the wizard's own editor; its source names keystorePass and the like.
-            check_no_secret(files, skip=(ansible.MODULE_FILE,))
+            # The modules are the wizard's own editors; their source names keystorePass and the like.
+            check_no_secret(files, skip=ansible.MODULE_FILES)
         elif fmt == "cloudformation":
             from wizard.export import cloudformation
 

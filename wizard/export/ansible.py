@@ -1,14 +1,20 @@
-"""``export --format ansible``: a playbook, an inventory, the vhost and a Connector module.
+"""``export --format ansible``: a playbook, an inventory, the vhost and the wizard's editors as modules.
 
 The files say what ``apply`` would do, in Ansible's terms (ansible-core only, no collection):
 
 * ``library/clbw_connector.py``: the wizard's own server.xml editor (``wizard.confluence.serverxml``,
   vendored whole) as a module: the same minimal edit of one Connector start tag, with
   check mode and --diff;
-* play 1, over the nodes with ``serial: 1``: the Connector edit, then, only where it
-  changed something, the restart command and a wait for ``/status`` to leave RUNNING and
-  answer RUNNING again before the next node (``restart: manual``: the admin restarts it,
-  the play waits the same way);
+* ``library/clbw_setenv.py``: the wizard's own setenv.sh editor (``wizard.confluence.setenv``,
+  vendored whole): the Synchrony option of the mode as one marked line, nothing else changed;
+* ``library/clbw_haproxy.py`` (HAProxy with ``admin_socket``): drain and ready through the runtime API;
+* play 1, over the nodes with ``serial: 1`` and ``any_errors_fatal``: the Connector and setenv.sh
+  edits, then, only where one changed something, the rolling restart as the restart step does it
+  behind a live balancer: drain the node (Apache: the vhost with its members at ``status=+D``,
+  tested, gracefully reloaded; HAProxy: the runtime API), wait ``restart_drain``, restart, wait
+  for ``/status`` to leave RUNNING and answer RUNNING again (and, in direct mode, the node's own
+  Synchrony heartbeat), put it back; a node that does not come back stops the roll and stays
+  drained (``restart: manual``: the admin restarts it, the play waits the same way);
 * play 2, on the Apache host: the modules and site the balancer step would enable, the
   vhost rendered now by the balancer step itself (``templates/``, shipped as it is), the
   configuration test before any reload (a failing test puts the previous file back), and
@@ -26,14 +32,29 @@ import posixpath
 from typing import Any
 
 from wizard.answers_model import Access, Answers
-from wizard.export.project import ApacheExport, NodeExport, Session, vendored_serverxml
+from wizard.export.project import (
+    ApacheExport,
+    HaproxyExport,
+    NodeExport,
+    Session,
+    vendored_serverxml,
+    vendored_setenv,
+)
 
 MODULE_FILE = "library/clbw_connector.py"
+SETENV_MODULE_FILE = "library/clbw_setenv.py"
+WATCH_MODULE_FILE = "library/clbw_watch.py"
+HAPROXY_MODULE_FILE = "library/clbw_haproxy.py"
+#: The module files: the wizard's own code, whose source names keystorePass and the like.
+MODULE_FILES = (MODULE_FILE, SETENV_MODULE_FILE, WATCH_MODULE_FILE, HAPROXY_MODULE_FILE)
 NODES_GROUP = "confluence_nodes"
 BALANCER_GROUP = "confluence_balancer"
 BALANCER_HOST = "balancer"  # a reserved node name, so it never collides with a node
-#: How often the plays look at /status while a node restarts (seconds).
+#: How often the plays look at /status and the Synchrony heartbeat while a node restarts (seconds).
 POLL_SECONDS = 1
+#: How often the watcher of a restarting node looks at its /status (seconds): often enough that a quick
+#: restart is seen, as the restart step's own watcher does.
+WATCH_POLL_SECONDS = 0.2
 #: How long the final checks wait for Apache's graceful reload to take over (as `verify` does).
 CHECK_RETRIES = 10
 
@@ -47,7 +68,8 @@ def dump_yaml(data: Any, header: str) -> str:
     import yaml
 
     class Dumper(yaml.SafeDumper):
-        pass
+        def ignore_aliases(self, data: Any) -> bool:
+            return True  # a shared dict is written out where it is used: no &id001 anchors for a reader to follow
 
     def unsafe(dumper: yaml.SafeDumper, value: Unsafe) -> yaml.ScalarNode:
         return dumper.represent_scalar("!unsafe", str(value), style="'")
@@ -87,7 +109,11 @@ def connection_vars(access: Access, default_host: str) -> dict[str, Any]:
     return found
 
 
-def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | None) -> dict[str, Any]:
+def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | None,
+              haproxy: HaproxyExport | None = None) -> dict[str, Any]:
+    """Every machine the playbook reaches, with what the plays need about it (values tagged ``!unsafe``)."""
+    from wizard.confluence.setenv import wanted_options
+
     url = answers.public_url
     hosts: dict[str, Any] = {}
     for item in nodes:
@@ -95,11 +121,16 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         entry = connection_vars(node.access, node.address)
         entry.update({
             "clbw_server_xml": Unsafe(item.server_xml_path),
+            "clbw_setenv": Unsafe(item.setenv_path),
             "clbw_confluence_port": item.confluence_port,
             "clbw_status_url": Unsafe(item.status_url),
         })
+        if item.heartbeat_url is not None:
+            entry["clbw_heartbeat_url"] = Unsafe(item.heartbeat_url)
         if item.restart_command is not None:
             entry["clbw_restart_command"] = Unsafe(item.restart_command)
+        if apache is not None:
+            entry["clbw_drained_vhost_sha256"] = _sha256(apache.drained_texts[node.name])
         hosts[node.name] = entry
     children: dict[str, Any] = {NODES_GROUP: {"hosts": hosts}}
     if apache is not None:
@@ -107,60 +138,250 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         assert options is not None
         entry = connection_vars(options.access, "")
         entry.update({"clbw_config_path": Unsafe(apache.config_path),
-                      "clbw_configtest": Unsafe(apache.configtest), "clbw_reload": Unsafe(apache.reload)})
+                      "clbw_configtest": Unsafe(apache.configtest), "clbw_reload": Unsafe(apache.reload),
+                      "clbw_vhost_sha256": _sha256(apache.vhost_text)})
         if apache.modules_file:
             entry["clbw_modules_file"] = Unsafe(apache.modules_file[0])
         children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
+    elif haproxy is not None and haproxy.admin_socket:
+        options_ = answers.balancer.haproxy
+        assert options_ is not None
+        entry = connection_vars(options_.access, "")
+        entry.update({"clbw_admin_socket": Unsafe(haproxy.admin_socket),
+                      "clbw_haproxy_backends": [Unsafe(name) for name in haproxy.backends]})
+        children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
     return {"all": {
         "vars": {"clbw_setup": Unsafe(answers.name), "clbw_proxy_name": Unsafe(url.host),
-                 "clbw_proxy_port": url.port, "clbw_scheme": Unsafe(url.scheme)},
+                 "clbw_proxy_port": url.port, "clbw_scheme": Unsafe(url.scheme),
+                 "clbw_setenv_options": {name: Unsafe(value) for name, value in wanted_options(answers).items()},
+                 "clbw_restart_drain": answers.restart_drain},
         "children": children}}
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- the plays
 
 
-def _status_task(name: str, until: str, retries: int) -> dict[str, Any]:
-    return {"name": name,
-            "ansible.builtin.uri": {"url": "{{ clbw_status_url }}", "return_content": True,
-                                    "status_code": [-1, 200, 404, 500, 502, 503], "timeout": 5},
-            "delegate_to": "localhost", "register": "clbw_status",
-            "until": until, "retries": retries, "delay": POLL_SECONDS, "failed_when": False,
-            "when": "not ansible_check_mode"}
+def no_drain_reason(answers: Answers, haproxy: HaproxyExport | None) -> str | None:
+    """Why the playbook's roll restarts the nodes without draining them, or None when it drains."""
+    kind = answers.balancer.kind
+    if kind == "apache" or (kind == "haproxy" and haproxy is not None and haproxy.admin_socket):
+        return None
+    if kind == "haproxy":
+        return ("HAProxy without balancer.haproxy.admin_socket cannot drain a node (no runtime API to ask), so "
+                "the roll restarts each node WITHOUT draining it: requests it is serving fail while it restarts. "
+                "Set admin_socket to the `stats socket ... level admin` of HAProxy's global section and export "
+                "again to drain.")
+    if kind == "nginx":
+        return ("nginx (open source) cannot drain a node without rewriting and reloading its upstream, which the "
+                "wizard does not do, so the roll restarts each node WITHOUT draining it: requests it is serving "
+                "fail while it restarts (nginx retries idempotent requests on the other node).")
+    return ("The AWS load balancer is not managed by this playbook (CloudFormation or `apply --only balancer` "
+            "builds it), so the roll restarts each node WITHOUT draining it. To drain a node first, deregister "
+            "its targets from the setup's target groups (`aws elbv2 deregister-targets`; the deregistration "
+            "delay lets requests under way finish), run the playbook with --limit <node>, then register them "
+            "again; or roll with `confluence-lb-wizard restart`.")
 
 
-_RUNNING = "clbw_status.status == 200 and (clbw_status.json | default({})).state | default('') == 'RUNNING'"
+def _on_balancer(task: dict[str, Any]) -> dict[str, Any]:
+    """``task`` run on the balancer host (its own connection and become settings) for the node of the turn."""
+    return {**task, "delegate_to": BALANCER_HOST}
 
 
-def nodes_play(answers: Answers) -> dict[str, Any]:
-    """The Connector edit and the rolling restart, one node at a time."""
+_B = f"hostvars['{BALANCER_HOST}']"
+
+
+def tested_vhost_write(src: str, what: str, register: str, failed: str) -> list[dict[str, Any]]:
+    """Write ``src`` over the live vhost, test Apache's configuration, reload gracefully; a failed test or
+    reload puts the previous file back (and reloads with it) and stops with ``failed``, as
+    ``wizard.balancers.apache.drain.set_drained`` does."""
+    steps = [
+        _on_balancer({"name": f"Write the vhost that would {what}",
+                      "ansible.builtin.copy": {"src": src, "dest": "{{ " + _B + ".clbw_config_path }}",
+                                               "backup": True, "follow": True},
+                      "register": register}),
+        _on_balancer({"name": f"Test Apache's configuration before the reload that would {what}",
+                      "ansible.builtin.shell": "{{ " + _B + ".clbw_configtest }}", "changed_when": False,
+                      "register": f"{register}_test", "when": f"{register} is changed"}),
+        _on_balancer({"name": f"Reload Apache gracefully to {what}",
+                      "ansible.builtin.shell": "{{ " + _B + ".clbw_reload }}", "when": f"{register} is changed"}),
+    ]
+    rescue = [
+        _on_balancer({"name": "Put the previous vhost back",
+                      "ansible.builtin.copy": {"src": "{{ " + register + ".backup_file }}",
+                                               "dest": "{{ " + _B + ".clbw_config_path }}", "remote_src": True,
+                                               "follow": True},
+                      "when": f"{register}.backup_file is defined"}),
+        _on_balancer({"name": "Reload Apache with the previous vhost (only when its test had passed)",
+                      "ansible.builtin.shell": "{{ " + _B + ".clbw_reload }}", "failed_when": False,
+                      "when": f"{register}_test is defined and {register}_test is succeeded"}),
+        {"name": "Stop the roll", "ansible.builtin.fail": {"msg": failed}}]
+    return [{"name": f"The vhost that would {what}, tested before Apache reloads", "block": steps,
+             "rescue": rescue}]
+
+
+#: The watcher's job and its status, on the controller as the user running the playbook: the job's folder is
+#: absolute, or "~" would be the node's login user's home for one task and the controller's for the other.
+_ON_CONTROLLER: dict[str, Any] = {
+    "delegate_to": "localhost", "become": False,
+    "vars": {"ansible_async_dir": "{{ lookup('env', 'HOME') | default('~', true) }}/.ansible_async"}}
+_HEARTBEAT_OK = ("clbw_heartbeat.status == 200 and (clbw_heartbeat.content | default('') | trim | lower) == 'ok'")
+
+
+def nodes_play(answers: Answers, apache: ApacheExport | None = None,
+               haproxy: HaproxyExport | None = None) -> dict[str, Any]:
+    """The Connector and setenv.sh edits, then the rolling restart, one node at a time."""
+    kind = answers.balancer.kind
+    drains = no_drain_reason(answers, haproxy) is None
     retries = max(1, answers.restart_timeout // POLL_SECONDS)
-    changed = "clbw_connector_edit is changed and not ansible_check_mode"
+    run = "clbw_restart and not ansible_check_mode"
     tasks: list[dict[str, Any]] = [{
         "name": "Set proxyName, proxyPort and scheme on the Connector (only its start tag changes)",
         "clbw_connector": {"path": "{{ clbw_server_xml }}", "port": "{{ clbw_confluence_port }}",
                            "proxy_name": "{{ clbw_proxy_name }}", "proxy_port": "{{ clbw_proxy_port }}",
                            "scheme": "{{ clbw_scheme }}"},
-        "register": "clbw_connector_edit"}]
-    if answers.restart == "manual":
-        tasks.append({"name": "Restart Confluence on this node now, your usual way (the play waits for it)",
-                      "ansible.builtin.debug": {"msg": "The Connector changed: restart Confluence on "
-                                                       "{{ inventory_hostname }}; the play waits until /status "
-                                                       "leaves RUNNING and answers RUNNING again."},
-                      "when": changed})
+        "register": "clbw_connector_edit"}, {
+        "name": f"Synchrony's options in bin/setenv.sh for synchrony.mode {answers.synchrony.mode} (one marked line "
+                "each; only this setup's own lines are ever removed)",
+        "clbw_setenv": {"path": "{{ clbw_setenv }}", "setup": "{{ clbw_setup }}",
+                        "options": "{{ clbw_setenv_options }}", "backup": True},
+        "register": "clbw_setenv_edit"}]
+    # Both edits take effect at the same restart; a run where neither changed restarts nothing.
+    changed = "clbw_connector_edit is changed or clbw_setenv_edit is changed"
+    if apache is not None:
+        # The vhost Apache serves says whether the balancer is live (the roll drains only then, as the
+        # restart step does) and whether an earlier roll stopped with this node drained: that node is
+        # restarted again (its restart may never have happened) and put back.
+        tasks += [
+            _on_balancer({"name": "Look at the vhost Apache serves: is the balancer live, is this node left drained?",
+                          "ansible.builtin.stat": {"path": "{{ " + _B + ".clbw_config_path }}", "follow": True,
+                                                   "get_checksum": True, "checksum_algorithm": "sha256"},
+                          "register": "clbw_vhost_now"}),
+            {"name": "Decide: restart this node? drain it first?", "ansible.builtin.set_fact": {
+                "clbw_live": "{{ clbw_vhost_now.stat.exists }}",
+                "clbw_left_drained": "{{ clbw_vhost_now.stat.exists and clbw_vhost_now.stat.checksum == "
+                                     "clbw_drained_vhost_sha256 }}"}},
+            {"name": "Restart when an edit changed something, or when an earlier roll stopped with it drained",
+             "ansible.builtin.set_fact": {"clbw_restart": "{{ (" + changed + ") or clbw_left_drained }}"}},
+            {"name": "Stop: the live vhost is not this export's, so it is not rewritten to drain this node",
+             "ansible.builtin.fail": {"msg": (
+                 "{{ " + _B + ".clbw_config_path }} on the balancer is not the vhost this export writes (edited by "
+                 "hand, the answers changed since Apache was last configured, or an earlier roll left another "
+                 "node drained), so it is not rewritten to drain {{ inventory_hostname }}, and "
+                 "{{ inventory_hostname }} was not restarted (its edits are in place, not in effect). Review the "
+                 "difference with `ansible-playbook -i inventory.yml site.yml --limit balancer --check --diff`, "
+                 "put this export's vhost in place with `--limit balancer`, then run the playbook again.")},
+             "when": "clbw_restart and clbw_live and not clbw_left_drained and clbw_vhost_now.stat.checksum != "
+                     + _B + ".clbw_vhost_sha256"}]
+        drained_note = ("{{ inventory_hostname }} STAYS DRAINED in Apache (it gets no users); when it answers "
+                        "RUNNING, run the playbook again: it restarts {{ inventory_hostname }} once more and puts "
+                        "it back.")
+        tasks += tested_vhost_write(
+            "templates/drained/{{ inventory_hostname }}.conf", "drain this node", "clbw_drain",
+            "Draining {{ inventory_hostname }} in Apache failed (see the task above), so it was not restarted; "
+            "the previous vhost is back and Apache serves what it served. Fix what Apache said, then run again.")
+        tasks[-1]["when"] = f"{run} and clbw_live and not clbw_left_drained"
+        live = "clbw_live"
+    elif kind == "haproxy" and drains:
+        drained_note = ("{{ inventory_hostname }} STAYS DRAINED in HAProxy (new users go elsewhere); when it "
+                        "answers RUNNING, run the playbook again: it restarts {{ inventory_hostname }} once more "
+                        "and puts it back.")
+        haproxy_args = {"socket": "{{ " + _B + ".clbw_admin_socket }}", "backends": "{{ " + _B +
+                        ".clbw_haproxy_backends }}", "server": "{{ inventory_hostname }}"}
+        tasks += [
+            _on_balancer({"name": "Ask HAProxy's runtime API whether it serves this setup and has this node drained",
+                          "clbw_haproxy": {**haproxy_args, "state": "drain"}, "check_mode": True,
+                          "changed_when": False, "register": "clbw_haproxy_now"}),
+            {"name": "Decide: restart this node? drain it first?", "ansible.builtin.set_fact": {
+                "clbw_live": "{{ clbw_haproxy_now.live }}",
+                "clbw_left_drained": "{{ clbw_haproxy_now.live and clbw_haproxy_now.drained | default(false) }}"}},
+            {"name": "Restart when an edit changed something, or when an earlier roll stopped with it drained",
+             "ansible.builtin.set_fact": {"clbw_restart": "{{ (" + changed + ") or clbw_left_drained }}"}},
+            _on_balancer({"name": "Drain this node in HAProxy (set server ... state drain)",
+                          "clbw_haproxy": {**haproxy_args, "state": "drain"}, "register": "clbw_drain",
+                          "when": f"{run} and clbw_live"})]
+        live = "clbw_live"
     else:
-        tasks.append({"name": "Restart Confluence (the Connector change takes effect only then)",
-                      "ansible.builtin.shell": "{{ clbw_restart_command }}",
-                      "when": changed})
-    # A restart command often returns before Confluence has even stopped: RUNNING right
-    # after it is the old process. Seeing the node leave RUNNING first proves the restart.
-    down = _status_task("Wait until the node leaves RUNNING (the old Tomcat has stopped)", f"not ({_RUNNING})",
-                        retries)
-    down["when"] = changed
-    up = _status_task("Wait until /status answers RUNNING again before the next node", _RUNNING, retries)
-    up["when"] = changed
-    tasks += [down, up]
-    return {"name": "Tomcat Connector on every node, then a rolling restart", "hosts": NODES_GROUP,
+        drained_note = ""
+        tasks.append({"name": "Restart when an edit changed something (this balancer cannot drain: see the top "
+                              "of this file)",
+                      "ansible.builtin.set_fact": {"clbw_restart": "{{ " + changed + " }}",
+                                                   "clbw_left_drained": False}})
+        live = "false"
+    if drains:
+        why = ("{{ " + _B + ".clbw_config_path }} is not there yet" if apache is not None
+               else "{{ clbw_haproxy_now.msg }}")
+        tasks.append({"name": "Say so when the balancer does not serve this setup yet (no drain, as the restart "
+                              "step does before the balancer step)",
+                      "ansible.builtin.debug": {"msg": "{{ inventory_hostname }} is restarted WITHOUT a drain: "
+                                                       "the balancer does not serve this setup yet (" + why + ")."},
+                      "when": f"{run} and not ({live})"})
+        tasks.append({"name": "Give the requests under way restart_drain seconds to finish",
+                      "ansible.builtin.pause": {"seconds": "{{ clbw_restart_drain }}"},
+                      "when": f"{run} and {live} and clbw_restart_drain | int > 0"})
+    # A node whose own Synchrony answers before its restart is waited for after it (direct mode),
+    # as the restart step does: an editor sent to a node without its Synchrony cannot edit.
+    restart: list[dict[str, Any]] = []
+    if answers.synchrony.mode == "direct":
+        tasks.append({"name": "Does this node's own Synchrony answer now? (then it is waited for after the restart)",
+                      "ansible.builtin.uri": {"url": "{{ clbw_heartbeat_url }}", "return_content": True,
+                                              "status_code": [-1, 200, 404, 500, 502, 503], "timeout": 5},
+                      "delegate_to": "localhost", "register": "clbw_heartbeat_before", "failed_when": False,
+                      "when": run})
+    # A restart command often returns before Confluence has even stopped (RUNNING right after it is
+    # the old process), and a quick restart can be over before a task started after the command
+    # looks: the watcher runs on the controller from before the command until the node was seen
+    # down and answers RUNNING again, as the restart step's own watcher does.
+    watch_seconds = 2 * answers.restart_timeout + 60
+    restart.append({"name": "Watch /status from here while the node restarts (it must be seen down, then RUNNING)",
+                    "clbw_watch": {"url": "{{ clbw_status_url }}", "timeout": answers.restart_timeout,
+                                   "poll": WATCH_POLL_SECONDS},
+                    **_ON_CONTROLLER, "async": watch_seconds, "poll": 0, "register": "clbw_watch_job"})
+    if answers.restart == "manual":
+        restart.append({"name": "Restart Confluence on this node now, your usual way (the play waits for it)",
+                        "ansible.builtin.debug": {"msg": "Restart Confluence on {{ inventory_hostname }} now; the "
+                                                         "play waits until /status leaves RUNNING and answers "
+                                                         "RUNNING again."}})
+    else:
+        restart.append({"name": "Restart Confluence (the Connector and setenv.sh changes take effect only then)",
+                        "ansible.builtin.shell": "{{ clbw_restart_command }}"})
+    restart.append({"name": "Wait until the node was seen going down and answers RUNNING again",
+                    "ansible.builtin.async_status": {"jid": "{{ clbw_watch_job.ansible_job_id }}"},
+                    **_ON_CONTROLLER, "register": "clbw_watched", "until": "clbw_watched.finished",
+                    "retries": watch_seconds // POLL_SECONDS, "delay": POLL_SECONDS})
+    if answers.synchrony.mode == "direct":
+        restart.append({"name": "Wait until this node's own Synchrony answers its heartbeat",
+                        "ansible.builtin.uri": {"url": "{{ clbw_heartbeat_url }}", "return_content": True,
+                                                "status_code": [-1, 200, 404, 500, 502, 503], "timeout": 5},
+                        "delegate_to": "localhost", "register": "clbw_heartbeat", "until": _HEARTBEAT_OK,
+                        "retries": retries, "delay": POLL_SECONDS,
+                        "when": "clbw_left_drained or (clbw_heartbeat_before.status | default(0)) == 200"})
+    stopped = ("{{ inventory_hostname }} did not come back (see the task above): the roll stopped here and no "
+               "later node was restarted. ")
+    rescue: list[dict[str, Any]] = [{"name": "Stop the roll", "ansible.builtin.fail": {
+        "msg": stopped + "When it answers RUNNING, run the playbook again."}}]
+    if drained_note:
+        rescue = [{"name": "Stop the roll, the node left drained", "ansible.builtin.fail": {
+            "msg": stopped + drained_note}, "when": live}, {**rescue[0], "when": f"not ({live})"}]
+    tasks.append({"name": "Restart this node and wait for it", "when": run, "block": restart, "rescue": rescue})
+    if apache is not None:
+        tasks += tested_vhost_write(
+            vhost_source(apache), "put this node back",
+            "clbw_undrain",
+            "{{ inventory_hostname }} restarted and answers, but putting it back in Apache failed (see the task "
+            "above): it STAYS DRAINED. Fix what Apache said, then run the playbook again (it restarts "
+            "{{ inventory_hostname }} once more and puts it back).")
+        tasks[-1]["when"] = f"{run} and clbw_live"
+    elif kind == "haproxy" and drains:
+        tasks.append(_on_balancer({"name": "Put this node back in HAProxy (set server ... state ready)",
+                                   "clbw_haproxy": {**haproxy_args, "state": "ready"},
+                                   "when": f"{run} and clbw_live"}))
+    return {"name": "Tomcat Connector and setenv.sh on every node, then a rolling restart", "hosts": NODES_GROUP,
             "serial": 1, "gather_facts": False, "any_errors_fatal": True, "tasks": tasks}
 
 
@@ -185,8 +406,10 @@ def apache_play(apache: ApacheExport) -> dict[str, Any]:
                       "register": "clbw_modules_file_written"})
         registered.append("clbw_modules_file_written")
     write.append({"name": "Write the vhost exactly as `confluence-lb-wizard apply` renders it",
+                  # follow: a vhost that is a symbolic link (Debian's sites-enabled) stays one; its
+                  # target is written, as `apply` does.
                   "ansible.builtin.copy": {"src": vhost_source(apache), "dest": "{{ clbw_config_path }}",
-                                           "backup": True},
+                                           "backup": True, "follow": True},
                   "register": "clbw_vhost"})
     registered.append("clbw_vhost")
     if apache.site_command:
@@ -201,7 +424,7 @@ def apache_play(apache: ApacheExport) -> dict[str, Any]:
     rescue = [
         {"name": "Put the previous vhost back (Apache was not reloaded and serves what it served)",
          "ansible.builtin.copy": {"src": "{{ clbw_vhost.backup_file }}", "dest": "{{ clbw_config_path }}",
-                                  "remote_src": True},
+                                  "remote_src": True, "follow": True},
          "when": "clbw_vhost.backup_file is defined"},
         {"name": "Remove the new vhost (there was none before)",
          "ansible.builtin.file": {"path": "{{ clbw_config_path }}", "state": "absent"},
@@ -265,34 +488,83 @@ def checks_play(answers: Answers, apache: ApacheExport) -> dict[str, Any]:
 def build(answers: Answers, session: Session) -> dict[str, str]:
     """Every file of the Ansible export, by relative path."""
     nodes = session.nodes()
-    apache = session.apache() if answers.balancer.kind == "apache" else None
-    plays = [nodes_play(answers)]
+    kind = answers.balancer.kind
+    apache = session.apache() if kind == "apache" else None
+    haproxy = session.haproxy() if kind == "haproxy" else None
+    plays = [nodes_play(answers, apache, haproxy)]
     files: dict[str, str] = {}
     if apache is not None:
         plays += [apache_play(apache), checks_play(answers, apache)]
         files[vhost_source(apache)] = apache.vhost_text
+        for name, text in apache.drained_texts.items():
+            files[f"templates/drained/{name}.conf"] = text
         if apache.modules_file:
             files["templates/clbw-modules.conf"] = apache.modules_file[1]
     header = (f"Written by confluence-lb-wizard `export --format ansible` for the setup {answers.name}.\n"
               "Run: ansible-playbook -i inventory.yml site.yml (add --check --diff to see the changes first).\n"
-              "Needs ansible-core only; library/ holds the Connector module.")
-    if answers.balancer.kind == "alb":
-        header += ("\nThe AWS load balancer is not in this playbook: export it with --format cloudformation "
-                   "(or let `apply --only balancer` build it).")
-    files["site.yml"] = dump_yaml(plays, header)
-    files["inventory.yml"] = dump_yaml(inventory(answers, nodes, apache),
+              "Needs ansible-core only; library/ holds the wizard's own editors of server.xml and setenv.sh"
+              + (" and the HAProxy runtime API client" if haproxy is not None and haproxy.admin_socket else "")
+              + " as modules.\n")
+    if apache is not None:
+        header += ("Rolling restart: a node whose edits changed something is drained in Apache first (the vhost "
+                   "with its members at status=+D, from templates/drained/, tested, then a graceful reload), given "
+                   f"restart_drain ({answers.restart_drain} s) for the requests under way, restarted, waited for, "
+                   "and put back (the vhost of templates/, tested, reloaded); only once the balancer is live (its "
+                   "vhost is there). A node that does not come back stops the roll and stays drained; the next run "
+                   "restarts it again and puts it back.\n")
+    elif haproxy is not None and haproxy.admin_socket:
+        header += ("Rolling restart: a node whose edits changed something is drained through HAProxy's runtime API "
+                   f"({haproxy.admin_socket}: set server ... state drain), given restart_drain "
+                   f"({answers.restart_drain} s), restarted, waited for, then set ready again; only once HAProxy "
+                   "serves this setup. A node that does not come back stops the roll and stays drained; the next "
+                   "run restarts it again and puts it back.\n")
+    reason = no_drain_reason(answers, haproxy)
+    if reason:
+        header += f"No drain: {reason}\n"
+    if kind == "alb":
+        header += ("The AWS load balancer is not in this playbook: export it with --format cloudformation "
+                   "(or let `apply --only balancer` build it).\n")
+    elif kind in ("nginx", "haproxy"):
+        header += (f"The {'nginx' if kind == 'nginx' else 'HAProxy'} configuration is not in this playbook: "
+                   "`confluence-lb-wizard apply --only balancer` writes, tests and reloads it.\n")
+    files["site.yml"] = dump_yaml(plays, header.rstrip("\n"))
+    files["inventory.yml"] = dump_yaml(inventory(answers, nodes, apache, haproxy),
                                        f"The machines of the setup {answers.name}, as its answers reach them.")
     files[MODULE_FILE] = connector_module()
+    files[SETENV_MODULE_FILE] = setenv_module()
+    files[WATCH_MODULE_FILE] = plain_module("clbw_watch.py", WATCH_MODULE_FILE)
+    if haproxy is not None and haproxy.admin_socket:
+        files[HAPROXY_MODULE_FILE] = plain_module("clbw_haproxy.py", HAPROXY_MODULE_FILE)
     return files
 
 
-def connector_module() -> str:
-    """The module file: its own code around the vendored wizard.confluence.serverxml (compiled to be sure)."""
+def _module_template(name: str) -> str:
     from wizard.render import templates_dir
 
-    body = (templates_dir() / "export" / "ansible" / "clbw_connector.py").read_text(encoding="utf-8")
+    return (templates_dir() / "export" / "ansible" / name).read_text(encoding="utf-8")
+
+
+def _with_vendored(body: str, vendored: str, name: str) -> str:
+    """The module template ``body`` with ``vendored`` in place of its marker (compiled to be sure)."""
     marker = "# @@VENDORED@@\n"
-    assert body.count(marker) == 1, "the module template lost its marker"
-    text = body.replace(marker, vendored_serverxml())
-    compile(text, MODULE_FILE, "exec")
+    assert body.count(marker) == 1, f"the module template {name} lost its marker"
+    text = body.replace(marker, vendored)
+    compile(text, name, "exec")
+    return text
+
+
+def connector_module() -> str:
+    """The module file: its own code around the vendored wizard.confluence.serverxml."""
+    return _with_vendored(_module_template("clbw_connector.py"), vendored_serverxml(), MODULE_FILE)
+
+
+def setenv_module() -> str:
+    """The setenv.sh module: its own code around the vendored wizard.confluence.setenv."""
+    return _with_vendored(_module_template("clbw_setenv.py"), vendored_setenv(), SETENV_MODULE_FILE)
+
+
+def plain_module(template: str, name: str) -> str:
+    """A module that vendors nothing (the restart watcher, the HAProxy runtime API client), compiled to be sure."""
+    text = _module_template(template)
+    compile(text, name, "exec")
     return text

@@ -4,8 +4,10 @@ Every setting comes from ``wizard.balancers.alb.desired.build_desired`` (the sam
 balancer step plans and applies from): the balancer's security group and the rules it
 opens on the nodes' group, both target groups with their health checks, stickiness and
 targets, the balancer with its idle timeout, the HTTPS listener, the HTTP->HTTPS redirect
-and the ``/synchrony/*`` rule. Names and tags are the wizard's (``wizard.balancers.alb.names``), so
-``plan`` and ``verify`` recognise the stack's resources as this setup's.
+and the ``/synchrony/*`` rule. Names and tags are the wizard's (``wizard.balancers.alb.names``), on
+every resource that carries tags (the listeners and the rule included, as ``apply`` tags them), so
+``plan`` and ``verify`` find the stack's resources by name and take them as this setup's: a setup
+whose balancer came from the stack is never built a second time.
 
 What differs per environment is a parameter whose default is the answers' value: the VPC,
 the subnets, the certificate and the nodes' security group.
@@ -98,13 +100,17 @@ def template(answers: Answers, desired: Any) -> dict[str, Any]:
         if spec.protocol == "HTTPS":
             properties["Certificates"] = [{"CertificateArn": _ref("CertificateArn")}]
             properties["SslPolicy"] = spec.ssl_policy
+        # Tagged as `apply` tags them: `plan` takes a listener on the setup's balancer as its own only
+        # with these tags, whatever tags the stack was deployed with.
+        properties["Tags"] = names.tags(spec.role, f"{names.load_balancer}-{spec.port}")
         resources[_listener_id(spec)] = {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": properties}
     if desired.rule is not None:
         listener = next(spec for spec in desired.listeners if spec.port == desired.rule.listener_port)
         resources[RULE] = {"Type": "AWS::ElasticLoadBalancingV2::ListenerRule", "Properties": {
             "ListenerArn": _ref(_listener_id(listener)), "Priority": constants["RULE_PRIORITY"],
             "Conditions": desired.rule.conditions(),
-            "Actions": [{"Type": "forward", "TargetGroupArn": _ref(TARGET_GROUPS[desired.rule.target])}]}}
+            "Actions": [{"Type": "forward", "TargetGroupArn": _ref(TARGET_GROUPS[desired.rule.target])}],
+            "Tags": names.tags(constants["ROLE_SYNCHRONY_RULE"], f"{names.load_balancer}-synchrony")}}
     outputs = {
         "DNSName": {"Description": "Point the public host name here (CNAME or alias)",
                     "Value": {"Fn::GetAtt": [LOAD_BALANCER, "DNSName"]}},
@@ -135,9 +141,10 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
     data = template(answers, session.alb_desired())
     constants = alb_constants()
     header = (f"# Written by confluence-lb-wizard `export --format cloudformation` for the setup {answers.name}.\n"
-              f"# Resources carry the tags {constants['TAG_SETUP']}={answers.name} and {constants['TAG_MANAGED']}=true,"
-              " so the wizard's `plan` and `verify` recognise them.\n"
-              "# Listeners and the rule take the stack's tags: deploy with --tags "
-              f"{constants['TAG_SETUP']}={answers.name} {constants['TAG_MANAGED']}=true.\n"
-              "# The Confluence nodes themselves (server.xml, restart) are in the Ansible export.\n")
+              f"# Every resource has the name `apply` gives it and the tags {constants['TAG_SETUP']}={answers.name} and "
+              f"{constants['TAG_MANAGED']}=true (the listeners and the rule too),\n"
+              "# so the wizard's `plan` and `verify` find the stack's balancer as this setup's and never build a second "
+              "one.\n"
+              "# The Confluence nodes themselves (server.xml, setenv.sh, the rolling restart) are in the Ansible "
+              "export.\n")
     return {template_name(answers): header + yaml.safe_dump(data, sort_keys=False, width=110)}

@@ -1,9 +1,11 @@
 """Everything the export takes from the rest of the wizard, in one place.
 
 The export adds no logic of its own about Confluence, Apache or AWS: the Connector edit is
-``wizard.confluence.serverxml``'s (vendored into the Ansible module), the vhost is rendered by the
-balancer step's own ``build_vhost``/``render_vhost`` from facts its own ``inspect`` reads,
-and the CloudFormation template is written from ``wizard.balancers.alb.desired``'s description.
+``wizard.confluence.serverxml``'s and the setenv.sh edit ``wizard.confluence.setenv``'s (both vendored
+into Ansible modules), the vhost (and its drained variants) is rendered by the balancer step's own
+``build_vhost``/``render_vhost`` from facts its own ``inspect`` reads, the HAProxy backends a drain
+acts on are the HAProxy kind's own names, and the CloudFormation template is written from
+``wizard.balancers.alb.desired``'s description.
 Keeping every import of the engine here means a module moved to another package costs a
 change in this file only.
 
@@ -14,16 +16,21 @@ Reading only: the hosts and AWS are inspected the way ``plan`` inspects them (th
 from __future__ import annotations
 
 import inspect as _inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wizard.answers_model import Answers, Node
 from wizard.transport.prompts import NO_PROMPTS, Prompts
 
-#: The line of wizard.confluence.serverxml the vendoring replaces with a stand-alone error class.
+#: The line of wizard.confluence.serverxml (and setenv) the vendoring replaces with a stand-alone error class.
 _ERRORS_IMPORT = "from wizard.errors import BadInputError\n"
 _FUTURE_IMPORT = "from __future__ import annotations\n"
+#: wizard.confluence.setenv's other imports of the wizard: the answers' type (only in annotations, which
+#: ``from __future__ import annotations`` never evaluates) and the one serverxml helper it calls, vendored
+#: beside it.
+_ANSWERS_IMPORT = "from wizard.answers_model import Answers\n"
+_ACTIVE_SHELL_IMPORT = "    from wizard.confluence.serverxml import _active_shell\n"
 _STANDALONE_ERROR = '''class BadInputError(Exception):
     """Stand-in for wizard.errors.BadInputError: a message and the next step (hint)."""
 
@@ -45,6 +52,9 @@ class NodeExport:
     context_path: str
     status_url: str
     restart_command: str | None  # None with ``restart: manual`` and no command found
+    setenv_path: str = ""
+    #: The node's own Synchrony heartbeat (direct mode), waited for after its restart as the restart step does.
+    heartbeat_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,17 @@ class ApacheExport:
     listen_port: int
     redirect_ports: tuple[int, ...]
     https_origin: str
+    #: node -> the vhost with that node's members in drain mode (``status=+D``), as the rolling restart
+    #: writes it (``wizard.balancers.apache.drain``).
+    drained_texts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HaproxyExport:
+    """What the rolling restart needs to drain a node through HAProxy's runtime API."""
+
+    admin_socket: str | None  # None: HAProxy cannot drain (no runtime API in the answers)
+    backends: tuple[str, ...]  # the backends whose servers are the nodes, named after the nodes
 
 
 class Session:
@@ -89,9 +110,10 @@ class Session:
 
     def nodes(self) -> list[NodeExport]:
         """Every node's files read (and refused) the way the connector and restart steps read them."""
+        from wizard.confluence.checks import synchrony_heartbeat_url
         from wizard.confluence.nodes import read_node_facts
         from wizard.confluence.serverxml import ServerXmlError, plan_connector_edit
-        from wizard.steps.connector import Wanted, check_context_path
+        from wizard.steps.connector import Wanted, check_context_path, setenv_change
         from wizard.steps.restart import detect_restart_command
 
         answers = self.answers
@@ -106,13 +128,17 @@ class Session:
                                     proxy_port=wanted.proxy_port, scheme=wanted.scheme)
             except ServerXmlError as exc:
                 raise ServerXmlError(f"{node.name}: {facts.server_xml_path}: {exc.message}", exc.hint) from exc
+            setenv_change(answers, node, facts)  # the same refusals as `plan` for bin/setenv.sh
             if answers.restart == "manual":
                 command = None
             else:
                 command, _source = detect_restart_command(host, node)
             return NodeExport(node=node, server_xml_path=facts.server_xml_path, confluence_port=facts.confluence_port,
                               synchrony_port=facts.synchrony_port, context_path=facts.context_path,
-                              status_url=facts.status_url(node.address), restart_command=command)
+                              status_url=facts.status_url(node.address), restart_command=command,
+                              setenv_path=facts.setenv_path,
+                              heartbeat_url=(synchrony_heartbeat_url(node, facts, "direct")
+                                             if answers.synchrony.mode == "direct" else None))
 
         return self.ctx.for_each_node(read)
 
@@ -141,12 +167,27 @@ class Session:
         site_command = None
         if apache.enabler and not apache.site_enabled:
             site_command = apache.enabler.enable_command(site_of(apache.config_path))
+        # One node drained at a time: the roll is serial and puts each node back before the next.
+        drained = {node.name: render_vhost(build_vhost(answers, facts, frozenset({node.name})))
+                   for node in answers.nodes}
         return ApacheExport(
             config_path=apache.config_path, vhost_text=text, configtest=apache.commands.configtest,
             reload=apache.commands.reload, module_commands=module_commands, site_command=site_command,
             modules_file=modules_file, probe_address=apache_probe_address(self.ctx),
             server_name=vhost.server_name, listen_port=vhost.listen_port, redirect_ports=vhost.redirect_ports,
-            https_origin=vhost.https_origin)
+            https_origin=vhost.https_origin, drained_texts=drained)
+
+    # HAProxy.
+
+    def haproxy(self) -> HaproxyExport:
+        """The runtime API's socket and the backends a drain acts on (nothing is read: HAProxy's own file
+        is not in the playbook)."""
+        from wizard.balancers.haproxy.config import backend_names
+
+        options = self.answers.balancer.haproxy
+        assert options is not None
+        return HaproxyExport(admin_socket=options.admin_socket,
+                             backends=backend_names(self.answers.name, self.answers.synchrony.mode == "direct"))
 
     # AWS.
 
@@ -169,6 +210,24 @@ def alb_constants() -> dict[str, Any]:
             "ROLE_SYNCHRONY_RULE": names.ROLE_SYNCHRONY_RULE}
 
 
+def _vendored(module: Any, replacements: dict[str, str]) -> str:
+    """``module``'s source with each of ``replacements`` made exactly once, and its ``__future__`` import
+    taken out (the module file puts it first, where Python wants it).
+
+    WizardError when a line to replace is not there exactly once: the editor changed in a way the
+    vendoring does not know, and a module built on a guess could edit differently from the wizard.
+    """
+    from wizard.errors import WizardError
+
+    source = Path(_inspect.getsourcefile(module) or "").read_text(encoding="utf-8")
+    for old, new in {_FUTURE_IMPORT: "", **replacements}.items():
+        if source.count(old) != 1:
+            raise WizardError(f"{module.__name__} no longer has the imports the export vendors around, so the "
+                              "Ansible module cannot be built.", "Report this as a bug; use `apply` meanwhile.")
+        source = source.replace(old, new)
+    return source
+
+
 def vendored_serverxml() -> str:
     """wizard.confluence.serverxml's source, made stand-alone for a node that has only Python and Ansible.
 
@@ -177,14 +236,22 @@ def vendored_serverxml() -> str:
     small class with the same ``message`` and ``hint``.
     """
     from wizard.confluence import serverxml
-    from wizard.errors import WizardError
 
-    source = Path(_inspect.getsourcefile(serverxml) or "").read_text(encoding="utf-8")
-    if source.count(_ERRORS_IMPORT) != 1 or source.count(_FUTURE_IMPORT) != 1:
-        raise WizardError("wizard.confluence.serverxml no longer has the imports the export vendors around, so the "
-                          "Ansible module cannot be built.", "Report this as a bug; use `apply` meanwhile.")
-    source = source.replace(_FUTURE_IMPORT, "").replace(_ERRORS_IMPORT, _STANDALONE_ERROR)
-    return source
+    return _vendored(serverxml, {_ERRORS_IMPORT: _STANDALONE_ERROR})
+
+
+def vendored_setenv() -> str:
+    """wizard.confluence.setenv's source, stand-alone: the setenv.sh editor ``apply`` uses, for the module.
+
+    Besides the ``__future__`` import and the error class (as for serverxml), its import of the
+    answers' type goes (annotations only), and the one serverxml helper it imports
+    (``_active_shell``, reading the file without its comments) is vendored in front of it.
+    """
+    from wizard.confluence import serverxml, setenv
+
+    helper = _inspect.getsource(serverxml._active_shell)
+    body = _vendored(setenv, {_ERRORS_IMPORT: _STANDALONE_ERROR, _ANSWERS_IMPORT: "", _ACTIVE_SHELL_IMPORT: ""})
+    return f"{helper}\n\n{body}"
 
 
 def validate_answers(raw: dict[str, Any], source: str) -> Answers:

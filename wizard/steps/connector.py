@@ -102,10 +102,10 @@ class ConnectorStep(Step[dict[str, NodeFacts]]):
                                            proxy_port=wanted.proxy_port, scheme=wanted.scheme)
             except ServerXmlError as exc:
                 raise ServerXmlError(f"{node.name}: {fact.server_xml_path}: {exc.message}", exc.hint) from exc
-            setenv_change, setenv_notes = _setenv_change(answers, node, fact)
+            setenv_edit, setenv_notes = setenv_change(answers, node, fact)
             unchanged += [f"{node.name}: {note}" for note in setenv_notes]
-            if setenv_change is not None:
-                changes.append(setenv_change)
+            if setenv_edit is not None:
+                changes.append(setenv_edit)
             if not edit.changed:
                 unchanged.append(f"{node.name}: {edit.reason}")
                 continue
@@ -220,7 +220,7 @@ def synchrony_option_check(answers: Answers, node: Node, fact: NodeFacts) -> Che
                                    "--only connector`, then restart the node.")
 
 
-def _setenv_change(answers: Answers, node: Node, fact: NodeFacts) -> tuple[Change | None, list[str]]:
+def setenv_change(answers: Answers, node: Node, fact: NodeFacts) -> tuple[Change | None, list[str]]:
     """The setenv.sh edit of this node for the Synchrony mode, or None, and what was left alone."""
     wanted = wanted_options(answers)
     path = fact.setenv_path or "bin/setenv.sh"

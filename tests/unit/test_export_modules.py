@@ -1,0 +1,198 @@
+"""The Ansible export's modules: the wizard's own editors vendored verbatim, editing exactly as the wizard does.
+
+The modules run on nodes that have only Python and Ansible, so the editors are copied into them at export
+time (``wizard.export.project``). These tests hold the copy to the original: every line of the editor's
+source is in the module in order (only the named imports replaced), the module imports nothing of the
+wizard, and the vendored editor, run on its own, plans the same edits (and the same refusals) as the
+wizard's on generated files. tests/integration/test_export_ansible.py runs the modules through Ansible.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import types
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wizard.confluence import serverxml, setenv
+from wizard.confluence.setenv import PROXY_ENABLED, SERVICE_URL, SetenvError, plan_setenv_edit
+from wizard.errors import WizardError
+from wizard.export import ansible, project
+
+URL = "https://wiki.example.com/synchrony/v1"
+REPLACED = ("from __future__ import annotations\n", "from wizard.errors import BadInputError\n",
+            "from wizard.answers_model import Answers\n", "    from wizard.confluence.serverxml import _active_shell\n")
+
+
+def standalone(module_text: str, name: str = "clbw_module_under_test") -> types.ModuleType:
+    """The module's code run on its own, as on a node (``main`` is not called): a module of its own, whose
+    dataclasses resolve their names there, never in the wizard."""
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    exec(compile(module_text, name, "exec"), module.__dict__)  # noqa: S102 - our own generated module
+    return module
+
+
+def chunks(source: str, replaced: tuple[str, ...]) -> list[str]:
+    """``source`` cut at each replaced line: what must be in the module, verbatim and in order."""
+    pattern = "|".join(re.escape(line) for line in replaced)
+    return [part for part in re.split(pattern, source) if part]
+
+
+def test_the_setenv_module_vendors_the_wizards_editor_verbatim() -> None:
+    module = ansible.setenv_module()
+    position = 0
+    for part in chunks(inspect.getsource(setenv), REPLACED):
+        found = module.find(part, position)
+        assert found >= 0, part[:200]
+        position = found + len(part)
+    assert inspect.getsource(serverxml._active_shell) in module  # the one helper it calls, beside it
+    assert not re.search(r"^\s*(from|import) wizard", module, re.MULTILINE)  # stand-alone on the node
+    assert module.index("from __future__ import annotations") < module.index("def plan_setenv_edit")
+
+
+def test_the_vendoring_refuses_an_editor_it_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed import line is not replaced on a guess: the export stops with the wizard's own message."""
+    real = project.Path.read_text
+
+    def edited(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        text = real(self, *args, **kwargs)
+        return text.replace("from wizard.answers_model import Answers\n", "from wizard import answers_model\n")
+
+    monkeypatch.setattr(project.Path, "read_text", edited)
+    with pytest.raises(WizardError, match="no longer has the imports the export vendors around"):
+        ansible.setenv_module()
+
+
+# Generated files around a CATALINA_OPTS line, as the wizard's own property test builds them, plus lines
+# of this setup and of another, the admin's own flags and refusals.
+_SAFE = st.characters(codec="utf-8", exclude_characters="\"'\\`$#(){}\r\x00")
+_line = st.text(alphabet=_SAFE, max_size=30).map(lambda s: s.replace("\n", " "))
+_lines = st.one_of(
+    _line.map(lambda s: "# " + s), _line.map(lambda s: "X=" + s.replace(" ", "_")),
+    st.sampled_from(['CATALINA_OPTS="-Xmx2g ${CATALINA_OPTS}"', "export CATALINA_OPTS", 'echo "a # b"',
+                     'CATALINA_OPTS="-Dsynchrony.proxy.enabled=false ${CATALINA_OPTS}"',
+                     'CATALINA_OPTS="-Dsynchrony.service.url=http://other/synchrony/v1 ${CATALINA_OPTS}"',
+                     setenv.option_line("wiki", PROXY_ENABLED, "true"), setenv.option_line("other", PROXY_ENABLED, "true"),
+                     setenv.option_line("wiki", SERVICE_URL, URL), 'CATALINA_OPTS="-Dx=1 ${CATALINA_OPTS}',
+                     "if true; then", "fi", "CATALINA_OPTS='-Dsingle=1'", "  \\"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_lines, max_size=10), crlf=st.booleans(), final_newline=st.booleans(),
+       wanted=st.sampled_from([{}, {PROXY_ENABLED: "true"}, {SERVICE_URL: URL}]))
+def test_the_vendored_editor_plans_what_the_wizards_plans(lines, crlf, final_newline, wanted) -> None:
+    vendored = _VENDORED
+    newline = "\r\n" if crlf else "\n"
+    text = newline.join(lines) + (newline if final_newline else "")
+    try:
+        expected = plan_setenv_edit(text, setup="wiki", wanted=wanted)
+    except SetenvError as exc:
+        with pytest.raises(vendored.SetenvError) as caught:
+            vendored.plan_setenv_edit(text, setup="wiki", wanted=wanted)
+        assert (caught.value.message, caught.value.hint) == (exc.message, exc.hint)
+        return
+    got = vendored.plan_setenv_edit(text, setup="wiki", wanted=wanted)
+    assert (got.new_text, got.added, got.removed, got.notes) == \
+        (expected.new_text, expected.added, expected.removed, expected.notes)
+
+
+def test_the_vendored_editor_decodes_and_refuses_like_the_wizard() -> None:
+    vendored = _VENDORED
+    for data in (b"CATALINA_OPTS=\x00\n", b"CATALINA_OPTS=\xff\n"):
+        with pytest.raises(SetenvError) as expected:
+            setenv.decode_setenv(data)
+        with pytest.raises(vendored.SetenvError) as caught:
+            vendored.decode_setenv(data)
+        assert caught.value.message == expected.value.message
+    assert vendored.decode_setenv("é\n".encode()) == "é\n"
+
+
+def test_the_modules_that_vendor_nothing_import_nothing_of_the_wizard() -> None:
+    for name in ("clbw_watch.py", "clbw_haproxy.py"):
+        text = ansible.plain_module(name, f"library/{name}")
+        assert not re.search(r"^\s*(from|import) wizard", text, re.MULTILINE), name
+        assert "AnsibleModule(" in text and "supports_check_mode" in text
+
+
+_VENDORED = standalone(ansible.setenv_module())
+
+
+def test_the_export_refuses_a_setenv_sh_apply_would_refuse_and_writes_nothing(tmp_path) -> None:
+    """A node whose bin/setenv.sh the wizard cannot edit for the mode stops the export as it stops `plan`."""
+    from wizard.answers import validate
+    from wizard.export import run_export
+    from wizard.lab.files import server_xml
+
+    install = tmp_path / "node1"
+    (install / "conf").mkdir(parents=True)
+    (install / "bin").mkdir()
+    (install / "conf" / "server.xml").write_text(server_xml(8090))
+    (install / "bin" / "setenv.sh").write_text("#!/bin/sh\nJAVA_OPTS=-Xmx1g\n")  # no CATALINA_OPTS= to add after
+    answers = validate({"name": "wiki", "public_url": "http://wiki.example.com", "synchrony": {"mode": "internal-proxy"},
+                        "nodes": [{"name": "node1", "address": "127.0.0.1", "install_dir": str(install),
+                                   "access": {"transport": "local"}, "restart_command": "true"}],
+                        "balancer": {"kind": "nginx", "nginx": {"access": {"transport": "local"}}}})
+    out = tmp_path / "out"
+    with pytest.raises(SetenvError) as caught:
+        run_export("ansible", answers, out)
+    assert "node1" in caught.value.message and "no top-level CATALINA_OPTS" in caught.value.message
+    assert not out.exists()
+
+
+class _Nodes:
+    """A stand-in for the export's read-only session: the nodes as read, no balancer to read."""
+
+    def __init__(self, answers) -> None:  # type: ignore[no-untyped-def]
+        from wizard.export.project import NodeExport
+
+        self.answers = answers
+        self.found = [NodeExport(node=node, server_xml_path=f"{node.install_dir}/conf/server.xml", confluence_port=8090,
+                                 synchrony_port=8091, context_path="", status_url=f"http://{node.address}:8090/status",
+                                 restart_command="systemctl restart confluence",
+                                 setenv_path=f"{node.install_dir}/bin/setenv.sh",
+                                 heartbeat_url=f"http://{node.address}:8091/synchrony/heartbeat")
+                      for node in answers.nodes]
+
+    def nodes(self):  # type: ignore[no-untyped-def]
+        return self.found
+
+    def haproxy(self):  # type: ignore[no-untyped-def]
+        from wizard.export.project import Session
+
+        return Session.haproxy(self)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind, options, said", [
+    ("nginx", {}, "No drain: nginx (open source) cannot drain a node"),
+    ("haproxy", {}, "No drain: HAProxy without balancer.haproxy.admin_socket cannot drain a node"),
+    ("alb", {"region": "eu-west-1", "vpc_id": "vpc-0123456789abcdef0",
+             "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]},
+     "deregister its targets from the setup's target groups"),
+])
+def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_drain(kind, options, said) -> None:
+    """nginx, HAProxy without admin_socket and the ALB: the roll restarts without a drain, and site.yml says so
+    (for the ALB, what the admin does instead); the playbook never touches those balancers."""
+    import yaml
+
+    from wizard.answers import validate
+
+    section = {"access": {"host": "lb1.internal"}, **options} if kind != "alb" else options
+    answers = validate({"name": "wiki", "public_url": "http://wiki.example.com",
+                        "nodes": [{"name": "node1", "address": "10.0.1.11"}, {"name": "node2", "address": "10.0.1.12"}],
+                        "balancer": {"kind": kind, kind: section}})
+    files = ansible.build(answers, _Nodes(answers))  # type: ignore[arg-type]
+    site = files["site.yml"]
+    header = site.split("---\n", 1)[0]
+    assert said in header.replace("\n# ", " "), header
+    plays = yaml.safe_load(site.split("---\n", 1)[1].replace("!unsafe", ""))
+    assert [play["hosts"] for play in plays] == ["confluence_nodes"]
+    tasks = yaml.safe_dump(plays)
+    assert "clbw_haproxy" not in tasks and "templates/drained" not in tasks and "pause" not in tasks
+    assert plays[0]["serial"] == 1 and plays[0]["any_errors_fatal"] is True
+    assert "confluence_balancer" not in files["inventory.yml"]
+    assert ansible.HAPROXY_MODULE_FILE not in files and ansible.SETENV_MODULE_FILE in files
