@@ -52,6 +52,19 @@ class LabHttpServer(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), handler)
 
+    def server_activate(self) -> None:
+        super().server_activate()
+        # serve_forever accepts only once select() says a connection is waiting; were it gone by then
+        # (its client reset it), a blocking accept() would wait for the next client, and shutdown()
+        # (which waits for serve_forever) with it: the lab's stop hung so. Non-blocking, that accept
+        # raises, serve_forever shrugs it off and looks again.
+        self.socket.setblocking(False)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        connection.setblocking(True)  # the handlers read and write it with their own timeouts
+        return connection, address
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for the address's name; on loopback that is
         # only a delay (seconds on a machine with a slow resolver).
