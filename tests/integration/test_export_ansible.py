@@ -8,7 +8,8 @@ changes), then for real (Connector edited, rolling restart, vhost written, teste
 reloaded, the final uri checks pass), then again (changed=0). The balancer then serves the
 heartbeat and keeps sessions sticky. Last, the same machines are put back as they were and
 `apply` (the wizard itself) runs on them: its server.xml and vhost are byte for byte the
-playbook's.
+playbook's. The same holds for the nginx and HAProxy kinds' managed file, behind the lab's real
+nginx and HAProxy.
 
 ansible-core is a test dependency (pyproject's `test` extra): a missing ansible-playbook fails.
 """
@@ -89,7 +90,7 @@ def over_ssh(lab: Lab, ssh_testbed, sshd) -> dict:
               "key_file": str(ssh_testbed.client_key), "known_hosts": str(ssh_testbed.known_hosts(sshd))}
     for node in raw["nodes"]:
         node["access"] = dict(access)
-    raw["balancer"]["apache"]["access"] = dict(access)
+    raw["balancer"][raw["balancer"]["kind"]]["access"] = dict(access)
     return raw
 
 
@@ -634,3 +635,112 @@ def test_exported_roll_drains_each_node_through_haproxys_runtime_api(haproxy_lab
     third = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
     assert third.returncode == 0, third.stdout + third.stderr
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(third.stdout).values()), third.stdout
+
+
+# --------------------------------------------------------------------------- nginx and HAProxy's own file
+
+
+@pytest.fixture(params=["nginx", "haproxy"])
+def served_lab(request):
+    """The lab behind its real nginx, or its real HAProxy (with the runtime API's admin socket)."""
+    root = Path(tempfile.mkdtemp(prefix=f"clbw-export-{request.param}-"))
+    root.chmod(0o755)
+    started = Lab(root, nodes=2, balancer=request.param)
+    started.start()
+    yield started
+    started.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def task_output(output: str, name: str) -> str:
+    """What ansible-playbook printed for the tasks whose name starts with ``name`` (their TASK lines included)."""
+    return "".join(re.findall(r"^TASK \[" + re.escape(name) + r".*?(?=^TASK \[|^PLAY RECAP|\Z)", output,
+                              re.MULTILINE | re.DOTALL))
+
+
+def test_exported_playbook_writes_the_nginx_and_haproxy_file_as_apply_does(served_lab, ssh_testbed, sshd,
+                                                                          client_env, tmp_path):
+    """Over the real sshd, the exported playbook writes the kind's managed file (through the symbolic link that
+    config_path is, as `apply` does) byte for byte as `apply --only balancer` writes it on an identical twin;
+    the server tests it before it reloads; the final uri checks pass and the heartbeat and a sticky ROUTEID
+    page answer through the balancer; a second run changes nothing; a file that fails the server's test is
+    put back and the previous one keeps serving."""
+    lab = served_lab
+    kind = lab.balancer
+    playbook = ansible_playbook()
+    raw = over_ssh(lab, ssh_testbed, sshd)
+    config = lab.proxy.config_path
+    # config_path is a symbolic link to a file outside the folder the server includes (the wizard's file
+    # in a folder of its own, linked into sites/): the playbook writes its target and keeps the link.
+    earlier = b"# the file before the wizard's\n"
+    target = lab.root / "elsewhere" / config.name
+    target.parent.mkdir()
+    target.write_bytes(earlier)
+    config.symlink_to(target)
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "export"
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+               client_env)
+    assert done.returncode == EXIT_OK, done.stderr
+    template = out / "templates" / config.name
+    assert template.is_file() and target.read_bytes() == earlier  # exporting changed nothing
+    site = yaml.load((out / "site.yml").read_text(), Loader=AnsibleLoader)
+    assert [play["hosts"] for play in site] == ["confluence_nodes", "confluence_balancer", "localhost"]
+    assert "not in this playbook" not in (out / "site.yml").read_text()
+
+    first = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    counters = recap(first.stdout)
+    assert all(c["failed"] == 0 for c in counters.values()), first.stdout
+    assert counters["balancer"]["changed"] >= 2, first.stdout  # the file written, the server reloaded
+    # /status with the cookie, the heartbeat, and for HAProxy its stats page closed.
+    assert counters["localhost"]["ok"] == (3 if kind == "haproxy" else 2), first.stdout
+    assert config.is_symlink() and config.resolve() == target.resolve()
+    by_ansible = target.read_bytes()
+    assert by_ansible == template.read_bytes() and by_ansible != earlier
+
+    base = f"http://127.0.0.1:{lab.proxy.port}"
+    heartbeat = httpx.get(f"{base}/synchrony/heartbeat", headers={"Host": "localhost"}, timeout=5.0)
+    assert (heartbeat.status_code, heartbeat.text.strip()) == (200, "OK")
+    answer = httpx.get(f"{base}/status", headers={"Host": "localhost"}, timeout=5.0)
+    cookie = answer.cookies.get("ROUTEID") or ""
+    route = re.fullmatch(r"\.?(node\d)", cookie)
+    assert route and answer.headers["x-node"] == route[1], (cookie, answer.headers)
+    for _ in range(4):  # with the cookie, the same node every time
+        again = httpx.get(f"{base}/status", headers={"Host": "localhost", "Cookie": f"ROUTEID={cookie}"},
+                          timeout=5.0)
+        assert again.headers["x-node"] == route[1]
+
+    second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(second.stdout).values()), second.stdout
+
+    # A file the server's own test refuses: put back, the server not reloaded, the previous file serving.
+    good = template.read_text()
+    from wizard.balancers.served import serving_processes
+    from wizard.transport.hosts import LocalHost
+
+    template.write_text(good + "this is not a directive of any server\n")
+    serving = serving_processes(LocalHost(), str(lab.proxy.pid_file))
+    refused = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert refused.returncode != 0, refused.stdout
+    assert "fatal: [balancer]" in task_output(refused.stdout, "Test "), refused.stdout
+    # The new file's reload never ran (the block stopped at the test) and the previous file's was skipped.
+    reloads = task_output(refused.stdout, "Reload ")
+    assert reloads.count("TASK [") == 1 and "with the previous" in reloads and "skipping: [balancer]" in reloads, \
+        refused.stdout
+    assert "configuration test (or its reload) failed with the new file" in refused.stdout, refused.stdout
+    assert serving_processes(LocalHost(), str(lab.proxy.pid_file)) == serving and serving
+    assert target.read_bytes() == by_ansible and config.is_symlink()
+    heartbeat = httpx.get(f"{base}/synchrony/heartbeat", headers={"Host": "localhost"}, timeout=5.0)
+    assert (heartbeat.status_code, heartbeat.text.strip()) == (200, "OK")
+    template.write_text(good)
+
+    # The twin: the same balancer as before the playbook, set up by `apply --only balancer`.
+    target.write_bytes(earlier)
+    lab.proxy.reload()
+    with Runner(validate(raw), StateStore(tmp_path / "state" / "lab.state.json"), command="test") as runner:
+        outcome = runner.apply(["balancer"])
+    assert outcome.exit_status == EXIT_OK, outcome.message
+    assert config.is_symlink() and target.read_bytes() == by_ansible

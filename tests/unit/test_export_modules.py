@@ -166,6 +166,17 @@ class _Nodes:
 
         return Session.haproxy(self)  # type: ignore[arg-type]
 
+    def served(self):  # type: ignore[no-untyped-def]
+        from wizard.export.project import ServedExport
+
+        kind = self.answers.balancer.kind
+        return ServedExport(kind=kind, product={"nginx": "nginx", "haproxy": "HAProxy"}[kind],
+                            config_path=f"/etc/{kind}/conf.d/confluence-lb.conf", text=f"# {kind} file\n",
+                            configtest=f"{kind} -t", reload=f"{kind} reload", scheme="http",
+                            probe_address="lb1.internal", host_header="wiki.example.com", listen_port=80,
+                            http_ports=(), https_origin="http://wiki.example.com",
+                            stats_allow=() if kind == "haproxy" else None)
+
 
 @pytest.mark.parametrize("kind, options, said", [
     ("nginx", {}, "No drain: nginx (open source) cannot drain a node"),
@@ -176,7 +187,8 @@ class _Nodes:
 ])
 def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_drain(kind, options, said) -> None:
     """nginx, HAProxy without admin_socket and the ALB: the roll restarts without a drain, and site.yml says so
-    (for the ALB, what the admin does instead); the playbook never touches those balancers."""
+    (for the ALB, what the admin does instead); the playbook writes nginx's and HAProxy's file after the roll,
+    never touches the ALB."""
     import yaml
 
     from wizard.answers import validate
@@ -190,9 +202,13 @@ def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_d
     header = site.split("---\n", 1)[0]
     assert said in header.replace("\n# ", " "), header
     plays = yaml.safe_load(site.split("---\n", 1)[1].replace("!unsafe", ""))
-    assert [play["hosts"] for play in plays] == ["confluence_nodes"]
-    tasks = yaml.safe_dump(plays)
+    served = kind in ("nginx", "haproxy")
+    assert [play["hosts"] for play in plays] == (["confluence_nodes", "confluence_balancer", "localhost"] if served
+                                                 else ["confluence_nodes"])
+    tasks = yaml.safe_dump(plays[0])
     assert "clbw_haproxy" not in tasks and "templates/drained" not in tasks and "pause" not in tasks
+    assert "clbw_config_path" not in tasks  # the roll does not look at (or rewrite) the balancer's file
     assert plays[0]["serial"] == 1 and plays[0]["any_errors_fatal"] is True
-    assert "confluence_balancer" not in files["inventory.yml"]
+    assert ("confluence_balancer" in files["inventory.yml"]) == served
+    assert ("templates/confluence-lb.conf" in files) == served
     assert ansible.HAPROXY_MODULE_FILE not in files and ansible.SETENV_MODULE_FILE in files

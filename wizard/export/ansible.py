@@ -36,6 +36,7 @@ from wizard.export.project import (
     ApacheExport,
     HaproxyExport,
     NodeExport,
+    ServedExport,
     Session,
     vendored_serverxml,
     vendored_setenv,
@@ -110,7 +111,7 @@ def connection_vars(access: Access, default_host: str) -> dict[str, Any]:
 
 
 def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | None,
-              haproxy: HaproxyExport | None = None) -> dict[str, Any]:
+              haproxy: HaproxyExport | None = None, served: ServedExport | None = None) -> dict[str, Any]:
     """Every machine the playbook reaches, with what the plays need about it (values tagged ``!unsafe``)."""
     from wizard.confluence.setenv import wanted_options
 
@@ -143,12 +144,16 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         if apache.modules_file:
             entry["clbw_modules_file"] = Unsafe(apache.modules_file[0])
         children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
-    elif haproxy is not None and haproxy.admin_socket:
-        options_ = answers.balancer.haproxy
-        assert options_ is not None
-        entry = connection_vars(options_.access, "")
-        entry.update({"clbw_admin_socket": Unsafe(haproxy.admin_socket),
-                      "clbw_haproxy_backends": [Unsafe(name) for name in haproxy.backends]})
+    elif served is not None or (haproxy is not None and haproxy.admin_socket):
+        host_options = answers.balancer.host_options
+        assert host_options is not None
+        entry = connection_vars(host_options.access, "")
+        if served is not None:
+            entry.update({"clbw_config_path": Unsafe(served.config_path),
+                          "clbw_configtest": Unsafe(served.configtest), "clbw_reload": Unsafe(served.reload)})
+        if haproxy is not None and haproxy.admin_socket:
+            entry.update({"clbw_admin_socket": Unsafe(haproxy.admin_socket),
+                          "clbw_haproxy_backends": [Unsafe(name) for name in haproxy.backends]})
         children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
     return {"all": {
         "vars": {"clbw_setup": Unsafe(answers.name), "clbw_proxy_name": Unsafe(url.host),
@@ -196,33 +201,54 @@ def _on_balancer(task: dict[str, Any]) -> dict[str, Any]:
 _B = f"hostvars['{BALANCER_HOST}']"
 
 
-def tested_vhost_write(src: str, what: str, register: str, failed: str) -> list[dict[str, Any]]:
-    """Write ``src`` over the live vhost, test Apache's configuration, reload gracefully; a failed test or
-    reload puts the previous file back (and reloads with it) and stops with ``failed``, as
-    ``wizard.balancers.apache.drain.set_drained`` does."""
+def tested_write(src: str, what: str, register: str, failed: str, *, product: str = "Apache",
+                 thing: str = "vhost", delegate: bool = True) -> list[dict[str, Any]]:
+    """Write ``src`` over the balancer's managed file, test the server's configuration, reload it; a failed
+    test or reload puts the previous file back (or removes a file that was not there), reloads with it only
+    when it was the new file's reload that failed, and stops with ``failed``: the order of
+    ``wizard.balancers.reloading`` (and of ``wizard.balancers.apache.drain.set_drained``).
+
+    ``delegate``: the tasks run on the balancer for the node of the turn (the drained roll), reading the
+    balancer's variables through hostvars; else they run in a play on the balancer itself.
+    """
+    def at(task: dict[str, Any]) -> dict[str, Any]:
+        return _on_balancer(task) if delegate else task
+
+    def var(name: str) -> str:
+        return "{{ " + (_B + "." if delegate else "") + name + " }}"
+
+    changed = f"{register} is changed and not ansible_check_mode"
     steps = [
-        _on_balancer({"name": f"Write the vhost that would {what}",
-                      "ansible.builtin.copy": {"src": src, "dest": "{{ " + _B + ".clbw_config_path }}",
-                                               "backup": True, "follow": True},
-                      "register": register}),
-        _on_balancer({"name": f"Test Apache's configuration before the reload that would {what}",
-                      "ansible.builtin.shell": "{{ " + _B + ".clbw_configtest }}", "changed_when": False,
-                      "register": f"{register}_test", "when": f"{register} is changed"}),
-        _on_balancer({"name": f"Reload Apache gracefully to {what}",
-                      "ansible.builtin.shell": "{{ " + _B + ".clbw_reload }}", "when": f"{register} is changed"}),
+        # follow: a managed file that is a symbolic link (Debian's sites-enabled) stays one; its target is
+        # written, as `apply` does.
+        at({"name": f"Write the {thing} that would {what}",
+            "ansible.builtin.copy": {"src": src, "dest": var("clbw_config_path"), "backup": True, "follow": True},
+            "register": register}),
+        at({"name": f"Test {product}'s configuration before the reload that would {what}",
+            "ansible.builtin.shell": var("clbw_configtest"), "changed_when": False,
+            "register": f"{register}_test", "when": changed}),
+        at({"name": f"Reload {product} to {what}", "ansible.builtin.shell": var("clbw_reload"), "when": changed}),
     ]
     rescue = [
-        _on_balancer({"name": "Put the previous vhost back",
-                      "ansible.builtin.copy": {"src": "{{ " + register + ".backup_file }}",
-                                               "dest": "{{ " + _B + ".clbw_config_path }}", "remote_src": True,
-                                               "follow": True},
-                      "when": f"{register}.backup_file is defined"}),
-        _on_balancer({"name": "Reload Apache with the previous vhost (only when its test had passed)",
-                      "ansible.builtin.shell": "{{ " + _B + ".clbw_reload }}", "failed_when": False,
-                      "when": f"{register}_test is defined and {register}_test is succeeded"}),
-        {"name": "Stop the roll", "ansible.builtin.fail": {"msg": failed}}]
-    return [{"name": f"The vhost that would {what}, tested before Apache reloads", "block": steps,
+        at({"name": f"Put the previous {thing} back",
+            "ansible.builtin.copy": {"src": "{{ " + register + ".backup_file }}", "dest": var("clbw_config_path"),
+                                     "remote_src": True, "follow": True},
+            "when": f"{register}.backup_file is defined"}),
+        at({"name": f"Remove the new {thing} (there was none before)",
+            "ansible.builtin.file": {"path": var("clbw_config_path"), "state": "absent"},
+            "when": f"{register} is changed and {register}.backup_file is not defined"}),
+        at({"name": f"Reload {product} with the previous {thing} (only when the new one's test had passed)",
+            "ansible.builtin.shell": var("clbw_reload"), "failed_when": False,
+            "when": f"{register}_test is defined and {register}_test is succeeded"}),
+        {"name": "Stop the roll" if delegate else f"Stop: {product} kept its previous configuration",
+         "ansible.builtin.fail": {"msg": failed}}]
+    return [{"name": f"The {thing} that would {what}, tested before {product} reloads", "block": steps,
              "rescue": rescue}]
+
+
+def tested_vhost_write(src: str, what: str, register: str, failed: str) -> list[dict[str, Any]]:
+    """``tested_write`` of an Apache vhost for the node of the turn (the drained roll)."""
+    return tested_write(src, what, register, failed)
 
 
 #: The watcher's job and its status, on the controller as the user running the playbook: the job's folder is
@@ -439,18 +465,73 @@ def apache_play(apache: ApacheExport) -> dict[str, Any]:
             "tasks": tasks}
 
 
+def served_source(served: ServedExport) -> str:
+    return f"templates/{posixpath.basename(served.config_path)}"
+
+
+def served_play(served: ServedExport) -> dict[str, Any]:
+    """nginx's or HAProxy's managed file as the balancer step writes it; the server's test, then the reload."""
+    product = served.product
+    failed = (f"{product}'s configuration test (or its reload) failed with the new file, so {product} keeps "
+              "serving its previous configuration and the previous file is back. Fix what it said (see the task "
+              "above), then run the playbook again.")
+    tasks = tested_write(served_source(served), "serve this setup exactly as `confluence-lb-wizard apply` renders "
+                         "it", "clbw_config", failed, product=product, thing=f"{product} configuration",
+                         delegate=False)
+    return {"name": f"{product} in front of the nodes", "hosts": BALANCER_GROUP, "gather_facts": False,
+            "tasks": tasks}
+
+
 def checks_play(answers: Answers, apache: ApacheExport) -> dict[str, Any]:
-    """The balancer's final checks, from the controller, by address with the vhost's Host header."""
+    """Apache's final checks, from the controller, by address with the vhost's Host header."""
     options = answers.balancer.apache
     assert options is not None
-    tls = options.tls is not None
-    address = apache.probe_address
+    scheme = "https" if options.tls is not None else "http"
+    manager = ("/balancer-manager is closed to everyone not in manager_allow", "/balancer-manager",
+               "clbw_check_manager", "clbw_check_manager.status in [401, 403, 404]"
+               + (" or clbw_check_manager.status == 200" if options.manager_allow else ""),
+               [200, 401, 403, 404] if options.manager_allow else [401, 403, 404])
+    return final_checks_play(answers, scheme=scheme, address=apache.probe_address, port=apache.listen_port,
+                             host_header=apache.server_name, redirect_ports=apache.redirect_ports,
+                             https_origin=apache.https_origin, redirect_codes=[301], extra=[manager])
+
+
+def served_checks_play(answers: Answers, served: ServedExport) -> dict[str, Any]:
+    """nginx's or HAProxy's final checks, as ``verify`` makes them: by address with the public Host header
+    (HAProxy: its stats page closed unless stats_allow)."""
+    extra = []
+    if served.stats_allow is not None:
+        from wizard.balancers.haproxy.config import STATS_PATH
+
+        is_stats = ("(clbw_check_stats.status == 200 and 'Statistics Report' in "
+                    "(clbw_check_stats.content | default('')))")
+        if served.stats_allow:
+            extra.append((f"HAProxy's stats page ({STATS_PATH}) answers only stats_allow", STATS_PATH,
+                          "clbw_check_stats", f"{is_stats} or clbw_check_stats.status == 403", _ANY_STATUS))
+        else:
+            extra.append((f"HAProxy has no stats page ({STATS_PATH}): stats_allow is empty", STATS_PATH,
+                          "clbw_check_stats", f"not {is_stats}", _ANY_STATUS))
+    return final_checks_play(answers, scheme=served.scheme, address=served.probe_address, port=served.listen_port,
+                             host_header=served.host_header, redirect_ports=served.http_ports,
+                             https_origin=served.https_origin, redirect_codes=[301, 308], extra=extra)
+
+
+#: What a page the check judges by its content may answer (a connection refused fails the task).
+_ANY_STATUS = [200, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 500, 502, 503, 504]
+
+
+def final_checks_play(answers: Answers, *, scheme: str, address: str, port: int, host_header: str,
+                      redirect_ports: tuple[int, ...], https_origin: str, redirect_codes: list[int],
+                      extra: list[tuple[str, str, str, str, list[int]]]) -> dict[str, Any]:
+    """The balancer's final checks, from the controller, by ``address`` with ``host_header``: /status RUNNING
+    with the ROUTEID cookie, Synchrony's heartbeat, then ``extra`` (name, path, register, until, codes),
+    then the HTTPS redirect of each plain-HTTP port."""
     host = f"[{address}]" if ":" in address else address
-    base = f"{'https' if tls else 'http'}://{host}:{apache.listen_port}"
+    base = f"{scheme}://{host}:{port}"
     context = answers.public_url.context_path
     heartbeat = ("/synchrony/heartbeat" if answers.synchrony.mode in ("direct", "standalone")
                  else f"{context}/synchrony-proxy/heartbeat")
-    common = {"headers": {"Host": apache.server_name}, "validate_certs": False, "follow_redirects": "none",
+    common = {"headers": {"Host": host_header}, "validate_certs": False, "follow_redirects": "none",
               "timeout": 5, "return_content": True}
 
     def check(name: str, path: str, register: str, until: str, *, url_base: str = base,
@@ -467,17 +548,14 @@ def checks_play(answers: Answers, apache: ApacheExport) -> dict[str, Any]:
               "'ROUTEID=' in clbw_check_status.set_cookie | default('')"),
         check(f"Synchrony's heartbeat answers OK through the balancer ({heartbeat})", heartbeat,
               "clbw_check_heartbeat", "clbw_check_heartbeat.content | trim | lower == 'ok'"),
-        check("/balancer-manager is closed to everyone not in manager_allow", "/balancer-manager",
-              "clbw_check_manager", "clbw_check_manager.status in [401, 403, 404]"
-              + (" or clbw_check_manager.status == 200" if options.manager_allow else ""),
-              codes=[200, 401, 403, 404] if options.manager_allow else [401, 403, 404]),
     ]
+    tasks += [check(name, path, register, until, codes=codes) for name, path, register, until, codes in extra]
     probe = "/clbw-redirect-check?keep=1&and=2"
-    for port in apache.redirect_ports:
-        register = f"clbw_check_redirect_{port}"
-        tasks.append(check(f"HTTP on port {port} redirects to HTTPS, keeping path and query", probe, register,
-                           f"{register}.location | default('') == '{apache.https_origin}{probe}'",
-                           url_base=f"http://{host}:{port}", codes=[301]))
+    for http_port in redirect_ports:
+        register = f"clbw_check_redirect_{http_port}"
+        tasks.append(check(f"HTTP on port {http_port} redirects to HTTPS, keeping path and query", probe, register,
+                           f"{register}.location | default('') == '{https_origin}{probe}'",
+                           url_base=f"http://{host}:{http_port}", codes=redirect_codes))
     return {"name": "Final checks through the balancer", "hosts": "localhost", "gather_facts": False,
             "connection": "local", "tasks": tasks}
 
@@ -491,6 +569,7 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
     kind = answers.balancer.kind
     apache = session.apache() if kind == "apache" else None
     haproxy = session.haproxy() if kind == "haproxy" else None
+    served = session.served() if kind in ("nginx", "haproxy") else None
     plays = [nodes_play(answers, apache, haproxy)]
     files: dict[str, str] = {}
     if apache is not None:
@@ -500,6 +579,9 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
             files[f"templates/drained/{name}.conf"] = text
         if apache.modules_file:
             files["templates/clbw-modules.conf"] = apache.modules_file[1]
+    if served is not None:
+        plays += [served_play(served), served_checks_play(answers, served)]
+        files[served_source(served)] = served.text
     header = (f"Written by confluence-lb-wizard `export --format ansible` for the setup {answers.name}.\n"
               "Run: ansible-playbook -i inventory.yml site.yml (add --check --diff to see the changes first).\n"
               "Needs ansible-core only; library/ holds the wizard's own editors of server.xml and setenv.sh"
@@ -524,11 +606,12 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
     if kind == "alb":
         header += ("The AWS load balancer is not in this playbook: export it with --format cloudformation "
                    "(or let `apply --only balancer` build it).\n")
-    elif kind in ("nginx", "haproxy"):
-        header += (f"The {'nginx' if kind == 'nginx' else 'HAProxy'} configuration is not in this playbook: "
-                   "`confluence-lb-wizard apply --only balancer` writes, tests and reloads it.\n")
+    if served is not None:
+        header += (f"{served.product}: its file ({served.config_path}) written exactly as `apply` renders it "
+                   f"({served_source(served)}), `{served.configtest}` before `{served.reload}` (a failing test or "
+                   "reload puts the previous file back), then the final checks through the balancer.\n")
     files["site.yml"] = dump_yaml(plays, header.rstrip("\n"))
-    files["inventory.yml"] = dump_yaml(inventory(answers, nodes, apache, haproxy),
+    files["inventory.yml"] = dump_yaml(inventory(answers, nodes, apache, haproxy, served),
                                        f"The machines of the setup {answers.name}, as its answers reach them.")
     files[MODULE_FILE] = connector_module()
     files[SETENV_MODULE_FILE] = setenv_module()

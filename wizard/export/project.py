@@ -3,8 +3,9 @@
 The export adds no logic of its own about Confluence, Apache or AWS: the Connector edit is
 ``wizard.confluence.serverxml``'s and the setenv.sh edit ``wizard.confluence.setenv``'s (both vendored
 into Ansible modules), the vhost (and its drained variants) is rendered by the balancer step's own
-``build_vhost``/``render_vhost`` from facts its own ``inspect`` reads, the HAProxy backends a drain
-acts on are the HAProxy kind's own names, and the CloudFormation template is written from
+``build_vhost``/``render_vhost`` from facts its own ``inspect`` reads, the nginx and HAProxy files are
+rendered by their kind's own ``render`` from facts its own ``inspect`` reads, the HAProxy backends a
+drain acts on are the HAProxy kind's own names, and the CloudFormation template is written from
 ``wizard.balancers.alb.desired``'s description.
 Keeping every import of the engine here means a module moved to another package costs a
 change in this file only.
@@ -84,6 +85,27 @@ class HaproxyExport:
 
     admin_socket: str | None  # None: HAProxy cannot drain (no runtime API in the answers)
     backends: tuple[str, ...]  # the backends whose servers are the nodes, named after the nodes
+
+
+@dataclass(frozen=True)
+class ServedExport:
+    """The nginx or HAProxy balancer's managed file and commands exactly as the balancer step would write and
+    run them, and where the final checks reach it (as ``verify`` does)."""
+
+    kind: str  # "nginx" or "haproxy"
+    product: str  # "nginx", "HAProxy"
+    config_path: str
+    text: str  # the file, rendered by the kind's own ``render`` from facts its own ``inspect`` read
+    configtest: str
+    reload: str
+    scheme: str  # "https" with TLS
+    probe_address: str  # where the controller reaches the balancer (as `verify` does)
+    host_header: str  # the public URL's Host header
+    listen_port: int
+    http_ports: tuple[int, ...]  # plain-HTTP ports that redirect to HTTPS (with TLS only)
+    https_origin: str  # what a redirect's Location starts with
+    #: HAProxy: who may open the stats page (empty: nobody; there is none). None for nginx.
+    stats_allow: tuple[str, ...] | None = None
 
 
 class Session:
@@ -180,14 +202,40 @@ class Session:
     # HAProxy.
 
     def haproxy(self) -> HaproxyExport:
-        """The runtime API's socket and the backends a drain acts on (nothing is read: HAProxy's own file
-        is not in the playbook)."""
+        """The runtime API's socket and the backends a drain acts on (nothing is read: the file is
+        ``served``'s)."""
         from wizard.balancers.haproxy.config import backend_names
 
         options = self.answers.balancer.haproxy
         assert options is not None
         return HaproxyExport(admin_socket=options.admin_socket,
                              backends=backend_names(self.answers.name, self.answers.synchrony.mode == "direct"))
+
+    # nginx and HAProxy.
+
+    def served(self) -> ServedExport:
+        """The nginx or HAProxy file rendered from what the balancer's machine says, with the plan's own
+        refusals (reading only, as ``plan`` does)."""
+        from wizard.balancers.kind import kind_for
+        from wizard.balancers.served import ServedFileKind
+        from wizard.confluence.checks import public_host_header
+
+        answers = self.answers
+        step = kind_for(answers)
+        assert isinstance(step, ServedFileKind), f"{answers.balancer.kind} is not an nginx/HAProxy kind"
+        facts = step.inspect(self.ctx)
+        step.plan(answers, facts)  # the same refusals as `plan` (another setup's file, a name taken, too old)
+        endpoint = step.endpoint(self.ctx)
+        public = answers.public_url
+        stats: tuple[str, ...] | None = None
+        if answers.balancer.haproxy is not None and answers.balancer.kind == "haproxy":
+            stats = tuple(answers.balancer.haproxy.stats_allow)
+        return ServedExport(
+            kind=step.kind, product=step.product, config_path=facts.server.config_path,
+            text=step.render(answers, facts), configtest=facts.server.configtest, reload=facts.server.reload,
+            scheme=endpoint.scheme, probe_address=endpoint.address, host_header=endpoint.host_header,
+            listen_port=endpoint.port, http_ports=endpoint.http_ports,
+            https_origin=f"{public.scheme}://{public_host_header(public)}", stats_allow=stats)
 
     # AWS.
 
