@@ -172,7 +172,8 @@ class _Nodes:
         kind = self.answers.balancer.kind
         return ServedExport(kind=kind, product={"nginx": "nginx", "haproxy": "HAProxy"}[kind],
                             config_path=f"/etc/{kind}/conf.d/confluence-lb.conf", text=f"# {kind} file\n",
-                            configtest=f"{kind} -t", reload=f"{kind} reload", scheme="http",
+                            configtest=self.answers.balancer.host_options.configtest_command,
+                            reload=self.answers.balancer.host_options.reload_command, scheme="http",
                             probe_address="lb1.internal", host_header="wiki.example.com", listen_port=80,
                             http_ports=(), https_origin="http://wiki.example.com",
                             stats_allow=() if kind == "haproxy" else None)
@@ -212,3 +213,47 @@ def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_d
     assert ("confluence_balancer" in files["inventory.yml"]) == served
     assert ("templates/confluence-lb.conf" in files) == served
     assert ansible.HAPROXY_MODULE_FILE not in files and ansible.SETENV_MODULE_FILE in files
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_the_nginx_and_haproxy_play_tests_before_it_reloads_and_puts_the_previous_file_back(kind) -> None:
+    """The balancer play writes the kind's rendered file (through a link, with a backup), runs the answers' test
+    only after a change and before the reload, and on a failure puts the previous file back (or removes a new
+    one), reloads only when the failure was the reload's, and stops; the answers' values reach the inventory
+    tagged !unsafe; the final checks include HAProxy's closed stats page."""
+    import yaml
+
+    from wizard.answers import validate
+
+    answers = validate({"name": "wiki", "public_url": "http://wiki.example.com",
+                        "nodes": [{"name": "node1", "address": "10.0.1.11"}],
+                        "balancer": {"kind": kind, kind: {"access": {"host": "lb1.internal"},
+                                                          "configtest_command": "test-it {{ lookup('pipe', 'id') }}"}}})
+    session = _Nodes(answers)
+    files = ansible.build(answers, session)  # type: ignore[arg-type]
+    served = session.served()
+    assert files["templates/confluence-lb.conf"] == served.text
+    assert "not in this playbook" not in files["site.yml"]
+    plays = yaml.safe_load(files["site.yml"].split("---\n", 1)[1].replace("!unsafe", ""))
+    balancer = plays[1]
+    assert balancer["hosts"] == "confluence_balancer"
+    (block,) = balancer["tasks"]
+    write, test, reload = block["block"]
+    assert write["ansible.builtin.copy"] == {"src": "templates/confluence-lb.conf", "dest": "{{ clbw_config_path }}",
+                                             "backup": True, "follow": True}
+    assert test["ansible.builtin.shell"] == "{{ clbw_configtest }}" and reload["ansible.builtin.shell"] == \
+        "{{ clbw_reload }}"
+    assert test["when"] == reload["when"] == "clbw_config is changed and not ansible_check_mode"
+    restore, remove, reload_previous, stop = block["rescue"]
+    assert restore["ansible.builtin.copy"]["src"] == "{{ clbw_config.backup_file }}" and \
+        restore["ansible.builtin.copy"]["follow"] is True
+    assert remove["ansible.builtin.file"]["state"] == "absent" and "backup_file is not defined" in remove["when"]
+    assert reload_previous["when"] == "clbw_config_test is defined and clbw_config_test is succeeded"
+    assert "ansible.builtin.fail" in stop
+    checks = [task["name"] for task in plays[2]["tasks"]]
+    assert checks[0].startswith("Confluence answers /status RUNNING") and "heartbeat" in checks[1]
+    assert len(checks) == (3 if kind == "haproxy" else 2)
+    if kind == "haproxy":
+        assert plays[2]["tasks"][2]["until"].startswith("not (clbw_check_stats.status == 200")
+    inventory = files["inventory.yml"]
+    assert "clbw_configtest: !unsafe 'test-it {{ lookup(''pipe'', ''id'') }}'" in inventory, inventory

@@ -19,6 +19,9 @@ The files say what ``apply`` would do, in Ansible's terms (ansible-core only, no
   vhost rendered now by the balancer step itself (``templates/``, shipped as it is), the
   configuration test before any reload (a failing test puts the previous file back), and
   the reload only when something changed;
+* or play 2, on the nginx or HAProxy host: the kind's managed file rendered now by the kind's own
+  ``render`` (``templates/``), written through a symbolic link as ``apply`` does, the answers'
+  configuration test before the reload (a failing test or reload puts the previous file back);
 * play 3, on the controller: the final checks through the balancer as ``uri`` tasks.
 
 Idempotent by construction: each task compares before it changes, so a second run
