@@ -103,7 +103,7 @@ class ServedExport:
     host_header: str  # the public URL's Host header
     listen_port: int
     http_ports: tuple[int, ...]  # plain-HTTP ports that redirect to HTTPS (with TLS only)
-    https_origin: str  # what a redirect's Location starts with
+    https_origin: str  # what a redirect's Location starts with, as the file writes it
     #: HAProxy: who may open the stats page (empty: nobody; there is none). None for nginx.
     stats_allow: tuple[str, ...] | None = None
 
@@ -218,7 +218,6 @@ class Session:
         refusals (reading only, as ``plan`` does)."""
         from wizard.balancers.kind import kind_for
         from wizard.balancers.served import ServedFileKind
-        from wizard.confluence.checks import public_host_header
 
         answers = self.answers
         step = kind_for(answers)
@@ -226,16 +225,18 @@ class Session:
         facts = step.inspect(self.ctx)
         step.plan(answers, facts)  # the same refusals as `plan` (another setup's file, a name taken, too old)
         endpoint = step.endpoint(self.ctx)
-        public = answers.public_url
+        # The kind's own model of its file: rendered as `render` renders it, and the redirect's origin as it
+        # writes it.
+        config = step.config(answers, facts)
         stats: tuple[str, ...] | None = None
         if answers.balancer.haproxy is not None and answers.balancer.kind == "haproxy":
             stats = tuple(answers.balancer.haproxy.stats_allow)
         return ServedExport(
             kind=step.kind, product=step.product, config_path=facts.server.config_path,
-            text=step.render(answers, facts), configtest=facts.server.configtest, reload=facts.server.reload,
+            text=step.render_config(config), configtest=facts.server.configtest, reload=facts.server.reload,
             scheme=endpoint.scheme, probe_address=endpoint.address, host_header=endpoint.host_header,
             listen_port=endpoint.port, http_ports=endpoint.http_ports,
-            https_origin=f"{public.scheme}://{public_host_header(public)}", stats_allow=stats)
+            https_origin=config.https_origin, stats_allow=stats)
 
     # AWS.
 
