@@ -220,7 +220,8 @@ def test_a_hostile_synchrony_machine_is_refused_or_lands_as_one_member(address: 
     assert len(members) == 2  # the WebSocket and the HTTP balancer, one member each
     for member in members:
         assert re.fullmatch(r'BalancerMember "(?:ws|http)://[^"\s]+:8091"(?: retry=\d+)?(?: upgrade=websocket)?'
-                            r'(?: timeout=\d+)?',
+                            r'(?: timeout=\d+)?(?: hcmethod=GET hcexpr=clbw_answers hcuri=/synchrony/heartbeat'
+                            r' hcinterval=\d+ hcpasses=\d+ hcfails=\d+)?',
                             member), member
 
 

@@ -221,6 +221,8 @@ ALB_FIELDS = [
     ask(ALB, "profile", "AWS profile", placeholder="the standard credential chain (optional)"),
     ask(ALB, "scheme", "Scheme"),
     ask(ALB, "idle_timeout", "Idle timeout (s)", placeholder="300"),
+    ask(ALB, "allowed_cidrs", "Allowed networks",
+        placeholder="0.0.0.0/0 if internet-facing, else the VPC's CIDR (IPv4/IPv6 networks, comma-separated)"),
 ]
 
 #: The "no certificate" choice: the ALB then serves plain HTTP.
