@@ -23,12 +23,13 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard.answers_model import Answers, HaproxyOptions, NginxOptions, Node
+from wizard.answers_model import Answers, HaproxyOptions, NginxOptions
+from wizard.balancers.node_target import NodeTarget as NodeTarget
+from wizard.balancers.node_target import read_targets
 from wizard.balancers.reload_marker import pending_reload, reload_was_run
 from wizard.balancers.reloading import ReloadChange, Reloader, ReloadingKind
 from wizard.confluence.checks import apache_probe_address, public_host_header
-from wizard.confluence.nodes import read_node_facts
-from wizard.confluence.probes import Endpoint, url_host
+from wizard.confluence.probes import Endpoint
 from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note
 from wizard.engine.model import BALANCER, Change, Check, FileChange, Plan, UndoAction
@@ -97,17 +98,6 @@ class ServerFacts:
     @property
     def version_string(self) -> str:
         return ".".join(str(part) for part in self.version)
-
-
-@dataclass(frozen=True)
-class NodeTarget:
-    """Where the balancer sends one node's traffic, from the node's own files."""
-
-    name: str
-    host: str  # ready for a URL (IPv6 in brackets)
-    confluence_port: int
-    synchrony_port: int
-    context_path: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,12 +297,7 @@ class ServedFileKind(ReloadingKind["Facts"]):
         ctx.progress(self.name, BALANCER, f"reading {self.product}'s configuration")
         server = self.read_server(host, answers)
 
-        def target(node: Node) -> NodeTarget:
-            fact = read_node_facts(ctx.hosts.node(node), node, answers)
-            return NodeTarget(node.name, url_host(node.address), fact.confluence_port, fact.synchrony_port,
-                              fact.context_path)
-
-        return Facts(server, tuple(ctx.for_each_node(target)),
+        return Facts(server, read_targets(ctx),
                      pending_reload(ctx.previous.get(self.name), self.reload_undo_kind))
 
     # Plan (pure).

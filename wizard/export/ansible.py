@@ -631,12 +631,21 @@ def _module_template(name: str) -> str:
 
 
 def _with_vendored(body: str, vendored: str, name: str) -> str:
-    """The module template ``body`` with ``vendored`` in place of its marker (compiled to be sure)."""
-    marker = "# @@VENDORED@@\n"
-    assert body.count(marker) == 1, f"the module template {name} lost its marker"
-    text = body.replace(marker, vendored)
+    """The module template ``body`` with ``vendored`` in place of its marker and the shared atomic write
+    in place of its own (compiled to be sure)."""
+    parts = {"# @@VENDORED@@\n": vendored, "# @@ATOMIC_WRITE@@\n": _atomic_write()}
+    text = body
+    for marker, part in parts.items():
+        assert text.count(marker) == 1, f"the module template {name} lost its marker {marker.strip()}"
+        text = text.replace(marker, part)
     compile(text, name, "exec")
     return text
+
+
+def _atomic_write() -> str:
+    """The ``_write`` function of the file-editing modules, without its file's heading comment."""
+    text = _module_template("_atomic_write.py")
+    return text[text.index("def _write("):]
 
 
 def connector_module() -> str:

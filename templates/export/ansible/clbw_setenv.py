@@ -53,19 +53,7 @@ def _masked(text: str) -> str:
     return _SECRET_VALUE.sub(lambda m: f"{m[1]}********", text)
 
 
-def _write(module: AnsibleModule, path: str, data: bytes) -> None:
-    """Write ``data`` over ``path`` atomically, keeping its owner and mode (atomic_move copies them)."""
-    directory = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(prefix=".clbw-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        module.atomic_move(temporary, path, unsafe_writes=False)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+# @@ATOMIC_WRITE@@
 
 
 def main() -> None:

@@ -66,26 +66,32 @@ from wizard.balancers.apache.undo import (
 from wizard.balancers.apache.vhost import (
     ALL_MODULES,
     BalancerFacts,
-    NodeTarget,
     Vhost,
     build_vhost,
     listen_port,
     needed_modules,
     render_vhost,
 )
+from wizard.balancers.node_target import read_targets
 from wizard.balancers.reload_marker import reload_was_run
 from wizard.balancers.reloading import ReloadChange, Reloader, ReloadingKind
 from wizard.confluence.checks import apache_probe_address, public_host_header
-from wizard.confluence.nodes import read_node_facts
-from wizard.confluence.probes import Endpoint, url_host
+from wizard.confluence.probes import Endpoint
 from wizard.engine.diffs import unified_diff
 from wizard.engine.files import link_note
-from wizard.engine.model import BALANCER, Change, ChangeDetails, Check, FileChange, Plan, UndoAction
+from wizard.engine.model import (
+    BALANCER,
+    Change,
+    ChangeDetails,
+    Check,
+    FileChange,
+    Plan,
+    UndoAction,
+)
 from wizard.engine.step import Context, Journal
 from wizard.engine.undo import LEGACY_RUN, UndoRecordError, perform
 from wizard.errors import CommandFailedError, WizardError
 from wizard.transport.hosts import Host
-
 
 # The particulars of each change the Apache plan makes (saved as the plan's details).
 
@@ -292,12 +298,7 @@ class ApacheBalancerStep(ReloadingKind[BalancerFacts]):
         ctx.progress(self.name, BALANCER, "reading Apache's configuration")
         apache = read_apache_facts(host, answers, ALL_MODULES)
 
-        def target(node: Node) -> NodeTarget:
-            fact = read_node_facts(ctx.hosts.node(node), node, answers)
-            return NodeTarget(node.name, url_host(node.address), fact.confluence_port, fact.synchrony_port,
-                              fact.context_path, fact.synchrony_port_source)
-
-        return BalancerFacts(apache, tuple(ctx.for_each_node(target)),
+        return BalancerFacts(apache, read_targets(ctx),
                              pending_reload(ctx.previous.get(self.name)))
 
     # Plan (pure).

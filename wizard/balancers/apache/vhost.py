@@ -19,6 +19,7 @@ from wizard.balancers.apache.facts import (
     ApacheFacts,
     module_id,
 )
+from wizard.balancers.node_target import NodeTarget as NodeTarget
 from wizard.balancers.settings import proxy_settings
 from wizard.confluence.probes import url_host
 from wizard.render import ConfigText, render
@@ -55,18 +56,6 @@ def health_checks(version: tuple[int, int, int]) -> bool:
 #: Every module any answers may need: inspect reads their availability before the plan
 #: (which depends on the version it reads at the same time) chooses among them.
 ALL_MODULES = MODULE_ORDER
-
-
-@dataclass(frozen=True)
-class NodeTarget:
-    """Where the balancer sends one node's traffic, from the node's own files."""
-
-    name: str
-    host: str  # ready for a URL (IPv6 in brackets)
-    confluence_port: int
-    synchrony_port: int
-    context_path: str
-    synchrony_port_source: str
 
 
 @dataclass(frozen=True)
