@@ -105,6 +105,21 @@ def run(argv: list[str], env: dict[str, str], cwd: Path | None = None, timeout: 
     return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def run_changes_nothing(playbook: str, env: dict[str, str], out: Path) -> None:
+    """A second run of the playbook reports changed=0 and failed=0 on every host."""
+    second = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(second.stdout).values()), second.stdout
+
+
+def stays_on(base: str, cookie: str, node: str, *, rounds: int) -> None:
+    """With the ROUTEID cookie, every request reaches the same node."""
+    for _ in range(rounds):
+        again = httpx.get(f"{base}/status", headers={"Host": "localhost", "Cookie": f"ROUTEID={cookie}"},
+                          timeout=5.0)
+        assert again.headers["x-node"] == node
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP's counters per host."""
     found = {}
@@ -170,15 +185,10 @@ def test_exported_playbook_applies_what_apply_applies(lab, ssh_testbed, sshd, cl
     cookie = first_answer.cookies.get("ROUTEID") or ""
     route = re.fullmatch(r"\.?(node\d)", cookie)
     assert route and first_answer.headers["x-node"] == route[1], first_answer.headers
-    for _ in range(6):  # without the cookie Apache alternates; with it, the same node every time
-        again = httpx.get(f"{base}/status", headers={"Host": "localhost", "Cookie": f"ROUTEID={cookie}"},
-                          timeout=5.0)
-        assert again.headers["x-node"] == route[1]
+    stays_on(base, cookie, route[1], rounds=6)  # without the cookie Apache alternates
 
     # A second run changes nothing and restarts nothing.
-    second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(second.stdout).values()), second.stdout
+    run_changes_nothing(playbook, client_env, out)
     assert [node.restarts for node in lab.nodes] == [1, 1]
     assert {n.name: n.server_xml_path.read_bytes() for n in lab.nodes} == by_ansible
 
@@ -456,9 +466,7 @@ def test_exported_playbook_edits_setenv_sh_as_apply_does(mode, line, lab, lab_no
     assert [node.restarts for node in lab.nodes] == [2, 2]  # the setenv.sh edit alone restarts the node
     assert {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes} == by_ansible
 
-    second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(second.stdout).values()), second.stdout
+    run_changes_nothing(playbook, client_env, out)
     assert [node.restarts for node in lab.nodes] == [2, 2]
 
     twin_apply(lab, raw, originals, tmp_path)
@@ -707,14 +715,9 @@ def test_exported_playbook_writes_the_nginx_and_haproxy_file_as_apply_does(serve
     cookie = answer.cookies.get("ROUTEID") or ""
     route = re.fullmatch(r"\.?(node\d)", cookie)
     assert route and answer.headers["x-node"] == route[1], (cookie, answer.headers)
-    for _ in range(4):  # with the cookie, the same node every time
-        again = httpx.get(f"{base}/status", headers={"Host": "localhost", "Cookie": f"ROUTEID={cookie}"},
-                          timeout=5.0)
-        assert again.headers["x-node"] == route[1]
+    stays_on(base, cookie, route[1], rounds=4)
 
-    second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(second.stdout).values()), second.stdout
+    run_changes_nothing(playbook, client_env, out)
 
     # A file the server's own test refuses: put back, the server not reloaded, the previous file serving.
     good = template.read_text()
