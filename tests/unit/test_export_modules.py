@@ -25,7 +25,7 @@ from wizard.export import ansible, project
 
 URL = "https://wiki.example.com/synchrony/v1"
 REPLACED = ("from __future__ import annotations\n", "from wizard.errors import BadInputError\n",
-            "from wizard.answers_model import Answers\n", "    from wizard.confluence.serverxml import _active_shell\n")
+            "from wizard.answers_model import Answers\n", "    from wizard.confluence.serverxml import _last_option\n")
 
 
 def standalone(module_text: str, name: str = "clbw_module_under_test") -> types.ModuleType:
@@ -50,7 +50,8 @@ def test_the_setenv_module_vendors_the_wizards_editor_verbatim() -> None:
         found = module.find(part, position)
         assert found >= 0, part[:200]
         position = found + len(part)
-    assert inspect.getsource(serverxml._active_shell) in module  # the one helper it calls, beside it
+    for helper in (serverxml._active_shell, serverxml._last_option):  # the helpers it calls, beside it
+        assert inspect.getsource(helper) in module
     assert not re.search(r"^\s*(from|import) wizard", module, re.MULTILINE)  # stand-alone on the node
     assert module.index("from __future__ import annotations") < module.index("def plan_setenv_edit")
 

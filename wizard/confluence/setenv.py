@@ -163,20 +163,11 @@ def _scan(line: str, quote: str, depth: int) -> tuple[str, int, bool]:
     return quote, depth, False
 
 
-def _active(text: str) -> str:
-    """The text without comments (shell-aware), for reading the admin's own options."""
-    from wizard.confluence.serverxml import _active_shell
-
-    return _active_shell(text)
-
-
 def read_option(text: str, name: str) -> str | None:
     """The value of the last active ``-D<name>=...`` in setenv.sh (commented lines do not count)."""
-    pattern = re.compile(r"(?<![\w.-])-D" + re.escape(name) + r"""=(?:"([^"]*)"|'([^']*)'|([^\s"'\\;]*))""")
-    matches = list(pattern.finditer(_active(text)))
-    if not matches:
-        return None
-    return next(group for group in matches[-1].groups() if group is not None)
+    from wizard.confluence.serverxml import _last_option
+
+    return _last_option(text, name)
 
 
 def decode_setenv(data: bytes) -> str:

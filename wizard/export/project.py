@@ -31,7 +31,7 @@ _FUTURE_IMPORT = "from __future__ import annotations\n"
 #: ``from __future__ import annotations`` never evaluates) and the one serverxml helper it calls, vendored
 #: beside it.
 _ANSWERS_IMPORT = "from wizard.answers_model import Answers\n"
-_ACTIVE_SHELL_IMPORT = "    from wizard.confluence.serverxml import _active_shell\n"
+_LAST_OPTION_IMPORT = "    from wizard.confluence.serverxml import _last_option\n"
 _STANDALONE_ERROR = '''class BadInputError(Exception):
     """Stand-in for wizard.errors.BadInputError: a message and the next step (hint)."""
 
@@ -293,13 +293,13 @@ def vendored_setenv() -> str:
     """wizard.confluence.setenv's source, stand-alone: the setenv.sh editor ``apply`` uses, for the module.
 
     Besides the ``__future__`` import and the error class (as for serverxml), its import of the
-    answers' type goes (annotations only), and the one serverxml helper it imports
-    (``_active_shell``, reading the file without its comments) is vendored in front of it.
+    answers' type goes (annotations only), and the serverxml helper it imports (``_last_option``,
+    reading an option outside comments, with ``_active_shell`` which it calls) is vendored in front of it.
     """
     from wizard.confluence import serverxml, setenv
 
-    helper = _inspect.getsource(serverxml._active_shell)
-    body = _vendored(setenv, {_ERRORS_IMPORT: _STANDALONE_ERROR, _ANSWERS_IMPORT: "", _ACTIVE_SHELL_IMPORT: ""})
+    helper = "\n\n".join(_inspect.getsource(function) for function in (serverxml._active_shell, serverxml._last_option))
+    body = _vendored(setenv, {_ERRORS_IMPORT: _STANDALONE_ERROR, _ANSWERS_IMPORT: "", _LAST_OPTION_IMPORT: ""})
     return f"{helper}\n\n{body}"
 
 
