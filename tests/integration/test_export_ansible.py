@@ -31,6 +31,7 @@ import yaml
 
 from wizard.answers import validate
 from wizard.errors import EXIT_OK
+from wizard.export.ansible import RESTART_MARKER_NAME
 from wizard.export.folder import MANIFEST
 from wizard.lab.cluster import Lab
 from wizard.engine.runner import Runner
@@ -120,6 +121,11 @@ def stays_on(base: str, cookie: str, node: str, *, rounds: int) -> None:
         assert again.headers["x-node"] == node
 
 
+def owed(node) -> bool:
+    """Whether the marker the edit modules leave until the node's restart is done is beside its server.xml."""
+    return (node.server_xml_path.parent / RESTART_MARKER_NAME).exists()
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP's counters per host."""
     found = {}
@@ -157,6 +163,7 @@ def test_exported_playbook_applies_what_apply_applies(lab, ssh_testbed, sshd, cl
     assert re.search(r"^\+.*proxyName=\"localhost\"", check.stdout, re.MULTILINE), check.stdout
     assert {n.name: n.server_xml_path.read_bytes() for n in lab.nodes} == originals and not vhost.exists()
     assert all(node.restarts == 0 for node in lab.nodes)
+    assert not any(owed(node) for node in lab.nodes)
 
     # The real run: every node edited and restarted one at a time, Apache configured, checks passed.
     first = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
@@ -167,6 +174,7 @@ def test_exported_playbook_applies_what_apply_applies(lab, ssh_testbed, sshd, cl
     assert counters["node1"]["changed"] >= 2 and counters["balancer"]["changed"] >= 2, first.stdout
     assert counters["localhost"]["ok"] == 3, first.stdout  # status + sticky cookie, heartbeat, manager closed
     assert [node.restarts for node in lab.nodes] == [1, 1]
+    assert not any(owed(node) for node in lab.nodes)  # each node's restart is done
     # The restart took the edit into the running Tomcat (the lab node re-reads server.xml then).
     public_port = raw["balancer"]["apache"]["listen_port"]
     for node in lab.nodes:
@@ -203,6 +211,57 @@ def test_exported_playbook_applies_what_apply_applies(lab, ssh_testbed, sshd, cl
     assert outcome.exit_status == EXIT_OK, outcome.message
     assert {n.name: n.server_xml_path.read_bytes() for n in lab.nodes} == by_ansible
     assert vhost.read_bytes() == vhost_by_ansible
+
+
+def test_a_run_killed_between_an_edit_and_the_restart_restarts_that_node_next_time(
+        lab, ssh_testbed, sshd, client_env, tmp_path):
+    """ansible-playbook killed (SIGKILL, its whole process group) while node1's restart command runs, after
+    its Connector edit: node1's server.xml is as wanted, but its Tomcat still runs the old Connector. The
+    next run finds nothing to edit on node1 and must still restart it (the marker its edit left says the
+    restart is owed), and node2 (its own edit); a third run changes and restarts nothing."""
+    import signal
+    import time
+
+    playbook = ansible_playbook()
+    raw = over_ssh(lab, ssh_testbed, sshd)
+    started = shlex.quote(str(tmp_path / "restart-started"))
+    first_node = raw["nodes"][0]
+    # node1's first restart command hangs until the play is killed, then ends without restarting.
+    first_node["restart_command"] = (f"if [ ! -e {started} ]; then touch {started}; sleep 20; exit 1; fi; "
+                                     + first_node["restart_command"])
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(yaml.safe_dump(raw))
+    originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
+    out = tmp_path / "export"
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+               client_env)
+    assert done.returncode == EXIT_OK, done.stderr
+
+    log = tmp_path / "killed-run.log"
+    with log.open("w") as output:
+        killed = subprocess.Popen([playbook, "-i", "inventory.yml", "site.yml"], env=client_env, cwd=out,
+                                  stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "restart-started").exists():
+            assert killed.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    node1, node2 = lab.nodes
+    assert node1.server_xml_path.read_bytes() != originals["node1"], log.read_text()  # edited ...
+    assert node1.restarts == 0 and owed(node1)  # ... not restarted, and the marker says so
+    assert node2.server_xml_path.read_bytes() == originals["node2"] and not owed(node2)  # not reached
+    assert node1.running_connector.get("proxyName") != "localhost"
+
+    second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert [node.restarts for node in lab.nodes] == [1, 1], second.stdout
+    assert not owed(node1) and not owed(node2)
+    for node in lab.nodes:
+        assert node.running_connector["proxyName"] == "localhost", node.running_connector
+    run_changes_nothing(playbook, client_env, out)
+    assert [node.restarts for node in lab.nodes] == [1, 1]
 
 
 def test_connector_module_matches_the_wizard_on_every_fixture(client_env, tmp_path):

@@ -14,7 +14,10 @@ The files say what ``apply`` would do, in Ansible's terms (ansible-core only, no
   tested, gracefully reloaded; HAProxy: the runtime API), wait ``restart_drain``, restart, wait
   for ``/status`` to leave RUNNING and answer RUNNING again (and, in direct mode, the node's own
   Synchrony heartbeat), put it back; a node that does not come back stops the roll and stays
-  drained (``restart: manual``: the admin restarts it, the play waits the same way);
+  drained (``restart: manual``: the admin restarts it, the play waits the same way). An edit module
+  leaves ``.confluence-lb-wizard-restart-owed`` beside server.xml before it changes a file, and the
+  play removes it once the node is back: a run stopped or killed between an edit and the restart
+  restarts that node next time, though its files are already as wanted;
 * play 2, on the Apache host: the modules and site the balancer step would enable, the
   vhost rendered now by the balancer step itself (``templates/``, shipped as it is), the
   configuration test before any reload (a failing test puts the previous file back), and
@@ -126,6 +129,7 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         entry.update({
             "clbw_server_xml": Unsafe(item.server_xml_path),
             "clbw_setenv": Unsafe(item.setenv_path),
+            "clbw_restart_marker": Unsafe(restart_marker(item.server_xml_path)),
             "clbw_confluence_port": item.confluence_port,
             "clbw_status_url": Unsafe(item.status_url),
         })
@@ -164,6 +168,15 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
                  "clbw_setenv_options": {name: Unsafe(value) for name, value in wanted_options(answers).items()},
                  "clbw_restart_drain": answers.restart_drain},
         "children": children}}
+
+
+#: The file the edit modules leave beside server.xml before they change a file, and the roll removes once
+#: the node answers RUNNING after its restart: a run killed in between still restarts the node next time.
+RESTART_MARKER_NAME = ".confluence-lb-wizard-restart-owed"
+
+
+def restart_marker(server_xml_path: str) -> str:
+    return posixpath.join(posixpath.dirname(server_xml_path), RESTART_MARKER_NAME)
 
 
 def _sha256(text: str) -> str:
@@ -273,15 +286,18 @@ def nodes_play(answers: Answers, apache: ApacheExport | None = None,
         "name": "Set proxyName, proxyPort and scheme on the Connector (only its start tag changes)",
         "clbw_connector": {"path": "{{ clbw_server_xml }}", "port": "{{ clbw_confluence_port }}",
                            "proxy_name": "{{ clbw_proxy_name }}", "proxy_port": "{{ clbw_proxy_port }}",
-                           "scheme": "{{ clbw_scheme }}"},
+                           "scheme": "{{ clbw_scheme }}", "restart_marker": "{{ clbw_restart_marker }}"},
         "register": "clbw_connector_edit"}, {
         "name": f"Synchrony's options in bin/setenv.sh for synchrony.mode {answers.synchrony.mode} (one marked line "
                 "each; only this setup's own lines are ever removed)",
         "clbw_setenv": {"path": "{{ clbw_setenv }}", "setup": "{{ clbw_setup }}",
-                        "options": "{{ clbw_setenv_options }}", "backup": True},
+                        "options": "{{ clbw_setenv_options }}", "backup": True,
+                        "restart_marker": "{{ clbw_restart_marker }}"},
         "register": "clbw_setenv_edit"}]
-    # Both edits take effect at the same restart; a run where neither changed restarts nothing.
-    changed = "clbw_connector_edit is changed or clbw_setenv_edit is changed"
+    # Both edits take effect at the same restart; a run where neither changed restarts nothing, unless
+    # an earlier run edited and was stopped (or killed) before the restart: the marker says so.
+    changed = ("clbw_connector_edit is changed or clbw_setenv_edit is changed or clbw_connector_edit.restart_owed "
+               "| default(false) or clbw_setenv_edit.restart_owed | default(false)")
     if apache is not None:
         # The vhost Apache serves says whether the balancer is live (the roll drains only then, as the
         # restart step does) and whether an earlier roll stopped with this node drained: that node is
@@ -410,6 +426,9 @@ def nodes_play(answers: Answers, apache: ApacheExport | None = None,
         tasks.append(_on_balancer({"name": "Put this node back in HAProxy (set server ... state ready)",
                                    "clbw_haproxy": {**haproxy_args, "state": "ready"},
                                    "when": f"{run} and clbw_live"}))
+    # Last, once the node answers and is back in the balancer: the restart is no longer owed.
+    tasks.append({"name": "The restart is done: remove the marker that said it was owed",
+                  "ansible.builtin.file": {"path": "{{ clbw_restart_marker }}", "state": "absent"}, "when": run})
     return {"name": "Tomcat Connector and setenv.sh on every node, then a rolling restart", "hosts": NODES_GROUP,
             "serial": 1, "gather_facts": False, "any_errors_fatal": True, "tasks": tasks}
 
@@ -603,6 +622,9 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
                    f"({answers.restart_drain} s), restarted, waited for, then set ready again; only once HAProxy "
                    "serves this setup. A node that does not come back stops the roll and stays drained; the next "
                    "run restarts it again and puts it back.\n")
+    header += (f"A restart owed: the edit modules leave {RESTART_MARKER_NAME} beside server.xml before they change "
+               "a file, and the roll removes it once the node is back, so a run stopped or killed between an edit and "
+               "the node's restart restarts that node next time.\n")
     reason = no_drain_reason(answers, haproxy)
     if reason:
         header += f"No drain: {reason}\n"

@@ -25,6 +25,10 @@ options:
   proxy_name: {description: The public host name., required: true, type: str}
   proxy_port: {description: The public port., required: true, type: int}
   scheme: {description: http or https., required: true, type: str, choices: [http, https]}
+  restart_marker:
+    description: A file written on the node before the file changes, so a play killed before the node's
+      restart still knows the restart is owed (returned as restart_owed while it exists).
+    type: path
 """
 
 # ---------------------------------------------------------------- vendored from wizard.confluence.serverxml
@@ -57,6 +61,7 @@ def main() -> None:
             "proxy_name": {"type": "str", "required": True},
             "proxy_port": {"type": "int", "required": True},
             "scheme": {"type": "str", "required": True, "choices": ["http", "https"]},
+            "restart_marker": {"type": "path", "required": False, "default": None},
         },
         supports_check_mode=True,
     )
@@ -82,8 +87,12 @@ def main() -> None:
     if module._diff and edit.changed:
         result["diff"] = {"before_header": path, "after_header": path,
                           "before": _masked(text.replace("\r", "")), "after": _masked(edit.new_text.replace("\r", ""))}
+    marker = params["restart_marker"]
     if edit.changed and not module.check_mode:
+        if marker:
+            _owe_restart(module, marker, path)
         _write(module, path, new_data)
+    result["restart_owed"] = bool(marker) and os.path.exists(marker)
     module.exit_json(**result)
 
 

@@ -30,6 +30,10 @@ options:
     type: dict
     default: {}
   backup: {description: Keep a copy of the file as it was before a change., type: bool, default: false}
+  restart_marker:
+    description: A file written on the node before the file changes, so a play killed before the node's
+      restart still knows the restart is owed (returned as restart_owed while it exists).
+    type: path
 """
 
 # ---------------------------------------------------------------- vendored from wizard.confluence.setenv
@@ -63,6 +67,7 @@ def main() -> None:
             "setup": {"type": "str", "required": True},
             "options": {"type": "dict", "required": False, "default": {}},
             "backup": {"type": "bool", "required": False, "default": False},
+            "restart_marker": {"type": "path", "required": False, "default": None},
         },
         supports_check_mode=True,
     )
@@ -85,7 +90,8 @@ def main() -> None:
             shown = ", ".join(f"-D{k}={v}" for k, v in wanted.items())
             module.fail_json(msg=f"{path} does not exist, and this setup needs {shown} in it. Nothing was changed. "
                                  "(Check nodes[].install_dir: Confluence's installation folder holds bin/setenv.sh.)")
-        module.exit_json(changed=False, path=path, msg="no setenv.sh and no option to add: nothing to do")
+        module.exit_json(changed=False, path=path, msg="no setenv.sh and no option to add: nothing to do",
+                         restart_owed=bool(params["restart_marker"]) and os.path.exists(params["restart_marker"]))
     try:
         with open(path, "rb") as stream:
             data = stream.read()
@@ -103,10 +109,14 @@ def main() -> None:
     if module._diff and edit.changed:
         result["diff"] = {"before_header": path, "after_header": path,
                           "before": _masked(text.replace("\r", "")), "after": _masked(edit.new_text.replace("\r", ""))}
+    marker = params["restart_marker"]
     if edit.changed and not module.check_mode:
         if params["backup"]:
             result["backup_file"] = module.backup_local(path)
+        if marker:
+            _owe_restart(module, marker, path)
         _write(module, path, edit.new_text.encode("utf-8"))
+    result["restart_owed"] = bool(marker) and os.path.exists(marker)
     module.exit_json(**result)
 
 
