@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import yaml
 from wizard.answers import validate
 from wizard.errors import EXIT_OK, EXIT_STEP_FAILED, WizardError
 from wizard.lab.cluster import Lab
+from wizard.lab.processes import free_port
 from wizard.engine.runner import Runner
 from wizard.engine.state import StateStore
 
@@ -57,12 +57,6 @@ SETTINGS = f"""<settings>
 OTHER_ROWS = [(2, "_GLOBAL", "atlassian.confluence.smtp.settings", "<smtp/>"),
               (3, "SPACEKEY", "atlassian.confluence.settings",
                f"<spaceSettings><baseUrl>{OLD}</baseUrl></spaceSettings>")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def postgres_bin() -> Path:

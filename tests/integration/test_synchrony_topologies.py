@@ -153,11 +153,9 @@ def test_direct_mode_refuses_a_node_without_synchrony_before_any_change(tmp_path
 
 
 def httpx_free_port() -> int:
-    import socket
+    from wizard.lab.processes import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()
 
 
 def test_settings_take_effect_on_real_apache(tmp_path, apache_factory, lab_node_factory) -> None:

@@ -55,6 +55,26 @@ def test_free_port_can_be_bound_and_port_answers_tells_whether_something_listens
     assert not port_answers(port)
 
 
+def test_free_port_never_hands_out_a_port_the_kernel_may_give_a_bind_to_port_zero(monkeypatch) -> None:
+    """The kernel gives bind(0) a port of its ephemeral range; a port chosen there and not yet bound by its
+    server could go to the next bind(0) (a simulated node), so free_port picks below that range, never the
+    same port twice, and never one something listens on."""
+    from wizard.lab import processes
+
+    low = processes._ephemeral_low()
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(processes._PICK_FROM <= port < low for port in ports)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        monkeypatch.setattr(processes, "_PICK_FROM", taken)
+        monkeypatch.setattr(processes, "_ephemeral_low", lambda: taken + 1001)
+        picks = {free_port() for _ in range(20)}
+    assert taken not in picks
+
+
 def test_read_pid(tmp_path) -> None:
     (tmp_path / "good.pid").write_text("1234\n")
     (tmp_path / "bad.pid").write_text("not a pid\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,15 +26,47 @@ POLL_SECONDS = 0.05
 KILL_SECONDS = 5.0
 
 
+#: Where ``free_port`` looks first: below the kernel's ephemeral range (see ``_ephemeral_low``).
+_PICK_FROM = 10000
+#: The ports this process has handed out: never handed out twice (a server may not have bound it yet).
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the range the kernel picks from for bind(0) and outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` right now, for a server that binds it itself a moment later.
 
-    Another program may take it in between; callers that start a server on it retry on
-    "Address already in use".
+    Chosen at random below the kernel's ephemeral range, never twice in this process: a port the
+    kernel gave a bind(0) would be free again as soon as the probe closes, and the next server that
+    binds port 0 (a simulated node, a test's listener) could be given it before the server it was
+    chosen for binds it. Another program may still take it in between; callers that start a server
+    on it retry on "Address already in use".
     """
+    low = _ephemeral_low()
+    if low - _PICK_FROM >= 1000:
+        for _ in range(200):
+            port = random.randrange(_PICK_FROM, low)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((host, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+        port = int(probe.getsockname()[1])
+    _handed_out.add(port)
+    return port
 
 
 def port_is_free(port: int) -> bool:
