@@ -714,6 +714,71 @@ def test_exported_roll_drains_each_node_through_haproxys_runtime_api(haproxy_lab
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(third.stdout).values()), third.stdout
 
 
+def test_exported_roll_drains_each_node_in_nginx_through_its_file(client_env, tmp_path):
+    """Behind a live nginx the exported roll drains each node as `restart` does: the file with that node's
+    servers down (templates/drained/), tested, reloaded, before its restart, and the file of templates/ after:
+    no request through nginx reaches a node while it restarts, none fails, and the file ends as the export
+    writes it. Before nginx serves the setup (its file is not there yet) nothing is drained."""
+    import time
+
+    from wizard.balancers.nginx.config import drained_in
+
+    root = Path(tempfile.mkdtemp(prefix="clbw-export-nginx-roll-"))
+    root.chmod(0o755)
+    lab = Lab(root, nodes=2, balancer="nginx")
+    lab.start()
+    try:
+        playbook = ansible_playbook()
+        raw = lab.answers()
+        raw["restart_drain"] = 1
+        config = lab.proxy.config_path
+        snapshots = tmp_path / "at-restart"
+        snapshot_restarts(raw, config, snapshots)
+        answers_file = tmp_path / "answers.yaml"
+        answers_file.write_text(yaml.safe_dump(raw))
+        out = tmp_path / "export"
+        done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
+                   client_env)
+        assert done.returncode == EXIT_OK, done.stderr
+        exported = (out / "templates" / config.name).read_bytes()
+        for node in lab.nodes:
+            assert drained_in((out / "templates" / "drained" / f"{node.name}.conf").read_text()) == {node.name}
+        env = {**client_env, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+        originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
+
+        first = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert [node.restarts for node in lab.nodes] == [1, 1]
+        assert sorted(p.read_text() for p in snapshots.iterdir()) == ["absent\n", "absent\n"]
+        assert config.read_bytes() == exported
+
+        for node in lab.nodes:
+            node.server_xml_path.write_bytes(originals[node.name])
+        with Traffic(f"http://127.0.0.1:{lab.proxy.port}/status", "localhost") as traffic:
+            time.sleep(0.5)  # both nodes seen answering before the roll
+            second = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+            time.sleep(0.5)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert [node.restarts for node in lab.nodes] == [2, 2]
+        for node in lab.nodes:
+            (snapshot,) = [p for p in snapshots.iterdir() if p.name == f"{node.name}-1.conf"]
+            assert drained_in(snapshot.read_text()) == {node.name}, snapshot.read_text()
+            restart = node.restart_log[-1]
+            assert restart.running_again is not None
+            during = [seen for seen in traffic.seen if restart.requested <= seen[0] <= restart.running_again]
+            assert during, "no request was sent while the node restarted"
+            assert all(seen[3] != node.name for seen in during), during
+        failed = [seen for seen in traffic.seen if seen[2] != 200]
+        assert not failed, failed[:5]
+        assert len({seen[3] for seen in traffic.seen}) == 2
+        assert config.read_bytes() == exported  # every node back
+        run_changes_nothing(playbook, env, out)
+        assert [node.restarts for node in lab.nodes] == [2, 2]
+    finally:
+        lab.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- nginx and HAProxy's own file
 
 

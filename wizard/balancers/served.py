@@ -21,7 +21,7 @@ import shlex
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from wizard.answers_model import Answers, HaproxyOptions, NginxOptions
 from wizard.balancers.node_target import NodeTarget as NodeTarget
@@ -204,6 +204,8 @@ class ServedFileKind(ReloadingKind["Facts"]):
     """A balancer kind whose whole configuration is one file on the balancer's machine."""
 
     sticky_cookie = "ROUTEID"
+    #: Whether the kind drains a node by rewriting its file (``render_drained``, ``drained_in``).
+    drains_through_file: ClassVar[bool] = False
     #: The oldest version the kind's file works on, what needs it, and how to get a newer one.
     minimum_version: tuple[int, ...] = (0,)
     minimum_needs = ""
@@ -246,6 +248,15 @@ class ServedFileKind(ReloadingKind["Facts"]):
         return [Refusal(f"The balancer runs {self.product} {server.version_string}; the wizard needs {self.product} "
                         f"{'.'.join(map(str, self.minimum_version))} or later{needs}. Nothing was changed.",
                         f"{self.upgrade_hint}, then run the step again.")]
+
+    def render_drained(self, answers: Answers, facts: Facts, drained: frozenset[str]) -> str:
+        """The file with the nodes ``drained`` taken out (pure), for a kind whose drain rewrites its
+        file (``wizard.balancers.file_drain``); the others drain otherwise, or not at all."""
+        raise AssertionError(f"the {self.kind} kind does not drain through its file")
+
+    def drained_in(self, text: str) -> frozenset[str]:
+        """The nodes the wizard's file ``text`` has drained (none for a kind that drains otherwise)."""
+        return frozenset()
 
     def own_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
         """The kind's checks beyond the shared ones (HAProxy's stats page)."""

@@ -10,8 +10,9 @@ The files say what ``apply`` would do, in Ansible's terms (ansible-core only, no
 * ``library/clbw_haproxy.py`` (HAProxy with ``admin_socket``): drain and ready through the runtime API;
 * play 1, over the nodes with ``serial: 1`` and ``any_errors_fatal``: the Connector and setenv.sh
   edits, then, only where one changed something, the rolling restart as the restart step does it
-  behind a live balancer: drain the node (Apache: the vhost with its members at ``status=+D``,
-  tested, gracefully reloaded; HAProxy: the runtime API), wait ``restart_drain``, restart, wait
+  behind a live balancer: drain the node (Apache: the vhost with its members at ``status=+D``;
+  nginx: its file with the node's servers ``down``; each tested and gracefully reloaded; HAProxy:
+  the runtime API), wait ``restart_drain``, restart, wait
   for ``/status`` to leave RUNNING and answer RUNNING again (and, in direct mode, the node's own
   Synchrony heartbeat), put it back; a node that does not come back stops the roll and stays
   drained (``restart: manual``: the admin restarts it, the play waits the same way). An edit module
@@ -35,6 +36,7 @@ the inventory, so Ansible never evaluates it as a template.
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
 from typing import Any
 
 from wizard.answers_model import Access, Answers
@@ -64,6 +66,29 @@ POLL_SECONDS = 1
 WATCH_POLL_SECONDS = 0.2
 #: How long the final checks wait for Apache's graceful reload to take over (as `verify` does).
 CHECK_RETRIES = 10
+
+
+@dataclass(frozen=True)
+class FileDrain:
+    """A balancer whose roll drains a node by rewriting its managed file (Apache's vhost, nginx's file):
+    what the roll writes, and how the play names it."""
+
+    product: str  # "Apache", "nginx"
+    thing: str  # "vhost", "nginx configuration"
+    source: str  # the template of the file with no node drained
+    text: str
+    drained_texts: dict[str, str]  # the file with each node drained, by node
+    how: str  # what a drain does, for site.yml's heading
+
+
+def file_drain(apache: ApacheExport | None, served: ServedExport | None) -> FileDrain | None:
+    if apache is not None:
+        return FileDrain("Apache", "vhost", vhost_source(apache), apache.vhost_text, apache.drained_texts,
+                         "the vhost with its members at status=+D")
+    if served is not None and served.drained_texts:
+        return FileDrain(served.product, f"{served.product} configuration", served_source(served), served.text,
+                         served.drained_texts, "its file with the node's servers down in every upstream")
+    return None
 
 
 class Unsafe(str):
@@ -122,6 +147,7 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
     from wizard.confluence.setenv import wanted_options
 
     url = answers.public_url
+    drain = file_drain(apache, served)
     hosts: dict[str, Any] = {}
     for item in nodes:
         node = item.node
@@ -137,8 +163,8 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
             entry["clbw_heartbeat_url"] = Unsafe(item.heartbeat_url)
         if item.restart_command is not None:
             entry["clbw_restart_command"] = Unsafe(item.restart_command)
-        if apache is not None:
-            entry["clbw_drained_vhost_sha256"] = _sha256(apache.drained_texts[node.name])
+        if drain is not None:
+            entry["clbw_drained_sha256"] = _sha256(drain.drained_texts[node.name])
         hosts[node.name] = entry
     children: dict[str, Any] = {NODES_GROUP: {"hosts": hosts}}
     if apache is not None:
@@ -147,7 +173,7 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         entry = connection_vars(options.access, "")
         entry.update({"clbw_config_path": Unsafe(apache.config_path),
                       "clbw_configtest": Unsafe(apache.configtest), "clbw_reload": Unsafe(apache.reload),
-                      "clbw_vhost_sha256": _sha256(apache.vhost_text)})
+                      "clbw_file_sha256": _sha256(apache.vhost_text)})
         if apache.modules_file:
             entry["clbw_modules_file"] = Unsafe(apache.modules_file[0])
         children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
@@ -158,6 +184,8 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         if served is not None:
             entry.update({"clbw_config_path": Unsafe(served.config_path),
                           "clbw_configtest": Unsafe(served.configtest), "clbw_reload": Unsafe(served.reload)})
+        if drain is not None:
+            entry["clbw_file_sha256"] = _sha256(drain.text)
         if haproxy is not None and haproxy.admin_socket:
             entry.update({"clbw_admin_socket": Unsafe(haproxy.admin_socket),
                           "clbw_haproxy_backends": [Unsafe(name) for name in haproxy.backends]})
@@ -188,20 +216,19 @@ def _sha256(text: str) -> str:
 # --------------------------------------------------------------------------- the plays
 
 
-def no_drain_reason(answers: Answers, haproxy: HaproxyExport | None) -> str | None:
-    """Why the playbook's roll restarts the nodes without draining them, or None when it drains."""
+def no_drain_reason(answers: Answers, drain: FileDrain | None, haproxy: HaproxyExport | None) -> str | None:
+    """Why the playbook's roll restarts the nodes without draining them, or None when it drains (through
+    the balancer's file, or HAProxy's runtime API)."""
     kind = answers.balancer.kind
-    if kind == "apache" or (kind == "haproxy" and haproxy is not None and haproxy.admin_socket):
+    if drain is not None or (kind == "haproxy" and haproxy is not None and haproxy.admin_socket):
         return None
     if kind == "haproxy":
         return ("HAProxy without balancer.haproxy.admin_socket cannot drain a node (no runtime API to ask), so "
                 "the roll restarts each node WITHOUT draining it: requests it is serving fail while it restarts. "
                 "Set admin_socket to the `stats socket ... level admin` of HAProxy's global section and export "
                 "again to drain.")
-    if kind == "nginx":
-        return ("nginx (open source) cannot drain a node without rewriting and reloading its upstream, which the "
-                "wizard does not do, so the roll restarts each node WITHOUT draining it: requests it is serving "
-                "fail while it restarts (nginx retries idempotent requests on the other node).")
+    if kind != "alb":  # every other kind drains through its file
+        raise AssertionError(f"the export of a {kind} balancer has no drained file")
     return ("The AWS load balancer is not managed by this playbook (CloudFormation or `apply --only balancer` "
             "builds it), so the roll restarts each node WITHOUT draining it. To drain a node first, deregister "
             "its targets from the setup's target groups (`aws elbv2 deregister-targets`; the deregistration "
@@ -217,8 +244,8 @@ def _on_balancer(task: dict[str, Any]) -> dict[str, Any]:
 _B = f"hostvars['{BALANCER_HOST}']"
 
 
-def tested_write(src: str, what: str, register: str, failed: str, *, product: str = "Apache",
-                 thing: str = "vhost", delegate: bool = True) -> list[dict[str, Any]]:
+def tested_write(src: str, what: str, register: str, failed: str, *, product: str,
+                 thing: str, delegate: bool = True) -> list[dict[str, Any]]:
     """Write ``src`` over the balancer's managed file, test the server's configuration, reload it; a failed
     test or reload puts the previous file back (or removes a file that was not there), reloads with it only
     when it was the new file's reload that failed, and stops with ``failed``: the order of
@@ -262,11 +289,6 @@ def tested_write(src: str, what: str, register: str, failed: str, *, product: st
              "rescue": rescue}]
 
 
-def tested_vhost_write(src: str, what: str, register: str, failed: str) -> list[dict[str, Any]]:
-    """``tested_write`` of an Apache vhost for the node of the turn (the drained roll)."""
-    return tested_write(src, what, register, failed)
-
-
 #: The watcher's job and its status, on the controller as the user running the playbook: the job's folder is
 #: absolute, or "~" would be the node's login user's home for one task and the controller's for the other.
 _ON_CONTROLLER: dict[str, Any] = {
@@ -275,11 +297,12 @@ _ON_CONTROLLER: dict[str, Any] = {
 _HEARTBEAT_OK = ("clbw_heartbeat.status == 200 and (clbw_heartbeat.content | default('') | trim | lower) == 'ok'")
 
 
-def nodes_play(answers: Answers, apache: ApacheExport | None = None,
+def nodes_play(answers: Answers, drain: FileDrain | None = None,
                haproxy: HaproxyExport | None = None) -> dict[str, Any]:
-    """The Connector and setenv.sh edits, then the rolling restart, one node at a time."""
+    """The Connector and setenv.sh edits, then the rolling restart, one node at a time; ``drain``: the
+    balancer drains a node by rewriting its file (Apache, nginx), ``haproxy``: through its runtime API."""
     kind = answers.balancer.kind
-    drains = no_drain_reason(answers, haproxy) is None
+    drains = no_drain_reason(answers, drain, haproxy) is None
     retries = max(1, answers.restart_timeout // POLL_SECONDS)
     run = "clbw_restart and not ansible_check_mode"
     tasks: list[dict[str, Any]] = [{
@@ -298,38 +321,42 @@ def nodes_play(answers: Answers, apache: ApacheExport | None = None,
     # an earlier run edited and was stopped (or killed) before the restart: the marker says so.
     changed = ("clbw_connector_edit is changed or clbw_setenv_edit is changed or clbw_connector_edit.restart_owed "
                "| default(false) or clbw_setenv_edit.restart_owed | default(false)")
-    if apache is not None:
-        # The vhost Apache serves says whether the balancer is live (the roll drains only then, as the
+    if drain is not None:
+        product, thing = drain.product, drain.thing
+        # The file the balancer serves says whether it is live (the roll drains only then, as the
         # restart step does) and whether an earlier roll stopped with this node drained: that node is
         # restarted again (its restart may never have happened) and put back.
         tasks += [
-            _on_balancer({"name": "Look at the vhost Apache serves: is the balancer live, is this node left drained?",
+            _on_balancer({"name": f"Look at the {thing} {product} serves: is the balancer live, is this node left "
+                                  "drained?",
                           "ansible.builtin.stat": {"path": "{{ " + _B + ".clbw_config_path }}", "follow": True,
                                                    "get_checksum": True, "checksum_algorithm": "sha256"},
-                          "register": "clbw_vhost_now"}),
+                          "register": "clbw_file_now"}),
             {"name": "Decide: restart this node? drain it first?", "ansible.builtin.set_fact": {
-                "clbw_live": "{{ clbw_vhost_now.stat.exists }}",
-                "clbw_left_drained": "{{ clbw_vhost_now.stat.exists and clbw_vhost_now.stat.checksum == "
-                                     "clbw_drained_vhost_sha256 }}"}},
+                "clbw_live": "{{ clbw_file_now.stat.exists }}",
+                "clbw_left_drained": "{{ clbw_file_now.stat.exists and clbw_file_now.stat.checksum == "
+                                     "clbw_drained_sha256 }}"}},
             {"name": "Restart when an edit changed something, or when an earlier roll stopped with it drained",
              "ansible.builtin.set_fact": {"clbw_restart": "{{ (" + changed + ") or clbw_left_drained }}"}},
-            {"name": "Stop: the live vhost is not this export's, so it is not rewritten to drain this node",
+            {"name": f"Stop: the live {thing} is not this export's, so it is not rewritten to drain this node",
              "ansible.builtin.fail": {"msg": (
-                 "{{ " + _B + ".clbw_config_path }} on the balancer is not the vhost this export writes (edited by "
-                 "hand, the answers changed since Apache was last configured, or an earlier roll left another "
-                 "node drained), so it is not rewritten to drain {{ inventory_hostname }}, and "
-                 "{{ inventory_hostname }} was not restarted (its edits are in place, not in effect). Review the "
-                 "difference with `ansible-playbook -i inventory.yml site.yml --limit balancer --check --diff`, "
-                 "put this export's vhost in place with `--limit balancer`, then run the playbook again.")},
-             "when": "clbw_restart and clbw_live and not clbw_left_drained and clbw_vhost_now.stat.checksum != "
-                     + _B + ".clbw_vhost_sha256"}]
-        drained_note = ("{{ inventory_hostname }} STAYS DRAINED in Apache (it gets no users); when it answers "
-                        "RUNNING, run the playbook again: it restarts {{ inventory_hostname }} once more and puts "
-                        "it back.")
-        tasks += tested_vhost_write(
+                 "{{ " + _B + f".clbw_config_path }}}} on the balancer is not the {thing} this export writes (edited "
+                 f"by hand, the answers changed since {product} was last configured, or an earlier roll left "
+                 "another node drained), so it is not rewritten to drain {{ inventory_hostname }}, and "
+                 "{{ inventory_hostname }} was not restarted (its edits are in place, not in effect; the next run "
+                 "restarts it). Review the difference with `ansible-playbook -i inventory.yml site.yml --limit "
+                 f"balancer --check --diff`, put this export's {thing} in place with `--limit balancer`, then run "
+                 "the playbook again.")},
+             "when": "clbw_restart and clbw_live and not clbw_left_drained and clbw_file_now.stat.checksum != "
+                     + _B + ".clbw_file_sha256"}]
+        drained_note = (f"{{{{ inventory_hostname }}}} STAYS DRAINED in {product} (it gets no users); when it "
+                        "answers RUNNING, run the playbook again: it restarts {{ inventory_hostname }} once more and "
+                        "puts it back.")
+        tasks += tested_write(
             "templates/drained/{{ inventory_hostname }}.conf", "drain this node", "clbw_drain",
-            "Draining {{ inventory_hostname }} in Apache failed (see the task above), so it was not restarted; "
-            "the previous vhost is back and Apache serves what it served. Fix what Apache said, then run again.")
+            f"Draining {{{{ inventory_hostname }}}} in {product} failed (see the task above), so it was not "
+            f"restarted; the previous {thing} is back and {product} serves what it served. Fix what {product} "
+            "said, then run again.", product=product, thing=thing)
         tasks[-1]["when"] = f"{run} and clbw_live and not clbw_left_drained"
         live = "clbw_live"
     elif kind == "haproxy" and drains:
@@ -359,7 +386,7 @@ def nodes_play(answers: Answers, apache: ApacheExport | None = None,
                                                    "clbw_left_drained": False}})
         live = "false"
     if drains:
-        why = ("{{ " + _B + ".clbw_config_path }} is not there yet" if apache is not None
+        why = ("{{ " + _B + ".clbw_config_path }} is not there yet" if drain is not None
                else "{{ clbw_haproxy_now.msg }}")
         tasks.append({"name": "Say so when the balancer does not serve this setup yet (no drain, as the restart "
                               "step does before the balancer step)",
@@ -414,13 +441,12 @@ def nodes_play(answers: Answers, apache: ApacheExport | None = None,
         rescue = [{"name": "Stop the roll, the node left drained", "ansible.builtin.fail": {
             "msg": stopped + drained_note}, "when": live}, {**rescue[0], "when": f"not ({live})"}]
     tasks.append({"name": "Restart this node and wait for it", "when": run, "block": restart, "rescue": rescue})
-    if apache is not None:
-        tasks += tested_vhost_write(
-            vhost_source(apache), "put this node back",
-            "clbw_undrain",
-            "{{ inventory_hostname }} restarted and answers, but putting it back in Apache failed (see the task "
-            "above): it STAYS DRAINED. Fix what Apache said, then run the playbook again (it restarts "
-            "{{ inventory_hostname }} once more and puts it back).")
+    if drain is not None:
+        tasks += tested_write(
+            drain.source, "put this node back", "clbw_undrain",
+            f"{{{{ inventory_hostname }}}} restarted and answers, but putting it back in {drain.product} failed (see "
+            f"the task above): it STAYS DRAINED. Fix what {drain.product} said, then run the playbook again (it "
+            "restarts {{ inventory_hostname }} once more and puts it back).", product=drain.product, thing=drain.thing)
         tasks[-1]["when"] = f"{run} and clbw_live"
     elif kind == "haproxy" and drains:
         tasks.append(_on_balancer({"name": "Put this node back in HAProxy (set server ... state ready)",
@@ -592,13 +618,15 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
     apache = session.apache() if kind == "apache" else None
     haproxy = session.haproxy() if kind == "haproxy" else None
     served = session.served() if kind in ("nginx", "haproxy") else None
-    plays = [nodes_play(answers, apache, haproxy)]
+    drain = file_drain(apache, served)
+    plays = [nodes_play(answers, drain, haproxy)]
     files: dict[str, str] = {}
+    if drain is not None:
+        for name, text in drain.drained_texts.items():
+            files[f"templates/drained/{name}.conf"] = text
     if apache is not None:
         plays += [apache_play(apache), checks_play(answers, apache)]
         files[vhost_source(apache)] = apache.vhost_text
-        for name, text in apache.drained_texts.items():
-            files[f"templates/drained/{name}.conf"] = text
         if apache.modules_file:
             files["templates/clbw-modules.conf"] = apache.modules_file[1]
     if served is not None:
@@ -609,13 +637,13 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
               "Needs ansible-core only; library/ holds the wizard's own editors of server.xml and setenv.sh"
               + (" and the HAProxy runtime API client" if haproxy is not None and haproxy.admin_socket else "")
               + " as modules.\n")
-    if apache is not None:
-        header += ("Rolling restart: a node whose edits changed something is drained in Apache first (the vhost "
-                   "with its members at status=+D, from templates/drained/, tested, then a graceful reload), given "
-                   f"restart_drain ({answers.restart_drain} s) for the requests under way, restarted, waited for, "
-                   "and put back (the vhost of templates/, tested, reloaded); only once the balancer is live (its "
-                   "vhost is there). A node that does not come back stops the roll and stays drained; the next run "
-                   "restarts it again and puts it back.\n")
+    if drain is not None:
+        header += (f"Rolling restart: a node whose edits changed something is drained in {drain.product} first "
+                   f"({drain.how}, from templates/drained/, tested, then a graceful reload), given restart_drain "
+                   f"({answers.restart_drain} s) for the requests under way, restarted, waited for, and put back "
+                   f"({drain.source}, tested, reloaded); only once the balancer is live (its {drain.thing} is "
+                   "there). A node that does not come back stops the roll and stays drained; the next run restarts "
+                   "it again and puts it back.\n")
     elif haproxy is not None and haproxy.admin_socket:
         header += ("Rolling restart: a node whose edits changed something is drained through HAProxy's runtime API "
                    f"({haproxy.admin_socket}: set server ... state drain), given restart_drain "
@@ -625,7 +653,7 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
     header += (f"A restart owed: the edit modules leave {RESTART_MARKER_NAME} beside server.xml before they change "
                "a file, and the roll removes it once the node is back, so a run stopped or killed between an edit and "
                "the node's restart restarts that node next time.\n")
-    reason = no_drain_reason(answers, haproxy)
+    reason = no_drain_reason(answers, drain, haproxy)
     if reason:
         header += f"No drain: {reason}\n"
     if kind == "alb":

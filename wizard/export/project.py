@@ -106,6 +106,8 @@ class ServedExport:
     https_origin: str  # what a redirect's Location starts with, as the file writes it
     #: HAProxy: who may open the stats page (empty: nobody; there is none). None for nginx.
     stats_allow: tuple[str, ...] | None = None
+    #: A kind that drains through its file (nginx): the file with each node drained, by node.
+    drained_texts: dict[str, str] = field(default_factory=dict)
 
 
 class Session:
@@ -231,12 +233,15 @@ class Session:
         stats: tuple[str, ...] | None = None
         if answers.balancer.haproxy is not None and answers.balancer.kind == "haproxy":
             stats = tuple(answers.balancer.haproxy.stats_allow)
+        # One node drained at a time: the roll is serial and puts each node back before the next.
+        drained = ({node.name: step.render_drained(answers, facts, frozenset({node.name})) for node in answers.nodes}
+                   if step.drains_through_file else {})
         return ServedExport(
             kind=step.kind, product=step.product, config_path=facts.server.config_path,
             text=step.render_config(config), configtest=facts.server.configtest, reload=facts.server.reload,
             scheme=endpoint.scheme, probe_address=endpoint.address, host_header=endpoint.host_header,
             listen_port=endpoint.port, http_ports=endpoint.http_ports,
-            https_origin=config.https_origin, stats_allow=stats)
+            https_origin=config.https_origin, stats_allow=stats, drained_texts=drained)
 
     # AWS.
 

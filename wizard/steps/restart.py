@@ -22,8 +22,7 @@ back in the balancer; then the next node. The state records each drain, restart
 and undrain with its time, the drain before the balancer is touched: a node that
 does not come back stops the roll and stays drained (the admin is told so, and that
 ``restart --node NAME`` finishes it), and the next run starts with the node it left
-drained. A live balancer that cannot drain (open-source nginx, HAProxy without
-``admin_socket``) is known before the roll starts: the plan says NO DRAIN, why, what it
+drained. A live balancer that cannot drain (HAProxy without ``admin_socket``) is known before the roll starts: the plan says NO DRAIN, why, what it
 means for users and how to get drains, and the roll restarts one node at a time
 without recording or attempting any drain.
 """

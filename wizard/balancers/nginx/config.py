@@ -14,6 +14,11 @@ so stickiness is built from what nginx 1.22 has:
 The same per-node upstreams exist for Synchrony (direct mode) under the same cookie, so
 a user's Synchrony WebSocket runs on the node of their Confluence session.
 
+A node drained for a rolling restart (``wizard.balancers.file_drain``) is ``down`` in every
+upstream it is in: nginx sends it no new request, whatever the cookie says (its own upstream
+then has only the other nodes, its backups), and the requests under way finish on the old
+workers after the graceful reload. The file's header names the drained nodes.
+
 A standalone Synchrony cluster (``synchrony.mode: standalone``) gets one round-robin upstream
 over its machines (``synchrony.nodes``) and no cookie, as the Apache kind does: the machines
 share the editing state among themselves (Synchrony's own cluster), so any of them can take any
@@ -61,11 +66,15 @@ def regex_literal(text: str) -> ConfigText:
     return ConfigText("".join(out))
 
 
+#: The header line naming the nodes a rolling restart has drained (the template writes it).
+_DRAINED_LINE = re.compile(r"^# Drained for a rolling restart: (.+)$", re.MULTILINE)
+
+
 @dataclass(frozen=True)
 class Upstream:
     name: str
-    #: (address:port, is a backup)
-    servers: tuple[tuple[str, bool], ...]
+    #: (address:port, is a backup, is down: its node is drained)
+    servers: tuple[tuple[str, bool, bool], ...]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ class NginxConfig:
     nodes: tuple[NodeTarget, ...]
     #: synchrony.mode standalone: the upstream of the Synchrony cluster's machines (else None).
     machines: Upstream | None = None
+    #: The nodes a rolling restart has drained, in the answers' order.
+    drained: tuple[str, ...] = ()
 
     @property
     def confluence_var(self) -> str:
@@ -114,41 +125,43 @@ class NginxConfig:
                 f"{self.prefix}_connection")
 
 
-def _upstreams(prefix: str, service: str, nodes: tuple[NodeTarget, ...], port_key: str
+def _upstreams(prefix: str, service: str, nodes: tuple[NodeTarget, ...], port_key: str, drained: frozenset[str]
                ) -> tuple[list[Upstream], tuple[str, str, tuple[tuple[str, str], ...]]]:
-    def address(node: NodeTarget) -> str:
-        return f"{node.host}:{getattr(node, port_key)}"
+    def server(node: NodeTarget, backup: bool) -> tuple[str, bool, bool]:
+        return f"{node.host}:{getattr(node, port_key)}", backup, node.name in drained
 
-    every = Upstream(f"{prefix}_{service}_all", tuple((address(n), False) for n in nodes))
+    every = Upstream(f"{prefix}_{service}_all", tuple(server(n, False) for n in nodes))
     per_node = [Upstream(f"{prefix}_{service}_n{index}",
-                         ((address(node),False),) + tuple((address(o), True) for o in nodes if o is not node))
+                         (server(node, False),) + tuple(server(o, True) for o in nodes if o is not node))
                 for index, node in enumerate(nodes, 1)]
     chooser = (f"{prefix}_{service}_upstream", every.name,
                tuple((node.name, upstream.name) for node, upstream in zip(nodes, per_node)))
     return [every, *per_node], chooser
 
 
-def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, http_port: int | None
-          ) -> NginxConfig:
-    """The template's input for these answers on this nginx (pure)."""
+def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, http_port: int | None,
+          drained: frozenset[str] = frozenset()) -> NginxConfig:
+    """The template's input for these answers on this nginx (pure). ``drained``: the nodes a rolling
+    restart has taken out (the balancer step itself always writes the file with none drained)."""
     options = answers.balancer.nginx
     assert options is not None
     prefix = name_prefix(answers.name)
     synchrony = answers.synchrony
     direct = synchrony.mode == "direct"
     url = answers.public_url
-    upstreams, confluence_chooser = _upstreams(prefix, "confluence", facts.nodes, "confluence_port")
+    upstreams, confluence_chooser = _upstreams(prefix, "confluence", facts.nodes, "confluence_port", drained)
     choosers = [confluence_chooser]
     machines: Upstream | None = None
     if direct:
-        node_synchrony, synchrony_chooser = _upstreams(prefix, "synchrony", facts.nodes, "synchrony_port")
+        node_synchrony, synchrony_chooser = _upstreams(prefix, "synchrony", facts.nodes, "synchrony_port", drained)
         upstreams += node_synchrony
         choosers.append(synchrony_chooser)
     elif synchrony.mode == "standalone":
         # The machines' addresses and ports are checked answers values, written as the answers give
         # them (the template's finalize refuses anything a configuration line cannot hold).
         machines = Upstream(f"{prefix}_synchrony_cluster",
-                            tuple((f"{url_host(m.address)}:{synchrony.port_of(m)}", False) for m in synchrony.nodes))
+                            tuple((f"{url_host(m.address)}:{synchrony.port_of(m)}", False, False)
+                                  for m in synchrony.nodes))
         upstreams.append(machines)
     routes = []
     for node in facts.nodes:
@@ -165,9 +178,16 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
         ws_path=(WEBSOCKET_PATH if direct or machines is not None
                  else f"{url.context_path}/synchrony-proxy/v1/bayeux-sync1"),
         upstreams=tuple(upstreams), choosers=tuple(choosers), routes=tuple(routes),
-        settings=proxy_settings(answers), nodes=facts.nodes, machines=machines)
+        settings=proxy_settings(answers), nodes=facts.nodes, machines=machines,
+        drained=tuple(node.name for node in facts.nodes if node.name in drained))
 
 
 def render_config(config: NginxConfig) -> str:
     """The file's text (the template only renders what ``build`` decided)."""
     return render(TEMPLATE, c=config)
+
+
+def drained_in(text: str) -> frozenset[str]:
+    """The nodes the wizard's nginx file ``text`` has drained (named in its header)."""
+    match = _DRAINED_LINE.search(text)
+    return frozenset(match[1].split(", ")) if match else frozenset()
