@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "Restart the nodes one at a time (all of them, or the --node ones): behind a live balancer "
                       "each is drained first, given restart_drain seconds, restarted, waited for until /status "
                       "answers RUNNING and its Synchrony its heartbeat, and put back; then the next. A balancer "
-                      "that cannot drain (HAProxy without admin_socket) is planned NO DRAIN. Resumes "
+                      "that cannot drain is planned NO DRAIN. Resumes "
                       "with a node an interrupted roll left drained. A restart has nothing to roll back.")
     restart.add_argument("--answers", metavar="FILE", help="the answers file (instead of --state)")
     restart.add_argument("--yes", action="store_true", help="restart without asking for confirmation")

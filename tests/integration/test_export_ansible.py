@@ -714,22 +714,25 @@ def test_exported_roll_drains_each_node_through_haproxys_runtime_api(haproxy_lab
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(third.stdout).values()), third.stdout
 
 
-def test_exported_roll_drains_each_node_in_nginx_through_its_file(client_env, tmp_path):
-    """Behind a live nginx the exported roll drains each node as `restart` does: the file with that node's
-    servers down (templates/drained/), tested, reloaded, before its restart, and the file of templates/ after:
-    no request through nginx reaches a node while it restarts, none fails, and the file ends as the export
-    writes it. Before nginx serves the setup (its file is not there yet) nothing is drained."""
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_exported_roll_drains_each_node_through_the_balancers_file(kind, client_env, tmp_path):
+    """Behind a live nginx, or HAProxy without admin_socket, the exported roll drains each node as `restart`
+    does: the file with that node's servers out (templates/drained/: nginx down, HAProxy disabled), tested,
+    reloaded, before its restart, and the file of templates/ after: no request through the balancer reaches a
+    node while it restarts, none fails, and the file ends as the export writes it. Before the balancer serves
+    the setup (its file is not there yet) nothing is drained."""
     import time
 
-    from wizard.balancers.nginx.config import drained_in
+    from wizard.balancers.served import drained_named as drained_in
 
-    root = Path(tempfile.mkdtemp(prefix="clbw-export-nginx-roll-"))
+    root = Path(tempfile.mkdtemp(prefix=f"clbw-export-{kind}-roll-"))
     root.chmod(0o755)
-    lab = Lab(root, nodes=2, balancer="nginx")
+    lab = Lab(root, nodes=2, balancer=kind)
     lab.start()
     try:
         playbook = ansible_playbook()
         raw = lab.answers()
+        raw["balancer"][kind].pop("admin_socket", None)  # HAProxy: no runtime API, the file drains
         raw["restart_drain"] = 1
         config = lab.proxy.config_path
         snapshots = tmp_path / "at-restart"

@@ -454,11 +454,23 @@ def test_preflight_finds_the_program_its_version_and_features(make_bed, kind: st
 
 def test_a_balancer_that_cannot_drain_is_planned_no_drain_and_the_roll_still_goes_one_node_at_a_time(
         make_bed, monkeypatch: pytest.MonkeyPatch) -> None:
-    """HAProxy without admin_socket cannot drain a node: the restart plans "no drain" up front (why,
-    what users see, how to get drains), records and attempts no drain, and still restarts one node
-    at a time, each waited for until RUNNING and its Synchrony answers. (nginx drains through its
-    file: test_nginx_drain.py.)"""
+    """A balancer that cannot drain a node (every kind the wizard writes can: here HAProxy is told it
+    cannot, as a kind without a drain would say): the restart plans "no drain" up front (why, what users
+    see, how to get drains), records and attempts no drain, and still restarts one node at a time, each
+    waited for until RUNNING and its Synchrony answers, behind a real HAProxy. (The drains themselves:
+    test_file_drain.py and the runtime API test above.)"""
+    from wizard.balancers.haproxy.step import HaproxyBalancerStep
+    from wizard.balancers.kind import DrainSupport
+
     kind = "haproxy"
+    monkeypatch.setattr(HaproxyBalancerStep, "drain_support", lambda self, answers: DrainSupport(
+        False, "this balancer cannot drain a node here", "put a balancer that drains in front"))
+
+    def no_drain(self, ctx, node):  # type: ignore[no-untyped-def]
+        raise AssertionError("a balancer that cannot drain was asked to drain")
+
+    monkeypatch.setattr(HaproxyBalancerStep, "drain", no_drain)
+    monkeypatch.setattr(HaproxyBalancerStep, "undrain", no_drain)
     from wizard.steps import restart as restart_module
     from wizard.steps.restart import RestartStep
 
@@ -480,8 +492,8 @@ def test_a_balancer_that_cannot_drain_is_planned_no_drain_and_the_roll_still_goe
     (plan,) = plans
     assert "NO DRAIN" in plan.summary and "requests fail" in plan.summary, plan.summary
     assert all(change.summary.startswith("NO DRAIN") and not change.details.drain for change in plan.changes)
-    assert "admin_socket is not set" in plan.summary and "To drain instead: set balancer.haproxy.admin_socket" \
-        in plan.summary, plan.summary
+    assert "this balancer cannot drain a node here" in plan.summary and \
+        "To drain instead: put a balancer that drains in front" in plan.summary, plan.summary
     record = json.loads(bed.state.read_text())["steps"]["restart"]
     assert [(c["kind"], c["target"]) for c in record["changes"]] == [("restart", "node1"), ("restart", "node2")]
     first, second = (node.restart_log for node in bed.nodes)

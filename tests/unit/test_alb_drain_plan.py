@@ -119,14 +119,15 @@ def test_the_restart_plan_of_a_balancer_that_cannot_drain_says_no_drain_why_and_
         {"name": "node1", "address": "10.0.0.1", "install_dir": str(tmp_path), "access": {"transport": "local"}}],
         "balancer": {"kind": "haproxy", "haproxy": {"access": {"transport": "local"},
                                                     "config_path": "/etc/haproxy/conf.d/x.cfg"}}})
+    # Without admin_socket HAProxy drains through its file; a kind that cannot drain says so like this:
     support = kind_for(a).drain_support(a)
-    assert not support.can_drain and "admin_socket is not set" in support.summary
-    plan = RESTART.plan(a, restart_facts(a, can_drain=False, drain_summary=support.summary,
-                                         drain_remedy=support.remedy))
-    assert "NO DRAIN" in plan.summary and "requests fail" in plan.summary
-    assert "To drain instead: set balancer.haproxy.admin_socket" in plan.summary
+    assert support.can_drain and "the file drains" in support.summary and "disabled" in support.summary
+    summary, remedy = "this balancer cannot take a node out", "put a balancer that drains in front"
+    plan = RESTART.plan(a, restart_facts(a, can_drain=False, drain_summary=summary, drain_remedy=remedy))
+    assert "NO DRAIN" in plan.summary and "requests fail" in plan.summary and summary in plan.summary
+    assert f"To drain instead: {remedy}" in plan.summary
     assert plan.changes[0].summary.startswith("NO DRAIN") and plan.changes[0].details.drain is False
     # Not live: nothing to drain, nothing to say about it.
-    quiet = RESTART.plan(a, replace(restart_facts(a, can_drain=False, drain_summary=support.summary),
+    quiet = RESTART.plan(a, replace(restart_facts(a, can_drain=False, drain_summary=summary),
                                     balancer_live=False))
     assert "NO DRAIN" not in quiet.summary and not quiet.changes[0].summary.startswith("NO DRAIN")

@@ -179,19 +179,18 @@ class _Nodes:
                             http_ports=(), https_origin="http://wiki.example.com",
                             stats_allow=() if kind == "haproxy" else None,
                             drained_texts={node.name: f"# {kind} file, {node.name} drained\n"
-                                           for node in self.answers.nodes} if kind == "nginx" else {})
+                                           for node in self.answers.nodes}
+                            if kind == "nginx" or not self.answers.balancer.host_options.admin_socket else {})
 
 
 @pytest.mark.parametrize("kind, options, said", [
-    ("haproxy", {}, "No drain: HAProxy without balancer.haproxy.admin_socket cannot drain a node"),
     ("alb", {"region": "eu-west-1", "vpc_id": "vpc-0123456789abcdef0",
              "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]},
      "deregister its targets from the setup's target groups"),
 ])
 def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_drain(kind, options, said) -> None:
-    """HAProxy without admin_socket and the ALB: the roll restarts without a drain, and site.yml says so (for
-    the ALB, what the admin does instead); the playbook writes HAProxy's file after the roll, never touches
-    the ALB."""
+    """The ALB: the roll restarts without a drain, and site.yml says so (and what the admin does instead);
+    the playbook never touches the ALB."""
     import yaml
 
     from wizard.answers import validate
@@ -217,28 +216,33 @@ def test_a_balancer_that_cannot_drain_is_named_in_site_yml_and_the_roll_has_no_d
     assert ansible.HAPROXY_MODULE_FILE not in files and ansible.SETENV_MODULE_FILE in files
 
 
-def test_the_nginx_roll_drains_each_node_through_its_file_tested_before_each_reload() -> None:
-    """nginx drains as Apache does: before a node's restart the file with that node down (templates/drained/),
-    tested, reloaded, and put back after; only when nginx serves the setup (its file is there) and only when the
-    file is this export's; site.yml says how."""
+@pytest.mark.parametrize("kind, how", [
+    ("nginx", "drained in nginx first (its file with the node's servers down"),
+    ("haproxy", "drained in HAProxy first (its file with the node's servers disabled"),
+])
+def test_the_roll_drains_each_node_through_the_file_tested_before_each_reload(kind, how) -> None:
+    """nginx, and HAProxy without admin_socket, drain as Apache does: before a node's restart the file with that
+    node out (templates/drained/), tested, reloaded, and put back after; only when the balancer serves the setup
+    (its file is there) and only when the file is this export's; site.yml says how."""
     import yaml
 
     from wizard.answers import validate
 
     answers = validate({"name": "wiki", "public_url": "http://wiki.example.com",
                         "nodes": [{"name": "node1", "address": "10.0.1.11"}, {"name": "node2", "address": "10.0.1.12"}],
-                        "balancer": {"kind": "nginx", "nginx": {"access": {"host": "lb1.internal"}}}})
+                        "balancer": {"kind": kind, kind: {"access": {"host": "lb1.internal"}}}})
     session = _Nodes(answers)
     files = ansible.build(answers, session)  # type: ignore[arg-type]
     served = session.served()
     assert {name: files[f"templates/drained/{name}.conf"] for name in ("node1", "node2")} == served.drained_texts
     header = files["site.yml"].split("---\n", 1)[0].replace("\n# ", " ")
-    assert "No drain" not in header and "drained in nginx first (its file with the node's servers down" in header
+    assert "No drain" not in header and how in header, header
     plays = yaml.safe_load(files["site.yml"].split("---\n", 1)[1].replace("!unsafe", ""))
     tasks = plays[0]["tasks"]
     names = [task["name"] for task in tasks]
-    drain = next(task for task in tasks if task["name"].startswith("The nginx configuration that would drain"))
-    back = next(task for task in tasks if task["name"].startswith("The nginx configuration that would put"))
+    product = {"nginx": "nginx", "haproxy": "HAProxy"}[kind]
+    drain = next(task for task in tasks if task["name"].startswith(f"The {product} configuration that would drain"))
+    back = next(task for task in tasks if task["name"].startswith(f"The {product} configuration that would put"))
     restart = next(task for task in tasks if task["name"] == "Restart this node and wait for it")
     assert names.index(drain["name"]) < names.index(restart["name"]) < names.index(back["name"])
     write, test, reload = drain["block"]
@@ -246,7 +250,8 @@ def test_the_nginx_roll_drains_each_node_through_its_file_tested_before_each_rel
     assert write["delegate_to"] == test["delegate_to"] == reload["delegate_to"] == "balancer"
     assert back["block"][0]["ansible.builtin.copy"]["src"] == "templates/confluence-lb.conf"
     assert drain["when"] == "clbw_restart and not ansible_check_mode and clbw_live and not clbw_left_drained"
-    refused = next(task for task in tasks if task["name"].startswith("Stop: the live nginx configuration"))
+    refused = next(task for task in tasks if task["name"].startswith(f"Stop: the live {product} configuration"))
+    assert "clbw_haproxy" not in yaml.safe_dump(plays[0])  # no runtime API without admin_socket
     assert "clbw_file_now.stat.checksum != hostvars['balancer'].clbw_file_sha256" in refused["when"]
     inventory = yaml.safe_load(files["inventory.yml"].replace("!unsafe", ""))
     nodes = inventory["all"]["children"]["confluence_nodes"]["hosts"]

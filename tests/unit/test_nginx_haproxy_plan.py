@@ -402,3 +402,37 @@ def test_a_hostile_synchrony_machine_is_refused_or_lands_whole(value: str, key: 
     elif kind == "haproxy":  # nginx names no machine in its file: the upstream holds addresses only
         assert f"server {landed.name} " in text
     assert not any(ch in value.strip() for ch in "\"\\\n;{}#")
+
+
+@pytest.mark.parametrize("mode", ["direct", "standalone"])
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_the_drained_file_takes_the_node_out_everywhere_and_only_it(kind: str, mode: str) -> None:
+    """The file a drain writes (nginx; HAProxy without admin_socket): every server line of the drained node
+    is ``down`` (nginx) or ``disabled`` (HAProxy), no other line is; the standalone Synchrony machines (one
+    named like the node) keep serving; the header names the drained nodes, and the file with none drained is
+    byte for byte the balancer step's."""
+    document = standalone(kind, [{"name": "node1", "address": "10.0.2.21"}])
+    if mode == "direct":
+        document["synchrony"] = {"mode": "direct"}
+    answers = validate(document)
+    step: Any = NGINX if kind == "nginx" else HAPROXY
+    found = facts(kind)
+    assert step.drains_through_file(answers) and step.drain_support(answers).can_drain
+    plain = step.render(answers, found)
+    assert step.render_drained(answers, found, frozenset()) == plain and step.drained_in(plain) == frozenset()
+    drained = step.render_drained(answers, found, frozenset({"node1"}))
+    assert step.drained_in(drained) == {"node1"}
+    mark = " down;" if kind == "nginx" else " disabled"
+    out = [line for line in drained.splitlines() if line.strip().startswith("server ") and line.endswith(mark)]
+    node1 = [line for line in drained.splitlines() if line.strip().startswith("server ")
+             and ("10.0.0.1:" in line)]
+    assert out == node1 and out, drained
+    assert not any("10.0.2.21" in line for line in out)  # the Synchrony machine keeps serving
+    both = step.render_drained(answers, found, frozenset({"node1", "node2"}))
+    assert step.drained_in(both) == {"node1", "node2"}
+    # With admin_socket HAProxy drains through its runtime API instead: no file drain.
+    if kind == "haproxy":
+        with_socket = validate({**document, "balancer": {"kind": "haproxy", "haproxy": {
+            **document["balancer"]["haproxy"], "admin_socket": "/run/haproxy/admin.sock"}}})
+        assert not step.drains_through_file(with_socket)
+        assert "runtime API" in step.drain_support(with_socket).summary

@@ -207,7 +207,8 @@ NGINX_FIELDS = _served_fields(NGINX, "nginx", "/etc/nginx/conf.d/confluence-lb.c
 HAPROXY_FIELDS = [
     *_served_fields(HAPROXY, "HAProxy", "/etc/haproxy/conf.d/confluence-lb.cfg",
                     "haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d", "systemctl reload haproxy"),
-    ask(HAPROXY, "admin_socket", "Runtime API socket", placeholder="/run/haproxy/admin.sock (optional: drains a node)"),
+    ask(HAPROXY, "admin_socket", "Runtime API socket",
+        placeholder="/run/haproxy/admin.sock (optional: drains without a reload)"),
     ask(HAPROXY, "stats_allow", "Who may open /haproxy-stats", placeholder="127.0.0.1, 10.0.0.0/8 (empty: nobody)"),
 ]
 #: The fields of each kind whose balancer is a machine the wizard writes a file on.

@@ -21,7 +21,7 @@ import shlex
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from wizard.answers_model import Answers, HaproxyOptions, NginxOptions
 from wizard.balancers.node_target import NodeTarget as NodeTarget
@@ -42,6 +42,10 @@ ServedOptions = NginxOptions | HaproxyOptions
 #: The header line of every file the wizard owns; ``{setup}`` is the setup's name.
 HEADER_LINE = "# Managed by confluence-lb-wizard for the setup {setup}. Do not edit by hand."
 _HEADER_RE = re.compile(r"^# Managed by confluence-lb-wizard for the setup (\S+?)\.?\s", re.MULTILINE)
+
+#: The header line of a file whose drain rewrites it, naming the nodes a rolling restart has drained
+#: (each kind's template writes it from its config's ``drained``).
+_DRAINED_LINE = re.compile(r"^# Drained for a rolling restart: (.+)$", re.MULTILINE)
 
 #: How long a reloaded server may take to start the processes of its new configuration.
 RELOAD_SECONDS = 15.0
@@ -117,6 +121,12 @@ class Facts:
     nodes: tuple[NodeTarget, ...]
     #: The reload id of an earlier apply stopped after it wrote and before it reloaded.
     pending_reload: str | None = None
+
+
+def drained_named(text: str) -> frozenset[str]:
+    """The nodes a wizard's file ``text`` names as drained in its header (none when it names none)."""
+    match = _DRAINED_LINE.search(text)
+    return frozenset(match[1].split(", ")) if match else frozenset()
 
 
 def managed_setup(text: str) -> str | None:
@@ -204,8 +214,6 @@ class ServedFileKind(ReloadingKind["Facts"]):
     """A balancer kind whose whole configuration is one file on the balancer's machine."""
 
     sticky_cookie = "ROUTEID"
-    #: Whether the kind drains a node by rewriting its file (``render_drained``, ``drained_in``).
-    drains_through_file: ClassVar[bool] = False
     #: The oldest version the kind's file works on, what needs it, and how to get a newer one.
     minimum_version: tuple[int, ...] = (0,)
     minimum_needs = ""
@@ -249,14 +257,18 @@ class ServedFileKind(ReloadingKind["Facts"]):
                         f"{'.'.join(map(str, self.minimum_version))} or later{needs}. Nothing was changed.",
                         f"{self.upgrade_hint}, then run the step again.")]
 
+    def drains_through_file(self, answers: Answers) -> bool:
+        """Whether these answers' balancer drains a node by rewriting its file (``render_drained``)."""
+        return False
+
     def render_drained(self, answers: Answers, facts: Facts, drained: frozenset[str]) -> str:
         """The file with the nodes ``drained`` taken out (pure), for a kind whose drain rewrites its
-        file (``wizard.balancers.file_drain``); the others drain otherwise, or not at all."""
+        file (``wizard.balancers.file_drain``); the others drain otherwise."""
         raise AssertionError(f"the {self.kind} kind does not drain through its file")
 
     def drained_in(self, text: str) -> frozenset[str]:
-        """The nodes the wizard's file ``text`` has drained (none for a kind that drains otherwise)."""
-        return frozenset()
+        """The nodes the wizard's file ``text`` has drained (named in its header)."""
+        return drained_named(text)
 
     def own_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
         """The kind's checks beyond the shared ones (HAProxy's stats page)."""

@@ -86,8 +86,10 @@ def file_drain(apache: ApacheExport | None, served: ServedExport | None) -> File
         return FileDrain("Apache", "vhost", vhost_source(apache), apache.vhost_text, apache.drained_texts,
                          "the vhost with its members at status=+D")
     if served is not None and served.drained_texts:
+        how = ("its file with the node's servers down in every upstream" if served.kind == "nginx" else
+               "its file with the node's servers disabled (in maintenance: no admin_socket in the answers)")
         return FileDrain(served.product, f"{served.product} configuration", served_source(served), served.text,
-                         served.drained_texts, "its file with the node's servers down in every upstream")
+                         served.drained_texts, how)
     return None
 
 
@@ -222,12 +224,7 @@ def no_drain_reason(answers: Answers, drain: FileDrain | None, haproxy: HaproxyE
     kind = answers.balancer.kind
     if drain is not None or (kind == "haproxy" and haproxy is not None and haproxy.admin_socket):
         return None
-    if kind == "haproxy":
-        return ("HAProxy without balancer.haproxy.admin_socket cannot drain a node (no runtime API to ask), so "
-                "the roll restarts each node WITHOUT draining it: requests it is serving fail while it restarts. "
-                "Set admin_socket to the `stats socket ... level admin` of HAProxy's global section and export "
-                "again to drain.")
-    if kind != "alb":  # every other kind drains through its file
+    if kind != "alb":  # every other kind drains through its file or HAProxy's runtime API
         raise AssertionError(f"the export of a {kind} balancer has no drained file")
     return ("The AWS load balancer is not managed by this playbook (CloudFormation or `apply --only balancer` "
             "builds it), so the roll restarts each node WITHOUT draining it. To drain a node first, deregister "

@@ -235,7 +235,7 @@ class Session:
             stats = tuple(answers.balancer.haproxy.stats_allow)
         # One node drained at a time: the roll is serial and puts each node back before the next.
         drained = ({node.name: step.render_drained(answers, facts, frozenset({node.name})) for node in answers.nodes}
-                   if step.drains_through_file else {})
+                   if step.drains_through_file(answers) else {})
         return ServedExport(
             kind=step.kind, product=step.product, config_path=facts.server.config_path,
             text=step.render_config(config), configtest=facts.server.configtest, reload=facts.server.reload,

@@ -12,8 +12,9 @@ says exactly what to run and then waits for each to answer RUNNING.
 A restart cannot be undone; the state records which nodes were restarted.
 
 Behind a live balancer (the balancer step is done) each node is drained first when
-the balancer can drain (Apache: drain mode on its members; HAProxy with ``admin_socket``:
-its runtime API; an ALB: the node's targets deregistered, which itself waits for the
+the balancer can drain (Apache: drain mode on its members; nginx, and HAProxy without
+``admin_socket``: its file with the node out, tested and reloaded; HAProxy with
+``admin_socket``: its runtime API; an ALB: the node's targets deregistered, which itself waits for the
 requests under way), given ``restart_drain`` seconds to finish the requests under way
 (unless the drain already waited for them), restarted, waited for until ``/status``
 answers RUNNING and, in direct mode, its own Synchrony answers its heartbeat (users
@@ -22,9 +23,10 @@ back in the balancer; then the next node. The state records each drain, restart
 and undrain with its time, the drain before the balancer is touched: a node that
 does not come back stops the roll and stays drained (the admin is told so, and that
 ``restart --node NAME`` finishes it), and the next run starts with the node it left
-drained. A live balancer that cannot drain (HAProxy without ``admin_socket``) is known before the roll starts: the plan says NO DRAIN, why, what it
-means for users and how to get drains, and the roll restarts one node at a time
-without recording or attempting any drain.
+drained. A live balancer that cannot drain (every kind the wizard writes can; a kind
+whose ``drain_support`` says it cannot) is known before the roll starts: the plan says
+NO DRAIN, why, what it means for users and how to get drains, and the roll restarts
+one node at a time without recording or attempting any drain.
 """
 
 from __future__ import annotations

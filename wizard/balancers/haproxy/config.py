@@ -55,6 +55,8 @@ class Server:
     name: str
     address: str
     cookie: str | None
+    #: Its node is drained for a rolling restart: the server starts in maintenance (``disabled``).
+    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class HaproxyConfig:
     synchrony_backend: str | None = None
     #: synchrony.mode standalone: the backend's servers are the Synchrony cluster's machines.
     standalone: bool = False
+    #: The nodes a rolling restart has drained through this file, in the answers' order.
+    drained: tuple[str, ...] = ()
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -105,9 +109,12 @@ class HaproxyConfig:
         return STATS_PATH
 
 
-def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, http_port: int | None
-          ) -> HaproxyConfig:
-    """The template's input for these answers on this HAProxy (pure)."""
+def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, http_port: int | None,
+          drained: frozenset[str] = frozenset()) -> HaproxyConfig:
+    """The template's input for these answers on this HAProxy (pure). ``drained``: the nodes a rolling
+    restart has taken out through the file (without admin_socket): their servers are ``disabled``, in
+    maintenance, which sends them no request, sticky users included (their cookie is ignored and
+    ``option redispatch`` sends them elsewhere). The balancer step itself always writes none drained."""
     options = answers.balancer.haproxy
     assert options is not None
     url = answers.public_url
@@ -126,10 +133,12 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
                                                     for machine in synchrony.nodes),
                                 "/synchrony/heartbeat", "status 200", sticky=False))
     elif to_synchrony:
-        backends.append(Backend(to_synchrony, tuple(Server(n.name, f"{n.host}:{n.synchrony_port}", n.name)
+        backends.append(Backend(to_synchrony, tuple(Server(n.name, f"{n.host}:{n.synchrony_port}", n.name,
+                                                           n.name in drained)
                                                     for n in facts.nodes),
                                 "/synchrony/heartbeat", "status 200", sticky=True))
-    backends.append(Backend(f"{prefix}-confluence", tuple(Server(n.name, f"{n.host}:{n.confluence_port}", n.name)
+    backends.append(Backend(f"{prefix}-confluence", tuple(Server(n.name, f"{n.host}:{n.confluence_port}", n.name,
+                                                                 n.name in drained)
                                                           for n in facts.nodes),
                             f"{url.context_path}/status", "string RUNNING", sticky=True))
     return HaproxyConfig(
@@ -138,7 +147,8 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
         pem=options.tls.certificate_file if options.tls else None, direct=synchrony.mode == "direct",
         context_path=url.context_path, stats_allow=tuple(options.stats_allow), settings=proxy_settings(answers),
         nodes=facts.nodes, backends=tuple(backends), synchrony_backend=to_synchrony,
-        standalone=synchrony.mode == "standalone")
+        standalone=synchrony.mode == "standalone",
+        drained=tuple(n.name for n in facts.nodes if n.name in drained))
 
 
 def render_config(config: HaproxyConfig) -> str:

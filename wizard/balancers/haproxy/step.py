@@ -1,12 +1,14 @@
 """Balancer, HAProxy kind: one file of frontends and backends loaded by one of HAProxy's ``-f``,
 written, tested with ``haproxy -c``, then reloaded (``wizard.balancers.served`` holds the order);
-``drain`` and ``undrain`` take a node out of and back into service through the runtime API."""
+``drain`` and ``undrain`` take a node out of and back into service through the runtime API, or,
+without ``admin_socket``, through the file (its servers ``disabled``, tested and reloaded)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from wizard.answers_model import Answers, HaproxyOptions, Node
+from wizard.balancers.file_drain import set_drained
 from wizard.balancers.haproxy.config import backend_names, build, render_config, synchrony_backend
 from wizard.balancers.haproxy.facts import (
     MINIMUM_VERSION,
@@ -32,9 +34,10 @@ class HaproxyBalancerStep(ServedFileKind):
     can_drain = True
     drain_summary = ("HAProxy's runtime API sets the node's servers to drain (new users go elsewhere, users whose "
                      "cookie names it stay until it stops), then back to ready; it needs admin_socket")
-    #: Without admin_socket HAProxy could only drain a node by a reload, which the wizard does not do.
-    no_socket_summary = ("balancer.haproxy.admin_socket is not set, and the wizard drains a HAProxy node only "
-                         "through its runtime API")
+    #: Without admin_socket the file drains: the node's servers ``disabled``, tested and reloaded.
+    file_drain_summary = ("balancer.haproxy.admin_socket is not set, so the file drains: the node's servers start "
+                          "in maintenance (disabled), tested with the configuration test and reloaded: HAProxy sends "
+                          "it no new request, sticky or not, and the old process finishes the requests under way")
     no_socket_remedy = ("set balancer.haproxy.admin_socket to the `stats socket PATH ... level admin` of HAProxy's "
                         "global section (Debian: /run/haproxy/admin.sock)")
     minimum_version = MINIMUM_VERSION
@@ -54,6 +57,13 @@ class HaproxyBalancerStep(ServedFileKind):
     def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
                      http_port: int | None) -> Any:
         return build(answers, facts, server_name, listen_port, http_port)
+
+    def drains_through_file(self, answers: Answers) -> bool:
+        return not haproxy_options(answers).admin_socket
+
+    def render_drained(self, answers: Answers, facts: Facts, drained: frozenset[str]) -> str:
+        return render_config(build(answers, facts, self.server_name(answers), self.listen_port(answers),
+                                   self.http_port(answers), drained))
 
     def render_config(self, config: Any) -> str:
         return render_config(config)
@@ -91,18 +101,18 @@ class HaproxyBalancerStep(ServedFileKind):
                     f"({machines}), round robin without a cookie, checked on /synchrony/heartbeat")
         return "active health checks on /status (RUNNING)"
 
-    # The runtime API (the restart work drains a node with these).
+    # Draining (the restart work drains a node with these): through the runtime API with
+    # admin_socket (no reload), else through the file (wizard.balancers.file_drain).
 
     def drain_support(self, answers: Answers) -> DrainSupport:
-        """Drains only through the runtime API: a setup without ``admin_socket`` cannot drain."""
-        if not haproxy_options(answers).admin_socket:
-            return DrainSupport(False, self.no_socket_summary, self.no_socket_remedy)
+        if self.drains_through_file(answers):
+            return DrainSupport(True, self.file_drain_summary)
         return super().drain_support(answers)
 
     def _runtime(self, ctx: Context) -> tuple[Host, str]:
         options = haproxy_options(ctx.answers)
         if not options.admin_socket:
-            raise WizardError(f"{self.no_socket_summary}, so it cannot drain a node.",
+            raise WizardError("balancer.haproxy.admin_socket is not set, so HAProxy's runtime API cannot be asked.",
                               self.no_socket_remedy[0].upper() + self.no_socket_remedy[1:] + ".")
         return ctx.hosts.balancer(), options.admin_socket
 
@@ -116,13 +126,21 @@ class HaproxyBalancerStep(ServedFileKind):
             set_state(host, socket_path, backend, node, state)
 
     def drain(self, ctx: Context, node: Node) -> None:
-        """Send no new users to ``node`` (users whose cookie names it stay until it goes down).
-        Draining a drained node changes nothing, so a resumed roll may call it again."""
-        self._set(ctx, node.name, "drain")
+        """Send no new users to ``node`` (through the runtime API, users whose cookie names it stay until it
+        goes down). Draining a drained node changes nothing, so a resumed roll may call it again."""
+        if self.drains_through_file(ctx.answers):
+            ctx.progress("restart", BALANCER, f"draining {node.name}: disabled in the file, test, reload")
+            set_drained(self, ctx, node.name, True)
+        else:
+            self._set(ctx, node.name, "drain")
 
     def undrain(self, ctx: Context, node: Node) -> None:
-        """Put ``node`` back into service (``ready``)."""
-        self._set(ctx, node.name, "ready")
+        """Put ``node`` back into service (``ready``, or the balancer step's file again)."""
+        if self.drains_through_file(ctx.answers):
+            ctx.progress("restart", BALANCER, f"undraining {node.name}: test, reload")
+            set_drained(self, ctx, node.name, False)
+        else:
+            self._set(ctx, node.name, "ready")
 
     def states(self, ctx: Context) -> dict[tuple[str, str], str]:
         """(backend, server) -> the state HAProxy reports for the setup's servers: the nodes', and in

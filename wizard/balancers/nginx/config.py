@@ -66,10 +66,6 @@ def regex_literal(text: str) -> ConfigText:
     return ConfigText("".join(out))
 
 
-#: The header line naming the nodes a rolling restart has drained (the template writes it).
-_DRAINED_LINE = re.compile(r"^# Drained for a rolling restart: (.+)$", re.MULTILINE)
-
-
 @dataclass(frozen=True)
 class Upstream:
     name: str
@@ -185,9 +181,3 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
 def render_config(config: NginxConfig) -> str:
     """The file's text (the template only renders what ``build`` decided)."""
     return render(TEMPLATE, c=config)
-
-
-def drained_in(text: str) -> frozenset[str]:
-    """The nodes the wizard's nginx file ``text`` has drained (named in its header)."""
-    match = _DRAINED_LINE.search(text)
-    return frozenset(match[1].split(", ")) if match else frozenset()

@@ -7,7 +7,7 @@ from typing import Any
 
 from wizard.answers_model import Answers, Node
 from wizard.balancers.file_drain import set_drained
-from wizard.balancers.nginx.config import build, drained_in, render_config
+from wizard.balancers.nginx.config import build, render_config
 from wizard.balancers.nginx.facts import (
     MINIMUM_VERSION,
     answers_to,
@@ -29,7 +29,6 @@ class NginxBalancerStep(ServedFileKind):
     kind = "nginx"
     product = "nginx"
     can_drain = True
-    drains_through_file = True
     drain_summary = ("its servers go down in every upstream of the file, tested with the configuration test and "
                      "gracefully reloaded: nginx sends it no new request, sticky or not, and the requests under "
                      "way finish on the old workers")
@@ -59,8 +58,8 @@ class NginxBalancerStep(ServedFileKind):
         return render_config(build(answers, facts, self.server_name(answers), self.listen_port(answers),
                                    self.http_port(answers), drained))
 
-    def drained_in(self, text: str) -> frozenset[str]:
-        return drained_in(text)
+    def drains_through_file(self, answers: Answers) -> bool:
+        return True
 
     def read_server(self, host: Host, answers: Answers) -> ServerFacts:
         return read_nginx_facts(host, answers)

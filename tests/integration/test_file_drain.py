@@ -1,8 +1,10 @@
-"""Draining a node in a REAL nginx 1.22 for the rolling restart (wizard/balancers/file_drain.py).
+"""Draining a node through the balancer's file, in a REAL nginx 1.22 and a REAL HAProxy 2.6 without
+admin_socket, for the rolling restart (wizard/balancers/file_drain.py).
 
-Open-source nginx has no runtime API; the kind drains a node by rewriting its one file with
-the node ``down`` in every upstream, testing it and reloading gracefully. The balancer step
-is applied first (the bed of test_nginx_haproxy_balancer.py); what users see is checked with
+Open-source nginx has no runtime API, and HAProxy's needs admin_socket; without one the kind drains a
+node by rewriting its one file (nginx: the node ``down`` in every upstream; HAProxy: its servers
+``disabled``), testing it and reloading gracefully. The balancer step is applied first (the bed of
+test_nginx_haproxy_balancer.py); what users see is checked with
 real requests: a drained node gets no new request, whether the user's ROUTEID cookie names it
 or not, for Confluence, Synchrony's heartbeat and its WebSocket, and gets them again after
 ``undrain``. Then a whole rolling restart under traffic: no request reaches a node while it
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import threading
 import time
@@ -24,7 +27,7 @@ import pytest
 from wizard.answers import validate
 from wizard.balancers.file_drain import DrainRefusedError
 from wizard.balancers.kind import kind_for
-from wizard.balancers.nginx.config import drained_in
+from wizard.balancers.served import drained_named as drained_in
 from wizard.engine.step import Context
 from wizard.errors import EXIT_OK, StepFailedError
 from wizard.transport.pool import HostPool
@@ -40,9 +43,10 @@ _spec.loader.exec_module(served_tests)
 make_bed = served_tests.make_bed  # a fixture, used by being here
 
 
-@pytest.fixture
-def bed(make_bed):
-    bed = make_bed("nginx")
+@pytest.fixture(params=["nginx", "haproxy"])
+def bed(make_bed, request):
+    bed = make_bed(request.param)
+    bed.raw["balancer"][request.param].pop("admin_socket", None)  # HAProxy: no runtime API, the file drains
     assert bed.apply().exit_status == EXIT_OK
     return bed
 
@@ -71,7 +75,10 @@ def test_a_drained_node_gets_no_new_request_sticky_or_not_and_comes_back_after_u
         text = bed.server.config_path.read_text()
         assert drained_in(text) == {"node1"}
         node1_port = bed.nodes[0].confluence_port
-        assert f"127.0.0.1:{node1_port} max_fails=1 fail_timeout=10s down;" in text
+        if bed.kind == "nginx":
+            assert f"127.0.0.1:{node1_port} max_fails=1 fail_timeout=10s down;" in text
+        else:
+            assert re.search(rf"server node1 127[.]0[.]0[.]1:{node1_port} .* disabled$", text, re.MULTILINE), text
         assert answered_by(bed, "/display/X", cookie="node1") == {"node2"}
         assert answered_by(bed, "/synchrony/heartbeat", cookie="node1") == {"node2"}
         assert answered_by(bed, "/status") == {"node2"}
@@ -100,10 +107,10 @@ def test_a_file_edited_by_hand_is_not_rewritten_to_drain(bed) -> None:
     assert bed.server.config_path.read_text() == edited
 
 
-def test_a_drain_refused_by_nginx_s_test_leaves_the_old_file_serving(bed) -> None:
+def test_a_drain_refused_by_the_server_s_test_leaves_the_old_file_serving(bed) -> None:
     before = bed.server.config_path.read_bytes()
     processes = bed.processes()
-    bed.raw["balancer"]["nginx"]["configtest_command"] = "false"
+    bed.raw["balancer"][bed.kind]["configtest_command"] = "false"
     answers = validate(bed.raw)
     with HostPool(answers) as hosts, pytest.raises(StepFailedError, match="previous file is back"):
         kind_for(answers).drain(Context(answers, hosts), answers.node("node1"))
@@ -154,7 +161,7 @@ class Traffic:
             thread.join(timeout=10)
 
 
-def test_the_rolling_restart_drains_each_node_in_nginx_and_no_request_fails(
+def test_the_rolling_restart_drains_each_node_through_the_file_and_no_request_fails(
         bed, monkeypatch: pytest.MonkeyPatch) -> None:
     from wizard.steps import restart as restart_module
     from wizard.steps.restart import RestartStep
@@ -174,7 +181,8 @@ def test_the_rolling_restart_drains_each_node_in_nginx_and_no_request_fails(
     assert outcome.exit_status == EXIT_OK, outcome.message
     (plan,) = plans
     assert all(change.details.drain for change in plan.changes), plan.changes
-    assert "down in every upstream" in plan.changes[0].summary, plan.changes[0].summary
+    said = "down in every upstream" if bed.kind == "nginx" else "start in maintenance (disabled)"
+    assert said in plan.changes[0].summary, plan.changes[0].summary
     record = json.loads(bed.state.read_text())["steps"]["restart"]
     assert [(c["kind"], c["target"]) for c in record["changes"]] == [
         ("drain", "node1"), ("restart", "node1"), ("undrain", "node1"),
