@@ -79,7 +79,7 @@ def setup(tmp_path: Path, aws_lab) -> dict:
 
 
 def test_the_allowed_networks_are_the_only_ingress_the_setup_creates_ipv4_and_ipv6(setup: dict,
-                                                                                  calls: CallLog) -> None:
+                                                                                  calls: CallLog) -> None:  # noqa: F811 (a fixture)
     outcome = apply(setup)
     assert outcome.exit_status == EXIT_OK, outcome.message
     cidrs = ("198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
@@ -96,7 +96,7 @@ def test_the_allowed_networks_are_the_only_ingress_the_setup_creates_ipv4_and_ip
 
 
 def test_narrowing_revokes_only_the_dropped_rules_the_admins_own_rule_survives_and_the_undo_puts_them_back(
-        setup: dict, calls: CallLog) -> None:
+        setup: dict, calls: CallLog) -> None:  # noqa: F811 (a fixture)
     assert apply(setup).exit_status == EXIT_OK
     ec2 = boto3.client("ec2", region_name=REGION)
     group_id = balancer_group(ec2, setup["lab"].vpc_id)["GroupId"]

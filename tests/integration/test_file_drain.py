@@ -163,6 +163,23 @@ class Traffic:
 
 def test_the_rolling_restart_drains_each_node_through_the_file_and_no_request_fails(
         bed, monkeypatch: pytest.MonkeyPatch) -> None:
+    said = "down in every upstream" if bed.kind == "nginx" else "start in maintenance (disabled)"
+    roll_under_traffic(bed, said, monkeypatch)
+
+
+def test_the_rolling_restart_behind_haproxy_s_runtime_api_moves_no_user_onto_a_restarting_node(
+        make_bed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With admin_socket the drain is the runtime API's maintenance state (no reload): sticky users of the
+    node leave it too, so none of them meets its 503 STARTING answers while it restarts."""
+    bed = make_bed("haproxy")
+    assert bed.apply().exit_status == EXIT_OK
+    roll_under_traffic(bed, "runtime API sets the node's servers to maintenance", monkeypatch)
+
+
+def roll_under_traffic(bed, said: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``restart --node node1 --node node2`` under new and sticky users' traffic: each node drained (the
+    plan says ``said``), restarted and put back in turn; no request reaches a node while it restarts, none
+    fails, and the balancer's file ends as the balancer step wrote it."""
     from wizard.steps import restart as restart_module
     from wizard.steps.restart import RestartStep
 
@@ -181,7 +198,6 @@ def test_the_rolling_restart_drains_each_node_through_the_file_and_no_request_fa
     assert outcome.exit_status == EXIT_OK, outcome.message
     (plan,) = plans
     assert all(change.details.drain for change in plan.changes), plan.changes
-    said = "down in every upstream" if bed.kind == "nginx" else "start in maintenance (disabled)"
     assert said in plan.changes[0].summary, plan.changes[0].summary
     record = json.loads(bed.state.read_text())["steps"]["restart"]
     assert [(c["kind"], c["target"]) for c in record["changes"]] == [

@@ -103,7 +103,8 @@ def test_the_nginx_file_builds_stickiness_from_maps_without_a_backslash() -> Non
     assert "\\" not in text
     assert "upstream clbw_wiki_confluence_n1 {\n    server 10.0.0.1:8090 max_fails=1 fail_timeout=10s;\n" \
            "    server 10.0.0.2:8090 max_fails=1 fail_timeout=10s backup;\n}" in text
-    assert '"~(^| )10[.]0[.]0[.]1:8091$" node1;' in text
+    assert '"~(^| )10[.]0[.]0[.]1:8090$" node1;' in text
+    assert "8091$" not in text  # a Synchrony answer names no node: it never sets ROUTEID
     assert '"node1|node1" "";' in text and 'ROUTEID=node1; Path=/; HttpOnly; Secure' in text
     assert "return 301 https://wiki.example.com$request_uri;" in text
     assert text.index("location ^~ /synchrony/v1/bayeux-sync1") < text.index("location ^~ /synchrony/ {") \
@@ -165,7 +166,9 @@ def test_the_haproxy_file_has_cookies_checks_tunnel_timeouts_and_no_stats_by_def
     answers = validate(raw("haproxy", tls=TLS))
     text = haproxy_render(haproxy_build(answers, facts("haproxy"), "wiki.example.com", 443, 80))
     assert "bind :443 ssl crt /etc/ssl/wiki.pem" in text and "wiki.pem.key" not in text
-    assert text.count("cookie ROUTEID insert indirect nocache httponly secure") == 2
+    assert text.count("cookie ROUTEID insert indirect nocache httponly secure") == 1  # Confluence's backend
+    synchrony = text[text.index("\nbackend clbw-wiki-synchrony"):text.index("\nbackend clbw-wiki-confluence")]
+    assert "\n    cookie ROUTEID\n" in synchrony and "insert" not in synchrony  # read, never set
     assert "http-check expect string RUNNING" in text and "option redispatch" in text
     assert "timeout tunnel 300s" in text and "http-redirect" not in text
     assert "http-request redirect prefix https://wiki.example.com code 301" in text
@@ -367,9 +370,9 @@ def test_haproxy_drain_acts_on_the_nodes_backends_only(mode: str, monkeypatch: p
     HAPROXY.drain(ctx, answers.node("node1"))
     HAPROXY.undrain(ctx, answers.node("node1"))
     if mode == "standalone":
-        assert sent == [("clbw-wiki-confluence", "node1", "drain"), ("clbw-wiki-confluence", "node1", "ready")]
+        assert sent == [("clbw-wiki-confluence", "node1", "maint"), ("clbw-wiki-confluence", "node1", "ready")]
     else:
-        assert sent == [("clbw-wiki-confluence", "node1", "drain"), ("clbw-wiki-synchrony", "node1", "drain"),
+        assert sent == [("clbw-wiki-confluence", "node1", "maint"), ("clbw-wiki-synchrony", "node1", "maint"),
                         ("clbw-wiki-confluence", "node1", "ready"), ("clbw-wiki-synchrony", "node1", "ready")]
     # The health check reads the Synchrony backend in both modes (the machines in standalone).
     assert set(HAPROXY.states(ctx)) == {("clbw-wiki-confluence", "node1"), ("clbw-wiki-synchrony", "node1"),

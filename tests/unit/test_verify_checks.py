@@ -124,6 +124,26 @@ def test_stickiness_through_a_silent_balancer_fails() -> None:
 # --------------------------------------------------------------------------- GET / redirects
 
 
+@pytest.mark.parametrize(("sets", "passed", "seen"), [
+    ((), True, "a Synchrony failover leaves ROUTEID alone"),
+    (("ROUTEID=node2; Path=/; HttpOnly",), False, "a Synchrony failover re-sets ROUTEID=node2"),
+])
+def test_a_synchrony_answer_that_re_sets_the_session_cookie_fails(sets, passed, seen) -> None:
+    """The heartbeat asked with a ROUTEID naming no node (a failover): an answer that sets ROUTEID would move
+    the user's Confluence session, and fails with what to do."""
+    endpoint = FakeEndpoint(lambda path, cookies, scheme, port: answer(200, body="OK", node="node2", cookies=sets))
+    answers = validate({"name": "p", "public_url": "https://wiki.example.com",
+                        "nodes": [{"name": "node1", "address": "10.0.0.1"}],
+                        "balancer": {"kind": "nginx", "nginx": {"access": {"host": "lb"},
+                                                                "tls": {"certificate_file": "/c", "key_file": "/k"}}}})
+    check = checks.synchrony_keeps_session(endpoint, answers, "ROUTEID")
+    assert (check.passed, check.seen) == (passed, seen)
+    assert endpoint.calls == [("/synchrony/heartbeat", {"ROUTEID": "clbw-no-such-node"}, None, None)]
+    assert bool(check.fix) != passed and (passed or "apply --only balancer" in check.fix)
+    silent = checks.synchrony_keeps_session(FakeEndpoint(lambda *a: answer(None)), answers, "ROUTEID")
+    assert not silent.passed and "connection refused" in silent.seen
+
+
 def redirects(chain: dict[str, HttpAnswer]) -> FakeEndpoint:
     return FakeEndpoint(lambda path, cookies, scheme, port: chain.get(path, answer(404)))
 

@@ -472,6 +472,8 @@ class ServedFileKind(ReloadingKind["Facts"]):
             return [Check("balancer address", BALANCER, False, exc.message, exc.hint or "")]
         found = [checks.balancer_status(endpoint, answers.public_url), checks.balancer_heartbeat(endpoint, answers),
                  checks.balancer_websocket(endpoint, answers)]
+        if answers.synchrony.mode == "direct":  # the nodes' own Synchrony, reached by the session's cookie
+            found.append(checks.synchrony_keeps_session(endpoint, answers, self.sticky_cookie))
         if answers.public_url.is_https:
             found.append(checks.https_redirect(endpoint, answers.public_url))
         return found + self.own_checks(ctx, endpoint)

@@ -347,6 +347,28 @@ def balancer_heartbeat(endpoint: probes.Endpoint, answers: Answers) -> Check:
                                    "`apply --only balancer` again.")
 
 
+#: The check that a Synchrony answer never moves the user's Confluence session (every kind's name for it).
+SYNCHRONY_KEEPS_SESSION = "Synchrony's stickiness cannot move the Confluence session"
+
+
+def synchrony_keeps_session(endpoint: probes.Endpoint, answers: Answers, cookie_name: str) -> Check:
+    """A Synchrony request whose node is gone (as when that node's Synchrony is down) must not re-set the
+    Confluence session's cookie: that would move the user's Confluence session to another node (their
+    session lost, "XSRF check failed"). A cookie naming no node stands in for the failover."""
+    path, _ = synchrony_paths(answers)
+    answer = endpoint.get(path, cookies={cookie_name: "clbw-no-such-node"})
+    reset = answer.cookie(cookie_name)
+    passed = answer.status is not None and reset is None
+    seen = (f"{endpoint.describe()}: {answer.seen}" if answer.status is None else
+            f"a Synchrony failover re-sets {cookie_name}={reset}" if reset is not None else
+            f"a Synchrony failover leaves {cookie_name} alone")
+    return Check(SYNCHRONY_KEEPS_SESSION, BALANCER, passed, seen,
+                 "" if passed else f"Synchrony's answers set {cookie_name}, Confluence's sticky cookie: when one "
+                                   "node's Synchrony is down, a Synchrony request moves the user's Confluence session "
+                                   "to another node. `confluence-lb-wizard apply --only balancer` writes a file whose "
+                                   "Synchrony answers never set it.")
+
+
 def balancer_websocket(endpoint: probes.Endpoint, answers: Answers) -> Check:
     _, path = synchrony_paths(answers)
     status, seen = probes.websocket_upgrade(endpoint.address, endpoint.port, path, endpoint.host_header,

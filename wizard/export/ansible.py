@@ -174,8 +174,7 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         assert options is not None
         entry = connection_vars(options.access, "")
         entry.update({"clbw_config_path": Unsafe(apache.config_path),
-                      "clbw_configtest": Unsafe(apache.configtest), "clbw_reload": Unsafe(apache.reload),
-                      "clbw_file_sha256": _sha256(apache.vhost_text)})
+                      "clbw_configtest": Unsafe(apache.configtest), "clbw_reload": Unsafe(apache.reload)})
         if apache.modules_file:
             entry["clbw_modules_file"] = Unsafe(apache.modules_file[0])
         children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
@@ -186,12 +185,15 @@ def inventory(answers: Answers, nodes: list[NodeExport], apache: ApacheExport | 
         if served is not None:
             entry.update({"clbw_config_path": Unsafe(served.config_path),
                           "clbw_configtest": Unsafe(served.configtest), "clbw_reload": Unsafe(served.reload)})
-        if drain is not None:
-            entry["clbw_file_sha256"] = _sha256(drain.text)
         if haproxy is not None and haproxy.admin_socket:
             entry.update({"clbw_admin_socket": Unsafe(haproxy.admin_socket),
                           "clbw_haproxy_backends": [Unsafe(name) for name in haproxy.backends]})
         children[BALANCER_GROUP] = {"hosts": {BALANCER_HOST: entry}}
+    if drain is not None:
+        # What the roll's drain compares the served file with: the file this export writes, and its
+        # first line (the wizard's header naming the setup: the balancer is live for this setup).
+        children[BALANCER_GROUP]["hosts"][BALANCER_HOST].update({
+            "clbw_file_sha256": _sha256(drain.text), "clbw_file_header": Unsafe(drain.text.splitlines()[0] + "\n")})
     return {"all": {
         "vars": {"clbw_setup": Unsafe(answers.name), "clbw_proxy_name": Unsafe(url.host),
                  "clbw_proxy_port": url.port, "clbw_scheme": Unsafe(url.scheme),
@@ -320,17 +322,22 @@ def nodes_play(answers: Answers, drain: FileDrain | None = None,
                "| default(false) or clbw_setenv_edit.restart_owed | default(false)")
     if drain is not None:
         product, thing = drain.product, drain.thing
-        # The file the balancer serves says whether it is live (the roll drains only then, as the
-        # restart step does) and whether an earlier roll stopped with this node drained: that node is
-        # restarted again (its restart may never have happened) and put back.
+        # The file the balancer serves says whether it is live for this setup (the wizard's file for it is
+        # there: the roll drains only then, as the restart step does once the balancer step is done; a file
+        # of the admin's own at config_path serves something else) and whether an earlier roll stopped with
+        # this node drained: that node is restarted again (its restart may never have happened) and put back.
         tasks += [
             _on_balancer({"name": f"Look at the {thing} {product} serves: is the balancer live, is this node left "
                                   "drained?",
                           "ansible.builtin.stat": {"path": "{{ " + _B + ".clbw_config_path }}", "follow": True,
                                                    "get_checksum": True, "checksum_algorithm": "sha256"},
                           "register": "clbw_file_now"}),
+            _on_balancer({"name": f"Read it: is it the wizard's {thing} for this setup?",
+                          "ansible.builtin.slurp": {"src": "{{ " + _B + ".clbw_config_path }}"},
+                          "register": "clbw_file_text", "when": "clbw_file_now.stat.exists"}),
             {"name": "Decide: restart this node? drain it first?", "ansible.builtin.set_fact": {
-                "clbw_live": "{{ clbw_file_now.stat.exists }}",
+                "clbw_live": "{{ clbw_file_now.stat.exists and (clbw_file_text.content | default('') | b64decode)"
+                             ".startswith(" + _B + ".clbw_file_header) }}",
                 "clbw_left_drained": "{{ clbw_file_now.stat.exists and clbw_file_now.stat.checksum == "
                                      "clbw_drained_sha256 }}"}},
             {"name": "Restart when an edit changed something, or when an earlier roll stopped with it drained",
@@ -357,22 +364,22 @@ def nodes_play(answers: Answers, drain: FileDrain | None = None,
         tasks[-1]["when"] = f"{run} and clbw_live and not clbw_left_drained"
         live = "clbw_live"
     elif kind == "haproxy" and drains:
-        drained_note = ("{{ inventory_hostname }} STAYS DRAINED in HAProxy (new users go elsewhere); when it "
+        drained_note = ("{{ inventory_hostname }} STAYS DRAINED in HAProxy (in maintenance: it gets no users); when it "
                         "answers RUNNING, run the playbook again: it restarts {{ inventory_hostname }} once more "
                         "and puts it back.")
         haproxy_args = {"socket": "{{ " + _B + ".clbw_admin_socket }}", "backends": "{{ " + _B +
                         ".clbw_haproxy_backends }}", "server": "{{ inventory_hostname }}"}
         tasks += [
             _on_balancer({"name": "Ask HAProxy's runtime API whether it serves this setup and has this node drained",
-                          "clbw_haproxy": {**haproxy_args, "state": "drain"}, "check_mode": True,
+                          "clbw_haproxy": {**haproxy_args, "state": "maint"}, "check_mode": True,
                           "changed_when": False, "register": "clbw_haproxy_now"}),
             {"name": "Decide: restart this node? drain it first?", "ansible.builtin.set_fact": {
                 "clbw_live": "{{ clbw_haproxy_now.live }}",
                 "clbw_left_drained": "{{ clbw_haproxy_now.live and clbw_haproxy_now.drained | default(false) }}"}},
             {"name": "Restart when an edit changed something, or when an earlier roll stopped with it drained",
              "ansible.builtin.set_fact": {"clbw_restart": "{{ (" + changed + ") or clbw_left_drained }}"}},
-            _on_balancer({"name": "Drain this node in HAProxy (set server ... state drain)",
-                          "clbw_haproxy": {**haproxy_args, "state": "drain"}, "register": "clbw_drain",
+            _on_balancer({"name": "Drain this node in HAProxy (set server ... state maint: no request, sticky or not)",
+                          "clbw_haproxy": {**haproxy_args, "state": "maint"}, "register": "clbw_drain",
                           "when": f"{run} and clbw_live"})]
         live = "clbw_live"
     else:
@@ -383,7 +390,8 @@ def nodes_play(answers: Answers, drain: FileDrain | None = None,
                                                    "clbw_left_drained": False}})
         live = "false"
     if drains:
-        why = ("{{ " + _B + ".clbw_config_path }} is not there yet" if drain is not None
+        why = ("{{ " + _B + ".clbw_config_path }} is not there yet, or is not the wizard's file for this setup"
+               if drain is not None
                else "{{ clbw_haproxy_now.msg }}")
         tasks.append({"name": "Say so when the balancer does not serve this setup yet (no drain, as the restart "
                               "step does before the balancer step)",
@@ -643,7 +651,7 @@ def build(answers: Answers, session: Session) -> dict[str, str]:
                    "it again and puts it back.\n")
     elif haproxy is not None and haproxy.admin_socket:
         header += ("Rolling restart: a node whose edits changed something is drained through HAProxy's runtime API "
-                   f"({haproxy.admin_socket}: set server ... state drain), given restart_drain "
+                   f"({haproxy.admin_socket}: set server ... state maint), given restart_drain "
                    f"({answers.restart_drain} s), restarted, waited for, then set ready again; only once HAProxy "
                    "serves this setup. A node that does not come back stops the roll and stays drained; the next "
                    "run restarts it again and puts it back.\n")

@@ -1,13 +1,15 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-"""clbw_haproxy: drain one node in HAProxy, or make it ready again, through the runtime API.
+"""clbw_haproxy: take one node out of HAProxy, or make it ready again, through the runtime API.
 
 Written by confluence-lb-wizard's `export --format ansible`, for the rolling restart: the same
 commands the wizard's own restart sends (``wizard.balancers.haproxy.runtime``):
-``set server <backend>/<node> state drain|ready`` on each of the setup's backends, over the
+``set server <backend>/<node> state maint|ready`` on each of the setup's backends, over the
 ``stats socket ... level admin`` of HAProxy's global section. The node's current state is read first
 (``show servers state``: its administrative flags, whatever its health checks say right now), so a node
-already in the wanted state is not touched and the task reports no change.
+already in the wanted state is not touched and the task reports no change. Maintenance, not HAProxy's
+``drain`` state: drain keeps sending a node the users its cookie names, who would meet its 503 STARTING
+answers while it restarts; ``drain`` is accepted for an admin's own use.
 
 When the socket is missing, refuses the connection, or HAProxy has none of the setup's backends,
 HAProxy is not serving this setup yet (the balancer step was not applied): the module changes nothing
@@ -19,12 +21,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: clbw_haproxy
-short_description: Drain a node in HAProxy (or ready it again) through the runtime API (confluence-lb-wizard)
+short_description: Take a node out of HAProxy (or ready it again) through the runtime API (confluence-lb-wizard)
 options:
   socket: {description: HAProxy's admin socket (stats socket ... level admin)., required: true, type: path}
   backends: {description: The setup's backends the node is a server of., required: true, type: list, elements: str}
   server: {description: The node's server name (the node's name in the answers)., required: true, type: str}
-  state: {description: drain or ready., required: true, type: str, choices: [drain, ready]}
+  state:
+    description: "maint: no request at all; drain: only users whose cookie names it; ready: back in service."
+    required: true
+    type: str
+    choices: [maint, drain, ready]
 """
 
 import errno
@@ -95,7 +101,7 @@ def main() -> None:
             "socket": {"type": "path", "required": True},
             "backends": {"type": "list", "elements": "str", "required": True},
             "server": {"type": "str", "required": True},
-            "state": {"type": "str", "required": True, "choices": ["drain", "ready"]},
+            "state": {"type": "str", "required": True, "choices": ["maint", "drain", "ready"]},
         },
         supports_check_mode=True,
     )
@@ -134,7 +140,8 @@ def main() -> None:
             if answer:
                 module.fail_json(msg=f"HAProxy refused `set server {backend}/{server} state {wanted}`: {answer[:300]}",
                                  states=shown)
-    module.exit_json(changed=bool(todo), live=True, states=shown, drained="drain" in shown.values(),
+    module.exit_json(changed=bool(todo), live=True, states=shown,
+                     drained=any(state in ("maint", "drain") for state in shown.values()),
                      msg=(f"{server}: {wanted} in {', '.join(todo)}" if todo else
                           f"{server} is already {wanted} in {', '.join(backends)}"))
 

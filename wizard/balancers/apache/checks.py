@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from wizard.balancers.apache.facts import detect_layout, resolve_config_path
 from wizard.balancers.apache.vhost import listen_port, redirect_ports_in, server_name
-from wizard.confluence.checks import apache_probe_address, synchrony_paths
+from wizard.confluence.checks import SYNCHRONY_KEEPS_SESSION, apache_probe_address, synchrony_paths
 from wizard.confluence.probes import (
     HttpAnswer,
     confluence_state,
@@ -120,7 +120,7 @@ class ApacheChecks:
                 f"a Synchrony failover re-sets ROUTEID={reset}" if reset is not None else
                 "a Synchrony failover re-sets only its own cookie"
                 + (f" (SYNCROUTEID={answer.cookie('SYNCROUTEID')})" if answer.cookie("SYNCROUTEID") else ""))
-        return Check("Synchrony's stickiness cannot move the Confluence session", BALANCER, passed, seen,
+        return Check(SYNCHRONY_KEEPS_SESSION, BALANCER, passed, seen,
                      "" if passed else
                      "The Synchrony balancers share Confluence's ROUTEID cookie: when one node's Synchrony is "
                      "down, a Synchrony request moves the user's Confluence session to another node. Give them a "

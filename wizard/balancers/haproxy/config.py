@@ -68,6 +68,9 @@ class Backend:
     check_path: str
     expect: str
     sticky: bool
+    #: Whether its answers set ROUTEID (Confluence's). The nodes' Synchrony backend only reads it: a
+    #: Synchrony failover to another node must not move the user's Confluence session.
+    sets_cookie: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
         backends.append(Backend(to_synchrony, tuple(Server(n.name, f"{n.host}:{n.synchrony_port}", n.name,
                                                            n.name in drained)
                                                     for n in facts.nodes),
-                                "/synchrony/heartbeat", "status 200", sticky=True))
+                                "/synchrony/heartbeat", "status 200", sticky=True, sets_cookie=False))
     backends.append(Backend(f"{prefix}-confluence", tuple(Server(n.name, f"{n.host}:{n.confluence_port}", n.name,
                                                                  n.name in drained)
                                                           for n in facts.nodes),

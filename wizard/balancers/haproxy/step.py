@@ -32,8 +32,11 @@ class HaproxyBalancerStep(ServedFileKind):
     kind = "haproxy"
     product = "HAProxy"
     can_drain = True
-    drain_summary = ("HAProxy's runtime API sets the node's servers to drain (new users go elsewhere, users whose "
-                     "cookie names it stay until it stops), then back to ready; it needs admin_socket")
+    # Maintenance, not HAProxy's "drain" state: drain keeps sending a node the users its cookie names,
+    # who would then meet its 503 STARTING answers while it restarts (until the health checks notice).
+    drain_summary = ("HAProxy's runtime API sets the node's servers to maintenance (no reload): HAProxy sends it no "
+                     "new request, sticky or not (those users are redispatched), the requests under way finish; "
+                     "then back to ready")
     #: Without admin_socket the file drains: the node's servers ``disabled``, tested and reloaded.
     file_drain_summary = ("balancer.haproxy.admin_socket is not set, so the file drains: the node's servers start "
                           "in maintenance (disabled), tested with the configuration test and reloaded: HAProxy sends "
@@ -126,13 +129,13 @@ class HaproxyBalancerStep(ServedFileKind):
             set_state(host, socket_path, backend, node, state)
 
     def drain(self, ctx: Context, node: Node) -> None:
-        """Send no new users to ``node`` (through the runtime API, users whose cookie names it stay until it
-        goes down). Draining a drained node changes nothing, so a resumed roll may call it again."""
+        """Send ``node`` no new request, sticky or not (the runtime API's ``maint``, or the file's ``disabled``).
+        Draining a drained node changes nothing, so a resumed roll may call it again."""
         if self.drains_through_file(ctx.answers):
             ctx.progress("restart", BALANCER, f"draining {node.name}: disabled in the file, test, reload")
             set_drained(self, ctx, node.name, True)
         else:
-            self._set(ctx, node.name, "drain")
+            self._set(ctx, node.name, "maint")
 
     def undrain(self, ctx: Context, node: Node) -> None:
         """Put ``node`` back into service (``ready``, or the balancer step's file again)."""

@@ -11,8 +11,10 @@ so stickiness is built from what nginx 1.22 has:
   ``Set-Cookie: ROUTEID=<node>`` added (``always``) only when that differs from the cookie
   the request carried.
 
-The same per-node upstreams exist for Synchrony (direct mode) under the same cookie, so
-a user's Synchrony WebSocket runs on the node of their Confluence session.
+The same per-node upstreams exist for Synchrony (direct mode), chosen by the same cookie, so
+a user's Synchrony WebSocket runs on the node of their Confluence session. A Synchrony answer
+never sets ROUTEID (only Confluence's ports are in the ``$upstream_addr`` map): when the user's
+node's Synchrony is down and another node's answers, their Confluence session stays put.
 
 A node drained for a rolling restart (``wizard.balancers.file_drain``) is ``down`` in every
 upstream it is in: nginx sends it no new request, whatever the cookie says (its own upstream
@@ -161,8 +163,8 @@ def build(answers: Answers, facts: Facts, server_name: str, listen_port: int, ht
         upstreams.append(machines)
     routes = []
     for node in facts.nodes:
-        ports = [node.confluence_port] + ([node.synchrony_port] if direct else [])
-        routes.append(Route(node.name, tuple(regex_literal(f"{node.host}:{port}") for port in ports),
+        # Confluence's port only: a Synchrony answer (direct mode) must never set ROUTEID.
+        routes.append(Route(node.name, (regex_literal(f"{node.host}:{node.confluence_port}"),),
                             regex_literal(node.name)))
     https_origin = ""
     if options.tls is not None:
