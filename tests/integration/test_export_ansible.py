@@ -374,21 +374,21 @@ def snapshot_restarts(raw: dict, vhost: Path, folder: Path) -> None:
                                    f"echo absent > {target}-$n.conf; " + node["restart_command"])
 
 
-def test_exported_roll_drains_each_node_in_apache_and_a_node_that_does_not_come_back_stays_drained(
-        lab, ssh_testbed, sshd, client_env, tmp_path):
-    """Behind a live Apache the exported roll drains each node (status=+D, tested, reloaded) before its restart
-    and puts it back after: no request through Apache reaches a node while it restarts, every request is
-    answered, each node restarts once, and the vhost ends as the export (and `apply`) writes it. A node that
-    does not come back stops the roll there, drained; the next run restarts it again and puts it back."""
-    from wizard.balancers.apache.vhost import drained_in
+def roll_behind_a_live_file(lab, raw: dict, config: Path, port: int, drained_in, env: dict[str, str],
+                            client_env: dict[str, str], tmp_path: Path):
+    """The export of ``raw`` (restart_drain 1 s), then two runs of its playbook with ``env``, for a balancer that
+    drains a node by rewriting its file ``config``: the first restarts both nodes without a drain (the
+    balancer does not serve the setup yet, as the restart step does then) and writes the file; after
+    server.xml is put back, the second restarts both again under traffic through ``port``. At each restart
+    the file held that node drained, and only it; no request reached a node while it restarted and every
+    request was answered; the file ends as exported. Returns the playbook, the export folder, the original
+    server.xml files and the second run."""
+    import time
 
     playbook = ansible_playbook()
-    raw = over_ssh(lab, ssh_testbed, sshd)
     raw["restart_drain"] = 1
-    raw["restart_timeout"] = 10
-    vhost = lab.apache.config_path
     snapshots = tmp_path / "at-restart"
-    snapshot_restarts(raw, vhost, snapshots)
+    snapshot_restarts(raw, config, snapshots)
     answers_file = tmp_path / "answers.yaml"
     answers_file.write_text(yaml.safe_dump(raw))
     originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
@@ -396,32 +396,28 @@ def test_exported_roll_drains_each_node_in_apache_and_a_node_that_does_not_come_
     done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
                client_env)
     assert done.returncode == EXIT_OK, done.stderr
-    exported = (out / "templates" / "confluence-lb.conf").read_bytes()
+    exported = (out / "templates" / config.name).read_bytes()
     for node in lab.nodes:
         drained = (out / "templates" / "drained" / f"{node.name}.conf").read_text()
         assert drained_in(drained) == {node.name} and not drained_in(exported.decode())
 
-    # First run: Apache does not serve the setup yet, so nothing is drained (as the restart step does then).
-    first = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+    first = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
     assert first.returncode == 0, first.stdout + first.stderr
     assert [node.restarts for node in lab.nodes] == [1, 1]
     assert sorted(p.read_text() for p in snapshots.iterdir()) == ["absent\n", "absent\n"]
-    assert vhost.read_bytes() == exported
+    assert config.read_bytes() == exported
 
-    # Someone puts server.xml back: the next run must restart both nodes, now behind a live Apache.
+    # Someone puts server.xml back: the next run must restart both nodes, now behind a live balancer.
     for node in lab.nodes:
         node.server_xml_path.write_bytes(originals[node.name])
-    before = [len(node.restart_log) for node in lab.nodes]
-    import time
-
-    with Traffic(f"http://127.0.0.1:{lab.apache.port}/status", "localhost") as traffic:
+    with Traffic(f"http://127.0.0.1:{port}/status", "localhost") as traffic:
         time.sleep(0.5)  # both nodes seen answering before the roll
-        second = run([playbook, "-i", "inventory.yml", "site.yml"], client_env, cwd=out)
+        second = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
         time.sleep(0.5)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert [node.restarts for node in lab.nodes] == [b + 1 for b in before]  # each node once, in this run
+    assert [node.restarts for node in lab.nodes] == [2, 2]  # each node once more, in this run
     for node in lab.nodes:
-        # The vhost at the moment the node's restart command ran: that node drained, and only that node.
+        # The file at the moment the node's restart command ran: that node drained, and only that node.
         (snapshot,) = [p for p in snapshots.iterdir() if p.name == f"{node.name}-1.conf"]
         assert drained_in(snapshot.read_text()) == {node.name}, snapshot.read_text()
         restart = node.restart_log[-1]
@@ -433,7 +429,24 @@ def test_exported_roll_drains_each_node_in_apache_and_a_node_that_does_not_come_
     failed = [seen for seen in traffic.seen if seen[2] != 200]
     assert not failed, failed[:5]
     assert traffic.retried <= 4  # at most one closed keep-alive connection per reload: drain and back, per node
-    assert vhost.read_bytes() == exported  # every node back
+    assert config.read_bytes() == exported  # every node back
+    return playbook, out, originals, second
+
+
+def test_exported_roll_drains_each_node_in_apache_and_a_node_that_does_not_come_back_stays_drained(
+        lab, ssh_testbed, sshd, client_env, tmp_path):
+    """Behind a live Apache the exported roll drains each node (status=+D, tested, reloaded) before its restart
+    and puts it back after: no request through Apache reaches a node while it restarts, every request is
+    answered, each node restarts once, and the vhost ends as the export (and `apply`) writes it. A node that
+    does not come back stops the roll there, drained; the next run restarts it again and puts it back."""
+    from wizard.balancers.apache.vhost import drained_in
+
+    raw = over_ssh(lab, ssh_testbed, sshd)
+    raw["restart_timeout"] = 10
+    vhost = lab.apache.config_path
+    playbook, out, originals, second = roll_behind_a_live_file(
+        lab, raw, vhost, lab.apache.port, drained_in, client_env, client_env, tmp_path)
+    exported = (out / "templates" / "confluence-lb.conf").read_bytes()
     counters = recap(second.stdout)
     assert counters["node1"]["failed"] == counters["node2"]["failed"] == 0, second.stdout
 
@@ -721,8 +734,6 @@ def test_exported_roll_drains_each_node_through_the_balancers_file(kind, client_
     reloaded, before its restart, and the file of templates/ after: no request through the balancer reaches a
     node while it restarts, none fails, and the file ends as the export writes it. Before the balancer serves
     the setup (its file is not there yet) nothing is drained."""
-    import time
-
     from wizard.balancers.served import drained_named as drained_in
 
     root = Path(tempfile.mkdtemp(prefix=f"clbw-export-{kind}-roll-"))
@@ -730,51 +741,11 @@ def test_exported_roll_drains_each_node_through_the_balancers_file(kind, client_
     lab = Lab(root, nodes=2, balancer=kind)
     lab.start()
     try:
-        playbook = ansible_playbook()
         raw = lab.answers()
         raw["balancer"][kind].pop("admin_socket", None)  # HAProxy: no runtime API, the file drains
-        raw["restart_drain"] = 1
-        config = lab.proxy.config_path
-        snapshots = tmp_path / "at-restart"
-        snapshot_restarts(raw, config, snapshots)
-        answers_file = tmp_path / "answers.yaml"
-        answers_file.write_text(yaml.safe_dump(raw))
-        out = tmp_path / "export"
-        done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-                   client_env)
-        assert done.returncode == EXIT_OK, done.stderr
-        exported = (out / "templates" / config.name).read_bytes()
-        for node in lab.nodes:
-            assert drained_in((out / "templates" / "drained" / f"{node.name}.conf").read_text()) == {node.name}
         env = {**client_env, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
-        originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
-
-        first = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
-        assert first.returncode == 0, first.stdout + first.stderr
-        assert [node.restarts for node in lab.nodes] == [1, 1]
-        assert sorted(p.read_text() for p in snapshots.iterdir()) == ["absent\n", "absent\n"]
-        assert config.read_bytes() == exported
-
-        for node in lab.nodes:
-            node.server_xml_path.write_bytes(originals[node.name])
-        with Traffic(f"http://127.0.0.1:{lab.proxy.port}/status", "localhost") as traffic:
-            time.sleep(0.5)  # both nodes seen answering before the roll
-            second = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
-            time.sleep(0.5)
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert [node.restarts for node in lab.nodes] == [2, 2]
-        for node in lab.nodes:
-            (snapshot,) = [p for p in snapshots.iterdir() if p.name == f"{node.name}-1.conf"]
-            assert drained_in(snapshot.read_text()) == {node.name}, snapshot.read_text()
-            restart = node.restart_log[-1]
-            assert restart.running_again is not None
-            during = [seen for seen in traffic.seen if restart.requested <= seen[0] <= restart.running_again]
-            assert during, "no request was sent while the node restarted"
-            assert all(seen[3] != node.name for seen in during), during
-        failed = [seen for seen in traffic.seen if seen[2] != 200]
-        assert not failed, failed[:5]
-        assert len({seen[3] for seen in traffic.seen}) == 2
-        assert config.read_bytes() == exported  # every node back
+        playbook, out, _, _ = roll_behind_a_live_file(lab, raw, lab.proxy.config_path, lab.proxy.port, drained_in,
+                                                      env, client_env, tmp_path)
         run_changes_nothing(playbook, env, out)
         assert [node.restarts for node in lab.nodes] == [2, 2]
     finally:

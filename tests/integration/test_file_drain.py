@@ -13,13 +13,10 @@ restarts, and none fails.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,19 +29,13 @@ from wizard.engine.step import Context
 from wizard.errors import EXIT_OK, StepFailedError
 from wizard.transport.pool import HostPool
 
-pytestmark = pytest.mark.integration
+from test_nginx_haproxy_balancer import make_bed  # noqa: F401 (the bed's fixture, used by being here)
 
-_spec = importlib.util.spec_from_file_location("clbw_tests_nginx_haproxy_balancer",
-                                               Path(__file__).with_name("test_nginx_haproxy_balancer.py"))
-assert _spec and _spec.loader
-served_tests = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = served_tests
-_spec.loader.exec_module(served_tests)
-make_bed = served_tests.make_bed  # a fixture, used by being here
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["nginx", "haproxy"])
-def bed(make_bed, request):
+def bed(make_bed, request):  # noqa: F811 (the fixture)
     bed = make_bed(request.param)
     bed.raw["balancer"][request.param].pop("admin_socket", None)  # HAProxy: no runtime API, the file drains
     assert bed.apply().exit_status == EXIT_OK
@@ -168,7 +159,7 @@ def test_the_rolling_restart_drains_each_node_through_the_file_and_no_request_fa
 
 
 def test_the_rolling_restart_behind_haproxy_s_runtime_api_moves_no_user_onto_a_restarting_node(
-        make_bed, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_bed, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 (the fixture)
     """With admin_socket the drain is the runtime API's maintenance state (no reload): sticky users of the
     node leave it too, so none of them meets its 503 STARTING answers while it restarts."""
     bed = make_bed("haproxy")
