@@ -106,6 +106,16 @@ def run(argv: list[str], env: dict[str, str], cwd: Path | None = None, timeout: 
     return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def export_ansible(raw: dict, tmp_path: Path, env: dict[str, str]) -> Path:
+    """``raw`` written as the answers file and exported with the wizard of this checkout: the export folder."""
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "export"
+    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)], env)
+    assert done.returncode == EXIT_OK, done.stderr
+    return out
+
+
 def run_changes_nothing(playbook: str, env: dict[str, str], out: Path) -> None:
     """A second run of the playbook reports changed=0 and failed=0 on every host."""
     second = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
@@ -137,16 +147,11 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 def test_exported_playbook_applies_what_apply_applies(lab, ssh_testbed, sshd, client_env, tmp_path):
     playbook = ansible_playbook()
     raw = over_ssh(lab, ssh_testbed, sshd)
-    answers_file = tmp_path / "answers.yaml"
-    answers_file.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "export"
     vhost = lab.apache.config_path
     originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
     assert not vhost.exists()
 
-    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-               client_env)
-    assert done.returncode == EXIT_OK, done.stderr
+    out = export_ansible(raw, tmp_path, client_env)
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [MANIFEST, "inventory.yml", "library/clbw_connector.py", "library/clbw_setenv.py",
                        "library/clbw_watch.py", "site.yml", "templates/confluence-lb.conf",
@@ -229,13 +234,8 @@ def test_a_run_killed_between_an_edit_and_the_restart_restarts_that_node_next_ti
     # node1's first restart command hangs until the play is killed, then ends without restarting.
     first_node["restart_command"] = (f"if [ ! -e {started} ]; then touch {started}; sleep 20; exit 1; fi; "
                                      + first_node["restart_command"])
-    answers_file = tmp_path / "answers.yaml"
-    answers_file.write_text(yaml.safe_dump(raw))
     originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
-    out = tmp_path / "export"
-    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-               client_env)
-    assert done.returncode == EXIT_OK, done.stderr
+    out = export_ansible(raw, tmp_path, client_env)
 
     log = tmp_path / "killed-run.log"
     with log.open("w") as output:
@@ -389,13 +389,8 @@ def roll_behind_a_live_file(lab, raw: dict, config: Path, port: int, drained_in,
     raw["restart_drain"] = 1
     snapshots = tmp_path / "at-restart"
     snapshot_restarts(raw, config, snapshots)
-    answers_file = tmp_path / "answers.yaml"
-    answers_file.write_text(yaml.safe_dump(raw))
     originals = {node.name: node.server_xml_path.read_bytes() for node in lab.nodes}
-    out = tmp_path / "export"
-    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-               client_env)
-    assert done.returncode == EXIT_OK, done.stderr
+    out = export_ansible(raw, tmp_path, client_env)
     exported = (out / "templates" / config.name).read_bytes()
     for node in lab.nodes:
         drained = (out / "templates" / "drained" / f"{node.name}.conf").read_text()
@@ -518,13 +513,8 @@ def test_exported_playbook_edits_setenv_sh_as_apply_does(mode, line, lab, lab_no
         raw["synchrony"]["nodes"] = [{"name": "sync1", "address": "127.0.0.1", "port": machine.synchrony_port}]
     port = raw["balancer"]["apache"]["listen_port"]
     marked = line.replace("{port}", str(port)) + "  # added by confluence-lb-wizard for the setup lab"
-    answers_file = tmp_path / "answers.yaml"
-    answers_file.write_text(yaml.safe_dump(raw))
     originals = {n.name: (n.server_xml_path.read_bytes(), n.setenv_path.read_bytes()) for n in lab.nodes}
-    out = tmp_path / "export"
-    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-               client_env)
-    assert done.returncode == EXIT_OK, done.stderr
+    out = export_ansible(raw, tmp_path, client_env)
 
     check = run([playbook, "-i", "inventory.yml", "site.yml", "--check", "--diff"], client_env, cwd=out)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -673,12 +663,7 @@ def test_exported_roll_drains_each_node_through_haproxys_runtime_api(haproxy_lab
         target = shlex.quote(str(snapshots / node["name"]))
         node["restart_command"] = (f"{shlex.quote(sys.executable)} {shlex.quote(str(client))} "
                                    f"{shlex.quote(socket_path)} > {target}-$(date +%s%N).txt; " + node["restart_command"])
-    answers_file = tmp_path / "answers.yaml"
-    answers_file.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "export"
-    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-               client_env)
-    assert done.returncode == EXIT_OK, done.stderr
+    out = export_ansible(raw, tmp_path, client_env)
     assert (out / "library" / "clbw_haproxy.py").is_file()
     assert "clbw_haproxy" in (out / "site.yml").read_text()
     env = {**client_env, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
@@ -793,12 +778,7 @@ def test_exported_playbook_writes_the_nginx_and_haproxy_file_as_apply_does(serve
     target.parent.mkdir()
     target.write_bytes(earlier)
     config.symlink_to(target)
-    answers_file = tmp_path / "answers.yaml"
-    answers_file.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "export"
-    done = run([*WIZARD, "export", "--format", "ansible", "--answers", str(answers_file), "-o", str(out)],
-               client_env)
-    assert done.returncode == EXIT_OK, done.stderr
+    out = export_ansible(raw, tmp_path, client_env)
     template = out / "templates" / config.name
     assert template.is_file() and target.read_bytes() == earlier  # exporting changed nothing
     site = yaml.load((out / "site.yml").read_text(), Loader=AnsibleLoader)
