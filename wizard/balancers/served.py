@@ -16,7 +16,6 @@ is undone) rather than report a change that does not serve.
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from abc import abstractmethod
@@ -24,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.answers_model import Answers, HaproxyOptions, NginxOptions
+from wizard.balancers.managed_file import HEADER_LINE as HEADER_LINE
+from wizard.balancers.managed_file import drained_named as drained_named
+from wizard.balancers.managed_file import managed_setup as managed_setup
 from wizard.balancers.node_target import NodeTarget as NodeTarget
 from wizard.balancers.node_target import read_targets
 from wizard.balancers.reload_marker import pending_reload, reload_was_run
@@ -39,13 +41,6 @@ from wizard.transport.hosts import Host
 
 ServedOptions = NginxOptions | HaproxyOptions
 
-#: The header line of every file the wizard owns; ``{setup}`` is the setup's name.
-HEADER_LINE = "# Managed by confluence-lb-wizard for the setup {setup}. Do not edit by hand."
-_HEADER_RE = re.compile(r"^# Managed by confluence-lb-wizard for the setup (\S+?)\.?\s", re.MULTILINE)
-
-#: The header line of a file whose drain rewrites it, naming the nodes a rolling restart has drained
-#: (each kind's template writes it from its config's ``drained``).
-_DRAINED_LINE = re.compile(r"^# Drained for a rolling restart: (.+)$", re.MULTILINE)
 
 #: How long a reloaded server may take to start the processes of its new configuration.
 RELOAD_SECONDS = 15.0
@@ -121,18 +116,6 @@ class Facts:
     nodes: tuple[NodeTarget, ...]
     #: The reload id of an earlier apply stopped after it wrote and before it reloaded.
     pending_reload: str | None = None
-
-
-def drained_named(text: str) -> frozenset[str]:
-    """The nodes a wizard's file ``text`` names as drained in its header (none when it names none)."""
-    match = _DRAINED_LINE.search(text)
-    return frozenset(match[1].split(", ")) if match else frozenset()
-
-
-def managed_setup(text: str) -> str | None:
-    """The setup named in a file's wizard header, if it has one."""
-    match = _HEADER_RE.search(text[:400])
-    return match[1] if match else None
 
 
 def split_command(command: str) -> list[str]:

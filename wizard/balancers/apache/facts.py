@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wizard.answers_model import Answers, ApacheOptions
+from wizard.balancers.managed_file import HEADER_LINE as HEADER_LINE
+from wizard.balancers.managed_file import managed_setup as managed_setup
 from wizard.errors import WizardError
 from wizard.transport.hosts import Host
 
 #: The header line the wizard writes first in every file it owns; ``{setup}`` is the setup's name.
-HEADER_LINE = "# Managed by confluence-lb-wizard for the setup {setup}. Do not edit by hand."
-_HEADER_RE = re.compile(r"^# Managed by confluence-lb-wizard for the setup (\S+?)\.?\s", re.MULTILINE)
 
 #: The oldest Apache that can carry WebSockets through a balancer (mod_proxy_wstunnel).
 MINIMUM_VERSION = (2, 4, 5)
@@ -428,12 +428,6 @@ def is_included(path: str, patterns: list[str]) -> bool:
 def error_override_on(directive: Directive) -> bool:
     return (directive.name == "proxyerroroverride" and bool(directive.arguments)
             and directive.arguments[0].lower() == "on")
-
-
-def managed_setup(text: str) -> str | None:
-    """The setup named in the wizard's header of a file, or None when the file is not the wizard's."""
-    match = _HEADER_RE.search(text[:2000] + "\n")
-    return match[1] if match else None
 
 
 def module_id(module: str) -> str:
