@@ -38,6 +38,8 @@ from wizard.engine.runner import Runner
 from wizard.confluence.serverxml import decode_server_xml, encode_server_xml, plan_connector_edit
 from wizard.engine.state import StateStore
 
+from test_nginx_haproxy_balancer import make_bed  # noqa: F401 (the real nginx/HAProxy bed's fixture)
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BIN_DIR = Path(sys.executable).parent
@@ -837,3 +839,34 @@ def test_exported_playbook_writes_the_nginx_and_haproxy_file_as_apply_does(serve
         outcome = runner.apply(["balancer"])
     assert outcome.exit_status == EXIT_OK, outcome.message
     assert config.is_symlink() and target.read_bytes() == by_ansible
+
+
+# --------------------------------------------------------------------------- HTTPS through nginx and HAProxy
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_exported_playbook_serves_https_through_nginx_and_haproxy(
+        kind, make_bed, client_env, tmp_path):  # noqa: F811 (the fixture)
+    """public_url https: the playbook writes the kind's file with TLS (nginx: certificate and key; HAProxy:
+    one PEM) and the HTTP port's redirect, the server's test passes, and its final uri checks (status,
+    heartbeat, the redirect keeping path and query) pass over HTTPS. Real requests then get the pages over
+    TLS, a 301 from plain HTTP to the same path on https, and a second run changes nothing."""
+    playbook = ansible_playbook()
+    bed = make_bed(kind, tls=True)
+    for raw_node, node in zip(bed.raw["nodes"], bed.nodes):
+        raw_node["restart_command"] = node.restart_command
+    out = export_ansible(bed.raw, tmp_path, client_env)
+    env = {**client_env, "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+
+    first = run([playbook, "-i", "inventory.yml", "site.yml"], env, cwd=out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    checks = task_output(first.stdout, "HTTP on port") + task_output(first.stdout, "Confluence answers")
+    assert "ok: [localhost]" in checks and "https://" in (out / "site.yml").read_text(), first.stdout
+    assert [node.restarts for node in bed.nodes] == [1, 1]
+    status = bed.get("/status")  # bed.base is https://
+    assert status.status_code == 200 and status.json() == {"state": "RUNNING"}
+    assert bed.get("/synchrony/heartbeat").text == "OK"
+    moved = httpx.get(f"http://127.0.0.1:{bed.http_port}/display/X?a=1", headers={"Host": "wiki.example.com"},
+                      timeout=5.0, follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == "https://wiki.example.com/display/X?a=1"
+    run_changes_nothing(playbook, env, out)
