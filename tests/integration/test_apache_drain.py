@@ -56,6 +56,8 @@ def test_a_drained_node_gets_no_new_request_sticky_or_not_and_comes_back_after_u
     ctx = context(lab)
     node1 = ctx.answers.node("node1")
     reloads = lab.reloads()
+    config = lab.apache.config_path
+    backups = set(config.parent.glob(f"{config.name}.*-backup"))
     STEP.drain(ctx, node1)
     assert lab.reloads() == reloads + 1
     text = lab.apache.config_path.read_text()
@@ -77,6 +79,7 @@ def test_a_drained_node_gets_no_new_request_sticky_or_not_and_comes_back_after_u
 
     STEP.undrain(ctx, node1)
     assert drained_in(lab.apache.config_path.read_text()) == frozenset()
+    assert set(config.parent.glob(f"{config.name}.*-backup")) == backups  # no backup per drain
     with sticky_client(lab, "node1") as client:
         pages = {client.get(lab.base + "/display/X").headers["x-node"] for _ in range(10)}
     assert pages == {"node1"}

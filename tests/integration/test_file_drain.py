@@ -57,6 +57,7 @@ def test_a_drained_node_gets_no_new_request_sticky_or_not_and_comes_back_after_u
     answers = validate(bed.raw)
     step = kind_for(answers)
     applied = bed.server.config_path.read_bytes()
+    backups = set(bed.server.config_path.parent.glob(f"{bed.server.config_path.name}.*-backup"))
     with HostPool(answers) as hosts:
         ctx = Context(answers, hosts)
         node1 = answers.node("node1")
@@ -82,6 +83,8 @@ def test_a_drained_node_gets_no_new_request_sticky_or_not_and_comes_back_after_u
 
         step.undrain(ctx, node1)
     assert bed.server.config_path.read_bytes() == applied  # byte for byte what the balancer step wrote
+    # No backup per drain: the undo of a drain is its undrain (the bytes read are put back on a failure).
+    assert set(bed.server.config_path.parent.glob(f"{bed.server.config_path.name}.*-backup")) == backups
     assert answered_by(bed, "/display/X", cookie="node1") == {"node1"}
     assert answered_by(bed, "/status", rounds=10) == {"node1", "node2"}
     with bed.runner() as runner:

@@ -231,6 +231,25 @@ def test_file_changed_between_plan_and_apply_is_refused(cluster, step) -> None:
     assert marker(cluster, "node2") == cluster["originals"]["node2"]
 
 
+def test_a_rewrite_without_backup_refuses_a_file_changed_since_it_was_read(tmp_path) -> None:
+    """The drains' write: atomic, no backup beside the file, and nothing written over someone else's edit."""
+    from wizard.engine.files import rewrite_unchanged
+    from wizard.errors import ChangedSincePlanError
+    from wizard.transport.hosts import LocalHost
+
+    path = tmp_path / "balancer.conf"
+    path.write_bytes(b"read\n")
+    rewrite_unchanged(LocalHost(), str(path), read=b"read\n", new=b"new\n")
+    assert path.read_bytes() == b"new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["balancer.conf"]
+    with pytest.raises(ChangedSincePlanError, match="changed after the wizard read it"):
+        rewrite_unchanged(LocalHost(), str(path), read=b"read\n", new=b"newer\n")
+    assert path.read_bytes() == b"new\n"
+    path.unlink()
+    with pytest.raises(ChangedSincePlanError):
+        rewrite_unchanged(LocalHost(), str(path), read=b"new\n", new=b"newer\n")
+    assert not path.exists()
+
+
 def test_declined_plan_changes_nothing_and_is_resumable(cluster, step) -> None:
     with runner_for(cluster) as runner:
         outcome = runner.apply(confirm=lambda plan: False)

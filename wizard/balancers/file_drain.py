@@ -7,8 +7,8 @@ until it closes). So a file with the node ``down`` everywhere, tested and reload
 
 The file is only rewritten when it is exactly what the balancer step writes (with the nodes
 already drained): a file edited by hand, or one whose apply was not finished, is refused,
-untouched. The write goes through ``replace_file`` (checked against what was read, a backup kept,
-atomic), then the server's own test, then the reload watched until a new generation of processes
+untouched. The write is atomic and checked against what was read (no backup: the undo of a drain
+is its undrain, and the bytes read are at hand to put back), then the server's own test, then the reload watched until a new generation of processes
 serves: a failed test or reload puts the previous bytes back (and reloads with them), so the
 server keeps serving what it served. The rolling restart records the drain in its own state
 before calling this, so the lasting undo of a drain is its undrain.
@@ -19,9 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wizard.balancers.reloading import ReloadChange
-from wizard.engine.files import replace_file
-from wizard.engine.model import BALANCER, UndoAction
-from wizard.engine.step import Context, Journal
+from wizard.engine.files import rewrite_unchanged
+from wizard.engine.step import Context
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
 
 if TYPE_CHECKING:
@@ -54,12 +53,7 @@ def set_drained(kind: ServedFileKind, ctx: Context, node: str, drained: bool) ->
         return False
     new = kind.render_drained(answers, facts, wanted).encode("utf-8")
     host = ctx.hosts.balancer()
-    held: list[UndoAction] = []
-    # The restart's own record says the node is being drained; this journal only holds the
-    # backup's undo for the moment the test or the reload fails.
-    journal = Journal(held.append, lambda change: None)
-    replace_file(host, BALANCER, server.config_path, planned_from=current, new=new, journal=journal,
-                 summary=f"{server.config_path}: {what}")
+    rewrite_unchanged(host, server.config_path, read=current, new=new)
 
     def put_back() -> None:
         host.write_atomic(server.config_path, current)

@@ -18,6 +18,18 @@ def link_note(target: str | None) -> str:
     return f" (a symbolic link: its target {target} is what changes; the link stays)" if target else ""
 
 
+def rewrite_unchanged(host: Host, path: str, *, read: bytes, new: bytes) -> None:
+    """Write ``new`` over ``path`` atomically if the file still holds ``read`` (else
+    ``ChangedSincePlanError``, nothing written), keeping no backup: for a change whose undo is
+    its own opposite made the same way (a balancer's drain and undrain), whose caller holds
+    ``read`` to put back should the server refuse ``new``."""
+    if not host.exists(path) or sha256(host.read_bytes(path)) != sha256(read):
+        raise ChangedSincePlanError(
+            f"{path} on {host.label} changed after the wizard read it; nothing was written.",
+            "Someone else edited it meanwhile. Run the step again to work from what is there now.")
+    host.write_atomic(path, new)
+
+
 def replace_file(host: Host, target: str, path: str, *, planned_from: bytes | None,
                  new: bytes, journal: Journal, summary: str) -> None:
     """Write ``new`` to ``path`` if the file still holds ``planned_from``.

@@ -9,8 +9,8 @@ next reload unless BalancerPersist is on, and the manager is closed to the wizar
 
 The vhost is only rewritten when it is exactly what the balancer step writes (with the
 nodes already drained): a file edited by hand, or one whose apply was not finished,
-is refused, untouched. The write goes through ``replace_file`` (the file is checked
-against what was read, a backup is kept, the write is atomic), then Apache's own test,
+is refused, untouched. The write is atomic and checked against what was read (no backup:
+the undo of a drain is its undrain, and the bytes read are at hand to put back), then Apache's own test,
 then a graceful reload: a failed test or reload puts the previous bytes back, so Apache
 keeps serving what it served. The rolling restart records the drain in its own state
 before calling this, so the lasting undo of a drain is its undrain.
@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from wizard.balancers.apache.reload import ApacheReloadError, config_test, running_pid, wait_still_running
 from wizard.balancers.apache.vhost import BalancerFacts, build_vhost, drained_in, render_vhost
-from wizard.engine.files import replace_file
-from wizard.engine.model import BALANCER, UndoAction
-from wizard.engine.step import Context, Journal
+from wizard.engine.files import rewrite_unchanged
+from wizard.engine.step import Context
 from wizard.errors import CommandFailedError, StepFailedError, WizardError
 from wizard.transport.hosts import Host
 
@@ -52,13 +51,8 @@ def set_drained(ctx: Context, facts: BalancerFacts, pid_file: str | None, node: 
         return False
     new = render_vhost(build_vhost(ctx.answers, facts, wanted)).encode("utf-8")
     host = ctx.hosts.balancer()
-    held: list[UndoAction] = []
-    # The restart's own record says the node is being drained; this journal only keeps the
-    # backup's undo for the moment the test or the reload fails.
-    journal = Journal(held.append, lambda change: None)
     what = f"{'drain' if drained else 'undrain'} {node}"
-    replace_file(host, BALANCER, apache.config_path, planned_from=current, new=new, journal=journal,
-                 summary=f"{apache.config_path}: {what}")
+    rewrite_unchanged(host, apache.config_path, read=current, new=new)
     commands = apache.commands
 
     def put_back() -> None:
