@@ -138,6 +138,14 @@ class Bed:
         return (f"frontend old\n    mode http\n    bind :{port}\n    default_backend old\n\n"
                 f"backend old\n    mode http\n    server n1 127.0.0.1:{node}\n").encode()
 
+    def start_on_old_config(self) -> bytes:
+        """Start the server (made with ``start=False``) on ``old_config`` at config_path; those bytes."""
+        old = self.old_config()
+        self.server.sites_dir.mkdir(parents=True, exist_ok=True)
+        self.server.config_path.write_bytes(old)
+        self.server.start()
+        return old
+
     def broken_file(self) -> Path:
         """A colleague's file of the same folder that the server's test refuses."""
         if self.kind == "nginx":
@@ -350,10 +358,7 @@ def test_a_synchrony_failover_never_moves_the_confluence_session(make_bed, kind:
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_broken_config_is_refused_and_the_old_one_keeps_serving(make_bed, kind: str) -> None:
     bed = make_bed(kind, start=False)
-    old = bed.old_config()
-    bed.server.sites_dir.mkdir(parents=True, exist_ok=True)
-    bed.server.config_path.write_bytes(old)
-    bed.server.start()
+    old = bed.start_on_old_config()
     assert eventually(bed.serves_old_config)
     processes = bed.processes()
     broken: list[Path] = []
@@ -375,10 +380,7 @@ def test_a_broken_config_is_refused_and_the_old_one_keeps_serving(make_bed, kind
 @pytest.mark.parametrize("kind", KINDS)
 def test_rollback_puts_back_the_old_file_byte_for_byte_and_it_serves(make_bed, kind: str) -> None:
     bed = make_bed(kind, start=False)
-    old = bed.old_config()
-    bed.server.sites_dir.mkdir(parents=True, exist_ok=True)
-    bed.server.config_path.write_bytes(old)
-    bed.server.start()
+    old = bed.start_on_old_config()
     outcome = bed.apply()
     assert outcome.exit_status == EXIT_OK, outcome.message
     assert "replace a file the wizard did not write" in bed.record()["plan"]["changes"][0]["summary"]
@@ -550,10 +552,7 @@ def test_standalone_synchrony_cluster_is_served_from_its_machines_and_never_move
         {"name": "sync2", "address": "localhost", "port": machines[1].synchrony_port}]}
     for node in bed.nodes:
         node.stop_synchrony()
-    old = bed.old_config()
-    bed.server.sites_dir.mkdir(parents=True, exist_ok=True)
-    bed.server.config_path.write_bytes(old)
-    bed.server.start()
+    old = bed.start_on_old_config()
     assert eventually(bed.serves_old_config)
 
     outcome = bed.apply()

@@ -20,9 +20,10 @@ import shlex
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from wizard.answers_model import Answers, HaproxyOptions, NginxOptions
+from wizard.answers_model import Answers, HaproxyOptions, NginxOptions, Node
+from wizard.balancers.file_drain import set_drained
 from wizard.balancers.managed_file import HEADER_LINE as HEADER_LINE
 from wizard.balancers.managed_file import drained_named as drained_named
 from wizard.balancers.managed_file import managed_setup as managed_setup
@@ -197,6 +198,9 @@ class ServedFileKind(ReloadingKind["Facts"]):
     """A balancer kind whose whole configuration is one file on the balancer's machine."""
 
     sticky_cookie = "ROUTEID"
+    can_drain = True
+    #: How the file takes a node out, for the restart's progress ("down in every upstream").
+    file_drain_words: ClassVar[str]
     #: The oldest version the kind's file works on, what needs it, and how to get a newer one.
     minimum_version: tuple[int, ...] = (0,)
     minimum_needs = ""
@@ -210,8 +214,9 @@ class ServedFileKind(ReloadingKind["Facts"]):
 
     @abstractmethod
     def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
-                     http_port: int | None) -> Any:
-        """The kind's model of its file for these answers and facts (pure)."""
+                     http_port: int | None, drained: frozenset[str] = frozenset()) -> Any:
+        """The kind's model of its file for these answers and facts (pure); ``drained``: the nodes a
+        rolling restart has taken out (the balancer step itself always writes none)."""
 
     @abstractmethod
     def render_config(self, config: Any) -> str:
@@ -223,9 +228,9 @@ class ServedFileKind(ReloadingKind["Facts"]):
 
     # Built on what each kind says.
 
-    def config(self, answers: Answers, facts: Facts) -> Any:
+    def config(self, answers: Answers, facts: Facts, drained: frozenset[str] = frozenset()) -> Any:
         return self.build_config(answers, facts, self.server_name(answers), self.listen_port(answers),
-                                 self.http_port(answers))
+                                 self.http_port(answers), drained)
 
     def render(self, answers: Answers, facts: Facts) -> str:
         """The file's text for these answers and facts (pure)."""
@@ -240,18 +245,28 @@ class ServedFileKind(ReloadingKind["Facts"]):
                         f"{'.'.join(map(str, self.minimum_version))} or later{needs}. Nothing was changed.",
                         f"{self.upgrade_hint}, then run the step again.")]
 
+    # Draining, for the rolling restart: through the file (wizard.balancers.file_drain), unless a
+    # kind drains otherwise for these answers (HAProxy with admin_socket: its runtime API).
+
     def drains_through_file(self, answers: Answers) -> bool:
         """Whether these answers' balancer drains a node by rewriting its file (``render_drained``)."""
-        return False
+        return True
 
     def render_drained(self, answers: Answers, facts: Facts, drained: frozenset[str]) -> str:
-        """The file with the nodes ``drained`` taken out (pure), for a kind whose drain rewrites its
-        file (``wizard.balancers.file_drain``); the others drain otherwise."""
-        raise AssertionError(f"the {self.kind} kind does not drain through its file")
+        """The file with the nodes ``drained`` taken out (pure)."""
+        return self.render_config(self.config(answers, facts, drained))
 
     def drained_in(self, text: str) -> frozenset[str]:
         """The nodes the wizard's file ``text`` has drained (named in its header)."""
         return drained_named(text)
+
+    def drain(self, ctx: Context, node: Node) -> None:
+        ctx.progress("restart", BALANCER, f"draining {node.name}: {self.file_drain_words}, test, reload")
+        set_drained(self, ctx, node.name, True)
+
+    def undrain(self, ctx: Context, node: Node) -> None:
+        ctx.progress("restart", BALANCER, f"undraining {node.name}: test, reload")
+        set_drained(self, ctx, node.name, False)
 
     def own_checks(self, ctx: Context, endpoint: Endpoint) -> list[Check]:
         """The kind's checks beyond the shared ones (HAProxy's stats page)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from wizard.answers_model import Answers, HaproxyOptions, Node
-from wizard.balancers.file_drain import set_drained
 from wizard.balancers.haproxy.config import backend_names, build, render_config, synchrony_backend
 from wizard.balancers.haproxy.facts import (
     MINIMUM_VERSION,
@@ -31,7 +30,6 @@ HEALTH_CHECK = "HAProxy's active health checks see every node UP"
 class HaproxyBalancerStep(ServedFileKind):
     kind = "haproxy"
     product = "HAProxy"
-    can_drain = True
     # Maintenance, not HAProxy's "drain" state: drain keeps sending a node the users its cookie names,
     # who would then meet its 503 STARTING answers while it restarts (until the health checks notice).
     drain_summary = ("HAProxy's runtime API sets the node's servers to maintenance (no reload): HAProxy sends it no "
@@ -41,6 +39,7 @@ class HaproxyBalancerStep(ServedFileKind):
     file_drain_summary = ("balancer.haproxy.admin_socket is not set, so the file drains: the node's servers start "
                           "in maintenance (disabled), tested with the configuration test and reloaded: HAProxy sends "
                           "it no new request, sticky or not, and the old process finishes the requests under way")
+    file_drain_words = "disabled in the file"
     no_socket_remedy = ("set balancer.haproxy.admin_socket to the `stats socket PATH ... level admin` of HAProxy's "
                         "global section (Debian: /run/haproxy/admin.sock)")
     minimum_version = MINIMUM_VERSION
@@ -58,15 +57,11 @@ class HaproxyBalancerStep(ServedFileKind):
         return read_haproxy_facts(host, answers)
 
     def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
-                     http_port: int | None) -> Any:
-        return build(answers, facts, server_name, listen_port, http_port)
+                     http_port: int | None, drained: frozenset[str] = frozenset()) -> Any:
+        return build(answers, facts, server_name, listen_port, http_port, drained)
 
     def drains_through_file(self, answers: Answers) -> bool:
         return not haproxy_options(answers).admin_socket
-
-    def render_drained(self, answers: Answers, facts: Facts, drained: frozenset[str]) -> str:
-        return render_config(build(answers, facts, self.server_name(answers), self.listen_port(answers),
-                                   self.http_port(answers), drained))
 
     def render_config(self, config: Any) -> str:
         return render_config(config)
@@ -132,16 +127,14 @@ class HaproxyBalancerStep(ServedFileKind):
         """Send ``node`` no new request, sticky or not (the runtime API's ``maint``, or the file's ``disabled``).
         Draining a drained node changes nothing, so a resumed roll may call it again."""
         if self.drains_through_file(ctx.answers):
-            ctx.progress("restart", BALANCER, f"draining {node.name}: disabled in the file, test, reload")
-            set_drained(self, ctx, node.name, True)
+            super().drain(ctx, node)
         else:
             self._set(ctx, node.name, "maint")
 
     def undrain(self, ctx: Context, node: Node) -> None:
         """Put ``node`` back into service (``ready``, or the balancer step's file again)."""
         if self.drains_through_file(ctx.answers):
-            ctx.progress("restart", BALANCER, f"undraining {node.name}: test, reload")
-            set_drained(self, ctx, node.name, False)
+            super().undrain(ctx, node)
         else:
             self._set(ctx, node.name, "ready")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wizard.answers_model import Answers, Node
-from wizard.balancers.file_drain import set_drained
+from wizard.answers_model import Answers
 from wizard.balancers.nginx.config import build, render_config
 from wizard.balancers.nginx.facts import (
     MINIMUM_VERSION,
@@ -16,8 +15,6 @@ from wizard.balancers.nginx.facts import (
 )
 from wizard.balancers.reloading import ReloadChange
 from wizard.balancers.served import Facts, Refusal, ServedFileKind, ServerFacts
-from wizard.engine.model import BALANCER
-from wizard.engine.step import Context
 from wizard.errors import StepFailedError
 from wizard.transport.hosts import Host
 
@@ -28,10 +25,11 @@ PASSIVE_HEALTH_NOTE = ("Health checks are passive only in open-source nginx: a n
 class NginxBalancerStep(ServedFileKind):
     kind = "nginx"
     product = "nginx"
-    can_drain = True
     drain_summary = ("its servers go down in every upstream of the file, tested with the configuration test and "
                      "gracefully reloaded: nginx sends it no new request, sticky or not, and the requests under "
                      "way finish on the old workers")
+    # Open-source nginx has no runtime API: the file itself takes the node out.
+    file_drain_words = "down in every upstream"
     minimum_version = MINIMUM_VERSION
     minimum_needs = ""
     upgrade_hint = "Upgrade nginx (the distributions' current packages are newer)"
@@ -43,30 +41,12 @@ class NginxBalancerStep(ServedFileKind):
                    "only in open-source nginx.")
     rollback_note = "nginx is back on the configuration it had before, tested and reloaded."
 
-    # Draining, for the rolling restart: open-source nginx has no runtime API, so the file itself
-    # takes the node out (wizard.balancers.file_drain).
-
-    def drain(self, ctx: Context, node: Node) -> None:
-        ctx.progress("restart", BALANCER, f"draining {node.name}: down in every upstream, test, reload")
-        set_drained(self, ctx, node.name, True)
-
-    def undrain(self, ctx: Context, node: Node) -> None:
-        ctx.progress("restart", BALANCER, f"undraining {node.name}: test, reload")
-        set_drained(self, ctx, node.name, False)
-
-    def render_drained(self, answers: Answers, facts: Facts, drained: frozenset[str]) -> str:
-        return render_config(build(answers, facts, self.server_name(answers), self.listen_port(answers),
-                                   self.http_port(answers), drained))
-
-    def drains_through_file(self, answers: Answers) -> bool:
-        return True
-
     def read_server(self, host: Host, answers: Answers) -> ServerFacts:
         return read_nginx_facts(host, answers)
 
     def build_config(self, answers: Answers, facts: Facts, server_name: str, listen_port: int,
-                     http_port: int | None) -> Any:
-        return build(answers, facts, server_name, listen_port, http_port)
+                     http_port: int | None, drained: frozenset[str] = frozenset()) -> Any:
+        return build(answers, facts, server_name, listen_port, http_port, drained)
 
     def render_config(self, config: Any) -> str:
         return render_config(config)
